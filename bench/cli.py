@@ -1,0 +1,197 @@
+"""`python -m bench`: flags → tools and workloads → interleaved runs → report on stdout (+ bench/RESULTS.md).
+
+Exit codes: 0 done (whatever the targets say: PASS/MISS is printed, not asserted); 1 ours was selected but could not
+run, or one of our runs was wrong (exit code, status-file lines, return codes, time limit); 2 bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.report import FOOTNOTES, Comparison, compare, markdown_table, memory_report, text_report
+from bench.suite import MemoryRun, Run, Settings, run_memory, run_suite
+from bench.tools import Tool, ToolKind, default_cache, find_ours, find_parallel, find_reference, find_xargs, run_quietly
+from bench.workloads import full_suite, smoke_suite
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOOL_NAMES = ('ours', 'xargs', 'parallel')
+CONTEXTS_TODO = (
+    'not implemented yet: benchmarks through real SSH hosts and real Slurm (SPEC §5, last target) come with the '
+    'contexts issue, once the ssh and slurm contexts exist and the test cluster (tests/cluster/) is reachable.'
+)
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='python -m bench',
+        description='Side-by-side benchmark: disbatch (ours) vs xargs -P vs GNU parallel, interleaved reps.',
+    )
+    parser.add_argument('--reps', type=int, help='reps of every workload (default 5; 1 with --smoke)')
+    parser.add_argument('--smoke', action='store_true', help='CI-sized run: tiny workloads, 1 rep, a few seconds')
+    parser.add_argument(
+        '--tools',
+        default=','.join(TOOL_NAMES),
+        help=f'comma-separated subset of {",".join(TOOL_NAMES)} (default: all)',
+    )
+    parser.add_argument('--reference', action='store_true', help='also run disbatch 3.0 from PyPI (slow; capped)')
+    parser.add_argument(
+        '--reference-tasks', type=int, default=100, help='at most this many tasks per workload for the reference'
+    )
+    parser.add_argument('--memory', action='store_true', help='also run the driver-memory workload (d)')
+    parser.add_argument('--memory-only', action='store_true', help='run only the driver-memory workload (d)')
+    parser.add_argument('--memory-tasks', type=int, default=1_000_000, help='tasks of workload (d) (default 1000000)')
+    parser.add_argument('--memory-slots', type=int, default=8, help='slots of workload (d) (default 8)')
+    parser.add_argument('--timeout', type=float, default=300, help='seconds before one run is killed (default 300)')
+    append = parser.add_mutually_exclusive_group()
+    append.add_argument('--append', action='store_true', default=None, help='append the results to bench/RESULTS.md')
+    append.add_argument('--no-append', dest='append', action='store_false', help='do not append (default for --smoke)')
+    parser.add_argument('--results', type=Path, default=REPO_ROOT / 'bench' / 'RESULTS.md', help=argparse.SUPPRESS)
+    parser.add_argument('--no-install', action='store_true', help='do not apt-get install GNU parallel when missing')
+    parser.add_argument('--keep', action='store_true', help='keep the scratch directory (task files, outputs)')
+    # TODO(contexts issue): real SSH hosts and real Slurm; until then these flags only say so and exit 2.
+    parser.add_argument('--ssh', metavar='HOSTS', help='(not yet) run ours through real SSH hosts')
+    parser.add_argument('--slurm', action='store_true', help='(not yet) run ours through real Slurm')
+    arguments = parser.parse_args(argv)
+    unknown = set(arguments.tools.split(',')) - set(TOOL_NAMES)
+    if unknown:
+        parser.error(f'--tools: unknown {sorted(unknown)}; choose from {",".join(TOOL_NAMES)}')
+    if arguments.reps is not None and arguments.reps < 1:
+        parser.error('--reps must be at least 1')
+    return arguments
+
+
+def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool], list[str], bool]:
+    """The tools to run, notes about the ones skipped or installed, and whether ours was wanted but is missing."""
+    wanted = arguments.tools.split(',')
+    found: list[tuple[Tool | None, str]] = []
+    if 'ours' in wanted:
+        found.append(find_ours(REPO_ROOT, scratch))
+    if 'xargs' in wanted:
+        found.append(find_xargs(scratch))
+    if 'parallel' in wanted:
+        found.append(find_parallel(scratch, install=not arguments.no_install))
+    if arguments.reference:
+        found.append(find_reference(default_cache(), scratch, arguments.reference_tasks))
+    tools = [tool for tool, _ in found if tool is not None]
+    notes = [note for _, note in found if note]
+    if arguments.reference and any(tool.kind is ToolKind.REFERENCE for tool in tools):
+        notes.append(
+            f'reference (disbatch 3.0, ~7 tasks/s) capped to {arguments.reference_tasks} tasks per workload: '
+            'compare its tasks/s, not its wall time'
+        )
+    ours_missing = 'ours' in wanted and not any(tool.kind is ToolKind.OURS for tool in tools)
+    return tools, notes, ours_missing
+
+
+def machine_description(tools: Sequence[Tool]) -> str:
+    nproc = len(os.sched_getaffinity(0))
+    load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
+    parts = [
+        f'nproc {nproc}',
+        f'Python {platform.python_version()}',
+        platform.platform(terse=True),
+        f'load {load} at start',
+    ]
+    revision = run_quietly(['git', 'rev-parse', '--short', 'HEAD'], REPO_ROOT)
+    if revision:
+        parts.append(f'repo at {revision} (+ uncommitted changes, if any)')
+    parts.extend(f'{tool.label}: {tool.version}' for tool in tools)
+    return '; '.join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if arguments.ssh is not None or arguments.slurm:
+        print(f'python -m bench: --ssh/--slurm: {CONTEXTS_TODO}', file=sys.stderr)
+        return 2
+    reps = arguments.reps or (1 if arguments.smoke else 5)
+    append = arguments.append if arguments.append is not None else not arguments.smoke
+    command = shlex.join(['python', '-m', 'bench', *(sys.argv[1:] if argv is None else argv)])
+    scratch = Path(tempfile.mkdtemp(prefix='disbatch-bench-'))
+    try:
+        return _run(arguments, scratch, reps, append, command)
+    finally:
+        if arguments.keep:
+            print(f'scratch directory kept: {scratch}', file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, command: str) -> int:
+    tools, notes, ours_missing = find_tools(arguments, scratch)
+    for note in notes:
+        print(f'note: {note}', file=sys.stderr)
+    settings = Settings(scratch=scratch, repo_root=REPO_ROOT, timeout=arguments.timeout, keep=arguments.keep)
+    workloads = [] if arguments.memory_only else (smoke_suite() if arguments.smoke else full_suite())
+    runs: list[Run] = run_suite(settings, tools, workloads, reps, progress=sys.stderr) if tools else []
+    memory: MemoryRun | None = None
+    ours = next((tool for tool in tools if tool.kind is ToolKind.OURS), None)
+    if (arguments.memory or arguments.memory_only) and ours is not None:
+        # a cap for the whole run, not a target: allow down to 50 tasks/s
+        memory_settings = dataclasses.replace(settings, timeout=max(settings.timeout, arguments.memory_tasks / 50))
+        print(f'[memory] {arguments.memory_tasks:,} x true, {arguments.memory_slots} slots …', file=sys.stderr)
+        memory = run_memory(memory_settings, ours, arguments.memory_tasks, arguments.memory_slots)
+
+    machine = machine_description(tools)
+    comparisons = compare(runs, workloads, tools)
+    print(f'Machine: {machine}')
+    print(f'Command: {command}')
+    for note in notes:
+        print(f'Note: {note}')
+    print()
+    if comparisons:
+        print(text_report(comparisons, reps))
+        print('\n'.join(FOOTNOTES))
+    if memory is not None:
+        print()
+        print(memory_report(memory))
+    if append:
+        _append_results(arguments.results, command, machine, notes, comparisons, reps, memory)
+        print(f'\nappended to {arguments.results}')
+
+    ours_failed = any(run.tool.kind is ToolKind.OURS and not run.ok for run in runs)
+    memory_failed = memory is not None and not (
+        memory.check.ok(memory.figures.tasks) and memory.measurement.exit_code == 0
+    )
+    return 1 if ours_missing or ours_failed or memory_failed else 0
+
+
+def _append_results(
+    path: Path,
+    command: str,
+    machine: str,
+    notes: Sequence[str],
+    comparisons: Sequence[Comparison],
+    reps: int,
+    memory: MemoryRun | None,
+) -> None:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    blocks = [f'## {when}', '', f'Command: `{command}`', '', f'Machine: {machine}', '']
+    blocks.extend(f'Note: {note}' for note in notes)
+    if notes:
+        blocks.append('')
+    if comparisons:
+        blocks.extend([markdown_table(comparisons, reps), ''])
+    if memory is not None:
+        blocks.extend([memory_report(memory), ''])
+    if not path.exists():
+        path.write_text(RESULTS_HEADER, encoding='utf-8')
+    with path.open('a', encoding='utf-8') as results:
+        results.write('\n' + '\n'.join(blocks))
+
+
+RESULTS_HEADER = """# Benchmark results (append-only)
+
+Each entry is one run of `python -m bench` (see bench/README.md), appended by the tool itself: newest last.
+Figures are medians over interleaved reps; targets are SPEC §5. Do not edit past entries.
+"""

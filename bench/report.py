@@ -1,0 +1,249 @@
+"""Turning runs into figures (medians, spreads, rates, ratios, PASS/MISS) and printing them as text or Markdown.
+
+Pure: no processes, no clock. Targets are printed, never asserted: a MISS does not change the exit code.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.memory import MemoryFigures
+from bench.suite import MemoryRun, Run
+from bench.tools import Tool, ToolKind
+from bench.workloads import TargetKind, Workload
+
+
+@dataclass(frozen=True)
+class Summary:
+    """All reps of one tool on one workload."""
+
+    tool: Tool
+    tasks: int
+    runs: list[Run]
+
+    @property
+    def walls(self) -> list[float]:
+        return [run.measurement.wall for run in self.runs]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def spread(self) -> str:
+        return f'{min(self.walls):.3f}-{max(self.walls):.3f}'
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.median
+
+    @property
+    def tree_cpu_ms_per_task(self) -> float:
+        return 1000 * statistics.median(run.measurement.tree_cpu for run in self.runs) / self.tasks
+
+    @property
+    def self_cpu_ms_per_task(self) -> float:
+        return 1000 * statistics.median(run.measurement.self_cpu for run in self.runs) / self.tasks
+
+    @property
+    def failures(self) -> list[Run]:
+        return [run for run in self.runs if not run.ok]
+
+    @property
+    def strays(self) -> int:
+        return sum(run.measurement.strays for run in self.runs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One workload: a summary per tool, ours against the others, and the target's verdict."""
+
+    workload: Workload
+    summaries: list[Summary]
+
+    def of(self, kind: ToolKind) -> Summary | None:
+        return next((summary for summary in self.summaries if summary.tool.kind is kind), None)
+
+    @property
+    def share_of_xargs(self) -> float | None:
+        """ours rate / xargs rate (same task count, so xargs median / ours median)."""
+        ours, xargs = self.of(ToolKind.OURS), self.of(ToolKind.XARGS)
+        return xargs.median / ours.median if ours and xargs else None
+
+    @property
+    def times_parallel(self) -> float | None:
+        ours, parallel = self.of(ToolKind.OURS), self.of(ToolKind.PARALLEL)
+        return parallel.median / ours.median if ours and parallel else None
+
+    @property
+    def verdict(self) -> str:
+        target = self.workload.target
+        ours = self.of(ToolKind.OURS)
+        if ours is None:
+            return 'n/a (ours did not run)'
+        if ours.failures:
+            return 'n/a (some of our runs failed)'
+        if target.kind is TargetKind.SHARE_OF_XARGS_RATE:
+            share = self.share_of_xargs
+            if share is None:
+                return 'n/a (xargs did not run)'
+            return 'PASS' if share >= target.threshold else 'MISS'
+        return 'PASS' if ours.median <= target.threshold else 'MISS'
+
+    def correctness(self) -> str:
+        ours = self.of(ToolKind.OURS)
+        if ours is None:
+            return ''
+        failures = ours.failures
+        good = len(ours.runs) - len(failures)
+        text = f'ours {good}/{len(ours.runs)} runs ok ({ours.tasks} task lines in the status file, all rc 0)'
+        if failures:
+            text = f'ours {good}/{len(ours.runs)} runs ok; ' + '; '.join(
+                f'rep {run.rep}: {run.problem()}' for run in failures
+            )
+        if ours.strays:
+            text += f'; {ours.strays} run(s) left processes behind in their group (killed)'
+        return text
+
+
+def compare(runs: Sequence[Run], workloads: Sequence[Workload], tools: Sequence[Tool]) -> list[Comparison]:
+    comparisons = []
+    for workload in workloads:
+        summaries = []
+        for tool in tools:
+            mine = [run for run in runs if run.workload is workload and run.tool is tool]
+            if mine:
+                summaries.append(Summary(tool, mine[0].tasks, mine))
+        comparisons.append(Comparison(workload, summaries))
+    return comparisons
+
+
+def _ratios(comparison: Comparison) -> str:
+    parts = []
+    if (share := comparison.share_of_xargs) is not None:
+        parts.append(f'{share * 100:.1f} % of the xargs rate')
+    if (times := comparison.times_parallel) is not None:
+        parts.append(f'{times:.2f}x GNU parallel')
+    return 'ours = ' + ', '.join(parts) if parts else ''
+
+
+def _tool_label(summary: Summary, workload: Workload) -> str:
+    return summary.tool.label + ('*' if summary.tasks != workload.tasks else '')
+
+
+def _other_failures(comparison: Comparison) -> list[str]:
+    return [
+        f'{summary.tool.label} rep {run.rep}: {run.problem()}'
+        for summary in comparison.summaries
+        if summary.tool.kind is not ToolKind.OURS
+        for run in summary.failures
+    ]
+
+
+def text_report(comparisons: Sequence[Comparison], reps: int) -> str:
+    lines = []
+    for comparison in comparisons:
+        workload = comparison.workload
+        ideal = f', ideal {workload.ideal_seconds:g} s' if workload.ideal_seconds is not None else ''
+        lines.append(f'{workload.title} ({reps} rep{"s" if reps != 1 else ""}{ideal})')
+        lines.append(f'  {"tool":<15} {"median s":>9}  {"min-max s":<15} {"tasks/s":>9}  {"CPU ms/task":>11}')
+        for summary in comparison.summaries:
+            label = _tool_label(summary, workload)
+            lines.append(
+                f'  {label:<15} {summary.median:>9.3f}  {summary.spread:<15} {summary.rate:>9.1f}'
+                f'  {summary.tree_cpu_ms_per_task:>11.2f}'
+                + (f'  ({summary.tasks} tasks)' if summary.tasks != workload.tasks else '')
+            )
+        if ratios := _ratios(comparison):
+            lines.append(f'  {ratios}')
+        ours = comparison.of(ToolKind.OURS)
+        if workload.driver_cpu and ours:
+            lines.append(f'  driver CPU (ours, driver process only): {ours.self_cpu_ms_per_task:.3f} ms/task')
+        lines.append(f'  target: {workload.target.text}: {comparison.verdict}')
+        if correctness := comparison.correctness():
+            lines.append(f'  correctness: {correctness}')
+        lines.extend(f'  failed: {failure}' for failure in _other_failures(comparison))
+        lines.append('')
+    return '\n'.join(lines)
+
+
+FOOTNOTES = (
+    'CPU ms/task: median over reps of the user+system time of the tool and every descendant it waited for '
+    '(wait4 rusage), divided by the tasks; it includes the bash of every task.',
+    'driver CPU: user+system time of the driver process alone, read from /proc/PID/stat after it exited and before '
+    'it was reaped; it excludes the engines and the tasks.',
+    '*: ran fewer tasks than the workload (the slow reference is capped); compare its tasks/s, not its wall time.',
+    'Targets are SPEC §5, judged on medians; they are printed, never asserted.',
+)
+
+
+def markdown_table(comparisons: Sequence[Comparison], reps: int) -> str:
+    lines = [
+        '| workload | tool | reps | median s | min-max s | tasks/s | CPU ms/task | ours vs xargs | ours vs parallel '
+        '| target |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for comparison in comparisons:
+        workload = comparison.workload
+        for index, summary in enumerate(comparison.summaries):
+            first = index == 0
+            share, times = comparison.share_of_xargs, comparison.times_parallel
+            cells = [
+                workload.title if first else '',
+                _tool_label(summary, workload)
+                + (f' ({summary.tasks} tasks)' if summary.tasks != workload.tasks else ''),
+                str(len(summary.runs)),
+                f'{summary.median:.3f}',
+                summary.spread,
+                f'{summary.rate:.1f}',
+                f'{summary.tree_cpu_ms_per_task:.2f}',
+                f'{share * 100:.1f} %' if first and share is not None else '',
+                f'{times:.2f}x' if first and times is not None else '',
+                f'{workload.target.text}: **{comparison.verdict}**' if first else '',
+            ]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+    extra = []
+    for comparison in comparisons:
+        ours = comparison.of(ToolKind.OURS)
+        if comparison.workload.driver_cpu and ours:
+            extra.append(
+                f'- driver CPU per task, {comparison.workload.title}: {ours.self_cpu_ms_per_task:.3f} ms '
+                '(driver process only; engines and tasks excluded)'
+            )
+        if correctness := comparison.correctness():
+            extra.append(f'- correctness, {comparison.workload.title}: {correctness}')
+        extra.extend(f'- failed, {comparison.workload.title}: {failure}' for failure in _other_failures(comparison))
+    return '\n'.join([*lines, '', *extra])
+
+
+def memory_report(run: MemoryRun) -> str:
+    figures: MemoryFigures = run.figures
+    lines = [
+        f'Driver memory, {figures.tasks:,} x true from a generated file, {run.slots} slots '
+        f'(ours; VmRSS of the driver sampled every 0.2 s):'
+    ]
+    for threshold, sample in figures.points:
+        if sample is None:
+            lines.append(f'- at {threshold:,} tasks done: not sampled (the driver had exited, or too few samples)')
+        else:
+            lines.append(f'- at {threshold:,} tasks done (sampled at {sample.done:,}): {_mib(sample.rss_kib)}')
+    if figures.last is not None:
+        lines.append(f'- last sample before exit ({figures.last.done:,} tasks done): {_mib(figures.last.rss_kib)}')
+    lines.append(f'- peak (VmHWM): {_mib(figures.peak_kib)}')
+    middle, last, growth = figures.points[1][1], figures.last, figures.growth_kib
+    if middle is not None and last is not None and growth is not None:
+        lines.append(f'- growth {middle.done:,} -> {last.done:,} tasks done: {growth / 1024:+.1f} MiB')
+    else:
+        lines.append('- growth: n/a (too few samples: raise --memory-tasks)')
+    measurement = run.measurement
+    rate = f', {figures.tasks / measurement.wall:.0f} tasks/s' if measurement.wall else ''
+    lines.append(f'- wall {measurement.wall:.1f} s{rate}; driver CPU {measurement.self_cpu:.1f} s')
+    status = 'ok' if run.check.ok(figures.tasks) and measurement.exit_code == 0 else 'FAILED'
+    lines.append(f'- correctness: {status}: {run.check.describe(figures.tasks)}, exit code {measurement.exit_code}')
+    return '\n'.join(lines)
+
+
+def _mib(kib: int) -> str:
+    return f'{kib / 1024:.1f} MiB'

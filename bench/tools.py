@@ -1,0 +1,153 @@
+"""The tools compared, how each is started on a task file, and making them available.
+
+* ours: `python -m disbatch -s localhost:N -p OUTDIR/ TASKFILE` from this repository (PYTHONPATH = repo root).
+* xargs: `xargs -P N -d '\\n' -n 1 /bin/bash -c < TASKFILE` — one `bash -c LINE` per line, the same work per task
+  as ours; the floor that SPEC §5 measures against.
+* parallel: `parallel -j N -a TASKFILE` (GNU parallel runs each line through a shell; PARALLEL_SHELL=/bin/bash).
+  Installed with apt-get when missing and we are root.
+* reference: disbatch 3.0 from PyPI, in its own venv under the user's cache directory, only with --reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.measure import Invocation, probe
+
+REFERENCE_REQUIREMENT = 'disbatch==3.0'
+
+
+class ToolKind(enum.Enum):
+    OURS = 'ours'
+    XARGS = 'xargs'
+    PARALLEL = 'parallel'
+    REFERENCE = 'reference'
+
+
+@dataclass(frozen=True)
+class Tool:
+    kind: ToolKind
+    label: str  # as the tables print it
+    version: str
+    python: str = ''  # the interpreter that runs `-m disbatch` (ours and reference)
+    task_cap: int | None = None  # runs at most this many tasks of a workload (the slow reference)
+
+    @property
+    def writes_status(self) -> bool:
+        return self.kind in (ToolKind.OURS, ToolKind.REFERENCE)
+
+    def invocation(self, task_file: Path, slots: int, output_directory: Path, repo_root: Path) -> Invocation:
+        argv: tuple[str, ...]
+        if self.kind is ToolKind.XARGS:
+            argv = ('xargs', '-P', str(slots), '-d', '\n', '-n', '1', '/bin/bash', '-c')
+            return Invocation(argv, base_environment(), stdin=task_file)
+        if self.kind is ToolKind.PARALLEL:
+            argv = ('parallel', '--will-cite', '-j', str(slots), '-a', str(task_file))
+            return Invocation(argv, {**base_environment(), 'PARALLEL_SHELL': '/bin/bash'})
+        argv = (self.python, '-m', 'disbatch', '-s', f'localhost:{slots}', '-p', f'{output_directory}/', str(task_file))
+        if self.kind is ToolKind.OURS:
+            return Invocation(argv, ours_environment(repo_root))
+        return Invocation(argv, base_environment())
+
+
+def base_environment() -> dict[str, str]:
+    """This process's environment without DISBATCH_* and PYTHONPATH, so no run sees another's settings or code."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith('DISBATCH_') and name not in ('PYTHONPATH', 'PYTHONSTARTUP')
+    }
+
+
+def ours_environment(repo_root: Path) -> dict[str, str]:
+    return {**base_environment(), 'PYTHONPATH': str(repo_root)}
+
+
+def find_ours(repo_root: Path, scratch: Path) -> tuple[Tool | None, str]:
+    """Ours from this checkout, if `python -m disbatch --version` works; else (None, why)."""
+    ok, output = probe([sys.executable, '-m', 'disbatch', '--version'], cwd=scratch, env=ours_environment(repo_root))
+    if not ok:
+        return None, f'ours skipped: `python -m disbatch --version` failed: {_last_line(output)}'
+    return Tool(ToolKind.OURS, 'ours', _last_line(output), python=sys.executable), ''
+
+
+def find_xargs(scratch: Path) -> tuple[Tool | None, str]:
+    if shutil.which('xargs') is None:
+        return None, 'xargs skipped: not on PATH'
+    _, output = probe(['xargs', '--version'], cwd=scratch, env=base_environment())
+    return Tool(ToolKind.XARGS, 'xargs -P', output.splitlines()[0] if output else 'xargs'), ''
+
+
+def find_parallel(scratch: Path, install: bool) -> tuple[Tool | None, str]:
+    """GNU parallel; installs it with apt-get when missing, allowed (`install`) and we are root."""
+    note = ''
+    if shutil.which('parallel') is None:
+        if not install:
+            return None, 'GNU parallel skipped: not on PATH (--no-install)'
+        if os.geteuid() != 0:
+            return None, 'GNU parallel skipped: not on PATH and not root, so not installed'
+        note = _apt_install('parallel', scratch)
+        if shutil.which('parallel') is None:
+            return None, f'GNU parallel skipped: apt-get install failed: {note}'
+        note = 'GNU parallel installed with apt-get'
+    ok, output = probe(['parallel', '--version'], cwd=scratch, env=base_environment())
+    first = output.splitlines()[0] if output else ''
+    if not ok or not first.startswith('GNU parallel'):
+        return None, f'parallel skipped: `parallel` on PATH is not GNU parallel ({first!r})'
+    return Tool(ToolKind.PARALLEL, 'GNU parallel', first), note
+
+
+def _apt_install(package: str, scratch: Path) -> str:
+    environment = {**base_environment(), 'DEBIAN_FRONTEND': 'noninteractive'}
+    install = ['apt-get', 'install', '-y', '--no-install-recommends', package]
+    ok, output = probe(install, cwd=scratch, env=environment, timeout=600)
+    if not ok:  # the package lists may be missing or stale: update them once and try again
+        probe(['apt-get', 'update'], cwd=scratch, env=environment, timeout=600)
+        ok, output = probe(install, cwd=scratch, env=environment, timeout=600)
+    return '' if ok else _last_line(output)
+
+
+def find_reference(cache: Path, scratch: Path, task_cap: int) -> tuple[Tool | None, str]:
+    """disbatch 3.0 in a venv of its own (created and pip-installed on first use)."""
+    venv = cache / 'reference-disbatch-3.0'
+    python = venv / 'bin' / 'python'
+    environment = base_environment()
+    if not python.exists():
+        steps = [
+            [sys.executable, '-m', 'venv', str(venv)],
+            [str(python), '-m', 'pip', 'install', '--quiet', REFERENCE_REQUIREMENT],
+        ]
+        for step in steps:
+            ok, output = probe(step, cwd=scratch, env=environment, timeout=900)
+            if not ok:
+                shutil.rmtree(venv, ignore_errors=True)
+                return None, f'reference skipped: `{" ".join(step)}` failed: {_last_line(output)}'
+    ok, output = probe([str(python), '-m', 'disbatch', '--version'], cwd=scratch, env=environment)
+    if not ok:
+        return None, f'reference skipped: its --version failed: {_last_line(output)}'
+    label = 'disbatch 3.0'
+    return Tool(ToolKind.REFERENCE, label, _last_line(output), python=str(python), task_cap=task_cap), ''
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'disbatch-bench'
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else '(no output)'
+
+
+def run_quietly(argv: list[str], cwd: Path) -> str:
+    """Output of a read-only helper command (e.g. `git rev-parse`), or '' if it fails."""
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ''
+    return done.stdout.strip() if done.returncode == 0 else ''

@@ -1,0 +1,111 @@
+"""RunConfig: everything a run needs to know, checked once, from the flags and the DISBATCH_* environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from disbatch.contexts.base import Node, is_this_machine, parse_node_list
+from disbatch.errors import ContextError, UsageError
+
+# Flags of the reference that arrive with later work; until then they are refused with a clear message, never
+# accepted and ignored.
+_NOT_YET = {
+    'taskcommand': '--taskcommand',
+    'taskserver': '--taskserver',
+    'kvsserver': '--kvsserver',
+    'web': '--web',
+    'mailTo': '--mailTo',
+    'startup_only': '-S/--startup-only',
+    'context_task_limit': '-C/--context-task-limit',
+    'fill': '--fill',
+    'retire_cmd': '--retire-cmd',
+    'env_resource': '-E/--env-resource',
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    taskfile: str
+    nodes: tuple[Node, ...]
+    node_origin: str  # '-s' or 'DISBATCH_SSH_NODELIST', for messages
+    cpus_per_task: float
+    tasks_per_node: int | None
+    prefix: str
+    resume_from: tuple[str, ...]
+    retry_failed: bool
+    force_resume: bool
+    status_header: bool
+    exit_code_on_failure: bool
+    fail_fast: bool
+    logfile: str | None
+    loglevel: str
+    use_address: tuple[str, int] | None
+    label: str | None
+
+    @classmethod
+    def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
+        environ = os.environ if environ is None else environ
+        for attribute, flag in _NOT_YET.items():
+            if getattr(arguments, attribute):
+                raise UsageError(f'{flag} is not supported by this version of disbatch yet')
+        if arguments.mailFreq is not None and not arguments.mailTo:
+            raise UsageError('--mailFreq needs --mailTo')
+        if arguments.cpusPerTask is not None and arguments.cpusPerTask <= 0:
+            raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
+        if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
+            raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
+        if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
+            raise UsageError('-R and --force-resume need -r STATUSFILE')
+        nodes, origin = _nodes(arguments.ssh_node, environ)
+        return cls(
+            taskfile=arguments.taskfile,
+            nodes=tuple(nodes),
+            node_origin=origin,
+            cpus_per_task=arguments.cpusPerTask if arguments.cpusPerTask is not None else 1.0,
+            tasks_per_node=arguments.tasksPerNode,
+            prefix=arguments.prefix,
+            resume_from=tuple(arguments.resume_from),
+            retry_failed=arguments.retry,
+            force_resume=arguments.force_resume,
+            status_header=arguments.status_header,
+            exit_code_on_failure=arguments.exit_code,
+            fail_fast=arguments.fail_fast,
+            logfile=arguments.logfile,
+            loglevel=arguments.loglevel,
+            use_address=_address(arguments.use_address) if arguments.use_address else None,
+            label=arguments.label,
+        )
+
+
+def _nodes(items: list[str], environ: Mapping[str, str]) -> tuple[list[Node], str]:
+    if items:
+        nodes, origin = parse_node_list(items, '-s'), '-s'
+    elif environ.get('DISBATCH_SSH_NODELIST'):
+        nodes, origin = (
+            parse_node_list([environ['DISBATCH_SSH_NODELIST']], 'DISBATCH_SSH_NODELIST'),
+            'DISBATCH_SSH_NODELIST',
+        )
+    elif environ.get('SLURM_JOBID') or environ.get('SLURM_JOB_ID'):
+        raise ContextError('Slurm allocations are not supported by this version of disbatch yet; use -s localhost:N')
+    else:
+        raise ContextError(
+            'Cannot determine batch execution environment: give -s HOST:CORECOUNT '
+            '(e.g. -s localhost:4) or set DISBATCH_SSH_NODELIST'
+        )
+    remote = [node.host for node in nodes if not is_this_machine(node.host)]
+    if remote:
+        raise ContextError(
+            f'{origin} {remote[0]}: SSH hosts are not supported by this version of disbatch yet; '
+            'only this machine (localhost) can run tasks'
+        )
+    return nodes, origin
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(':')
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f'--use-address {text!r}: expected HOST:PORT')
+    return host, int(port)

@@ -1,0 +1,105 @@
+"""What every context does: find nodes, start one engine per node, and say when its engines are gone.
+
+A context is owned by the driver's loop. It hands the loop file descriptors (pidfds of the engine processes it
+started) to wait on, and turns their readiness into `EngineExited` notes. Slot arithmetic and `-s` list parsing
+are pure functions here, shared by every kind of context.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import socket
+from dataclasses import dataclass
+
+from disbatch.errors import ContextError
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    host: str
+    cores: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineExited:
+    pid: int
+    exit_code: int
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLaunch:
+    """What an engine needs to join a run."""
+
+    driver_address: str
+    secret: str
+    driver_pid: int
+    log_path: str
+
+
+def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
+    """`['h1:4,h2:2', 'h3:1']` → nodes, in order; duplicate hosts are summed. ContextError names a bad item."""
+    cores: dict[str, int] = {}
+    for item in ','.join(items).split(','):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, count = item.rpartition(':')
+        if not sep or not host or not count.isdigit() or int(count) < 1:
+            raise ContextError(f'{origin} {item!r}: expected HOST:CORECOUNT with a core count of at least 1')
+        cores[host] = cores.get(host, 0) + int(count)
+    if not cores:
+        raise ContextError(f'{origin}: no HOST:CORECOUNT items given')
+    return [Node(host, count) for host, count in cores.items()]
+
+
+def duplicate_hosts(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for item in ','.join(items).split(','):
+        host = item.strip().rpartition(':')[0]
+        if host in seen and host not in duplicates:
+            duplicates.append(host)
+        seen.add(host)
+    return duplicates
+
+
+def slots_for(cores: int, cpus_per_task: float, tasks_per_node: int | None) -> tuple[int, int]:
+    """(slots, DISBATCH_CORES_PER_TASK) for a node: `-t` if given, else floor(cores / -c); cores // slots."""
+    slots = tasks_per_node if tasks_per_node is not None else math.floor(cores / cpus_per_task)
+    if slots < 1:
+        raise ContextError(f'{cores} core(s) with -c {cpus_per_task:g} leave no slot to run a task')
+    return slots, cores // slots
+
+
+def is_this_machine(host: str) -> bool:
+    names = {'localhost', socket.gethostname(), socket.gethostname().split('.')[0], socket.getfqdn()}
+    return host in names or host == '::1' or host.startswith('127.')
+
+
+class Context(abc.ABC):
+    """A source of engines."""
+
+    label: str
+
+    @abc.abstractmethod
+    def launch(self, launch: EngineLaunch) -> None:
+        """Start the engines."""
+
+    @abc.abstractmethod
+    def watched_fds(self) -> list[int]:
+        """File descriptors that become readable when one of this context's engine processes exits."""
+
+    @abc.abstractmethod
+    def on_ready(self, fd: int) -> EngineExited | None:
+        """Handle a readable fd from `watched_fds`."""
+
+    @property
+    @abc.abstractmethod
+    def finished(self) -> bool:
+        """True once every engine this context started has exited and it will start no more."""
+
+    @abc.abstractmethod
+    def terminate(self) -> None:
+        """Kill every engine process still running (the last resort of a stopping driver)."""

@@ -1,0 +1,106 @@
+"""The feeder: the task stream as the scheduler sees it — items to run, and records of tasks already done.
+
+It reads the task file (or stdin) lazily through the parser, takes the per-engine tasks off the top, and asks the
+resume index (from `-r`) about every task, turning the ones an earlier run finished into `RecordRead` events.
+For a regular file, `validate` first scans the directive lines of the whole file, so a malformed file is reported
+as `FILE:LINE: message` before anything runs, without holding the file in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from disbatch.driver.scheduler import ItemRead, RecordRead
+from disbatch.errors import TaskFileError
+from disbatch.results.resume import ResumeIndex
+from disbatch.taskfile.items import Item, PerEngineTask, Phase, Task
+from disbatch.taskfile.parser import TaskFileParser, parse_stream
+
+Warn = Callable[[str], None]
+
+
+def open_task_file(path: str) -> tuple[BinaryIO, str]:
+    """The binary stream and the name used in messages ('-' is stdin)."""
+    if path == '-':
+        return sys.stdin.buffer, '<stdin>'
+    try:
+        return open(path, 'rb'), path
+    except OSError as error:
+        raise TaskFileError(path, 0, f'cannot read the task file: {error.strerror}') from None
+
+
+def validate(path: str) -> None:
+    """Check every directive of a regular file before the run starts; raises TaskFileError at the first bad one.
+
+    Only lines that start with `#` can be bad (plain lines are commands), so the scan stays fast on huge files.
+    """
+    if path == '-' or not os.path.isfile(path):
+        return
+    parser = TaskFileParser(path)
+    seen_task = False
+    with open(path, 'rb') as handle:
+        for number, line in enumerate(handle, 1):
+            if line[:1] == b'#':
+                for _ in parser.feed_iter(line, number):
+                    break  # creating one item is enough to check it; REPEAT's ids are reserved without expanding
+            elif not seen_task and line.strip():
+                seen_task = True
+                parser.feed(b'true', number)
+
+
+class Feeder:
+    def __init__(
+        self,
+        stream: Iterator[Item],
+        resume: ResumeIndex | None,
+        retry_failed: bool,
+        force_resume: bool,
+        warn: Warn,
+    ) -> None:
+        self._stream = stream
+        self._resume = resume
+        self._retry_failed = retry_failed
+        self._force_resume = force_resume
+        self._warn = warn
+        self._held: Item | None = None
+        self.start_tasks: list[PerEngineTask] = []
+        self.stop_tasks: list[PerEngineTask] = []
+
+    @classmethod
+    def from_file(
+        cls, handle: BinaryIO, source: str, resume: ResumeIndex | None, retry: bool, force: bool, warn: Warn
+    ) -> Feeder:
+        return cls(parse_stream(handle, source, on_warning=warn), resume, retry, force, warn)
+
+    def take_per_engine_tasks(self) -> None:
+        """Read the PERENGINE block at the top of the stream (the grammar allows it nowhere else)."""
+        for item in self._stream:
+            if not isinstance(item, PerEngineTask):
+                self._held = item
+                return
+            (self.start_tasks if item.phase is Phase.START else self.stop_tasks).append(item)
+
+    @property
+    def empty(self) -> bool:
+        """After `take_per_engine_tasks`: True when the stream holds nothing but per-engine tasks."""
+        return self._held is None
+
+    def next_event(self, now: float) -> ItemRead | RecordRead | None:
+        """The next thing the scheduler should hear about, or None at the end of the stream."""
+        item: Item | None = self._held
+        self._held = None
+        if item is None:
+            item = next(self._stream, None)
+        if item is None:
+            return None
+        if isinstance(item, Task) and self._resume is not None:
+            record = self._resume.decide(item, self._retry_failed, self._force_resume)
+            for warning in self._resume.warnings:
+                self._warn(warning)
+            self._resume.warnings.clear()
+            if record is not None:
+                return RecordRead(record)
+        return ItemRead(item, now)

@@ -1,0 +1,92 @@
+"""The files a run leaves beside its task file: where they go, what they are called, the dbUtil helper script.
+
+Names follow the reference: the stem is `<Taskfile>_disBatch_<yyMMddHHmmss>_<NNN>` inside the `-p` directory, or
+the `-p` path itself when it does not name an existing directory; every file is `<stem>_<what>`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+
+from disbatch.errors import OutputPathError
+
+
+@dataclass(frozen=True, slots=True)
+class RunFiles:
+    stem: str  # absolute path prefix shared by every file of the run
+
+    @property
+    def job_id(self) -> str:
+        """DISBATCH_JOBID: the stem's last component."""
+        return os.path.basename(self.stem)
+
+    @property
+    def status(self) -> str:
+        return f'{self.stem}_status.txt'
+
+    @property
+    def driver_log(self) -> str:
+        return f'{self.stem}_driver.log'
+
+    @property
+    def dbutil(self) -> str:
+        return f'{self.stem}_dbUtil.sh'
+
+    @property
+    def kvsinfo(self) -> str:
+        return f'{self.stem}_kvsinfo.txt'
+
+    def engine_log(self, context: str, host: str) -> str:
+        return f'{self.stem}_{context}_{host}_engine_wrap.log'
+
+
+def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: random.Random | None = None) -> RunFiles:
+    """Resolve `-p` the way the reference does; raises OutputPathError for a directory that does not exist."""
+    when = time.localtime(time.time() if now is None else now)
+    number = (rng or random.Random()).randrange(1000)
+    default_name = f'{tasks_name}_disBatch_{time.strftime("%y%m%d%H%M%S", when)}_{number:03d}'
+    if os.path.isdir(prefix):
+        return RunFiles(os.path.join(os.path.realpath(prefix), default_name))
+    directory = os.path.dirname(prefix) or '.'
+    if prefix.endswith('/') or not os.path.isdir(directory):
+        missing = prefix if prefix.endswith('/') else directory
+        raise OutputPathError(f'-p {prefix}: directory {missing.rstrip("/") or "/"} does not exist')
+    return RunFiles(os.path.realpath(prefix))
+
+
+def write_dbutil(files: RunFiles, kvs_address: str, driver_address: str, secret: str) -> None:
+    """Write `<stem>_dbUtil.sh` (mode 0700: it holds the run's secret)."""
+    python = shlex.quote(sys.executable)
+    script = f"""#!/bin/bash
+# disbatch helper for the run {shlex.quote(files.job_id)}.
+# It holds the run's secret: keep it private (mode 0700).
+export DISBATCH_KVSSTCP_HOST={shlex.quote(kvs_address)}
+export DISBATCH_DRIVER_ADDRESS={shlex.quote(driver_address)}
+export DISBATCH_RUN_SECRET={shlex.quote(secret)}
+case "$1" in
+    --engine)
+        shift
+        exec {python} -m disbatch.engine --driver "$DISBATCH_DRIVER_ADDRESS" "$@" ;;
+    -h|--help)
+        cat <<'HELP'
+usage: {os.path.basename(files.dbutil)} --engine ENGINE-OPTIONS
+
+The helper script of one disbatch run. In this version it starts engines for the run's own
+contexts (--engine). Adding SSH or Slurm contexts to a live run and the --mon monitor are not
+available yet: they arrive with the contexts and monitor work.
+HELP
+        exit 0 ;;
+    *)
+        echo "$0: adding contexts (and --mon) is not available in this version of disbatch; see --help" >&2
+        exit 2 ;;
+esac
+"""
+    descriptor = os.open(files.dbutil, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+    with os.fdopen(descriptor, 'w') as handle:
+        handle.write(script)
+    os.chmod(files.dbutil, 0o700)

@@ -1,0 +1,325 @@
+"""The driver's I/O shell: sockets, pidfds and signals in; scheduler events out; scheduler actions carried out.
+
+One thread, one `zmq.Poller` over the engine endpoint, the contexts' engine pidfds and a signal wake-up pipe.
+Nothing here decides anything: every decision is `Scheduler.handle`. The loop only translates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+
+from disbatch.contexts.base import Context, EngineLaunch
+from disbatch.driver import scheduler as sched
+from disbatch.driver.feeder import Feeder
+from disbatch.errors import DisbatchError
+from disbatch.protocol import codec
+from disbatch.protocol.messages import Abort, Drain, Goodbye, Hello, Run, TaskDone, Welcome
+from disbatch.protocol.transport import DriverEndpoint
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.status_file import StatusFileWriter
+from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Task
+
+log = logging.getLogger('disbatch.driver')
+
+# After Ctrl-C / SIGTERM / --fail-fast, engines get this long to stop their tasks and report before they are killed.
+STOP_GRACE_SECONDS = 1.5
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+@dataclass(slots=True)
+class _Engine:
+    rank: int
+    peer: bytes
+    hostname: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSettings:
+    bind_host: str
+    cwd: str
+    secret: str
+    task_environment: dict[str, str]  # DISBATCH_JOBID, DISBATCH_NAMETASKS, DISBATCH_KVSSTCP_HOST
+    engine_log: str  # path with '{host}' where the node name goes
+
+
+class DriverLoop:
+    def __init__(
+        self,
+        settings: DriverSettings,
+        scheduler: sched.Scheduler,
+        feeder: Feeder,
+        contexts: list[Context],
+        status: StatusFileWriter,
+        put_key: Callable[[str, str], None],
+        report: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self.scheduler = scheduler
+        self.feeder = feeder
+        self.contexts = contexts
+        self.status = status
+        self.put_key = put_key
+        self.report = report
+        self._zmq = zmq.Context()
+        self.endpoint = DriverEndpoint(self._zmq, settings.bind_host)
+        self._engines: dict[int, _Engine] = {}  # rank -> engine
+        self._by_peer: dict[bytes, _Engine] = {}
+        self._by_pid: dict[int, _Engine] = {}
+        self._next_rank = 0
+        self._exit_code: int | None = None
+        self._stop_deadline: float | None = None
+        self._stream_error: DisbatchError | None = None
+        self._per_engine = {
+            'START': {task.task_id: task for task in feeder.start_tasks},
+            'STOP': {task.task_id: task for task in feeder.stop_tasks},
+        }
+
+    @property
+    def address(self) -> str:
+        return self.endpoint.address
+
+    def run(self) -> int:
+        """Run to the end; returns the exit code the scheduler decided."""
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        os.set_blocking(wake_read, False)
+        previous_wakeup = signal.set_wakeup_fd(wake_write)
+        previous_handlers = {signum: signal.signal(signum, lambda *_: None) for signum in SIGNAL_EXIT_CODES}
+        poller = zmq.Poller()
+        try:
+            launch = EngineLaunch(self.address, self.settings.secret, os.getpid(), self.settings.engine_log)
+            for context in self.contexts:
+                context.launch(launch)
+            poller.register(self.endpoint.socket, zmq.POLLIN)
+            poller.register(wake_read, zmq.POLLIN)
+            watched: dict[int, Context] = {}
+            self._watch_contexts(poller, watched)
+            self._feed()
+            while self._exit_code is None:
+                for ready, _ in poller.poll(self._poll_timeout()):
+                    if ready is self.endpoint.socket:
+                        self._receive_all()
+                    elif ready == wake_read:
+                        self._on_signals(wake_read)
+                    elif isinstance(ready, int) and ready in watched:
+                        self._on_engine_process(watched.pop(ready), ready, poller)
+                self._feed()
+                self._check_deadline()
+                self._check_contexts()
+            return self._exit_code
+        finally:
+            for context in self.contexts:
+                context.terminate()
+            signal.set_wakeup_fd(previous_wakeup)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+            os.close(wake_read)
+            os.close(wake_write)
+            self.endpoint.close()
+            self._zmq.term()
+
+    # ------------------------------------------------------------ inputs
+
+    def _receive_all(self) -> None:
+        while self.endpoint.socket.poll(0, zmq.POLLIN):
+            peer, payload = self.endpoint.receive()
+            try:
+                message = codec.decode(payload)
+            except codec.CodecError as error:
+                log.warning('dropped a malformed message from peer %s: %s', peer.hex(), error)
+                continue
+            engine = self._by_peer.get(peer)
+            if isinstance(message, Hello):
+                self._on_hello(peer, message)
+            elif engine is None:
+                log.warning('dropped %s from a peer that has not joined (%s)', message.TAG, peer.hex())
+            elif isinstance(message, TaskDone):
+                self._on_task_done(engine, message)
+            elif isinstance(message, Goodbye):
+                log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
+                self._forget(engine)
+                self._dispatch(sched.EngineGone(engine.rank, lost=False, now=time.time()))
+            else:
+                log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
+
+    def _on_hello(self, peer: bytes, hello: Hello) -> None:
+        if not hmac.compare_digest(hello.secret.encode(), self.settings.secret.encode()):
+            log.warning('refused an engine that does not know the run secret (%s, pid %d)', hello.hostname, hello.pid)
+            return
+        if peer in self._by_peer:
+            log.warning('engine %d said hello twice', self._by_peer[peer].rank)
+            return
+        engine = _Engine(self._next_rank, peer, hello.hostname, hello.pid)
+        self._next_rank += 1
+        self._engines[engine.rank] = engine
+        self._by_peer[peer] = engine
+        self._by_pid[hello.pid] = engine
+        environment = dict(self.settings.task_environment)
+        self.endpoint.send(
+            peer,
+            Welcome(
+                engine.rank,
+                self.settings.cwd,
+                environment,
+                [(t.task_id, t.line_number, t.command) for t in self.feeder.start_tasks],
+                [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
+            ),
+        )
+        log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
+        self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots))
+
+    def _on_task_done(self, engine: _Engine, done: TaskDone) -> None:
+        if done.phase:
+            per_engine: PerEngineTask | None = self._per_engine.get(done.phase, {}).get(done.task_id)
+            if per_engine is None:
+                log.warning('engine %d reported an unknown %s task %d', engine.rank, done.phase, done.task_id)
+                return
+            record = _record(
+                done, engine.hostname, RecordKind.PER_ENGINE, per_engine.line_number, NO_REPEAT, per_engine.command
+            )
+        else:
+            state = self.scheduler.engines.get(engine.rank)
+            task: Task | None = state.assigned.get(done.task_id) if state else None
+            if task is None:
+                log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
+                return
+            record = _record(
+                done, engine.hostname, RecordKind.NORMAL, task.line_number, task.repeat_index, task.command
+            )
+        self._dispatch(sched.TaskFinished(engine.rank, record))
+
+    def _on_signals(self, wake_read: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            received = os.read(wake_read, 64)
+            for signum in received:
+                name = signal.Signals(signum).name
+                code = SIGNAL_EXIT_CODES.get(signal.Signals(signum), 128 + signum)
+                self._begin_stop()
+                self._dispatch(sched.StopRequested(f'{name} received: stopping every running task', code))
+
+    def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
+        poller.unregister(fd)
+        exited = context.on_ready(fd)
+        if exited is None:
+            return
+        engine = self._by_pid.get(exited.pid)
+        if engine is None:
+            log.error(
+                'an engine process on %s exited with %d before joining; see %s',
+                exited.host,
+                exited.exit_code,
+                self.settings.engine_log.replace('{host}', exited.host),
+            )
+            return
+        log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
+        self._forget(engine)
+        self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
+
+    # ------------------------------------------------------------ progress
+
+    def _feed(self) -> None:
+        """Give the scheduler as many items as it wants, one at a time."""
+        while self._exit_code is None and self.scheduler.wants_item():
+            try:
+                event = self.feeder.next_event(time.time())
+            except DisbatchError as error:
+                self._begin_stop()
+                self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
+                return
+            self._dispatch(event if event is not None else sched.StreamEnded(time.time()))
+
+    def _dispatch(self, event: sched.Event) -> None:
+        for action in self.scheduler.handle(event):
+            self._carry_out(action)
+
+    def _carry_out(self, action: sched.Action) -> None:
+        if isinstance(action, sched.SendTask):
+            task = action.task
+            engine = self._engines[action.engine_rank]
+            self.endpoint.send(engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command))
+        elif isinstance(action, sched.WriteRecord):
+            self.status.write(action.record)
+        elif isinstance(action, sched.DrainEngine):
+            self.endpoint.send(self._engines[action.engine_rank].peer, Drain())
+        elif isinstance(action, sched.AbortEngine):
+            self._begin_stop()
+            self.endpoint.send(self._engines[action.engine_rank].peer, Abort(action.reason))
+        elif isinstance(action, sched.PutBarrierKey):
+            self.put_key(action.key, str(action.task_id))
+        elif isinstance(action, sched.Report):
+            self.report(action.message)
+        elif isinstance(action, sched.Finish):
+            self._exit_code = action.exit_code
+
+    def _begin_stop(self) -> None:
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
+
+    def _poll_timeout(self) -> int | None:
+        if self._stop_deadline is None:
+            return None
+        return max(0, int((self._stop_deadline - time.monotonic()) * 1000) + 1)
+
+    def _check_deadline(self) -> None:
+        """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""
+        if self._stop_deadline is None or time.monotonic() < self._stop_deadline or self._exit_code is not None:
+            return
+        for context in self.contexts:
+            context.terminate()
+        for engine in list(self._engines.values()):
+            log.warning('engine %d did not stop in time; killed', engine.rank)
+            self._forget(engine)
+            self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._dispatch(sched.NoMoreEngines(time.time()))
+
+    def _check_contexts(self) -> None:
+        if self._exit_code is None and not self._engines and all(c.finished for c in self.contexts):
+            self._dispatch(sched.NoMoreEngines(time.time()))
+
+    def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:
+        for context in self.contexts:
+            for fd in context.watched_fds():
+                watched[fd] = context
+                poller.register(fd, zmq.POLLIN)
+
+    def _forget(self, engine: _Engine) -> None:
+        self._engines.pop(engine.rank, None)
+        self._by_peer.pop(engine.peer, None)
+        self._by_pid.pop(engine.pid, None)
+
+
+def _record(
+    done: TaskDone, host: str, kind: RecordKind, line_number: int, repeat_index: int, command: str
+) -> StatusRecord:
+    return StatusRecord(
+        kind=kind,
+        task_id=done.task_id,
+        line_number=line_number,
+        repeat_index=repeat_index,
+        host=host,
+        pid=done.pid,
+        return_code=done.return_code,
+        elapsed=done.finish - done.start,
+        start=done.start,
+        finish=done.finish,
+        out_bytes=done.out_bytes,
+        out_snippet=done.out_snippet,
+        err_bytes=done.err_bytes,
+        err_snippet=done.err_snippet,
+        command=command,
+    )
+
+
+def print_error(message: str) -> None:
+    print(f'disbatch: {message}', file=sys.stderr, flush=True)

@@ -1,0 +1,133 @@
+"""One run, set up and torn down: files, log, KVS, feeder, contexts, then the driver loop.
+
+Everything that can be checked is checked before anything starts: the task file's directives, the `-r` files,
+the `-p` directory, the node list. Each failure is a DisbatchError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Iterator
+
+from disbatch.config import RunConfig
+from disbatch.contexts.base import duplicate_hosts, is_this_machine
+from disbatch.contexts.local import LocalContext
+from disbatch.driver import files as run_files
+from disbatch.driver.feeder import Feeder, open_task_file, validate
+from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
+from disbatch.driver.scheduler import Scheduler, SchedulerConfig
+from disbatch.kvsstcp.server import KVSServer
+from disbatch.results.resume import ResumeIndex
+from disbatch.results.status_file import StatusFileWriter
+
+log = logging.getLogger('disbatch.driver')
+
+LOG_FORMAT = '%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
+
+
+def run(config: RunConfig) -> int:
+    tasks_name = 'stdin' if config.taskfile == '-' else os.path.basename(config.taskfile)
+    validate(config.taskfile)
+    resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
+    files = run_files.choose_stem(config.prefix, tasks_name)
+    with _logging(config.logfile or files.driver_log, config.loglevel):
+        log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
+        for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
+            _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
+        handle, source = open_task_file(config.taskfile)
+        with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
+            feeder = Feeder.from_file(handle, source, resume, config.retry_failed, config.force_resume, _warn)
+            feeder.take_per_engine_tasks()
+            return _serve(config, files, feeder, tasks_name)
+
+
+def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_name: str) -> int:
+    bind_host, kvs_port = config.use_address or ('127.0.0.1', 0)
+    secret = secrets.token_urlsafe(32)
+    with KVSServer(bind_host, kvs_port) as kvs, StatusFileWriter.open(files.status, config.status_header) as status:
+        kvs_address = '{}:{}'.format(*kvs.address)
+        if feeder.empty:
+            run_files.write_dbutil(files, kvs_address, '', secret)
+            print('No tasks to run.', file=sys.stderr)
+            return 0
+        hostname = socket.gethostname()
+        nodes = [n if not is_this_machine(n.host) or n.host != 'localhost' else type(n)(hostname, n.cores)
+                 for n in config.nodes]  # fmt: skip
+        context = LocalContext(
+            nodes, config.cpus_per_task, config.tasks_per_node, config.label or 'SSH0', config.taskfile == '-'
+        )
+        scheduler = Scheduler(
+            SchedulerConfig(
+                driver_host=hostname,
+                driver_pid=os.getpid(),
+                fail_fast=config.fail_fast,
+                exit_code_on_failure=config.exit_code_on_failure,
+            )
+        )
+        settings = DriverSettings(
+            bind_host=bind_host,
+            cwd=os.getcwd(),
+            secret=secret,
+            task_environment={
+                'DISBATCH_JOBID': files.job_id,
+                'DISBATCH_NAMETASKS': tasks_name,
+                'DISBATCH_KVSSTCP_HOST': kvs_address,
+            },
+            engine_log=files.engine_log(context.label, '{host}'),
+        )
+        loop = DriverLoop(
+            settings, scheduler, feeder, [context], status,
+            put_key=lambda key, value: kvs.put(key.encode(), value.encode()),
+            report=_report,
+        )  # fmt: skip
+        run_files.write_dbutil(files, kvs_address, loop.address, secret)
+        with _kvs_info(files.kvsinfo, kvs_address):
+            exit_code = loop.run()
+        counts = scheduler.counts
+        log.info('run over: %d finished, %d failed, %d skipped, %d barriers, %d lost; exit code %d',
+                 counts.finished, counts.failed, counts.skipped, counts.barriers, counts.lost, exit_code)  # fmt: skip
+        if config.exit_code_on_failure and counts.failed and exit_code == 1:
+            print_error('Some tasks failed with non-zero exit codes -- please check the logs')
+        return exit_code
+
+
+@contextlib.contextmanager
+def _kvs_info(path: str, address: str) -> Iterator[None]:
+    """`<stem>_kvsinfo.txt` holds the KVS address while the run is alive, and only then."""
+    with open(path, 'w') as handle:
+        handle.write(address + '\n')
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@contextlib.contextmanager
+def _logging(path: str, level: str) -> Iterator[None]:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger = logging.getLogger('disbatch')
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _warn(message: str) -> None:
+    log.warning('%s', message)
+    print_error(f'warning: {message}')
+
+
+def _report(message: str) -> None:
+    log.warning('%s', message)
+    print_error(message)

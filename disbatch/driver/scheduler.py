@@ -1,0 +1,435 @@
+"""The scheduler: the driver's whole decision logic, as a pure state machine.
+
+`Scheduler.handle(event) -> list[Action]`. Events say what happened (an engine joined, a task finished, an item was
+read from the task stream, an engine vanished, the user pressed Ctrl-C); actions say what the driver's I/O shell
+must do (send a task, write a status line, drain or abort an engine, finish the run). Time arrives inside events;
+nothing here reads a clock or touches a socket, so tests feed events and compare action lists.
+
+Reading is pulled, not pushed: the shell asks `wants_item()` and feeds one item at a time, so a million-task file
+is never held, and nothing past an unresolved barrier is read.
+
+Life of a run:
+
+    RUNNING ──(stream ends, nothing pending or running)──▶ DRAINING ──(every engine gone)──▶ Finish
+       │                                                       ▲
+       └──(fail-fast, BARRIER CHECK, signal, no engines)──▶ STOPPING
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.taskfile.items import NO_REPEAT, Barrier, Item, Task
+
+# How many times a task lost with its engine is re-issued before it is given up.
+MAX_ATTEMPTS = 3
+# Engines whose recent tasks are shorter than this get a second task queued per slot, so a slot never waits a
+# round trip for its next task; engines running longer tasks get exactly one task per slot (dynamic balance).
+PIPELINE_BELOW_SECONDS = 0.05
+LOST_RETURN_CODE = -100
+
+
+class State(enum.Enum):
+    RUNNING = 'running'
+    DRAINING = 'draining'
+    STOPPING = 'stopping'
+    FINISHED = 'finished'
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class EngineJoined:
+    engine_rank: int
+    hostname: str
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRead:
+    item: Item
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRead:
+    """A task an earlier run finished (from `-r`): recorded again, not run."""
+
+    record: StatusRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    engine_rank: int
+    record: StatusRecord  # kind NORMAL or PER_ENGINE
+
+
+@dataclass(frozen=True, slots=True)
+class EngineGone:
+    """An engine said goodbye, or its process/connection vanished (then `lost` is True)."""
+
+    engine_rank: int
+    lost: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoMoreEngines:
+    """Every context has stopped launching engines and none is alive."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The user asked the run to stop (a signal); `exit_code` is what the run should end with."""
+
+    reason: str
+    exit_code: int
+    abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
+
+
+Event = EngineJoined | ItemRead | RecordRead | StreamEnded | TaskFinished | EngineGone | NoMoreEngines | StopRequested
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class SendTask:
+    engine_rank: int
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    record: StatusRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PutBarrierKey:
+    key: str
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrainEngine:
+    engine_rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbortEngine:
+    engine_rank: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Something the user should see on stderr and in the log."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    exit_code: int
+
+
+Action = SendTask | WriteRecord | PutBarrierKey | DrainEngine | AbortEngine | Report | Finish
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class EngineState:
+    rank: int
+    hostname: str
+    slots: int
+    assigned: dict[int, Task] = field(default_factory=dict)
+    recent_elapsed: float | None = None  # moving average of task durations; None until one finished
+    draining: bool = False
+
+    @property
+    def capacity(self) -> int:
+        if self.draining:
+            return 0
+        short = self.recent_elapsed is not None and self.recent_elapsed < PIPELINE_BELOW_SECONDS
+        return self.slots * (2 if short else 1)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - len(self.assigned))
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    driver_host: str
+    driver_pid: int
+    fail_fast: bool = False
+    exit_code_on_failure: bool = False  # -e
+    max_attempts: int = MAX_ATTEMPTS
+
+
+@dataclass(slots=True)
+class Counts:
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    barriers: int = 0
+    lost: int = 0
+
+
+@dataclass(slots=True)
+class _OpenBarrier:
+    barrier: Barrier
+    reached: float
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.config = config
+        self.state = State.RUNNING
+        self.engines: dict[int, EngineState] = {}
+        self.pending: deque[Task] = deque()
+        self.counts = Counts()
+        self._attempts: dict[int, int] = {}
+        self._barrier: _OpenBarrier | None = None
+        self._stream_ended = False
+        self._failed_since_barrier = False
+        self._last_finish = 0.0
+        self._exit_code = 0
+        self._handlers = {
+            EngineJoined: self._on_engine_joined,
+            ItemRead: self._on_item_read,
+            RecordRead: self._on_record_read,
+            StreamEnded: self._on_stream_ended,
+            TaskFinished: self._on_task_finished,
+            EngineGone: self._on_engine_gone,
+            NoMoreEngines: self._on_no_more_engines,
+            StopRequested: self._on_stop_requested,
+        }
+
+    # ------------------------------------------------------------ queries
+
+    def wants_item(self) -> bool:
+        """Should the shell read another item from the task stream now?"""
+        if self.state is not State.RUNNING or self._stream_ended or self._barrier is not None:
+            return False
+        return len(self.pending) < sum(engine.free for engine in self.engines.values())
+
+    @property
+    def running(self) -> int:
+        return sum(len(engine.assigned) for engine in self.engines.values())
+
+    @property
+    def more_tasks(self) -> bool:
+        return not self._stream_ended or bool(self.pending) or self._barrier is not None
+
+    # ------------------------------------------------------------ events
+
+    def handle(self, event: Event) -> list[Action]:
+        if self.state is State.FINISHED:
+            return []
+        actions: list[Action] = []
+        self._handlers[type(event)](event, actions)  # type: ignore[operator]
+        self._advance(actions)
+        return actions
+
+    def _on_engine_joined(self, event: EngineJoined, actions: list[Action]) -> None:
+        engine = EngineState(event.engine_rank, event.hostname, event.slots)
+        self.engines[event.engine_rank] = engine
+        if self.state is not State.RUNNING:
+            engine.draining = True
+            actions.append(
+                DrainEngine(engine.rank)
+                if self.state is State.DRAINING
+                else AbortEngine(engine.rank, 'run is stopping')
+            )
+
+    def _on_item_read(self, event: ItemRead, actions: list[Action]) -> None:
+        item = event.item
+        if isinstance(item, Task):
+            self.pending.append(item)
+        elif isinstance(item, Barrier):
+            self._barrier = _OpenBarrier(item, event.now)
+        else:  # pragma: no cover - per-engine tasks are taken out before the run starts
+            raise ValueError(f'per-engine task {item.task_id} read after the run started')
+
+    def _on_record_read(self, event: RecordRead, actions: list[Action]) -> None:
+        self.counts.skipped += 1
+        actions.append(WriteRecord(event.record))
+
+    def _on_stream_ended(self, event: StreamEnded, actions: list[Action]) -> None:
+        self._stream_ended = True
+
+    def _on_task_finished(self, event: TaskFinished, actions: list[Action]) -> None:
+        record = event.record
+        engine = self.engines.get(event.engine_rank)
+        if record.kind is RecordKind.PER_ENGINE:
+            actions.append(WriteRecord(record))
+            return
+        if engine is None or engine.assigned.pop(record.task_id, None) is None:
+            # The attempt was given up earlier (its engine was declared lost): record it, but as a zombie.
+            actions.append(WriteRecord(replace(record, kind=RecordKind.ZOMBIE)))
+            return
+        self._last_finish = max(self._last_finish, record.finish)
+        engine.recent_elapsed = (
+            record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
+        )
+        actions.append(WriteRecord(record))
+        self.counts.finished += 1
+        if record.failed:
+            self.counts.failed += 1
+            self._failed_since_barrier = True
+            if self.config.exit_code_on_failure:
+                self._exit_code = 1
+            if self.config.fail_fast and self.state is State.RUNNING:
+                self._stop(
+                    actions,
+                    f'task {record.task_id} (line {record.line_number}) failed with return code '
+                    f'{record.return_code}; --fail-fast stops the run',
+                    exit_code=1,
+                )
+
+    def _on_engine_gone(self, event: EngineGone, actions: list[Action]) -> None:
+        engine = self.engines.pop(event.engine_rank, None)
+        if engine is None:
+            return
+        for task in engine.assigned.values():
+            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now)))
+            self.counts.lost += 1
+            attempts = self._attempts.get(task.task_id, 1)
+            if self.state is State.RUNNING and attempts < self.config.max_attempts:
+                self._attempts[task.task_id] = attempts + 1
+                self.pending.appendleft(task)
+            else:
+                self.counts.finished += 1
+                self.counts.failed += 1
+                self._failed_since_barrier = True
+                if self.config.exit_code_on_failure:
+                    self._exit_code = 1
+        if event.lost and engine.assigned:
+            actions.append(
+                Report(
+                    f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running'
+                )
+            )
+
+    def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
+        if self.state is State.RUNNING and not self.engines and self.more_tasks:
+            self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
+
+    def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
+        self._stop(actions, event.reason, event.exit_code, abort=event.abort)
+
+    # ------------------------------------------------------------ progress
+
+    def _advance(self, actions: list[Action]) -> None:
+        """Hand out what can be handed out, resolve a satisfied barrier, and notice the end of the run."""
+        if self.state is State.RUNNING:
+            self._assign(actions)
+            if self._barrier is not None and not self.pending and self.running == 0:
+                self._resolve_barrier(actions)
+            if self.state is State.RUNNING and self._stream_ended and not self.pending and self._barrier is None:
+                self.state = State.DRAINING
+                for engine in self.engines.values():
+                    engine.draining = True
+                    actions.append(DrainEngine(engine.rank))
+        if self.state in (State.DRAINING, State.STOPPING) and not self.engines:
+            self.state = State.FINISHED
+            actions.append(Finish(self._exit_code))
+
+    def _assign(self, actions: list[Action]) -> None:
+        if not self.pending:
+            return
+        for engine in self.engines.values():
+            for _ in range(engine.free):
+                if not self.pending:
+                    return
+                task = self.pending.popleft()
+                engine.assigned[task.task_id] = task
+                actions.append(SendTask(engine.rank, task))
+
+    def _resolve_barrier(self, actions: list[Action]) -> None:
+        assert self._barrier is not None
+        barrier, reached = self._barrier.barrier, self._barrier.reached
+        self._barrier = None
+        self.counts.barriers += 1
+        # The barrier is recorded when the last task before it is recorded; that record's finish is the latest.
+        now = max(reached, self._last_finish)
+        actions.append(
+            WriteRecord(
+                StatusRecord(
+                    kind=RecordKind.BARRIER_CHECK if barrier.check else RecordKind.BARRIER,
+                    task_id=barrier.task_id,
+                    line_number=barrier.line_number,
+                    repeat_index=NO_REPEAT,
+                    host=self.config.driver_host,
+                    pid=self.config.driver_pid,
+                    return_code=0,
+                    elapsed=round(now - reached, 3),
+                    start=reached,
+                    finish=now,
+                    out_bytes=0,
+                    out_snippet="''",
+                    err_bytes=0,
+                    err_snippet="''",
+                    command=barrier.text,
+                )
+            )
+        )
+        if barrier.key is not None:
+            actions.append(PutBarrierKey(barrier.key, barrier.task_id))
+        if barrier.check and self._failed_since_barrier:
+            self._stop(
+                actions,
+                f'BARRIER CHECK at line {barrier.line_number}: a task since the previous barrier '
+                'failed; the rest of the run is skipped',
+                exit_code=self._exit_code,
+                abort=False,
+            )
+        self._failed_since_barrier = False
+
+    def _stop(self, actions: list[Action], reason: str, exit_code: int, abort: bool = True) -> None:
+        """End the run early: nothing more is handed out; engines are aborted (or drained when nothing runs)."""
+        if self.state in (State.STOPPING, State.FINISHED):
+            self._exit_code = max(self._exit_code, exit_code)
+            return
+        self.state = State.STOPPING
+        self._exit_code = max(self._exit_code, exit_code)
+        self.pending.clear()
+        actions.append(Report(reason))
+        for engine in self.engines.values():
+            engine.draining = True
+            actions.append(AbortEngine(engine.rank, reason) if abort else DrainEngine(engine.rank))
+
+
+def _lost_record(task: Task, hostname: str, now: float) -> StatusRecord:
+    """The line recording an attempt that died with its engine (the reference's PID -1, return code -100)."""
+    return StatusRecord(
+        kind=RecordKind.NORMAL,
+        task_id=task.task_id,
+        line_number=task.line_number,
+        repeat_index=task.repeat_index,
+        host=hostname,
+        pid=-1,
+        return_code=LOST_RETURN_CODE,
+        elapsed=0.0,
+        start=now,
+        finish=now,
+        out_bytes=0,
+        out_snippet="''",
+        err_bytes=0,
+        err_snippet="''",
+        command=task.command,
+    )

@@ -1,0 +1,40 @@
+"""`python -m disbatch.engine`: start one engine (contexts do this; users do not need to)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from disbatch.engine.engine import Engine, EngineSettings, short_hostname
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m disbatch.engine', description='Run tasks for a disbatch driver.')
+    parser.add_argument('--driver', required=True, metavar='HOST:PORT', help='the driver endpoint')
+    parser.add_argument('--slots', type=int, required=True)
+    parser.add_argument('--cores-per-task', type=int, default=1)
+    parser.add_argument('--context', default='local')
+    parser.add_argument('--hostname', default=None, help='node name as the context knows it')
+    parser.add_argument('--driver-pid', type=int, default=None, help='stop at once if this local process exits')
+    parser.add_argument('--loglevel', default='INFO')
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
+    )
+    secret = os.environ.pop('DISBATCH_RUN_SECRET', '')
+    settings = EngineSettings(
+        driver_address=args.driver,
+        secret=secret,
+        slots=args.slots,
+        cores_per_task=args.cores_per_task,
+        context=args.context,
+        hostname=args.hostname or short_hostname(),
+        driver_pid=args.driver_pid,
+    )
+    return Engine(settings).run()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""An engine: runs N slots of tasks on one node for the driver, and reports every result.
+
+The engine is one event loop over file descriptors: the driver socket, each task's stdout/stderr pipes and pidfd,
+a signal wake-up pipe, and (when the driver runs on this host) a pidfd of the driver itself. A child's exit wakes
+the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
+
+    STARTING ──(PERENGINE START tasks done)──▶ RUNNING ──(Drain, slots idle)──▶ STOPPING ──(STOP tasks done)──▶ DONE
+        └──────────────(Abort, signal, driver gone)──────────▶ ABORTING ──(every task reaped)──────────────────▶ DONE
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import zmq
+
+from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
+from disbatch.protocol import codec
+from disbatch.protocol.messages import Abort, Drain, Goodbye, Hello, Run, TaskDone, Welcome
+from disbatch.protocol.transport import EngineLink
+
+log = logging.getLogger('disbatch.engine')
+
+PER_ENGINE_SLOT = -1
+WELCOME_TIMEOUT_SECONDS = 30.0
+KILL_GRACE_SECONDS = 1.0
+
+
+class State(enum.Enum):
+    STARTING = 'starting'
+    RUNNING = 'running'
+    STOPPING = 'stopping'
+    ABORTING = 'aborting'
+    DONE = 'done'
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a slot runs: a task, or a per-engine task (phase START/STOP, repeat index -1)."""
+
+    task_id: int
+    line_number: int
+    repeat_index: int
+    command: str
+    phase: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    driver_address: str
+    secret: str
+    slots: int
+    cores_per_task: int
+    context: str
+    hostname: str
+    driver_pid: int | None = None  # watched through a pidfd when the driver runs on this host
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.state = State.STARTING
+        self.rank = -1
+        self._zmq = zmq.Context()
+        self._link = EngineLink(self._zmq, settings.driver_address)
+        self._poller = zmq.Poller()
+        self._environment: dict[str, str] = {}
+        self._queue: deque[Job] = deque()
+        self._per_engine: deque[Job] = deque()
+        self._stop_jobs: list[Job] = []
+        self._free_slots = list(range(settings.slots - 1, -1, -1))
+        self._running: dict[int, tuple[TaskProcess, Job]] = {}  # slot -> task
+        self._fd_slots: dict[int, int] = {}  # pipe or pidfd -> slot
+        self._pidfds: set[int] = set()
+        self._abort_deadline: float | None = None
+        self._driver_pidfd: int | None = None
+        self._draining = False
+        self._goodbye = 'finished'
+        self._scratch = ''
+
+    # ------------------------------------------------------------ life cycle
+
+    def run(self) -> int:
+        """Join the run, do the work, leave. Returns the process exit code."""
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        previous = signal.set_wakeup_fd(wake_write)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: None)
+        self._scratch = tempfile.mkdtemp(prefix='disbatch-engine-')
+        try:
+            if not self._join():
+                return 1
+            self._poller.register(self._link.socket, zmq.POLLIN)
+            self._poller.register(wake_read, zmq.POLLIN)
+            if self.settings.driver_pid is not None:
+                with contextlib.suppress(OSError):
+                    self._driver_pidfd = os.pidfd_open(self.settings.driver_pid)
+                    self._poller.register(self._driver_pidfd, zmq.POLLIN)
+            self._step()
+            while self.state is not State.DONE:
+                self._turn(wake_read)
+            self._link.send(Goodbye(self._goodbye))
+            return 0
+        finally:
+            self._kill_everything()
+            signal.set_wakeup_fd(previous)
+            os.close(wake_read)
+            os.close(wake_write)
+            self._link.close(linger_ms=2000)
+            self._zmq.term()
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _join(self) -> bool:
+        s = self.settings
+        self._link.send(Hello(s.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context))
+        if not self._link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
+            log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
+            return False
+        welcome = self._link.receive()
+        if not isinstance(welcome, Welcome):
+            log.error('the driver answered %s instead of welcome', type(welcome).__name__)
+            return False
+        self.rank = welcome.engine_rank
+        os.chdir(welcome.cwd)
+        self._environment = {key: value for key, value in os.environ.items() if key != 'DISBATCH_RUN_SECRET'}
+        self._environment.update(welcome.environment)
+        self._environment['DISBATCH_ENGINE_RANK'] = str(self.rank)
+        self._environment['DISBATCH_CORES_PER_TASK'] = str(s.cores_per_task)
+        self._per_engine.extend(Job(i, line, -1, cmd, 'START') for i, line, cmd in welcome.start_tasks)
+        self._stop_jobs = [Job(i, line, -1, cmd, 'STOP') for i, line, cmd in welcome.stop_tasks]
+        log.info('joined as engine %d with %d slots', self.rank, s.slots)
+        return True
+
+    def _turn(self, wake_read: int) -> None:
+        timeout = None
+        if self._abort_deadline is not None:
+            timeout = max(0, int((self._abort_deadline - time.monotonic()) * 1000))
+        for fd_or_socket, _ in self._poller.poll(timeout):
+            if fd_or_socket is self._link.socket:
+                self._receive_all()
+            elif fd_or_socket == wake_read:
+                self._on_signal(wake_read)
+            elif fd_or_socket == self._driver_pidfd:
+                self._on_driver_gone()
+            elif isinstance(fd_or_socket, int) and fd_or_socket in self._fd_slots:
+                self._on_task_fd(fd_or_socket)
+        if self._abort_deadline is not None and time.monotonic() >= self._abort_deadline:
+            for process, _ in self._running.values():
+                process.signal_group(signal.SIGKILL)
+            self._abort_deadline = time.monotonic() + 5.0
+        self._step()
+
+    # ------------------------------------------------------------ events
+
+    def _receive_all(self) -> None:
+        while self._link.socket.poll(0, zmq.POLLIN):
+            try:
+                message = self._link.receive()
+            except codec.CodecError as error:
+                log.warning('dropped a malformed message from the driver: %s', error)
+                continue
+            if isinstance(message, Run):
+                if self.state in (State.STARTING, State.RUNNING):
+                    self._queue.append(Job(message.task_id, message.line_number, message.repeat_index, message.command))
+            elif isinstance(message, Drain):
+                self._draining = True
+            elif isinstance(message, Abort):
+                self._abort(f'driver: {message.reason}')
+            else:
+                log.warning('unexpected %s from the driver', type(message).__name__)
+
+    def _on_task_fd(self, fd: int) -> None:
+        slot = self._fd_slots[fd]
+        process, job = self._running[slot]
+        if fd not in self._pidfds:
+            process.read(fd)
+            if fd not in process.open_fds:
+                self._forget(fd)
+            return
+        for pipe in process.open_fds:
+            self._forget(pipe)
+        self._forget(fd)
+        self._report(job, process.reap())
+        del self._running[slot]
+        if slot != PER_ENGINE_SLOT:
+            self._free_slots.append(slot)
+
+    def _on_signal(self, wake_read: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(wake_read, 64)
+        self._abort('engine received a signal')
+
+    def _on_driver_gone(self) -> None:
+        log.error('the driver has exited; stopping every task')
+        for process, _ in self._running.values():
+            process.signal_group(signal.SIGKILL)
+        self.state = State.DONE
+        self._goodbye = 'driver gone'
+
+    def _abort(self, reason: str) -> None:
+        if self.state in (State.ABORTING, State.DONE):
+            return
+        log.info('aborting: %s', reason)
+        self.state = State.ABORTING
+        self._goodbye = reason
+        self._queue.clear()
+        self._per_engine.clear()
+        for process, _ in self._running.values():
+            process.signal_group(signal.SIGTERM)
+        self._abort_deadline = time.monotonic() + KILL_GRACE_SECONDS
+
+    # ------------------------------------------------------------ progress
+
+    def _step(self) -> None:
+        """Start whatever can start now, and move through the engine's states."""
+        if self.state is State.STARTING:
+            self._start_per_engine()
+            if not self._per_engine and PER_ENGINE_SLOT not in self._running:
+                self.state = State.RUNNING
+        if self.state is State.RUNNING:
+            while self._queue and self._free_slots:
+                self._start(self._free_slots.pop(), self._queue.popleft())
+            if self._draining and not self._queue and not self._running:
+                self.state = State.STOPPING
+                self._per_engine.extend(self._stop_jobs)
+        if self.state is State.STOPPING:
+            self._start_per_engine()
+            if not self._per_engine and not self._running:
+                self.state = State.DONE
+        if self.state is State.ABORTING and not self._running:
+            self.state = State.DONE
+
+    def _start_per_engine(self) -> None:
+        if self._per_engine and PER_ENGINE_SLOT not in self._running:
+            self._start(PER_ENGINE_SLOT, self._per_engine.popleft())
+
+    def _start(self, slot: int, job: Job) -> None:
+        environment = dict(self._environment)
+        environment.update(task_environment(job, slot))
+        try:
+            process = TaskProcess.spawn(job.command, environment, self._scratch)
+        except OSError as error:
+            log.error('cannot start task %d: %s', job.task_id, error)
+            self._report(job, spawn_failure(error, time.time()))
+            if slot != PER_ENGINE_SLOT:
+                self._free_slots.append(slot)
+            return
+        self._running[slot] = (process, job)
+        for fd in (*process.open_fds, process.pidfd):
+            self._fd_slots[fd] = slot
+            self._poller.register(fd, zmq.POLLIN)
+        self._pidfds.add(process.pidfd)
+
+    def _forget(self, fd: int) -> None:
+        del self._fd_slots[fd]
+        self._pidfds.discard(fd)
+        self._poller.unregister(fd)
+
+    def _report(self, job: Job, outcome: Outcome) -> None:
+        self._link.send(
+            TaskDone(
+                job.task_id,
+                job.phase,
+                outcome.pid,
+                outcome.return_code,
+                outcome.start,
+                outcome.finish,
+                outcome.out_bytes,
+                outcome.out_snippet,
+                outcome.err_bytes,
+                outcome.err_snippet,
+            )
+        )
+
+    def _kill_everything(self) -> None:
+        """Last line of defence on any exit path: no task of this engine outlives it."""
+        for process, _ in self._running.values():
+            process.signal_group(signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                process.reap()
+        self._running.clear()
+
+
+def task_environment(job: Job, slot: int) -> dict[str, str]:
+    """The per-task DISBATCH_* variables (reference §3); `_ZP` forms are printf `%06d`."""
+    return {
+        'DISBATCH_CYLINDER_RANK': str(slot),
+        'DISBATCH_REPEAT_INDEX': str(job.repeat_index),
+        'DISBATCH_REPEAT_INDEX_ZP': f'{job.repeat_index:06d}',
+        'DISBATCH_STREAM_INDEX': str(job.line_number),
+        'DISBATCH_STREAM_INDEX_ZP': f'{job.line_number:06d}',
+        'DISBATCH_TASKID': str(job.task_id),
+        'DISBATCH_TASKID_ZP': f'{job.task_id:06d}',
+    }
+
+
+def short_hostname() -> str:
+    return socket.gethostname().split('.')[0]

@@ -1,0 +1,173 @@
+"""Task processes: the only place that spawns, watches, signals and reaps the commands a run executes.
+
+Each task is `/bin/bash -c COMMAND` in a session of its own (so its whole process group can be signalled without
+touching the engine), with stdout and stderr on pipes the engine drains, and a pidfd that becomes readable the
+moment the child exits: the engine's event loop waits on these file descriptors, so nothing here polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+from disbatch.results.snippet import OutputCapture
+
+BASH = '/bin/bash'
+READ_CHUNK = 65536
+# Linux refuses any single argument longer than 128 KiB; longer commands go to bash through a private file.
+LONG_COMMAND_BYTES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a task process ended."""
+
+    pid: int
+    return_code: int  # the exit status, or minus the signal number that killed it
+    start: float
+    finish: float
+    out_bytes: int
+    out_snippet: str
+    err_bytes: int
+    err_snippet: str
+    user_seconds: float
+    system_seconds: float
+    max_rss_kib: int
+
+
+class TaskProcess:
+    """One running task. Create with `spawn`; feed readable fds to `read`; call `reap` once `pidfd` is readable."""
+
+    def __init__(
+        self, pid: int, pidfd: int, stdout_fd: int, stderr_fd: int, start: float, script: str | None = None
+    ) -> None:
+        self.pid = pid
+        self.script = script
+        self.pidfd = pidfd
+        self.stdout_fd: int | None = stdout_fd
+        self.stderr_fd: int | None = stderr_fd
+        self.start = start
+        self.stdout = OutputCapture()
+        self.stderr = OutputCapture()
+
+    @classmethod
+    def spawn(cls, command: str, environment: dict[str, str], scratch: str) -> TaskProcess:
+        """Start `/bin/bash -c command`; raises OSError when the process cannot be created.
+
+        A command too long for the kernel's argument limit is written to a file in `scratch` (a directory only the
+        user can read) and run as `/bin/bash FILE`; the file is removed when the task is reaped.
+        """
+        script = None
+        arguments = [BASH, '-c', command]
+        encoded = command.encode('utf-8', 'surrogateescape')
+        if len(encoded) > LONG_COMMAND_BYTES:
+            descriptor, script = tempfile.mkstemp(dir=scratch, suffix='.sh')
+            with os.fdopen(descriptor, 'wb') as handle:
+                handle.write(encoded + b'\n')
+            arguments = [BASH, script]
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            start = time.time()
+            pid = os.posix_spawn(
+                BASH,
+                arguments,
+                environment,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, out_write, 1),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
+                ],
+                setsid=True,
+            )
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            if script is not None:
+                os.unlink(script)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        os.set_blocking(out_read, False)
+        os.set_blocking(err_read, False)
+        return cls(pid, os.pidfd_open(pid), out_read, err_read, start, script)
+
+    @property
+    def open_fds(self) -> list[int]:
+        return [fd for fd in (self.stdout_fd, self.stderr_fd) if fd is not None]
+
+    def read(self, fd: int) -> None:
+        """Drain whatever `fd` (one of this task's pipes) holds now; close it at end of file."""
+        capture = self.stdout if fd == self.stdout_fd else self.stderr
+        while True:
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._close(fd)
+                return
+            capture.add(chunk)
+
+    def reap(self) -> Outcome:
+        """Collect the exited child (pidfd readable): drain what its pipes still hold, then close everything.
+
+        Output written later by processes the task left running in the background is not waited for.
+        """
+        _, status, usage = os.wait4(self.pid, 0)
+        finish = time.time()
+        for fd in self.open_fds:
+            self.read(fd)
+            self._close(fd)
+        os.close(self.pidfd)
+        if self.script is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.script)
+        return Outcome(
+            pid=self.pid,
+            return_code=os.waitstatus_to_exitcode(status),
+            start=self.start,
+            finish=finish,
+            out_bytes=self.stdout.total,
+            out_snippet=self.stdout.snippet(),
+            err_bytes=self.stderr.total,
+            err_snippet=self.stderr.snippet(),
+            user_seconds=usage.ru_utime,
+            system_seconds=usage.ru_stime,
+            max_rss_kib=usage.ru_maxrss,
+        )
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the task's whole process group (its session); a group already gone is not an error."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    def _close(self, fd: int) -> None:
+        if fd == self.stdout_fd:
+            self.stdout_fd = None
+        elif fd == self.stderr_fd:
+            self.stderr_fd = None
+        else:
+            return
+        os.close(fd)
+
+
+def spawn_failure(error: OSError, start: float) -> Outcome:
+    """The outcome recorded for a task whose process could not be created: return code = errno (200 if none)."""
+    code = error.errno if error.errno else 200
+    return Outcome(
+        pid=-1,
+        return_code=code,
+        start=start,
+        finish=start,
+        out_bytes=0,
+        out_snippet="''",
+        err_bytes=len(os.strerror(code)) if code != 200 else 0,
+        err_snippet=repr(os.strerror(code)) if code != 200 else "''",
+        user_seconds=0.0,
+        system_seconds=0.0,
+        max_rss_kib=0,
+    )

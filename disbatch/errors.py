@@ -1,0 +1,54 @@
+"""The one exception tree of disbatch.
+
+    DisbatchError                 anything disbatch reports to the user as a one-line message
+    ├── UsageError                a bad flag or flag combination (exit 2)
+    ├── TaskFileError             a bad line in a task file: carries source and line number
+    ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
+    ├── ResumeMismatchError       a `-r` record that does not match the task it names
+    ├── OutputPathError           `-p` names a directory that does not exist
+    └── ContextError              a context cannot start (bad `-s` item, no execution environment, ...)
+
+Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class DisbatchError(Exception):
+    """Base of every error disbatch reports as a one-line message."""
+
+
+class UsageError(DisbatchError):
+    """A flag, or a combination of flags, that cannot work."""
+
+
+class TaskFileError(DisbatchError):
+    """A task-file line that cannot be understood; `str()` is `SOURCE:LINE: message`."""
+
+    def __init__(self, source: str, line_number: int, message: str) -> None:
+        super().__init__(f'{source}:{line_number}: {message}')
+        self.source = source
+        self.line_number = line_number
+        self.message = message
+
+
+class StatusFileError(DisbatchError):
+    """A file given to `-r` that is not a disbatch status file; `str()` is `PATH:LINE: message`."""
+
+    def __init__(self, path: str, line_number: int, message: str) -> None:
+        super().__init__(f'{path}:{line_number}: {message}')
+        self.path = path
+        self.line_number = line_number
+        self.message = message
+
+
+class ResumeMismatchError(DisbatchError):
+    """A task whose earlier record (from `-r`) names a different line, repeat index or command."""
+
+
+class OutputPathError(DisbatchError):
+    """`-p` points into a directory that does not exist."""
+
+
+class ContextError(DisbatchError):
+    """A context cannot find or start its engines."""

@@ -1,0 +1,96 @@
+"""Messages between the driver and its engines: one small frozen dataclass per kind.
+
+Each class has a wire `TAG`; `protocol/codec.py` is the only code that turns them into bytes and back. Fields are
+plain JSON values (str, int, float, bool, lists of those), so no message can carry code.
+
+    engine → driver:  Hello, TaskDone, Goodbye
+    driver → engine:  Welcome, Run, Drain, Abort
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+# A per-engine task on the wire: (task_id, line_number, command).
+PerEngineSpec = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """An engine asks to join the run, proving it knows the run's secret."""
+
+    TAG: ClassVar[str] = 'hello'
+    secret: str
+    hostname: str
+    pid: int
+    slots: int
+    cores_per_task: int
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The driver accepts an engine: its rank, the environment its tasks share, its per-engine tasks."""
+
+    TAG: ClassVar[str] = 'welcome'
+    engine_rank: int
+    cwd: str
+    environment: dict[str, str]
+    start_tasks: list[PerEngineSpec]
+    stop_tasks: list[PerEngineSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run one task on the next free slot."""
+
+    TAG: ClassVar[str] = 'run'
+    task_id: int
+    line_number: int
+    repeat_index: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDone:
+    """A task (or per-engine task: phase 'START'/'STOP') has finished on an engine."""
+
+    TAG: ClassVar[str] = 'done'
+    task_id: int
+    phase: str  # '' for a normal task
+    pid: int
+    return_code: int
+    start: float
+    finish: float
+    out_bytes: int
+    out_snippet: str
+    err_bytes: int
+    err_snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """No more work for this engine: finish what it has, run its STOP tasks, say Goodbye and exit."""
+
+    TAG: ClassVar[str] = 'drain'
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Stop now: kill every running task's process group, report each, say Goodbye and exit."""
+
+    TAG: ClassVar[str] = 'abort'
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """The engine has nothing left to run and is exiting."""
+
+    TAG: ClassVar[str] = 'goodbye'
+    reason: str
+
+
+Message = Hello | Welcome | Run | TaskDone | Drain | Abort | Goodbye
+MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye)

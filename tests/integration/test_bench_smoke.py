@@ -1,0 +1,43 @@
+"""Smoke test of bench/: `python -m bench --smoke --no-append` runs every tool once and prints its table.
+
+No timing is asserted (targets are printed as PASS/MISS, never checked by tests; see STYLE.md). The exit code is:
+it is 0 only when each of our runs was correct (status file complete, every rc 0).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(
+    shutil.which('xargs') is None and shutil.which('parallel') is None,
+    reason='neither xargs nor GNU parallel on PATH: nothing to compare with',
+)
+@pytest.mark.timeout(300)
+def test_bench_smoke_runs_and_prints_the_table() -> None:
+    environment = {name: value for name, value in os.environ.items() if not name.startswith('DISBATCH_')}
+    done = subprocess.run(
+        [sys.executable, '-m', 'bench', '--smoke', '--no-append', '--no-install'],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for title in ('50 x true, 2 slots', '50 x true, 8 slots', '10 x sleep 0.1, 10 slots', '1 x true, 1 slot'):
+        assert title in done.stdout
+    assert 'median s' in done.stdout
+    assert 'target: ' in done.stdout
+    assert 'correctness: ours 1/1 runs ok' in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith('  ')]
+    assert any(row[:1] == ['ours'] for row in rows)
+    assert any(row[:2] == ['xargs', '-P'] for row in rows)
