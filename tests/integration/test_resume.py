@@ -1,0 +1,3 @@
+from .helpers import VALUE
+def test_x():
+    assert VALUE == 1
