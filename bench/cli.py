@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.leftovers import become_subreaper
 from bench.report import FOOTNOTES, Comparison, compare, markdown_table, memory_report, text_report
 from bench.suite import MemoryRun, Run, Settings, run_memory, run_suite
 from bench.tools import Tool, ToolKind, default_cache, find_ours, find_parallel, find_reference, find_xargs, run_quietly
@@ -129,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, command: str) -> int:
     tools, notes, ours_missing = find_tools(arguments, scratch)
+    if not become_subreaper():
+        notes.append('not a child subreaper: processes a run orphans are neither counted nor cleaned up')
     for note in notes:
         print(f'note: {note}', file=sys.stderr)
     settings = Settings(scratch=scratch, repo_root=REPO_ROOT, timeout=arguments.timeout, keep=arguments.keep)
@@ -141,6 +144,8 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
         memory_settings = dataclasses.replace(settings, timeout=max(settings.timeout, arguments.memory_tasks / 50))
         print(f'[memory] {arguments.memory_tasks:,} x true, {arguments.memory_slots} slots …', file=sys.stderr)
         memory = run_memory(memory_settings, ours, arguments.memory_tasks, arguments.memory_slots)
+    elif arguments.memory or arguments.memory_only:
+        notes.append('memory workload (d) skipped: it measures ours, which did not run')
 
     machine = machine_description(tools)
     comparisons = compare(runs, workloads, tools)

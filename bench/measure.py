@@ -3,7 +3,8 @@
 The measured process is started in its own session. We wait for it to exit *without reaping it*
 (`waitid(..., WNOWAIT)`), read its own CPU time from `/proc/PID/stat` while it is a zombie (that is the
 process alone), then reap it with `wait4`, whose rusage is the process plus every descendant it waited for.
-A timer kills the whole process group if the run exceeds its time limit.
+A timer kills the whole process group if the run exceeds its time limit. Processes the run leaves behind are found,
+reaped (their CPU time added to the tree's) and reported by `bench.leftovers`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.leftovers import Leftovers, collect
 
 Sampler = Callable[[int, threading.Event], None]  # (pid, stop) -> None; runs in a thread until stop is set
 
@@ -34,8 +37,9 @@ class Measurement:
     exit_code: int  # negative: killed by that signal
     timed_out: bool
     self_cpu: float  # user + system seconds of the process alone (/proc/PID/stat at exit; 1 clock tick resolution)
-    tree_cpu: float  # user + system seconds of the process and every descendant it reaped (wait4 rusage)
-    strays: bool  # processes of its group were still alive after it exited (we killed them)
+    tree_cpu: float  # user + system seconds of the process, every descendant it reaped (wait4) and its leftovers
+    leftovers: Leftovers  # descendants orphaned when it exited (needs bench.leftovers.become_subreaper())
+    strays: bool  # processes of its group were still alive after that (we killed them)
     stderr_tail: str  # the last lines it wrote on standard error
 
 
@@ -82,12 +86,14 @@ def run_measured(
             process.returncode = os.waitstatus_to_exitcode(status)
             if sampling:
                 sampling.join()
+    leftovers = collect()
     return Measurement(
         wall=wall,
         exit_code=process.returncode,
         timed_out=timed_out.is_set(),
         self_cpu=self_cpu,
-        tree_cpu=usage.ru_utime + usage.ru_stime,
+        tree_cpu=usage.ru_utime + usage.ru_stime + leftovers.cpu,
+        leftovers=leftovers,
         strays=_kill_strays(process.pid),
         stderr_tail=_tail(stderr_path),
     )

@@ -105,6 +105,13 @@ class Comparison:
             )
         if ours.strays:
             text += f'; {ours.strays} run(s) left processes behind in their group (killed)'
+        left = [
+            f'rep {run.rep}: {run.measurement.leftovers.describe()}'
+            for run in ours.runs
+            if run.measurement.leftovers.found
+        ]
+        if left:
+            text += '; processes left when the driver exited: ' + '; '.join(left)
         return text
 
 
@@ -170,8 +177,9 @@ def text_report(comparisons: Sequence[Comparison], reps: int) -> str:
 
 
 FOOTNOTES = (
-    'CPU ms/task: median over reps of the user+system time of the tool and every descendant it waited for '
-    '(wait4 rusage), divided by the tasks; it includes the bash of every task.',
+    'CPU ms/task: median over reps of the user+system time of the tool, every descendant it waited for (wait4 '
+    'rusage) and every process it orphaned (we reap those as child subreaper), divided by the tasks; it includes the '
+    'bash of every task.',
     'driver CPU: user+system time of the driver process alone, read from /proc/PID/stat after it exited and before '
     'it was reaped; it excludes the engines and the tasks.',
     '*: ran fewer tasks than the workload (the slow reference is capped); compare its tasks/s, not its wall time.',
@@ -242,6 +250,8 @@ def memory_report(run: MemoryRun) -> str:
     lines.append(f'- wall {measurement.wall:.1f} s{rate}; driver CPU {measurement.self_cpu:.1f} s')
     status = 'ok' if run.check.ok(figures.tasks) and measurement.exit_code == 0 else 'FAILED'
     lines.append(f'- correctness: {status}: {run.check.describe(figures.tasks)}, exit code {measurement.exit_code}')
+    if measurement.leftovers.found:
+        lines.append(f'- processes left when the driver exited: {measurement.leftovers.describe()}')
     return '\n'.join(lines)
 
 

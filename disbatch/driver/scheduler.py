@@ -287,43 +287,35 @@ class Scheduler:
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
         )
         actions.append(WriteRecord(record))
-        self.counts.finished += 1
-        if record.failed:
-            self.counts.failed += 1
-            self._failed_since_barrier = True
-            if self.config.exit_code_on_failure:
-                self._exit_code = 1
-            if self.config.fail_fast and self.state is State.RUNNING:
-                self._stop(
-                    actions,
-                    f'task {record.task_id} (line {record.line_number}) failed with return code '
-                    f'{record.return_code}; --fail-fast stops the run',
-                    exit_code=1,
-                )
+        self._count_finished(
+            actions,
+            record.failed,
+            f'task {record.task_id} (line {record.line_number}) failed with return code {record.return_code}',
+        )
 
     def _on_engine_gone(self, event: EngineGone, actions: list[Action]) -> None:
         engine = self.engines.pop(event.engine_rank, None)
         if engine is None:
             return
-        for task in engine.assigned.values():
-            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now)))
-            self.counts.lost += 1
-            attempts = self._attempts.get(task.task_id, 1)
-            if self.state is State.RUNNING and attempts < self.config.max_attempts:
-                self._attempts[task.task_id] = attempts + 1
-                self.pending.appendleft(task)
-            else:
-                self.counts.finished += 1
-                self.counts.failed += 1
-                self._failed_since_barrier = True
-                if self.config.exit_code_on_failure:
-                    self._exit_code = 1
         if event.lost and engine.assigned:
             actions.append(
                 Report(
                     f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running'
                 )
             )
+        retry: list[Task] = []
+        for task in engine.assigned.values():
+            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now)))
+            self.counts.lost += 1
+            attempts = self._attempts.get(task.task_id, 1)
+            if self.state in (State.RUNNING, State.DRAINING) and attempts < self.config.max_attempts:
+                self._attempts[task.task_id] = attempts + 1
+                retry.append(task)
+            else:
+                self._count_finished(
+                    actions, True, f'task {task.task_id} (line {task.line_number}) was lost {attempts} time(s)'
+                )
+        self.pending.extendleft(reversed(retry))
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
         if self.state is State.RUNNING and not self.engines and self.more_tasks:
@@ -332,19 +324,37 @@ class Scheduler:
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
 
+    def _count_finished(self, actions: list[Action], failed: bool, failure: str) -> None:
+        """A task has its final record: count it, and apply -e and --fail-fast when it failed."""
+        self.counts.finished += 1
+        if not failed:
+            return
+        self.counts.failed += 1
+        self._failed_since_barrier = True
+        if self.config.exit_code_on_failure:
+            self._exit_code = 1
+        if self.config.fail_fast and self.state in (State.RUNNING, State.DRAINING):
+            self._stop(actions, f'{failure}; --fail-fast stops the run', exit_code=1)
+
     # ------------------------------------------------------------ progress
 
     def _advance(self, actions: list[Action]) -> None:
-        """Hand out what can be handed out, resolve a satisfied barrier, and notice the end of the run."""
-        if self.state is State.RUNNING:
+        """Hand out what can be handed out, resolve a satisfied barrier, and notice the end of the run.
+
+        At the tail (stream over, nothing pending) each engine is drained as soon as it is idle, so idle nodes are
+        released while busy ones finish, and a task lost meanwhile can still go to an engine that is not drained.
+        """
+        if self.state in (State.RUNNING, State.DRAINING):
             self._assign(actions)
             if self._barrier is not None and not self.pending and self.running == 0:
                 self._resolve_barrier(actions)
-            if self.state is State.RUNNING and self._stream_ended and not self.pending and self._barrier is None:
-                self.state = State.DRAINING
+        if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
+            self.state = State.DRAINING
+            if not self.pending:
                 for engine in self.engines.values():
-                    engine.draining = True
-                    actions.append(DrainEngine(engine.rank))
+                    if not engine.draining and not engine.assigned:
+                        engine.draining = True
+                        actions.append(DrainEngine(engine.rank))
         if self.state in (State.DRAINING, State.STOPPING) and not self.engines:
             self.state = State.FINISHED
             actions.append(Finish(self._exit_code))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from disbatch.protocol.messages import MESSAGE_TYPES, Message
@@ -37,8 +38,8 @@ def decode(frame: bytes) -> Message:
         raise CodecError(f'frame of {len(frame)} bytes is over the limit')
     try:
         parts = _decoder.decode(frame.decode('ascii'))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise CodecError(f'not a JSON message: {error}') from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CodecError(f'not a JSON message: {type(error).__name__}') from None
     if not isinstance(parts, list) or not parts or not isinstance(parts[0], str):
         raise CodecError('not a tagged message')
     cls = _BY_TAG.get(parts[0])
@@ -47,29 +48,75 @@ def decode(frame: bytes) -> Message:
     fields = _FIELDS[cls]
     if len(parts) != len(fields) + 1:
         raise CodecError(f'{parts[0]} needs {len(fields)} fields, got {len(parts) - 1}')
-    message: Message = cls(*parts[1:])
-    _check_types(message)
+    values = []
+    for name, value in zip(fields, parts[1:], strict=True):
+        check = _CHECKS[_TYPES[cls][name]]
+        converted = check(value)
+        if converted is _INVALID:
+            raise CodecError(f'{parts[0]}.{name} has the wrong type')
+        values.append(converted)
+    message: Message = cls(*values)
     return message
 
 
-def _check_types(message: Message) -> None:
-    """Reject a well-formed array whose values have the wrong JSON types (hostile or buggy peer)."""
-    for field in dataclasses.fields(message):
-        value = getattr(message, field.name)
-        expected = _JSON_TYPES.get(str(field.type))
-        if expected is None:
-            continue
-        if isinstance(value, bool) and expected is not bool:
-            raise CodecError(f'{message.TAG}.{field.name} has the wrong type')
-        if not isinstance(value, expected):
-            raise CodecError(f'{message.TAG}.{field.name} has the wrong type')
+class _Invalid:
+    pass
 
 
-_JSON_TYPES: dict[str, type[Any] | tuple[type[Any], ...]] = {
-    'str': str,
-    'int': int,
-    'float': (int, float),
-    'bool': bool,
-    'dict[str, str]': dict,
-    'list[PerEngineSpec]': list,
+_INVALID: Any = _Invalid()
+
+
+def _plain(kind: type[Any]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        return value if isinstance(value, kind) and not isinstance(value, bool) else _INVALID
+
+    return check
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _INVALID
+
+
+def _boolean(value: Any) -> Any:
+    return value if isinstance(value, bool) else _INVALID
+
+
+def _environment(value: Any) -> Any:
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return value
+    return _INVALID
+
+
+def _per_engine_specs(value: Any) -> Any:
+    """A list of `[task_id, line_number, command]`, returned as a list of tuples."""
+    if not isinstance(value, list):
+        return _INVALID
+    specs = []
+    for entry in value:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and type(entry[0]) is int
+            and type(entry[1]) is int
+            and isinstance(entry[2], str)
+        ):
+            return _INVALID
+        specs.append((entry[0], entry[1], entry[2]))
+    return specs
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    'str': _plain(str),
+    'int': _plain(int),
+    'float': _number,
+    'bool': _boolean,
+    'dict[str, str]': _environment,
+    'list[PerEngineSpec]': _per_engine_specs,
 }
+_TYPES: dict[type[Any], dict[str, str]] = {
+    cls: {field.name: str(field.type) for field in dataclasses.fields(cls)} for cls in MESSAGE_TYPES
+}
+for _cls, _field_types in _TYPES.items():
+    for _name, _type in _field_types.items():
+        if _type not in _CHECKS:  # pragma: no cover - a new field type needs a check above
+            raise TypeError(f'{_cls.__name__}.{_name}: no wire check for type {_type}')

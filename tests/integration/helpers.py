@@ -1,1 +1,159 @@
-VALUE = 1
+"""Shared helpers of the CLI integration tests: run `disbatch` in a test's directory, find and read what it wrote.
+
+* `run_disbatch(procs, cwd, *args, input=...)`: run the CLI to the end (new session, output captured); the result
+  also carries the driver's PID (barrier lines show it).
+* `run_files(directory)` / `status_path(directory)`: the files of the one run made in a directory.
+* `read_status(path)`: the status file's records, parsed with `disbatch.results.report.parse_line`.
+* `sort_records(records)`: a stable order for comparing a whole file (status lines come in completion order).
+* `wait_for(predicate, timeout)`: poll until something is true (used while a spawned driver runs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.report import HEADER, parse_line
+
+from ..conftest import Processes, disbatch_cmd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / 'exampleTaskFiles'
+# <Taskfile>_disBatch_<yyMMddHHmmss>_<NNN>
+DEFAULT_STEM = re.compile(r'(?P<name>.+)_disBatch_(?P<when>[0-9]{12})_(?P<number>[0-9]{3})')
+KIND_ORDER = {kind: position for position, kind in enumerate(RecordKind)}
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished `disbatch` process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    pid: int
+    seconds: float
+
+    def describe(self) -> str:
+        return f'rc={self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}'
+
+
+def run_disbatch(
+    procs: Processes,
+    cwd: Path,
+    *args: str,
+    input: str | bytes | None = None,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+) -> Finished:
+    """Run `disbatch ARGS` in `cwd` to its end; stdin is `input` (text or bytes) or /dev/null."""
+    binary = isinstance(input, bytes)
+    started = time.monotonic()
+    process = procs.spawn(
+        disbatch_cmd(*args),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=not binary,
+    )
+    stdout, stderr = process.communicate(input, timeout=timeout)
+    seconds = time.monotonic() - started
+    if binary:
+        stdout, stderr = stdout.decode(errors='replace'), stderr.decode(errors='replace')
+    return Finished(process.returncode, stdout, stderr, process.pid, seconds)
+
+
+def short_hostname() -> str:
+    return socket.gethostname().split('.')[0]
+
+
+def run_files(directory: Path, suffix: str) -> list[Path]:
+    """Every `*_<suffix>` file in `directory` (e.g. suffix 'status.txt'), sorted."""
+    return sorted(directory.glob(f'*_{suffix}'))
+
+
+def status_path(directory: Path) -> Path:
+    """The one status file in `directory`; fails the test if there is not exactly one."""
+    found = run_files(directory, 'status.txt')
+    assert len(found) == 1, f'expected one status file in {directory}, found {[p.name for p in found]}'
+    return found[0]
+
+
+def stem_of(status: Path) -> str:
+    """The run's stem (path without `_status.txt`)."""
+    return str(status)[: -len('_status.txt')]
+
+
+def status_lines(path: Path) -> list[str]:
+    """The lines of a status file as text (UTF-8, surrogateescape), without their newlines."""
+    data = path.read_bytes()
+    assert data == b'' or data.endswith(b'\n'), 'the status file does not end with a newline'
+    return data.decode('utf-8', 'surrogateescape').split('\n')[:-1] if data else []
+
+
+def read_status(path: Path, header: bool = False) -> list[StatusRecord]:
+    """The records of a status file, in file order (the header line must be there iff `header`)."""
+    lines = status_lines(path)
+    if header:
+        assert lines and lines[0] == HEADER, f'first line is not the header: {lines[:1]!r}'
+        lines = lines[1:]
+    return [parse_line(line) for line in lines]
+
+
+def sort_records(records: Iterable[StatusRecord]) -> list[StatusRecord]:
+    """Records by kind (normal, P, S, Z, B, C), then task id, then line."""
+    return sorted(records, key=lambda r: (KIND_ORDER[r.kind], r.task_id, r.line_number))
+
+
+def by_task_id(records: Iterable[StatusRecord], kind: RecordKind = RecordKind.NORMAL) -> dict[int, StatusRecord]:
+    """The records of one kind by task id; fails the test if an id appears twice."""
+    found: dict[int, StatusRecord] = {}
+    for record in records:
+        if record.kind is kind:
+            assert record.task_id not in found, f'task {record.task_id} recorded twice ({kind.name})'
+            found[record.task_id] = record
+    return found
+
+
+def write_task_file(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def counts(directory: Path, pattern: str = 'count_*') -> dict[str, int]:
+    """Marker files that tasks append one line to: name -> number of executions."""
+    return {path.name: len(path.read_text().splitlines()) for path in sorted(directory.glob(pattern))}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll `predicate` until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def no_traceback(text: str) -> bool:
+    return 'Traceback' not in text
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

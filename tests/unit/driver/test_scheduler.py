@@ -1,0 +1,720 @@
+"""The pure scheduler: feed events, compare the exact list of actions it answers with.
+
+Items are pulled the way the driver loop pulls them: one at a time while `wants_item()` is True (`feed_stream`).
+`Report` messages are matched with `ANY` in the action lists and checked for their key words separately.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import replace
+from unittest.mock import ANY
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from disbatch.driver.scheduler import (
+    LOST_RETURN_CODE,
+    AbortEngine,
+    Action,
+    Counts,
+    DrainEngine,
+    EngineGone,
+    EngineJoined,
+    Finish,
+    ItemRead,
+    NoMoreEngines,
+    PutBarrierKey,
+    RecordRead,
+    Report,
+    Scheduler,
+    SchedulerConfig,
+    SendTask,
+    State,
+    StopRequested,
+    StreamEnded,
+    TaskFinished,
+    WriteRecord,
+)
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
+
+# ---------------------------------------------------------------- helpers
+
+
+def make_scheduler(**options: object) -> Scheduler:
+    return Scheduler(SchedulerConfig(driver_host='head', driver_pid=1, **options))  # type: ignore[arg-type]
+
+
+def task(task_id: int, line_number: int | None = None) -> Task:
+    return Task(task_id, task_id + 1 if line_number is None else line_number, NO_REPEAT, f'echo {task_id}')
+
+
+def barrier(task_id: int, check: bool = False, key: str | None = None) -> Barrier:
+    text = '#DISBATCH BARRIER' + (' CHECK' if check else '') + (f' {key}' if key is not None else '')
+    return Barrier(task_id, task_id + 1, check, key, text)
+
+
+def finished(
+    of: Task,
+    *,
+    host: str = 'node0',
+    return_code: int = 0,
+    start: float = 10.0,
+    elapsed: float = 1.0,
+    kind: RecordKind = RecordKind.NORMAL,
+) -> StatusRecord:
+    """The record an engine reports for a task that ran."""
+    return StatusRecord(
+        kind=kind,
+        task_id=of.task_id,
+        line_number=of.line_number,
+        repeat_index=of.repeat_index,
+        host=host,
+        pid=4242,
+        return_code=return_code,
+        elapsed=elapsed,
+        start=start,
+        finish=start + elapsed,
+        out_bytes=0,
+        out_snippet="''",
+        err_bytes=0,
+        err_snippet="''",
+        command=of.command,
+    )
+
+
+def lost(of: Task, host: str, now: float) -> StatusRecord:
+    """The record of an attempt that died with its engine: PID -1, return code -100, start = finish = now."""
+    return replace(finished(of, host=host, start=now, elapsed=0.0), pid=-1, return_code=LOST_RETURN_CODE, finish=now)
+
+
+def barrier_record(of: Barrier, start: float, finish: float) -> StatusRecord:
+    return StatusRecord(
+        kind=RecordKind.BARRIER_CHECK if of.check else RecordKind.BARRIER,
+        task_id=of.task_id,
+        line_number=of.line_number,
+        repeat_index=NO_REPEAT,
+        host='head',
+        pid=1,
+        return_code=0,
+        elapsed=round(finish - start, 3),
+        start=start,
+        finish=finish,
+        out_bytes=0,
+        out_snippet="''",
+        err_bytes=0,
+        err_snippet="''",
+        command=of.text,
+    )
+
+
+class Stream:
+    """A task stream the test can inspect: what is still unread."""
+
+    def __init__(self, items: Iterable[Task | Barrier | StatusRecord]) -> None:
+        self.unread = deque(items)
+
+
+def feed_stream(scheduler: Scheduler, stream: Stream, now: float) -> list[Action]:
+    """Pull items while the scheduler wants them, as the driver loop does; the actions it answered with."""
+    actions: list[Action] = []
+    while scheduler.wants_item():
+        if not stream.unread:
+            actions += scheduler.handle(StreamEnded(now))
+            continue
+        item = stream.unread.popleft()
+        event = RecordRead(item) if isinstance(item, StatusRecord) else ItemRead(item, now)
+        actions += scheduler.handle(event)
+    return actions
+
+
+def reports(actions: list[Action]) -> list[str]:
+    return [action.message for action in actions if isinstance(action, Report)]
+
+
+TASKS = [task(number) for number in range(10)]
+
+# ---------------------------------------------------------------- reading and assignment
+
+
+def test_nothing_is_read_before_an_engine_joins() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:2])
+    assert not scheduler.wants_item()
+    assert feed_stream(scheduler, stream, now=1.0) == []
+    assert list(stream.unread) == TASKS[:2]
+
+
+def test_tasks_are_sent_up_to_the_slots_of_a_new_engine() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:5])
+    assert scheduler.handle(EngineJoined(0, 'node0', slots=2)) == []
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    assert not scheduler.wants_item()
+    assert list(stream.unread) == TASKS[2:5]
+    assert scheduler.running == 2
+
+
+def test_tasks_are_spread_over_engines_in_join_order() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:5])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=2))
+    assert feed_stream(scheduler, stream, now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(1, TASKS[1]),
+        SendTask(1, TASKS[2]),
+    ]
+
+
+def test_a_finished_task_frees_its_slot_for_the_next() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:4])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    feed_stream(scheduler, stream, now=1.0)
+    record = finished(TASKS[0], elapsed=1.0)
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record)]
+    assert feed_stream(scheduler, stream, now=12.0) == [SendTask(0, TASKS[2])]
+    assert not scheduler.wants_item()
+    assert scheduler.counts == Counts(finished=1)
+
+
+def test_engines_running_short_tasks_get_two_tasks_per_slot_and_one_again_once_tasks_are_long() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS)
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    # One short task finished: the engine now takes 2 x 2 tasks (one running and one queued per slot).
+    scheduler.handle(TaskFinished(0, finished(TASKS[0], elapsed=0.01)))
+    assert feed_stream(scheduler, stream, now=2.0) == [
+        SendTask(0, TASKS[2]),
+        SendTask(0, TASKS[3]),
+        SendTask(0, TASKS[4]),
+    ]
+    assert scheduler.running == 4
+    # A long task pulls the average over the threshold: back to one task per slot, so nothing is sent until
+    # fewer than 2 are outstanding.
+    scheduler.handle(TaskFinished(0, finished(TASKS[1], elapsed=5.0)))
+    assert feed_stream(scheduler, stream, now=7.0) == []
+    scheduler.handle(TaskFinished(0, finished(TASKS[2], elapsed=5.0)))
+    assert feed_stream(scheduler, stream, now=12.0) == []
+    scheduler.handle(TaskFinished(0, finished(TASKS[3], elapsed=5.0)))
+    assert feed_stream(scheduler, stream, now=17.0) == [SendTask(0, TASKS[5])]
+    assert scheduler.running == 2
+
+
+def test_a_resumed_record_is_written_and_counted_without_needing_a_slot() -> None:
+    scheduler = make_scheduler()
+    skipped = [finished(TASKS[0]).as_skipped(), finished(TASKS[1]).as_skipped()]
+    stream = Stream([*skipped, TASKS[2], TASKS[3]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [
+        WriteRecord(skipped[0]),
+        WriteRecord(skipped[1]),
+        SendTask(0, TASKS[2]),
+    ]
+    assert list(stream.unread) == [TASKS[3]]
+    assert scheduler.counts == Counts(skipped=2)
+
+
+# ---------------------------------------------------------------- barriers
+
+
+def test_nothing_after_a_barrier_is_read_until_everything_before_it_has_finished() -> None:
+    scheduler = make_scheduler()
+    wall = barrier(2)
+    stream = Stream([TASKS[0], TASKS[1], wall, TASKS[3]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=3))
+    assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    assert list(stream.unread) == [TASKS[3]]  # the barrier was read (a slot was free), and nothing after it
+    first = finished(TASKS[0], start=6.0, elapsed=9.0)  # finishes last, at 15.0
+    second = finished(TASKS[1], start=6.0, elapsed=2.0)
+    assert scheduler.handle(TaskFinished(0, second)) == [WriteRecord(second)]
+    assert feed_stream(scheduler, stream, now=8.0) == []
+    # The barrier is recorded with the last record before it: start = when reached, finish = the last finish.
+    assert scheduler.handle(TaskFinished(0, first)) == [
+        WriteRecord(first),
+        WriteRecord(barrier_record(wall, 5.0, 15.0)),
+    ]
+    assert feed_stream(scheduler, stream, now=15.0) == [SendTask(0, TASKS[3]), DrainEngine(0)]
+    assert scheduler.counts == Counts(finished=2, barriers=1)
+
+
+def test_a_barrier_reached_with_nothing_running_is_recorded_at_once() -> None:
+    scheduler = make_scheduler()
+    wall = barrier(0)
+    stream = Stream([wall, TASKS[1]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    assert feed_stream(scheduler, stream, now=3.0) == [
+        WriteRecord(barrier_record(wall, 3.0, 3.0)),
+        SendTask(0, TASKS[1]),
+    ]
+
+
+def test_a_keyed_barrier_puts_its_task_id_under_its_key() -> None:
+    scheduler = make_scheduler()
+    wall = barrier(1, key='phase1done')
+    stream = Stream([TASKS[0], wall])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0])]
+    record = finished(TASKS[0], start=5.0, elapsed=2.0)
+    assert scheduler.handle(TaskFinished(0, record)) == [
+        WriteRecord(record),
+        WriteRecord(barrier_record(wall, 5.0, 7.0)),
+        PutBarrierKey('phase1done', 1),
+    ]
+
+
+def test_a_barrier_check_with_no_failure_lets_the_run_go_on() -> None:
+    scheduler = make_scheduler()
+    check = barrier(1, check=True)
+    stream = Stream([TASKS[0], check, TASKS[2]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    feed_stream(scheduler, stream, now=5.0)
+    record = finished(TASKS[0], start=5.0, elapsed=1.0)
+    assert scheduler.handle(TaskFinished(0, record)) == [
+        WriteRecord(record),
+        WriteRecord(barrier_record(check, 5.0, 6.0)),
+    ]
+    assert feed_stream(scheduler, stream, now=6.0) == [SendTask(0, TASKS[2]), DrainEngine(0)]
+
+
+def test_a_barrier_check_ignores_failures_before_the_previous_barrier() -> None:
+    scheduler = make_scheduler()
+    wall, check = barrier(1), barrier(3, check=True)
+    stream = Stream([TASKS[0], wall, TASKS[2], check, TASKS[4]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
+    failure = finished(TASKS[0], return_code=1, start=1.0, elapsed=10.0)
+    assert scheduler.handle(TaskFinished(0, failure)) == [
+        WriteRecord(failure),
+        WriteRecord(barrier_record(wall, 1.0, 11.0)),
+    ]
+    assert feed_stream(scheduler, stream, now=11.0) == [SendTask(0, TASKS[2])]
+    success = finished(TASKS[2], start=11.0)
+    assert scheduler.handle(TaskFinished(0, success)) == [
+        WriteRecord(success),
+        WriteRecord(barrier_record(check, 11.0, 12.0)),
+    ]
+    assert feed_stream(scheduler, stream, now=12.0) == [SendTask(0, TASKS[4]), DrainEngine(0)]
+    assert scheduler.counts == Counts(finished=2, failed=1, barriers=2)
+
+
+@pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
+def test_a_barrier_check_after_a_failure_ends_the_run(exit_code_on_failure: bool, exit_code: int) -> None:
+    scheduler = make_scheduler(exit_code_on_failure=exit_code_on_failure)
+    check = barrier(2, check=True)
+    stream = Stream([TASKS[0], TASKS[1], check, TASKS[3], TASKS[4]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    failure = finished(TASKS[0], return_code=3, start=5.0, elapsed=1.0)
+    success = finished(TASKS[1], start=5.0, elapsed=2.0)
+    assert scheduler.handle(TaskFinished(0, failure)) == [WriteRecord(failure)]
+    actions = scheduler.handle(TaskFinished(0, success))
+    assert actions == [
+        WriteRecord(success),
+        WriteRecord(barrier_record(check, 5.0, 7.0)),
+        Report(ANY),
+        DrainEngine(0),
+        DrainEngine(1),
+    ]
+    assert 'BARRIER CHECK at line 3' in reports(actions)[0]
+    assert feed_stream(scheduler, stream, now=7.0) == []
+    assert list(stream.unread) == [TASKS[3], TASKS[4]]  # the rest is never read, let alone run
+    assert scheduler.handle(EngineGone(0, lost=False, now=8.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=8.0)) == [Finish(exit_code)]
+    assert scheduler.counts == Counts(finished=2, failed=1, barriers=1)
+
+
+# ---------------------------------------------------------------- the end of a run
+
+
+def test_the_end_of_the_stream_drains_every_engine_and_the_run_finishes_when_all_are_gone() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:2])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    scheduler.handle(TaskFinished(0, finished(TASKS[0])))
+    # Idle engines are released at once; a busy one finishes its task first (Drain says so to the engine).
+    assert feed_stream(scheduler, stream, now=11.0) == [DrainEngine(0), DrainEngine(1)]
+    assert scheduler.state is State.DRAINING
+    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
+    record = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, record)) == [WriteRecord(record)]
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2)
+
+
+@pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
+def test_a_failed_task_sets_the_exit_code_only_with_dash_e(exit_code_on_failure: bool, exit_code: int) -> None:
+    scheduler = make_scheduler(exit_code_on_failure=exit_code_on_failure)
+    stream = Stream(TASKS[:1])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    scheduler.handle(TaskFinished(0, finished(TASKS[0], return_code=2)))
+    assert feed_stream(scheduler, stream, now=11.0) == [DrainEngine(0)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == [Finish(exit_code)]
+    assert scheduler.counts == Counts(finished=1, failed=1)
+
+
+def test_no_event_has_any_effect_once_the_run_is_finished() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream([]), now=1.0)
+    assert scheduler.handle(EngineGone(0, lost=False, now=1.0)) == [Finish(0)]
+    assert scheduler.handle(NoMoreEngines(now=2.0)) == []  # nothing was left: no error
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == []
+    assert scheduler.handle(StopRequested('SIGINT received', 130)) == []
+    assert not scheduler.wants_item()
+
+
+def test_an_engine_joining_while_the_run_drains_is_drained() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:1])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(0)]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=4)) == [DrainEngine(1)]
+    assert not scheduler.wants_item()
+    assert scheduler.handle(EngineGone(1, lost=False, now=2.0)) == []
+    scheduler.handle(TaskFinished(0, finished(TASKS[0])))
+    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == [Finish(0)]
+
+
+def test_an_engine_joining_while_the_run_stops_is_aborted_and_waited_for() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:3]), now=1.0)
+    scheduler.handle(StopRequested('SIGTERM received', 143))
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [AbortEngine(1, 'run is stopping')]
+    scheduler.handle(TaskFinished(0, finished(TASKS[0], return_code=-15)))
+    assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=2.0)) == [Finish(143)]
+
+
+def test_per_engine_task_records_are_just_written() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:3])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    start_task = finished(Task(0, 1, NO_REPEAT, 'hostname'), kind=RecordKind.PER_ENGINE)
+    assert scheduler.handle(TaskFinished(0, start_task)) == [WriteRecord(start_task)]
+    assert scheduler.running == 1  # task 0 (the normal one, same id) is still running
+    assert feed_stream(scheduler, stream, now=2.0) == []
+    assert scheduler.handle(TaskFinished(7, start_task)) == [WriteRecord(start_task)]  # even from a gone engine
+    assert scheduler.counts == Counts()
+
+
+# ---------------------------------------------------------------- stopping early
+
+
+def test_fail_fast_aborts_every_engine_at_the_first_failure_and_finishes_with_1() -> None:
+    scheduler = make_scheduler(fail_fast=True)
+    stream = Stream(TASKS[:5])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    failure = finished(TASKS[1], return_code=1)
+    actions = scheduler.handle(TaskFinished(0, failure))
+    reason = reports(actions)[0]
+    assert actions == [WriteRecord(failure), Report(reason), AbortEngine(0, reason), AbortEngine(1, reason)]
+    assert 'task 1 (line 2) failed with return code 1' in reason
+    assert scheduler.state is State.STOPPING
+    assert feed_stream(scheduler, stream, now=11.0) == []
+    assert list(stream.unread) == TASKS[3:5]
+    # The aborted engines report the tasks they killed, then leave.
+    killed = [finished(TASKS[0], return_code=-15), finished(TASKS[2], host='node1', return_code=-15)]
+    assert scheduler.handle(TaskFinished(0, killed[0])) == [WriteRecord(killed[0])]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
+    assert scheduler.handle(TaskFinished(1, killed[1])) == [WriteRecord(killed[1])]
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(1)]
+    assert scheduler.counts == Counts(finished=3, failed=3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='scheduler._on_task_finished applies --fail-fast only in RUNNING, not once the stream has ended',
+)
+def test_fail_fast_also_stops_the_tail_of_the_run() -> None:
+    scheduler = make_scheduler(fail_fast=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=3))
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(0, TASKS[1]),
+        DrainEngine(0),
+    ]
+    failure = finished(TASKS[0], return_code=1)
+    actions = scheduler.handle(TaskFinished(0, failure))
+    assert actions == [WriteRecord(failure), Report(ANY), AbortEngine(0, ANY)]  # task 1 must not run on
+    scheduler.handle(TaskFinished(0, finished(TASKS[1], return_code=-15)))
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == [Finish(1)]
+
+
+def test_a_signal_aborts_every_engine_and_finishes_with_its_exit_code() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:3])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    reason = 'SIGINT received: stopping every running task'
+    assert scheduler.handle(StopRequested(reason, 130)) == [
+        Report(reason),
+        AbortEngine(0, reason),
+        AbortEngine(1, reason),
+    ]
+    assert not scheduler.wants_item()
+    scheduler.handle(TaskFinished(0, finished(TASKS[0], return_code=-2)))
+    assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == []
+    # Engine 1 vanished without reporting: its task is recorded lost and, the run stopping, not re-issued.
+    assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
+        WriteRecord(lost(TASKS[1], 'node1', 3.0)),
+        Report(ANY),
+        Finish(130),
+    ]
+    assert scheduler.counts == Counts(finished=2, failed=2, lost=1)
+
+
+def test_a_stop_that_lets_tasks_finish_drains_the_engines() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:3]), now=1.0)
+    reason = 'tasks.txt:7: unknown directive'
+    assert scheduler.handle(StopRequested(reason, 1, abort=False)) == [Report(reason), DrainEngine(0)]
+    scheduler.handle(TaskFinished(0, finished(TASKS[0])))
+    assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == [Finish(1)]
+
+
+def test_a_stop_with_no_engine_finishes_at_once() -> None:
+    scheduler = make_scheduler()
+    assert scheduler.handle(StopRequested('SIGTERM received', 143)) == [Report('SIGTERM received'), Finish(143)]
+
+
+# ---------------------------------------------------------------- lost engines
+
+
+def test_tasks_of_a_lost_engine_are_recorded_lost_and_reissued_to_another_engine() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:4])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    actions = scheduler.handle(EngineGone(0, lost=True, now=7.0))
+    assert actions == [
+        WriteRecord(lost(TASKS[0], 'node0', 7.0)),
+        WriteRecord(lost(TASKS[1], 'node0', 7.0)),
+        Report(ANY),
+    ]
+    assert 'engine 0 on node0 was lost with 2 task(s) running' in reports(actions)[0]
+    assert not scheduler.wants_item()  # no engine: nothing more is read
+    actions = scheduler.handle(EngineJoined(1, 'node1', slots=3))
+    assert sorted(actions, key=lambda action: action.task.task_id) == [  # type: ignore[union-attr]
+        SendTask(1, TASKS[0]),
+        SendTask(1, TASKS[1]),
+    ]
+    assert feed_stream(scheduler, stream, now=8.0) == [SendTask(1, TASKS[2])]
+    assert scheduler.counts == Counts(lost=2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='scheduler._on_engine_gone re-queues lost tasks with appendleft one by one, which reverses their order',
+)
+def test_lost_tasks_are_reissued_in_their_original_order() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    feed_stream(scheduler, Stream(TASKS[:4]), now=1.0)
+    scheduler.handle(EngineGone(0, lost=True, now=7.0))
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=2)) == [SendTask(1, TASKS[0]), SendTask(1, TASKS[1])]
+
+
+@pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
+def test_a_task_lost_max_attempts_times_is_given_up_as_failed(exit_code_on_failure: bool, exit_code: int) -> None:
+    scheduler = make_scheduler(max_attempts=2, exit_code_on_failure=exit_code_on_failure)
+    stream = Stream(TASKS[:1])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
+    assert scheduler.handle(EngineGone(0, lost=True, now=2.0)) == [
+        WriteRecord(lost(TASKS[0], 'node0', 2.0)),
+        Report(ANY),
+    ]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0])]
+    # The second attempt is the last: recorded lost and not re-issued.
+    assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
+        WriteRecord(lost(TASKS[0], 'node1', 3.0)),
+        Report(ANY),
+    ]
+    assert scheduler.pending == deque()
+    scheduler.handle(EngineJoined(2, 'node2', slots=1))
+    assert feed_stream(scheduler, stream, now=4.0) == [DrainEngine(2)]
+    assert scheduler.handle(EngineGone(2, lost=False, now=4.0)) == [Finish(exit_code)]
+    assert scheduler.counts == Counts(finished=1, failed=1, lost=2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='scheduler._on_engine_gone gives a task up as failed without applying --fail-fast',
+)
+def test_a_task_given_up_stops_a_fail_fast_run() -> None:
+    scheduler = make_scheduler(max_attempts=1, fail_fast=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:4]), now=1.0)
+    actions = scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    assert actions == [WriteRecord(lost(TASKS[0], 'node0', 2.0)), Report(ANY), Report(ANY), AbortEngine(1, ANY)]
+    assert scheduler.handle(EngineGone(1, lost=True, now=3.0))[-1] == Finish(1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='scheduler._on_engine_gone re-issues lost tasks only in RUNNING; at the tail every engine is drained',
+)
+def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=3))
+    # The stream ends while both engines are busy. A busy engine could still take a lost task, so it should only
+    # be drained once it is idle (the reference stops each slot behind its running task).
+    actions = feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    assert actions[:2] == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
+    assert actions == [WriteRecord(lost(TASKS[0], 'node0', 3.0)), Report(ANY), SendTask(1, TASKS[0])]
+    assert scheduler.counts == Counts(lost=1)
+
+
+def test_a_lost_engine_with_nothing_running_is_just_forgotten() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
+    assert scheduler.handle(EngineGone(1, lost=True, now=2.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=True, now=2.0)) == []  # twice: still nothing
+    assert scheduler.counts == Counts()
+
+
+def test_a_late_report_of_a_task_given_up_is_recorded_as_a_zombie() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:3]), now=1.0)
+    scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0])]
+    late = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, late)) == [WriteRecord(replace(late, kind=RecordKind.ZOMBIE))]
+    # Engine 1 holds task 0 but was never sent task 1: a report of task 1 from it is a zombie too.
+    stray = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, stray)) == [WriteRecord(replace(stray, kind=RecordKind.ZOMBIE))]
+    assert scheduler.running == 1
+    assert scheduler.counts == Counts(lost=1)
+
+
+def test_no_more_engines_with_work_left_reports_and_finishes_with_1() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:2])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    actions = scheduler.handle(NoMoreEngines(now=3.0))
+    assert actions == [Report(ANY), Finish(1)]
+    assert 'no engine is left' in reports(actions)[0]
+
+
+def test_no_engine_ever_joining_finishes_with_1() -> None:
+    scheduler = make_scheduler()
+    assert scheduler.handle(NoMoreEngines(now=3.0)) == [Report(ANY), Finish(1)]
+
+
+# ---------------------------------------------------------------- a property over whole runs
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> tuple[list[Task | Barrier], dict[int, int], list[int], bool]:
+    """A stream of tasks and plain or keyed barriers, each task's return code, engine slots, and `-e`."""
+    kinds = draw(st.lists(st.sampled_from(['task', 'task', 'task', 'barrier', 'keyed']), max_size=16))
+    items: list[Task | Barrier] = []
+    return_codes: dict[int, int] = {}
+    for task_id, kind in enumerate(kinds):
+        if kind == 'task':
+            items.append(task(task_id))
+            return_codes[task_id] = draw(st.sampled_from([0, 0, 0, 1]))
+        else:
+            items.append(barrier(task_id, key=f'key{task_id}' if kind == 'keyed' else None))
+    slots = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    return items, return_codes, slots, draw(st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(run=runs(), data=st.data())
+def test_every_run_records_each_task_once_and_keeps_its_barriers(
+    run: tuple[list[Task | Barrier], dict[int, int], list[int], bool], data: st.DataObject
+) -> None:
+    items, return_codes, slots, exit_code_on_failure = run
+    scheduler = make_scheduler(exit_code_on_failure=exit_code_on_failure)
+    stream = Stream(items)
+    log: list[Action] = []
+    running: dict[int, tuple[int, Task]] = {}  # task id -> (engine, task)
+    draining: set[int] = set()
+    alive: set[int] = set()
+    waiting = list(range(len(slots)))  # engines not yet joined
+    clock = 0.0
+
+    def carry_out(actions: list[Action]) -> None:
+        for action in actions:
+            log.append(action)
+            if isinstance(action, SendTask):
+                assert action.engine_rank in alive and action.engine_rank not in draining
+                running[action.task.task_id] = (action.engine_rank, action.task)
+                held = sum(1 for rank, _ in running.values() if rank == action.engine_rank)
+                assert held <= 2 * slots[action.engine_rank]
+            elif isinstance(action, DrainEngine):
+                draining.add(action.engine_rank)
+            assert not isinstance(action, AbortEngine | Report)
+
+    def join() -> None:
+        rank = waiting.pop(0)
+        alive.add(rank)
+        carry_out(scheduler.handle(EngineJoined(rank, f'node{rank}', slots[rank])))
+
+    join()
+    for _ in range(10 * len(items) + 10):
+        carry_out(feed_stream(scheduler, stream, now=clock))
+        for rank in sorted(draining & alive):
+            if all(holder != rank for holder, _ in running.values()):
+                alive.remove(rank)
+                carry_out(scheduler.handle(EngineGone(rank, lost=False, now=clock)))
+        if scheduler.state is State.FINISHED:
+            break
+        if waiting and (not running or data.draw(st.booleans(), label='join')):
+            join()
+            continue
+        assert running, 'the run is stuck: nothing runs and no event can come'
+        task_id = data.draw(st.sampled_from(sorted(running)), label='finishes')
+        rank, done = running.pop(task_id)
+        elapsed = data.draw(st.sampled_from([0.01, 1.0]), label='elapsed')
+        record = finished(done, host=f'node{rank}', return_code=return_codes[task_id], start=clock, elapsed=elapsed)
+        clock += elapsed
+        carry_out(scheduler.handle(TaskFinished(rank, record)))
+
+    tasks = [item for item in items if isinstance(item, Task)]
+    barriers = [item for item in items if isinstance(item, Barrier)]
+    failed = any(return_codes.values())
+    assert log[-1] == Finish(1 if exit_code_on_failure and failed else 0)
+    assert [action for action in log if isinstance(action, Finish)] == [log[-1]]
+
+    written = [(index, action.record) for index, action in enumerate(log) if isinstance(action, WriteRecord)]
+    sent = {action.task.task_id: index for index, action in enumerate(log) if isinstance(action, SendTask)}
+    normal = sorted(record.task_id for _, record in written if record.kind is RecordKind.NORMAL)
+    assert normal == [item.task_id for item in tasks]
+    recorded_at = {record.task_id: index for index, record in written if record.kind is RecordKind.NORMAL}
+    for wall in barriers:
+        [index] = [
+            index for index, record in written if record.kind is RecordKind.BARRIER and record.task_id == wall.task_id
+        ]
+        assert all(recorded_at[item.task_id] < index for item in tasks if item.task_id < wall.task_id)
+        assert all(sent[item.task_id] > index for item in tasks if item.task_id > wall.task_id)
+        if wall.key is not None:
+            assert log[index + 1] == PutBarrierKey(wall.key, wall.task_id)
+    assert scheduler.counts == Counts(
+        finished=len(tasks), failed=sum(1 for code in return_codes.values() if code), barriers=len(barriers)
+    )

@@ -1,0 +1,178 @@
+"""The protocol codec: every message round-trips; every malformed frame, and only that, raises CodecError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from disbatch.protocol import codec
+from disbatch.protocol.codec import CodecError, decode, encode
+from disbatch.protocol.messages import (
+    MESSAGE_TYPES,
+    Abort,
+    Drain,
+    Goodbye,
+    Hello,
+    Message,
+    Run,
+    TaskDone,
+    Welcome,
+)
+
+# Text as commands and hostnames really hold it: any Unicode, and bytes decoded with surrogateescape.
+texts = st.one_of(
+    st.text(),
+    st.text(st.characters(codec=None, categories=['Cs', 'Ll', 'Zs', 'Cc'])),  # lone surrogates among others
+    st.binary().map(lambda data: data.decode('utf-8', 'surrogateescape')),
+    st.sampled_from(['', '\udcff', 'a\udc80b', '\ud800', '"\\\n\t\x00', '\u2028\x85']),
+)
+integers = st.integers()
+numbers = st.floats(allow_nan=False)  # NaN is never equal to itself; infinities round-trip
+environments = st.dictionaries(texts, texts, max_size=4)
+
+messages: st.SearchStrategy[Message] = st.one_of(
+    st.builds(Hello, texts, texts, integers, integers, integers, texts),
+    # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
+    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([])),
+    st.builds(Run, integers, integers, integers, texts),
+    st.builds(TaskDone, integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts),
+    st.just(Drain()),
+    st.builds(Abort, texts),
+    st.builds(Goodbye, texts),
+)
+
+
+def test_every_message_type_is_covered() -> None:
+    assert {cls.TAG for cls in MESSAGE_TYPES} == {'hello', 'welcome', 'run', 'done', 'drain', 'abort', 'goodbye'}
+
+
+@given(messages)
+def test_every_message_round_trips(message: Message) -> None:
+    frame = encode(message)
+    assert frame.isascii()
+    decoded = decode(frame)
+    assert type(decoded) is type(message)
+    assert decoded == message
+
+
+def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
+    assert encode(Run(3, 4, -1, 'echo \udcff')) == b'["run",3,4,-1,"echo \\udcff"]'
+    assert encode(Drain()) == b'["drain"]'
+
+
+def test_a_lone_surrogate_survives_the_round_trip() -> None:
+    command = b'echo \xff\xfe'.decode('utf-8', 'surrogateescape')
+    decoded = decode(encode(Run(0, 1, -1, command)))
+    assert isinstance(decoded, Run)
+    assert decoded.command.encode('utf-8', 'surrogateescape') == b'echo \xff\xfe'
+
+
+def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
+    welcome = Welcome(0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')])
+    assert decode(encode(welcome)) == welcome
+
+
+@pytest.mark.parametrize(
+    'frame',
+    [
+        pytest.param(b'', id='empty'),
+        pytest.param(b'not json', id='not json'),
+        pytest.param(b'["run",1,2,-1,"echo"', id='truncated'),
+        pytest.param(b'["run",1,2,-1,"echo"] x', id='trailing garbage'),
+        pytest.param(b'["run",1,2,-1,"\xff"]', id='not ASCII'),
+        pytest.param('["run",1,2,-1,"é"]'.encode(), id='UTF-8 but not ASCII'),
+        pytest.param(b'"run"', id='a string'),
+        pytest.param(b'null', id='null'),
+        pytest.param(b'{"tag":"run"}', id='an object'),
+        pytest.param(b'[]', id='an empty array'),
+        pytest.param(b'[1,2,-1,"echo"]', id='no tag'),
+        pytest.param(b'["nosuch"]', id='unknown tag'),
+        pytest.param(b'["RUN",1,2,-1,"echo"]', id='tag in the wrong case'),
+        pytest.param(b'["run",1,2,-1]', id='a field short'),
+        pytest.param(b'["run",1,2,-1,"echo","extra"]', id='a field over'),
+        pytest.param(b'["drain",null]', id='a field for a message that has none'),
+        pytest.param(b'["run","1",2,-1,"echo"]', id='string for int'),
+        pytest.param(b'["run",true,2,-1,"echo"]', id='bool for int'),
+        pytest.param(b'["run",1.0,2,-1,"echo"]', id='float for int'),
+        pytest.param(b'["run",null,2,-1,"echo"]', id='null for int'),
+        pytest.param(b'["run",1,2,-1,3]', id='int for string'),
+        pytest.param(b'["run",1,2,-1,["echo"]]', id='array for string'),
+        pytest.param(b'["abort",false]', id='bool for string'),
+        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,""]', id='string for float'),
+        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,""]', id='bool for float'),
+        pytest.param(b'["hello","s","h",1,true,1,"ssh"]', id='bool for slots'),
+        pytest.param(b'["welcome",0,"/",["A","B"],[],[]]', id='array for environment'),
+        pytest.param(b'["welcome",0,"/",{},{},[]]', id='object for task list'),
+    ],
+)
+def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode(frame)
+
+
+def test_well_formed_frames_decode() -> None:
+    assert decode(b'["run",1,2,-1,"echo"]') == Run(1, 2, -1, 'echo')
+    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]') == TaskDone(1, '', 100, 0, 1.5, 2.5, 0, '', 0, '')
+
+
+def test_an_int_is_accepted_where_a_float_is_expected() -> None:
+    assert decode(b'["done",1,"",100,0,1,2,0,"",0,""]') == TaskDone(1, '', 100, 0, 1, 2, 0, '', 0, '')
+
+
+def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, 'MAX_FRAME_BYTES', 64)
+    frame = encode(Run(0, 1, -1, 'x' * 47))
+    assert len(frame) == 64
+    assert decode(frame) == Run(0, 1, -1, 'x' * 47)
+    with pytest.raises(CodecError, match='over the limit'):
+        decode(encode(Run(0, 1, -1, 'x' * 48)))
+
+
+def test_the_frame_limit_is_64_mib() -> None:
+    assert codec.MAX_FRAME_BYTES == 64 * 1024 * 1024
+
+
+def test_a_deeply_nested_frame_raises_codec_error() -> None:
+    with pytest.raises(CodecError):
+        decode(b'[' * 100_000 + b']' * 100_000)
+
+
+@pytest.mark.parametrize(
+    'frame',
+    [
+        pytest.param(b'["welcome",0,"/",{"A":1},[],[]]', id='int environment value'),
+        pytest.param(b'["welcome",0,"/",{},[[0,1]],[]]', id='short per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[],["date"]]', id='string for per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[]]', id='string for per-engine task id'),
+    ],
+)
+def test_a_welcome_with_malformed_contents_raises_codec_error(frame: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode(frame)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_nothing_but_codec_error(frame: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        decode(frame)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.sampled_from([cls.TAG for cls in MESSAGE_TYPES]), st.lists(json_values, max_size=8))
+def test_random_json_arrays_with_a_real_tag_raise_nothing_but_codec_error(tag: str, values: list[object]) -> None:
+    frame = json.dumps([tag, *values]).encode('ascii')
+    try:
+        message = decode(frame)
+    except CodecError:
+        return
+    assert tag == message.TAG
