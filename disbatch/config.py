@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from disbatch.contexts.base import Node, is_this_machine, parse_node_list
+from disbatch.contexts.base import Node, parse_node_list
 from disbatch.errors import ContextError, UsageError
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
@@ -20,8 +20,6 @@ _NOT_YET = {
     'mailTo': '--mailTo',
     'startup_only': '-S/--startup-only',
     'context_task_limit': '-C/--context-task-limit',
-    'fill': '--fill',
-    'retire_cmd': '--retire-cmd',
     'env_resource': '-E/--env-resource',
 }
 
@@ -29,10 +27,12 @@ _NOT_YET = {
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     taskfile: str
-    nodes: tuple[Node, ...]
-    node_origin: str  # '-s' or 'DISBATCH_SSH_NODELIST', for messages
-    cpus_per_task: float
+    nodes: tuple[Node, ...]  # empty: the nodes of the Slurm allocation this runs in
+    node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST' or 'Slurm', for messages
+    cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
     tasks_per_node: int | None
+    fill: bool
+    retire_command: str | None  # None: the batch system's default; '' (--no-retire): retire nothing
     prefix: str
     resume_from: tuple[str, ...]
     retry_failed: bool
@@ -44,6 +44,10 @@ class RunConfig:
     loglevel: str
     use_address: tuple[str, int] | None
     label: str | None
+
+    @property
+    def slurm(self) -> bool:
+        return not self.nodes
 
     @classmethod
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
@@ -64,8 +68,10 @@ class RunConfig:
             taskfile=arguments.taskfile,
             nodes=tuple(nodes),
             node_origin=origin,
-            cpus_per_task=arguments.cpusPerTask if arguments.cpusPerTask is not None else 1.0,
+            cpus_per_task=arguments.cpusPerTask,
             tasks_per_node=arguments.tasksPerNode,
+            fill=arguments.fill,
+            retire_command='' if arguments.no_retire else arguments.retire_cmd,
             prefix=arguments.prefix,
             resume_from=tuple(arguments.resume_from),
             retry_failed=arguments.retry,
@@ -81,27 +87,17 @@ class RunConfig:
 
 
 def _nodes(items: list[str], environ: Mapping[str, str]) -> tuple[list[Node], str]:
+    """The `-s` nodes, else DISBATCH_SSH_NODELIST's, else none: the Slurm allocation (the reference's order)."""
     if items:
-        nodes, origin = parse_node_list(items, '-s'), '-s'
-    elif environ.get('DISBATCH_SSH_NODELIST'):
-        nodes, origin = (
-            parse_node_list([environ['DISBATCH_SSH_NODELIST']], 'DISBATCH_SSH_NODELIST'),
-            'DISBATCH_SSH_NODELIST',
-        )
-    elif environ.get('SLURM_JOBID') or environ.get('SLURM_JOB_ID'):
-        raise ContextError('Slurm allocations are not supported by this version of disbatch yet; use -s localhost:N')
-    else:
-        raise ContextError(
-            'Cannot determine batch execution environment: give -s HOST:CORECOUNT '
-            '(e.g. -s localhost:4) or set DISBATCH_SSH_NODELIST'
-        )
-    remote = [node.host for node in nodes if not is_this_machine(node.host)]
-    if remote:
-        raise ContextError(
-            f'{origin} {remote[0]}: SSH hosts are not supported by this version of disbatch yet; '
-            'only this machine (localhost) can run tasks'
-        )
-    return nodes, origin
+        return parse_node_list(items, '-s'), '-s'
+    if environ.get('DISBATCH_SSH_NODELIST'):
+        return parse_node_list([environ['DISBATCH_SSH_NODELIST']], 'DISBATCH_SSH_NODELIST'), 'DISBATCH_SSH_NODELIST'
+    if environ.get('SLURM_JOB_ID') or environ.get('SLURM_JOBID'):
+        return [], 'Slurm'
+    raise ContextError(
+        'Cannot determine batch execution environment: give -s HOST:CORECOUNT (e.g. -s localhost:4), '
+        'set DISBATCH_SSH_NODELIST, or run inside a Slurm allocation'
+    )
 
 
 def _address(text: str) -> tuple[str, int]:

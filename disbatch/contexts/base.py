@@ -1,7 +1,8 @@
 """What every context does: find nodes, start one engine per node, and say when its engines are gone.
 
-A context is owned by the driver's loop. It hands the loop file descriptors (pidfds of the engine processes it
-started) to wait on, and turns their readiness into `EngineExited` notes. Slot arithmetic and `-s` list parsing
+A context is owned by the driver's loop (or by a context process started through `<stem>_dbUtil.sh`). It hands the
+loop file descriptors (pidfds of the engine launchers it started) to wait on, and turns their readiness into
+`EngineExited` notes. Slot arithmetic and `-s` list parsing
 are pure functions here, shared by every kind of context.
 """
 
@@ -12,6 +13,7 @@ import math
 import socket
 from dataclasses import dataclass
 
+from disbatch.contexts.launch import EngineExited
 from disbatch.errors import ContextError
 
 
@@ -22,20 +24,12 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineExited:
-    pid: int
-    exit_code: int
-    host: str
-
-
-@dataclass(frozen=True, slots=True)
 class EngineLaunch:
-    """What an engine needs to join a run."""
+    """What every engine of a run needs to join it."""
 
     driver_address: str
     secret: str
-    driver_pid: int
-    log_path: str
+    log_path: str  # with '{context}' and '{host}' where the context label and node name go
 
 
 def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
@@ -79,7 +73,7 @@ def is_this_machine(host: str) -> bool:
 
 
 class Context(abc.ABC):
-    """A source of engines."""
+    """A source of engines: finds nodes, starts one engine per node, notices when they exit, retires nodes."""
 
     label: str
 
@@ -92,7 +86,7 @@ class Context(abc.ABC):
         """File descriptors that become readable when one of this context's engine processes exits."""
 
     @abc.abstractmethod
-    def on_ready(self, fd: int) -> EngineExited | None:
+    def on_ready(self, fd: int, now: float) -> EngineExited | None:
         """Handle a readable fd from `watched_fds`."""
 
     @property
@@ -100,6 +94,13 @@ class Context(abc.ABC):
     def finished(self) -> bool:
         """True once every engine this context started has exited and it will start no more."""
 
+    def deadline(self) -> float | None:
+        """When `on_timer` wants to be called next (time.time() clock), if ever."""
+        return None
+
+    def on_timer(self, now: float) -> None:  # noqa: B027 - most contexts have no timers
+        """Called once `deadline` has passed."""
+
     @abc.abstractmethod
     def terminate(self) -> None:
-        """Kill every engine process still running (the last resort of a stopping driver)."""
+        """Stop every engine process still running (the last resort of a stopping driver)."""

@@ -41,6 +41,9 @@ class RunFiles:
     def kvsinfo(self) -> str:
         return f'{self.stem}_kvsinfo.txt'
 
+    def context_log(self, label: str) -> str:
+        return f'{self.stem}_{label}.context.log'
+
     def engine_log(self, context: str, host: str) -> str:
         return f'{self.stem}_{context}_{host}_engine_wrap.log'
 

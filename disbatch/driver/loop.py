@@ -20,6 +20,7 @@ import zmq
 
 from disbatch.contexts.base import Context, EngineLaunch
 from disbatch.driver import scheduler as sched
+from disbatch.driver.address import advertised
 from disbatch.driver.feeder import Feeder
 from disbatch.errors import DisbatchError
 from disbatch.protocol import codec
@@ -41,7 +42,7 @@ class _Engine:
     rank: int
     peer: bytes
     hostname: str
-    pid: int
+    launch_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,8 @@ class DriverLoop:
         self.endpoint = DriverEndpoint(self._zmq, settings.bind_host)
         self._engines: dict[int, _Engine] = {}  # rank -> engine
         self._by_peer: dict[bytes, _Engine] = {}
-        self._by_pid: dict[int, _Engine] = {}
+        self._by_launch: dict[str, _Engine] = {}
+        self._joined: set[str] = set()  # launch ids of every engine that ever joined
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -87,7 +89,9 @@ class DriverLoop:
 
     @property
     def address(self) -> str:
-        return self.endpoint.address
+        """The engine endpoint as engines on other hosts must dial it."""
+        port = self.endpoint.address.rpartition(':')[2]
+        return f'{advertised(self.settings.bind_host)}:{port}'
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
@@ -98,7 +102,7 @@ class DriverLoop:
         previous_handlers = {signum: signal.signal(signum, lambda *_: None) for signum in SIGNAL_EXIT_CODES}
         poller = zmq.Poller()
         try:
-            launch = EngineLaunch(self.address, self.settings.secret, os.getpid(), self.settings.engine_log)
+            launch = EngineLaunch(self.address, self.settings.secret, self.settings.engine_log)
             for context in self.contexts:
                 context.launch(launch)
             poller.register(self.endpoint.socket, zmq.POLLIN)
@@ -115,6 +119,7 @@ class DriverLoop:
                     elif isinstance(ready, int) and ready in watched:
                         self._on_engine_process(watched.pop(ready), ready, poller)
                 self._feed()
+                self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
             return self._exit_code
@@ -160,11 +165,13 @@ class DriverLoop:
         if peer in self._by_peer:
             log.warning('engine %d said hello twice', self._by_peer[peer].rank)
             return
-        engine = _Engine(self._next_rank, peer, hello.hostname, hello.pid)
+        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id)
         self._next_rank += 1
         self._engines[engine.rank] = engine
         self._by_peer[peer] = engine
-        self._by_pid[hello.pid] = engine
+        if hello.launch_id:
+            self._by_launch[hello.launch_id] = engine
+            self._joined.add(hello.launch_id)
         environment = dict(self.settings.task_environment)
         self.endpoint.send(
             peer,
@@ -210,17 +217,18 @@ class DriverLoop:
 
     def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
         poller.unregister(fd)
-        exited = context.on_ready(fd)
+        exited = context.on_ready(fd, time.time())
         if exited is None:
             return
-        engine = self._by_pid.get(exited.pid)
+        engine = self._by_launch.get(exited.launch_id)
         if engine is None:
-            log.error(
-                'an engine process on %s exited with %d before joining; see %s',
-                exited.host,
-                exited.exit_code,
-                self.settings.engine_log.replace('{host}', exited.host),
-            )
+            if exited.launch_id in self._joined:
+                return  # it said goodbye first
+            if exited.exit_code != 0 or self.scheduler.more_tasks:
+                self.report(
+                    f'the engine on {exited.host} exited with {exited.exit_code} before joining the run: '
+                    f'{exited.log_tail or "(no output)"}'
+                )
             return
         log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
         self._forget(engine)
@@ -267,9 +275,21 @@ class DriverLoop:
             self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
 
     def _poll_timeout(self) -> int | None:
-        if self._stop_deadline is None:
+        """Milliseconds until the next timer: the stop deadline, or a context's (node retirement)."""
+        waits = [context_deadline - time.time() for context in self.contexts
+                 if (context_deadline := context.deadline()) is not None]  # fmt: skip
+        if self._stop_deadline is not None:
+            waits.append(self._stop_deadline - time.monotonic())
+        if not waits:
             return None
-        return max(0, int((self._stop_deadline - time.monotonic()) * 1000) + 1)
+        return max(0, int(min(waits) * 1000) + 1)
+
+    def _run_timers(self) -> None:
+        now = time.time()
+        for context in self.contexts:
+            deadline = context.deadline()
+            if deadline is not None and deadline <= now:
+                context.on_timer(now)
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""
@@ -296,7 +316,7 @@ class DriverLoop:
     def _forget(self, engine: _Engine) -> None:
         self._engines.pop(engine.rank, None)
         self._by_peer.pop(engine.peer, None)
-        self._by_pid.pop(engine.pid, None)
+        self._by_launch.pop(engine.launch_id, None)
 
 
 def _record(

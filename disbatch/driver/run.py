@@ -15,9 +15,12 @@ import sys
 from collections.abc import Iterator
 
 from disbatch.config import RunConfig
-from disbatch.contexts.base import duplicate_hosts, is_this_machine
-from disbatch.contexts.local import LocalContext
+from disbatch.contexts.base import duplicate_hosts
+from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
+from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
+from disbatch.driver.address import advertised, listen_address
 from disbatch.driver.feeder import Feeder, open_task_file, validate
 from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
 from disbatch.driver.scheduler import Scheduler, SchedulerConfig
@@ -47,20 +50,16 @@ def run(config: RunConfig) -> int:
 
 
 def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_name: str) -> int:
-    bind_host, kvs_port = config.use_address or ('127.0.0.1', 0)
+    context = _context(config, files)
+    bind_host, kvs_port = config.use_address or (listen_address([plan.host for plan in context.plans], _warn), 0)
     secret = secrets.token_urlsafe(32)
     with KVSServer(bind_host, kvs_port) as kvs, StatusFileWriter.open(files.status, config.status_header) as status:
-        kvs_address = '{}:{}'.format(*kvs.address)
+        kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
         if feeder.empty:
             run_files.write_dbutil(files, kvs_address, '', secret)
             print('No tasks to run.', file=sys.stderr)
             return 0
         hostname = socket.gethostname()
-        nodes = [n if not is_this_machine(n.host) or n.host != 'localhost' else type(n)(hostname, n.cores)
-                 for n in config.nodes]  # fmt: skip
-        context = LocalContext(
-            nodes, config.cpus_per_task, config.tasks_per_node, config.label or 'SSH0', config.taskfile == '-'
-        )
         scheduler = Scheduler(
             SchedulerConfig(
                 driver_host=hostname,
@@ -78,7 +77,7 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
                 'DISBATCH_NAMETASKS': tasks_name,
                 'DISBATCH_KVSSTCP_HOST': kvs_address,
             },
-            engine_log=files.engine_log(context.label, '{host}'),
+            engine_log=files.engine_log('{context}', '{host}'),
         )
         loop = DriverLoop(
             settings, scheduler, feeder, [context], status,
@@ -94,6 +93,27 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
         if config.exit_code_on_failure and counts.failed and exit_code == 1:
             print_error('Some tasks failed with non-zero exit codes -- please check the logs')
         return exit_code
+
+
+def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
+    """The context the driver starts itself: the `-s` nodes, or the Slurm allocation it runs in."""
+    retire = None if config.retire_command == '' else config.retire_command
+    if config.slurm:
+        label = config.label or f'J{slurm_job_id(os.environ)}'
+        context, warnings = slurm_context(
+            os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
+            DEFAULT_RETIRE if retire is None else retire, files.context_log(label),
+        )  # fmt: skip
+        for warning in warnings:
+            _warn(warning)
+    else:
+        label = config.label or 'SSH0'
+        context = ssh_context(
+            label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
+            files.context_log(label),
+        )  # fmt: skip
+    log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
+    return context
 
 
 @contextlib.contextmanager

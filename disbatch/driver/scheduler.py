@@ -248,13 +248,9 @@ class Scheduler:
     def _on_engine_joined(self, event: EngineJoined, actions: list[Action]) -> None:
         engine = EngineState(event.engine_rank, event.hostname, event.slots)
         self.engines[event.engine_rank] = engine
-        if self.state is not State.RUNNING:
+        if self.state is State.STOPPING:
             engine.draining = True
-            actions.append(
-                DrainEngine(engine.rank)
-                if self.state is State.DRAINING
-                else AbortEngine(engine.rank, 'run is stopping')
-            )
+            actions.append(AbortEngine(engine.rank, 'run is stopping'))
 
     def _on_item_read(self, event: ItemRead, actions: list[Action]) -> None:
         item = event.item
@@ -318,7 +314,7 @@ class Scheduler:
         self.pending.extendleft(reversed(retry))
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
-        if self.state is State.RUNNING and not self.engines and self.more_tasks:
+        if self.state in (State.RUNNING, State.DRAINING) and not self.engines and self.more_tasks:
             self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
 
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
@@ -355,7 +351,8 @@ class Scheduler:
                     if not engine.draining and not engine.assigned:
                         engine.draining = True
                         actions.append(DrainEngine(engine.rank))
-        if self.state in (State.DRAINING, State.STOPPING) and not self.engines:
+        done = self.state is State.STOPPING or (self.state is State.DRAINING and not self.pending)
+        if done and not self.engines:
             self.state = State.FINISHED
             actions.append(Finish(self._exit_code))
 

@@ -18,12 +18,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--context', default='local')
     parser.add_argument('--hostname', default=None, help='node name as the context knows it')
     parser.add_argument('--driver-pid', type=int, default=None, help='stop at once if this local process exits')
+    parser.add_argument(
+        '--watch-stdin', action='store_true', help='stop at once when stdin ends (the launcher of this engine is gone)'
+    )
+    parser.add_argument('--launch-id', default='', help='what the launching context calls this engine')
+    parser.add_argument(
+        '--secret-stdin',
+        action='store_true',
+        help='read the run secret from the first line of stdin (else from the environment, DISBATCH_RUN_SECRET)',
+    )
     parser.add_argument('--loglevel', default='INFO')
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
     secret = os.environ.pop('DISBATCH_RUN_SECRET', '')
+    if args.secret_stdin:
+        secret = _read_line(0)
     settings = EngineSettings(
         driver_address=args.driver,
         secret=secret,
@@ -32,8 +43,21 @@ def main(argv: list[str] | None = None) -> int:
         context=args.context,
         hostname=args.hostname or short_hostname(),
         driver_pid=args.driver_pid,
+        watch_stdin=args.watch_stdin,
+        launch_id=args.launch_id,
     )
     return Engine(settings).run()
+
+
+def _read_line(fd: int) -> str:
+    """The first line of `fd`, read without buffering past it (the rest of stdin is watched for its end)."""
+    data = b''
+    while not data.endswith(b'\n'):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode('utf-8', 'replace').strip()
 
 
 if __name__ == '__main__':

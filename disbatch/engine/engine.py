@@ -63,7 +63,9 @@ class EngineSettings:
     cores_per_task: int
     context: str
     hostname: str
+    launch_id: str = ''
     driver_pid: int | None = None  # watched through a pidfd when the driver runs on this host
+    watch_stdin: bool = False  # stdin is a pipe from the driver's side (ssh, srun): its end means the driver is gone
 
 
 class Engine:
@@ -103,6 +105,8 @@ class Engine:
                 return 1
             self._poller.register(self._link.socket, zmq.POLLIN)
             self._poller.register(wake_read, zmq.POLLIN)
+            if self.settings.watch_stdin:
+                self._poller.register(0, zmq.POLLIN)
             if self.settings.driver_pid is not None:
                 with contextlib.suppress(OSError):
                     self._driver_pidfd = os.pidfd_open(self.settings.driver_pid)
@@ -123,7 +127,7 @@ class Engine:
 
     def _join(self) -> bool:
         s = self.settings
-        self._link.send(Hello(s.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context))
+        self._link.send(Hello(s.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context, s.launch_id))
         if not self._link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
             log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
             return False
@@ -153,6 +157,8 @@ class Engine:
                 self._on_signal(wake_read)
             elif fd_or_socket == self._driver_pidfd:
                 self._on_driver_gone()
+            elif fd_or_socket == 0 and self.settings.watch_stdin:
+                self._on_stdin()
             elif isinstance(fd_or_socket, int) and fd_or_socket in self._fd_slots:
                 self._on_task_fd(fd_or_socket)
         if self._abort_deadline is not None and time.monotonic() >= self._abort_deadline:
@@ -200,6 +206,15 @@ class Engine:
         with contextlib.suppress(BlockingIOError):
             os.read(wake_read, 64)
         self._abort('engine received a signal')
+
+    def _on_stdin(self) -> None:
+        try:
+            data = os.read(0, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            self._poller.unregister(0)
+            self._on_driver_gone()
 
     def _on_driver_gone(self) -> None:
         log.error('the driver has exited; stopping every task')
@@ -249,7 +264,7 @@ class Engine:
         environment = dict(self._environment)
         environment.update(task_environment(job, slot))
         try:
-            process = TaskProcess.spawn(job.command, environment, self._scratch)
+            process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin)
         except OSError as error:
             log.error('cannot start task %d: %s', job.task_id, error)
             self._report(job, spawn_failure(error, time.time()))

@@ -54,11 +54,12 @@ class TaskProcess:
         self.stderr = OutputCapture()
 
     @classmethod
-    def spawn(cls, command: str, environment: dict[str, str], scratch: str) -> TaskProcess:
+    def spawn(cls, command: str, environment: dict[str, str], scratch: str, null_stdin: bool = False) -> TaskProcess:
         """Start `/bin/bash -c command`; raises OSError when the process cannot be created.
 
         A command too long for the kernel's argument limit is written to a file in `scratch` (a directory only the
-        user can read) and run as `/bin/bash FILE`; the file is removed when the task is reaped.
+        user can read) and run as `/bin/bash FILE`; the file is removed when the task is reaped. The task inherits
+        the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver).
         """
         script = None
         arguments = [BASH, '-c', command]
@@ -79,6 +80,7 @@ class TaskProcess:
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, out_write, 1),
                     (os.POSIX_SPAWN_DUP2, err_write, 2),
+                    *([(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)] if null_stdin else []),
                 ],
                 setsid=True,
             )

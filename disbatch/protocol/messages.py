@@ -27,6 +27,7 @@ class Hello:
     slots: int
     cores_per_task: int
     context: str
+    launch_id: str  # given by the context that started the engine, so it can tell which launcher is which
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import HEADER, parse_line
@@ -53,23 +54,26 @@ def run_disbatch(
     timeout: float = 30,
     env: dict[str, str] | None = None,
 ) -> Finished:
-    """Run `disbatch ARGS` in `cwd` to its end; stdin is `input` (text or bytes) or /dev/null."""
-    binary = isinstance(input, bytes)
+    """Run `disbatch ARGS` in `cwd` to its end; stdin is `input` (text or bytes) or /dev/null.
+
+    Output is read as bytes and decoded as UTF-8 with U+FFFD, so a stray byte never breaks a test.
+    """
+    data = input.encode() if isinstance(input, str) else input
     started = time.monotonic()
     process = procs.spawn(
         disbatch_cmd(*args),
         cwd=cwd,
         env=env,
-        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=not binary,
+        text=False,
     )
-    stdout, stderr = process.communicate(input, timeout=timeout)
+    stdout, stderr = cast('tuple[bytes, bytes]', process.communicate(cast(Any, data), timeout=timeout))
     seconds = time.monotonic() - started
-    if binary:
-        stdout, stderr = stdout.decode(errors='replace'), stderr.decode(errors='replace')
-    return Finished(process.returncode, stdout, stderr, process.pid, seconds)
+    return Finished(
+        process.returncode, stdout.decode(errors='replace'), stderr.decode(errors='replace'), process.pid, seconds
+    )
 
 
 def short_hostname() -> str:

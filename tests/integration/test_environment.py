@@ -144,6 +144,7 @@ SLOT_CASES = {
     '-c 0.5': (['-s', 'localhost:4', '-c', '0.5'], 8, '0'),
     '-t 3': (['-s', 'localhost:4', '-t', '3'], 3, '1'),
     '-c 3 on 8 cores': (['-s', 'localhost:8', '-c', '3'], 2, '4'),
+    'duplicate host': (['-s', 'localhost:1', '-s', 'localhost:1'], 2, '1'),
 }
 
 

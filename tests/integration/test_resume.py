@@ -85,7 +85,7 @@ def test_chained_resume_reruns_nothing_that_finished(procs: Processes, tmp_path:
     status1, _ = first_run(procs, tmp_path, 'echo A >> count_A\necho B >> count_B; exit 1\n')
     with (tmp_path / 'Tasks').open('a') as handle:
         handle.write('echo C >> count_C\n')
-    rc, stderr, records2 = resume(procs, tmp_path, 'run2', '-r', str(status1), '-R')
+    rc, stderr, _ = resume(procs, tmp_path, 'run2', '-r', str(status1), '-R')
     assert rc == 0, stderr
     assert counts(tmp_path) == {'count_A': 1, 'count_B': 2, 'count_C': 1}
     # the resumed run's file alone: S lines count as done (the reference re-ran them)
@@ -144,7 +144,7 @@ def test_changed_command_is_a_clear_error(procs: Processes, tmp_path: Path) -> N
 
 @pytest.mark.timeout(30)
 def test_force_resume_proceeds(procs: Processes, tmp_path: Path) -> None:
-    status1, records1 = first_run(procs, tmp_path)
+    status1, _ = first_run(procs, tmp_path)
     write_task_file(tmp_path / 'Tasks', 'echo A2 >> count_A\n' + TASKS.split('\n', 1)[1])
     rc, stderr, records = resume(procs, tmp_path, 'run2', '-r', str(status1), '--force-resume')
     assert rc == 0, stderr
@@ -199,3 +199,14 @@ def test_resume_after_the_driver_was_killed(procs: Processes, tmp_path: Path) ->
     assert counts(tmp_path) == {'count_A': 1, 'count_B': 2}
     assert set(by_task_id(records, RecordKind.SKIPPED)) == {0}
     assert set(by_task_id(records)) == {1}
+
+
+@pytest.mark.timeout(30)
+def test_resume_from_a_file_with_a_header(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', TASKS)
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', 'first', '--status-header', 'Tasks')
+    assert result.returncode == 0, result.describe()
+    rc, stderr, records = resume(procs, tmp_path, 'run2', '-r', 'first_status.txt')
+    assert rc == 0, stderr
+    assert counts(tmp_path) == {'count_A': 1, 'count_B': 1, 'count_C': 1}
+    assert set(by_task_id(records, RecordKind.SKIPPED)) == {0, 1, 2}

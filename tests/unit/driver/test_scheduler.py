@@ -239,8 +239,10 @@ def test_nothing_after_a_barrier_is_read_until_everything_before_it_has_finished
         WriteRecord(first),
         WriteRecord(barrier_record(wall, 5.0, 15.0)),
     ]
-    assert feed_stream(scheduler, stream, now=15.0) == [SendTask(0, TASKS[3]), DrainEngine(0)]
-    assert scheduler.counts == Counts(finished=2, barriers=1)
+    assert feed_stream(scheduler, stream, now=15.0) == [SendTask(0, TASKS[3])]  # busy: drained once idle
+    last = finished(TASKS[3], start=15.0)
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.counts == Counts(finished=3, barriers=1)
 
 
 def test_a_barrier_reached_with_nothing_running_is_recorded_at_once() -> None:
@@ -279,7 +281,10 @@ def test_a_barrier_check_with_no_failure_lets_the_run_go_on() -> None:
         WriteRecord(record),
         WriteRecord(barrier_record(check, 5.0, 6.0)),
     ]
-    assert feed_stream(scheduler, stream, now=6.0) == [SendTask(0, TASKS[2]), DrainEngine(0)]
+    assert feed_stream(scheduler, stream, now=6.0) == [SendTask(0, TASKS[2])]
+    last = finished(TASKS[2], start=6.0)
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.counts == Counts(finished=2, barriers=1)
 
 
 def test_a_barrier_check_ignores_failures_before_the_previous_barrier() -> None:
@@ -299,8 +304,10 @@ def test_a_barrier_check_ignores_failures_before_the_previous_barrier() -> None:
         WriteRecord(success),
         WriteRecord(barrier_record(check, 11.0, 12.0)),
     ]
-    assert feed_stream(scheduler, stream, now=12.0) == [SendTask(0, TASKS[4]), DrainEngine(0)]
-    assert scheduler.counts == Counts(finished=2, failed=1, barriers=2)
+    assert feed_stream(scheduler, stream, now=12.0) == [SendTask(0, TASKS[4])]
+    last = finished(TASKS[4], start=12.0)
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.counts == Counts(finished=3, failed=1, barriers=2)
 
 
 @pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
@@ -333,19 +340,20 @@ def test_a_barrier_check_after_a_failure_ends_the_run(exit_code_on_failure: bool
 # ---------------------------------------------------------------- the end of a run
 
 
-def test_the_end_of_the_stream_drains_every_engine_and_the_run_finishes_when_all_are_gone() -> None:
+def test_the_end_of_the_stream_drains_each_engine_once_idle_and_the_run_finishes_when_all_are_gone() -> None:
     scheduler = make_scheduler()
     stream = Stream(TASKS[:2])
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     scheduler.handle(EngineJoined(1, 'node1', slots=1))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
     scheduler.handle(TaskFinished(0, finished(TASKS[0])))
-    # Idle engines are released at once; a busy one finishes its task first (Drain says so to the engine).
-    assert feed_stream(scheduler, stream, now=11.0) == [DrainEngine(0), DrainEngine(1)]
+    # Idle engines are released at once; a busy one is drained only when its last task has finished, so it can
+    # still take a task lost meanwhile.
+    assert feed_stream(scheduler, stream, now=11.0) == [DrainEngine(0)]
     assert scheduler.state is State.DRAINING
     assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
     record = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, record)) == [WriteRecord(record)]
+    assert scheduler.handle(TaskFinished(1, record)) == [WriteRecord(record), DrainEngine(1)]
     assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=2)
 
@@ -377,11 +385,13 @@ def test_an_engine_joining_while_the_run_drains_is_drained() -> None:
     scheduler = make_scheduler()
     stream = Stream(TASKS[:1])
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
-    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(0)]
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
+    assert scheduler.state is State.DRAINING
     assert scheduler.handle(EngineJoined(1, 'node1', slots=4)) == [DrainEngine(1)]
     assert not scheduler.wants_item()
     assert scheduler.handle(EngineGone(1, lost=False, now=2.0)) == []
-    scheduler.handle(TaskFinished(0, finished(TASKS[0])))
+    record = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
     assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == [Finish(0)]
 
 
@@ -435,21 +445,16 @@ def test_fail_fast_aborts_every_engine_at_the_first_failure_and_finishes_with_1(
     assert scheduler.counts == Counts(finished=3, failed=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='scheduler._on_task_finished applies --fail-fast only in RUNNING, not once the stream has ended',
-)
 def test_fail_fast_also_stops_the_tail_of_the_run() -> None:
     scheduler = make_scheduler(fail_fast=True)
     scheduler.handle(EngineJoined(0, 'node0', slots=3))
-    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [
-        SendTask(0, TASKS[0]),
-        SendTask(0, TASKS[1]),
-        DrainEngine(0),
-    ]
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
+    assert not scheduler.more_tasks  # the stream has ended: this is the tail of the run
     failure = finished(TASKS[0], return_code=1)
     actions = scheduler.handle(TaskFinished(0, failure))
     assert actions == [WriteRecord(failure), Report(ANY), AbortEngine(0, ANY)]  # task 1 must not run on
+    assert 'task 0 (line 1) failed with return code 1' in reports(actions)[0]
+    assert scheduler.state is State.STOPPING
     scheduler.handle(TaskFinished(0, finished(TASKS[1], return_code=-15)))
     assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == [Finish(1)]
 
@@ -471,8 +476,8 @@ def test_a_signal_aborts_every_engine_and_finishes_with_its_exit_code() -> None:
     assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == []
     # Engine 1 vanished without reporting: its task is recorded lost and, the run stopping, not re-issued.
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
-        WriteRecord(lost(TASKS[1], 'node1', 3.0)),
         Report(ANY),
+        WriteRecord(lost(TASKS[1], 'node1', 3.0)),
         Finish(130),
     ]
     assert scheduler.counts == Counts(finished=2, failed=2, lost=1)
@@ -503,25 +508,17 @@ def test_tasks_of_a_lost_engine_are_recorded_lost_and_reissued_to_another_engine
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
     actions = scheduler.handle(EngineGone(0, lost=True, now=7.0))
     assert actions == [
+        Report(ANY),
         WriteRecord(lost(TASKS[0], 'node0', 7.0)),
         WriteRecord(lost(TASKS[1], 'node0', 7.0)),
-        Report(ANY),
     ]
     assert 'engine 0 on node0 was lost with 2 task(s) running' in reports(actions)[0]
     assert not scheduler.wants_item()  # no engine: nothing more is read
-    actions = scheduler.handle(EngineJoined(1, 'node1', slots=3))
-    assert sorted(actions, key=lambda action: action.task.task_id) == [  # type: ignore[union-attr]
-        SendTask(1, TASKS[0]),
-        SendTask(1, TASKS[1]),
-    ]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=3)) == [SendTask(1, TASKS[0]), SendTask(1, TASKS[1])]
     assert feed_stream(scheduler, stream, now=8.0) == [SendTask(1, TASKS[2])]
     assert scheduler.counts == Counts(lost=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='scheduler._on_engine_gone re-queues lost tasks with appendleft one by one, which reverses their order',
-)
 def test_lost_tasks_are_reissued_in_their_original_order() -> None:
     scheduler = make_scheduler()
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
@@ -537,14 +534,14 @@ def test_a_task_lost_max_attempts_times_is_given_up_as_failed(exit_code_on_failu
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
     assert scheduler.handle(EngineGone(0, lost=True, now=2.0)) == [
-        WriteRecord(lost(TASKS[0], 'node0', 2.0)),
         Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 2.0)),
     ]
     assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0])]
     # The second attempt is the last: recorded lost and not re-issued.
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
-        WriteRecord(lost(TASKS[0], 'node1', 3.0)),
         Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node1', 3.0)),
     ]
     assert scheduler.pending == deque()
     scheduler.handle(EngineJoined(2, 'node2', slots=1))
@@ -553,35 +550,65 @@ def test_a_task_lost_max_attempts_times_is_given_up_as_failed(exit_code_on_failu
     assert scheduler.counts == Counts(finished=1, failed=1, lost=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='scheduler._on_engine_gone gives a task up as failed without applying --fail-fast',
-)
 def test_a_task_given_up_stops_a_fail_fast_run() -> None:
     scheduler = make_scheduler(max_attempts=1, fail_fast=True)
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     scheduler.handle(EngineJoined(1, 'node1', slots=1))
     feed_stream(scheduler, Stream(TASKS[:4]), now=1.0)
     actions = scheduler.handle(EngineGone(0, lost=True, now=2.0))
-    assert actions == [WriteRecord(lost(TASKS[0], 'node0', 2.0)), Report(ANY), Report(ANY), AbortEngine(1, ANY)]
+    assert actions == [Report(ANY), WriteRecord(lost(TASKS[0], 'node0', 2.0)), Report(ANY), AbortEngine(1, ANY)]
+    assert 'task 0 (line 1) was lost 1 time(s)' in reports(actions)[1]
+    assert '--fail-fast' in reports(actions)[1]
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0))[-1] == Finish(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='scheduler._on_engine_gone re-issues lost tasks only in RUNNING; at the tail every engine is drained',
-)
 def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> None:
     scheduler = make_scheduler()
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     scheduler.handle(EngineJoined(1, 'node1', slots=3))
-    # The stream ends while both engines are busy. A busy engine could still take a lost task, so it should only
-    # be drained once it is idle (the reference stops each slot behind its running task).
-    actions = feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
-    assert actions[:2] == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    # The stream ends while both engines are busy. A busy engine could still take a lost task, so it is only
+    # drained once it is idle (the reference stops each slot behind its running task).
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    assert scheduler.state is State.DRAINING
     actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
-    assert actions == [WriteRecord(lost(TASKS[0], 'node0', 3.0)), Report(ANY), SendTask(1, TASKS[0])]
+    assert actions == [Report(ANY), WriteRecord(lost(TASKS[0], 'node0', 3.0)), SendTask(1, TASKS[0])]
     assert scheduler.counts == Counts(lost=1)
+    # Engine 1 is drained when the last of its tasks has finished, and the run is over when it has gone.
+    records = [finished(TASKS[1], host='node1'), finished(TASKS[0], host='node1', start=11.0)]
+    assert scheduler.handle(TaskFinished(1, records[0])) == [WriteRecord(records[0])]
+    assert scheduler.handle(TaskFinished(1, records[1])) == [WriteRecord(records[1]), DrainEngine(1)]
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2, lost=1)
+
+
+def test_a_task_lost_at_the_tail_when_every_other_engine_is_drained_waits_for_a_new_engine() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(1)]
+    # Nothing can take the lost task now: engine 1 is drained.
+    assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0)),
+    ]
+    assert scheduler.handle(EngineGone(1, lost=False, now=4.0)) == []  # task 0 is still to run: not the end
+    assert scheduler.handle(EngineJoined(2, 'node2', slots=1)) == [SendTask(2, TASKS[0])]
+    record = finished(TASKS[0], host='node2', start=5.0)
+    assert scheduler.handle(TaskFinished(2, record)) == [WriteRecord(record), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(2, lost=False, now=6.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=1, lost=1)
+
+
+def test_a_task_lost_at_the_tail_with_no_engine_left_to_run_it_ends_the_run_with_1() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
+    scheduler.handle(EngineGone(0, lost=True, now=3.0))
+    assert scheduler.handle(EngineGone(1, lost=False, now=4.0)) == []
+    actions = scheduler.handle(NoMoreEngines(now=5.0))
+    assert actions == [Report(ANY), Finish(1)]
+    assert 'no engine is left' in reports(actions)[0]
 
 
 def test_a_lost_engine_with_nothing_running_is_just_forgotten() -> None:

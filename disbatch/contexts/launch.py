@@ -1,0 +1,97 @@
+"""Engine launcher processes: the only place contexts spawn and kill processes.
+
+Whatever starts an engine — the engine itself on this machine, `ssh HOST`, `srun -w NODE` — is a child process
+of the context with a pipe on its stdin. The context writes the run's secret down the pipe as the first line (so
+it never appears on a command line or in a remote environment) and keeps the pipe open: when the context's
+process ends, for any reason, the engine sees end of file and stops its tasks. A pidfd per launcher tells the
+context at once when one exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineExited:
+    launch_id: str
+    host: str
+    exit_code: int
+    log_tail: str  # the last line of the launcher's log, for messages
+
+
+@dataclass(slots=True)
+class _Launcher:
+    launch_id: str
+    host: str
+    process: subprocess.Popen[bytes]
+    pidfd: int
+    log_path: str
+
+
+class EngineProcesses:
+    """The launcher processes of one context, keyed by their pidfds."""
+
+    def __init__(self) -> None:
+        self._launchers: dict[int, _Launcher] = {}
+
+    def start(self, launch_id: str, host: str, command: list[str], secret: str, log_path: str) -> None:
+        with open(log_path, 'ab') as log:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
+        assert process.stdin is not None
+        try:
+            process.stdin.write(secret.encode() + b'\n')
+            process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the launcher died at once; its pidfd reports it
+        pidfd = os.pidfd_open(process.pid)
+        self._launchers[pidfd] = _Launcher(launch_id, host, process, pidfd, log_path)
+
+    @property
+    def fds(self) -> list[int]:
+        return list(self._launchers)
+
+    @property
+    def running(self) -> int:
+        return len(self._launchers)
+
+    def on_ready(self, fd: int) -> EngineExited | None:
+        launcher = self._launchers.pop(fd, None)
+        if launcher is None:
+            return None
+        os.close(fd)
+        exit_code = launcher.process.wait()
+        if launcher.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                launcher.process.stdin.close()
+        return EngineExited(launcher.launch_id, launcher.host, exit_code, _last_line(launcher.log_path))
+
+    def terminate(self, grace: float = 0.5) -> None:
+        """Stop every launcher still running: close its stdin (the engine stops its tasks and exits), then, after
+        `grace` seconds, kill what is left."""
+        for launcher in self._launchers.values():
+            if launcher.process.stdin is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    launcher.process.stdin.close()
+        deadline = time.monotonic() + grace
+        for launcher in self._launchers.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                launcher.process.wait(max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(launcher.process.pid, signal.SIGKILL)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(max(0, os.path.getsize(path) - 4096))
+            lines = deque((line.strip() for line in handle if line.strip()), maxlen=1)
+    except OSError:
+        return ''
+    return lines[0].decode('utf-8', 'replace') if lines else ''

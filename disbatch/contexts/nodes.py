@@ -1,0 +1,91 @@
+"""A context made of a fixed list of nodes, one engine each: the common body of the SSH and Slurm contexts.
+
+The kinds differ only in how they find their nodes and in the command that starts an engine on a node (`python
+-m disbatch.engine …` here, `ssh NODE …`, `srun -w NODE …`); that is `engine_launcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from disbatch.contexts.base import Context, EngineLaunch
+from disbatch.contexts.launch import EngineExited, EngineProcesses
+from disbatch.contexts.retire import Retirement
+
+log = logging.getLogger('disbatch.context')
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """One engine to start: where, with how many slots, and DISBATCH_CORES_PER_TASK."""
+
+    host: str
+    slots: int
+    cores_per_task: int
+
+
+# (plan, engine command) -> the command that runs the engine command on the plan's node
+Launcher = Callable[[NodePlan, list[str]], list[str]]
+
+
+def engine_command(launch: EngineLaunch, plan: NodePlan, context: str, launch_id: str) -> list[str]:
+    """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system)."""
+    return [
+        sys.executable, '-m', 'disbatch.engine',
+        '--driver', launch.driver_address,
+        '--slots', str(plan.slots),
+        '--cores-per-task', str(plan.cores_per_task),
+        '--context', context,
+        '--hostname', plan.host,
+        '--launch-id', launch_id,
+        '--secret-stdin', '--watch-stdin',
+    ]  # fmt: skip
+
+
+class NodeContext(Context):
+    def __init__(self, label: str, plans: list[NodePlan], launcher: Launcher, retirement: Retirement) -> None:
+        self.label = label
+        self.plans = plans
+        self.launcher = launcher
+        self.retirement = retirement
+        self.processes = EngineProcesses()
+        self._launched = False
+
+    def launch(self, launch: EngineLaunch) -> None:
+        for index, plan in enumerate(self.plans):
+            launch_id = f'{self.label}/{index}'
+            command = self.launcher(plan, engine_command(launch, plan, self.label, launch_id))
+            log_path = launch.log_path.replace('{context}', self.label).replace('{host}', plan.host)
+            log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
+            self.processes.start(launch_id, plan.host, command, launch.secret, log_path)
+        self._launched = True
+
+    def watched_fds(self) -> list[int]:
+        return self.processes.fds
+
+    def on_ready(self, fd: int, now: float) -> EngineExited | None:
+        exited = self.processes.on_ready(fd)
+        if exited is not None:
+            log.info('engine on %s exited with %d', exited.host, exited.exit_code)
+            self.retirement.engine_exited(exited.host, exited.exit_code, now)
+            if self.processes.running == 0:
+                self.retirement.flush()
+        return exited
+
+    @property
+    def finished(self) -> bool:
+        return self._launched and self.processes.running == 0
+
+    def deadline(self) -> float | None:
+        return self.retirement.deadline
+
+    def on_timer(self, now: float) -> None:
+        self.retirement.on_timer(now)
+
+    def terminate(self) -> None:
+        self.processes.terminate()
+        self.retirement.flush()
+        self.retirement.wait(timeout=10.0)

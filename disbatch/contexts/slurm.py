@@ -1,0 +1,165 @@
+"""The Slurm context: inside `sbatch`/`salloc`, one long-lived engine per node of the allocation, started with
+`srun` (one step per node for the whole run, never one per task); idle nodes are given back with
+`scontrol update JobId=… NodeList=…`.
+
+The reading of the allocation from the environment is pure (`plan_allocation`), so it is tested without Slurm.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from disbatch.contexts.nodes import NodeContext, NodePlan
+from disbatch.contexts.retire import Retirement
+from disbatch.errors import ContextError
+
+DEFAULT_RETIRE = 'scontrol update JobId="$SLURM_JOBID" NodeList="${DRIVER_NODE:+$DRIVER_NODE,}$ACTIVE"'
+_RANGE = re.compile(r'^(\d+)(?:-(\d+))?$')
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """`node[1-3,5],gpu07` → ['node1', 'node2', 'node3', 'node5', 'gpu07'] (zero padding kept)."""
+    hosts: list[str] = []
+    for item in _split_outside_brackets(text):
+        hosts.extend(_expand_item(item))
+    return hosts
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    items, depth, current = [], 0, ''
+    for char in text:
+        if char == ',' and depth == 0:
+            items.append(current)
+            current = ''
+            continue
+        depth += {'[': 1, ']': -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            raise ContextError(f'cannot read the Slurm node list {text!r}')
+        current += char
+    if depth:
+        raise ContextError(f'cannot read the Slurm node list {text!r}')
+    items.append(current)
+    return [item for item in items if item]
+
+
+def _expand_item(item: str) -> list[str]:
+    match = re.match(r'^([^\[]*)\[([^\]]*)\](.*)$', item)
+    if not match:
+        return [item]
+    prefix, ranges, rest = match.groups()
+    hosts = []
+    for part in ranges.split(','):
+        bounds = _RANGE.match(part)
+        if not bounds:
+            raise ContextError(f'cannot read the Slurm node list item {item!r}')
+        first, last = bounds.group(1), bounds.group(2) or bounds.group(1)
+        width = len(first) if first.startswith('0') else 0
+        for number in range(int(first), int(last) + 1):
+            for tail in _expand_item(rest) if rest else ['']:
+                hosts.append(f'{prefix}{number:0{width}d}{tail}')
+    return hosts
+
+
+def expand_counts(text: str) -> list[int]:
+    """`4(x2),2` → [4, 4, 2] (the form of SLURM_JOB_CPUS_PER_NODE and SLURM_TASKS_PER_NODE)."""
+    counts: list[int] = []
+    for item in text.split(','):
+        match = re.match(r'^(\d+)(?:\(x(\d+)\))?$', item.strip())
+        if not match:
+            raise ContextError(f'cannot read the Slurm count list {text!r}')
+        counts.extend([int(match.group(1))] * int(match.group(2) or 1))
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    job_id: str
+    plans: list[NodePlan]
+    warnings: list[str]
+
+
+def plan_allocation(
+    environ: Mapping[str, str],
+    hosts: list[str],
+    cpus_per_task: float | None,
+    tasks_per_node: int | None,
+    fill: bool,
+) -> Allocation:
+    """Slots per node the way the reference computes them (reference §1, "Slots per node", Slurm)."""
+    job_id = slurm_job_id(environ)
+    warnings: list[str] = []
+    env_cpus = environ.get('SLURM_CPUS_PER_TASK')
+    if cpus_per_task is not None and env_cpus and float(env_cpus) != cpus_per_task:
+        warnings.append(f'-c {cpus_per_task:g} differs from SLURM_CPUS_PER_TASK={env_cpus}; using -c')
+    per_task = cpus_per_task if cpus_per_task is not None else float(env_cpus or 1)
+    env_tasks = environ.get('SLURM_NTASKS_PER_NODE')
+    if tasks_per_node is not None and env_tasks and int(env_tasks) != tasks_per_node:
+        warnings.append(f'-t {tasks_per_node} differs from SLURM_NTASKS_PER_NODE={env_tasks}; using -t')
+    job_cpus = expand_counts(environ.get('SLURM_JOB_CPUS_PER_NODE', ''))
+    tasks = expand_counts(environ.get('SLURM_TASKS_PER_NODE', ''))
+    if len(job_cpus) != len(hosts) or len(tasks) != len(hosts):
+        raise ContextError(f'the Slurm environment describes {len(job_cpus)} node(s) but lists {len(hosts)}')
+    gpus = bool(environ.get('CUDA_VISIBLE_DEVICES') or environ.get('GPU_DEVICE_ORDINAL'))
+    plans = []
+    for host, cpus, node_tasks in zip(hosts, job_cpus, tasks, strict=True):
+        if tasks_per_node is not None:
+            slots = tasks_per_node
+        elif env_tasks:
+            slots = int(env_tasks)
+        elif fill and not gpus:
+            slots = int(cpus // per_task)
+        else:
+            slots = min(node_tasks, int(cpus // per_task))
+        if slots < 1:
+            raise ContextError(f'node {host}: {cpus} CPU(s) with -c {per_task:g} leave no slot to run a task')
+        cores = int(per_task) if cpus_per_task is not None or env_cpus else cpus // slots
+        plans.append(NodePlan(host, slots, cores))
+    return Allocation(job_id, plans, warnings)
+
+
+def srun_launcher_for(cpus_by_host: dict[str, int]) -> Callable[[NodePlan, list[str]], list[str]]:
+    def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
+        return [
+            'srun', '--nodes=1', '--ntasks=1', f'--cpus-per-task={cpus_by_host[plan.host]}',
+            f'--nodelist={plan.host}', '--exact', '--overlap', '--kill-on-bad-exit=0', '--input=0',
+            *engine,
+        ]  # fmt: skip
+
+    return launcher
+
+
+def allocation_hosts(environ: Mapping[str, str]) -> list[str]:
+    nodelist = environ.get('SLURM_JOB_NODELIST') or environ.get('SLURM_NODELIST') or ''
+    if not nodelist:
+        raise ContextError('SLURM_JOB_ID is set but SLURM_JOB_NODELIST is not: not inside an allocation?')
+    return expand_hostlist(nodelist)
+
+
+def slurm_job_id(environ: Mapping[str, str]) -> str:
+    return environ.get('SLURM_JOB_ID') or environ.get('SLURM_JOBID') or ''
+
+
+def slurm_context(
+    environ: Mapping[str, str],
+    label: str,
+    cpus_per_task: float | None,
+    tasks_per_node: int | None,
+    fill: bool,
+    retire_command: str | None,
+    log_path: str,
+) -> tuple[NodeContext, list[str]]:
+    """The context of the allocation this process runs in, and warnings for the user."""
+    hosts = allocation_hosts(environ)
+    allocation = plan_allocation(environ, hosts, cpus_per_task, tasks_per_node, fill)
+    cpus = dict(zip(hosts, expand_counts(environ.get('SLURM_JOB_CPUS_PER_NODE', '')), strict=True))
+    driver_node = environ.get('SLURMD_NODENAME') or _short_hostname()
+    retirement = Retirement(retire_command, list(hosts), log_path, driver_node=driver_node)
+    context = NodeContext(label, allocation.plans, srun_launcher_for(cpus), retirement)
+    return context, allocation.warnings
+
+
+def _short_hostname() -> str:
+    return socket.gethostname().split('.')[0]

@@ -1,0 +1,38 @@
+"""The SSH context: `-s host1:N,host2:M` (or DISBATCH_SSH_NODELIST). Engines on this machine start directly; on
+other hosts through the system `ssh` (password-less login, the same paths on every host: a shared file system).
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+
+from disbatch.contexts.base import Node, is_this_machine, slots_for
+from disbatch.contexts.nodes import NodeContext, NodePlan
+from disbatch.contexts.retire import Retirement
+
+SSH_OPTIONS = ['-o', 'BatchMode=yes']
+
+
+def ssh_launcher(plan: NodePlan, engine: list[str]) -> list[str]:
+    if is_this_machine(plan.host):
+        return engine
+    return ['ssh', *SSH_OPTIONS, plan.host, shlex.join(engine)]
+
+
+def ssh_context(
+    label: str,
+    nodes: list[Node],
+    cpus_per_task: float,
+    tasks_per_node: int | None,
+    retire_command: str | None,
+    log_path: str,
+) -> NodeContext:
+    """Plan one engine per node (`localhost` is named by this machine's hostname, as in the reference)."""
+    plans = []
+    for node in nodes:
+        slots, cores_per_task = slots_for(node.cores, cpus_per_task, tasks_per_node)
+        host = socket.gethostname() if node.host == 'localhost' else node.host
+        plans.append(NodePlan(host, slots, cores_per_task))
+    retirement = Retirement(retire_command, [plan.host for plan in plans], log_path)
+    return NodeContext(label, plans, ssh_launcher, retirement)
