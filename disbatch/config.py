@@ -18,8 +18,6 @@ _NOT_YET = {
     'kvsserver': '--kvsserver',
     'web': '--web',
     'mailTo': '--mailTo',
-    'startup_only': '-S/--startup-only',
-    'context_task_limit': '-C/--context-task-limit',
     'env_resource': '-E/--env-resource',
 }
 
@@ -32,6 +30,8 @@ class RunConfig:
     cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
     tasks_per_node: int | None
     fill: bool
+    startup_only: bool  # -S: no context of the driver's own; contexts are added through dbUtil.sh
+    context_task_limit: int  # -C for the driver's own context; 0: no limit
     retire_command: str | None  # None: the batch system's default; '' (--no-retire): retire nothing
     prefix: str
     resume_from: tuple[str, ...]
@@ -47,7 +47,7 @@ class RunConfig:
 
     @property
     def slurm(self) -> bool:
-        return not self.nodes
+        return not self.nodes and not self.startup_only
 
     @classmethod
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
@@ -63,7 +63,11 @@ class RunConfig:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
-        nodes, origin = _nodes(arguments.ssh_node, environ)
+        if arguments.startup_only and arguments.ssh_node:
+            raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
+        if arguments.context_task_limit < 0:
+            raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
+        nodes, origin = ([], '-S') if arguments.startup_only else _nodes(arguments.ssh_node, environ)
         return cls(
             taskfile=arguments.taskfile,
             nodes=tuple(nodes),
@@ -71,6 +75,8 @@ class RunConfig:
             cpus_per_task=arguments.cpusPerTask,
             tasks_per_node=arguments.tasksPerNode,
             fill=arguments.fill,
+            startup_only=arguments.startup_only,
+            context_task_limit=arguments.context_task_limit,
             retire_command='' if arguments.no_retire else arguments.retire_cmd,
             prefix=arguments.prefix,
             resume_from=tuple(arguments.resume_from),

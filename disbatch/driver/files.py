@@ -65,28 +65,27 @@ def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: ran
 def write_dbutil(files: RunFiles, kvs_address: str, driver_address: str, secret: str) -> None:
     """Write `<stem>_dbUtil.sh` (mode 0700: it holds the run's secret)."""
     python = shlex.quote(sys.executable)
+    dbutil = shlex.quote(files.dbutil)
     script = f"""#!/bin/bash
-# disbatch helper for the run {shlex.quote(files.job_id)}.
+# The helper of the disbatch run {shlex.quote(files.job_id)}: add engines to it while it runs.
+#   {os.path.basename(files.dbutil)} -s HOST:N[,HOST:N...]   engines on these hosts (or -s localhost:N)
+#   sbatch -n N {os.path.basename(files.dbutil)}            engines on the nodes of a Slurm allocation
+#   {os.path.basename(files.dbutil)} --help                  every option
 # It holds the run's secret: keep it private (mode 0700).
 export DISBATCH_KVSSTCP_HOST={shlex.quote(kvs_address)}
 export DISBATCH_DRIVER_ADDRESS={shlex.quote(driver_address)}
 export DISBATCH_RUN_SECRET={shlex.quote(secret)}
+export DISBATCH_RUN_STEM={shlex.quote(files.stem)}
+export DISBATCH_DBUTIL={dbutil}
 case "$1" in
     --engine)
         shift
         exec {python} -m disbatch.engine --driver "$DISBATCH_DRIVER_ADDRESS" "$@" ;;
-    -h|--help)
-        cat <<'HELP'
-usage: {os.path.basename(files.dbutil)} --engine ENGINE-OPTIONS
-
-The helper script of one disbatch run. In this version it starts engines for the run's own
-contexts (--engine). Adding SSH or Slurm contexts to a live run and the --mon monitor are not
-available yet: they arrive with the contexts and monitor work.
-HELP
-        exit 0 ;;
-    *)
-        echo "$0: adding contexts (and --mon) is not available in this version of disbatch; see --help" >&2
+    --mon)
+        echo "$0: the --mon monitor is not available in this version of disbatch" >&2
         exit 2 ;;
+    *)
+        exec {python} -m disbatch.contexts "$@" ;;
 esac
 """
     descriptor = os.open(files.dbutil, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)

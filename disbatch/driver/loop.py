@@ -24,7 +24,18 @@ from disbatch.driver.address import advertised
 from disbatch.driver.feeder import Feeder
 from disbatch.errors import DisbatchError
 from disbatch.protocol import codec
-from disbatch.protocol.messages import Abort, Drain, Goodbye, Hello, Run, TaskDone, Welcome
+from disbatch.protocol.messages import (
+    Abort,
+    ContextGoodbye,
+    ContextHello,
+    ContextWelcome,
+    Drain,
+    Goodbye,
+    Hello,
+    Run,
+    TaskDone,
+    Welcome,
+)
 from disbatch.protocol.transport import DriverEndpoint
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.status_file import StatusFileWriter
@@ -51,7 +62,9 @@ class DriverSettings:
     cwd: str
     secret: str
     task_environment: dict[str, str]  # DISBATCH_JOBID, DISBATCH_NAMETASKS, DISBATCH_KVSSTCP_HOST
-    engine_log: str  # path with '{host}' where the node name goes
+    engine_log: str  # path with '{context}' and '{host}' where the context label and node name go
+    cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
+    tasks_per_node: int = 0
 
 
 class DriverLoop:
@@ -78,6 +91,8 @@ class DriverLoop:
         self._by_peer: dict[bytes, _Engine] = {}
         self._by_launch: dict[str, _Engine] = {}
         self._joined: set[str] = set()  # launch ids of every engine that ever joined
+        self._context_peers: dict[bytes, str] = {}  # context processes (added through dbUtil.sh) still running
+        self._labels = {context.label for context in contexts}
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -147,6 +162,10 @@ class DriverLoop:
             engine = self._by_peer.get(peer)
             if isinstance(message, Hello):
                 self._on_hello(peer, message)
+            elif isinstance(message, ContextHello):
+                self._on_context_hello(peer, message)
+            elif isinstance(message, ContextGoodbye) and peer in self._context_peers:
+                log.info('context %s left', self._context_peers.pop(peer))
             elif engine is None:
                 log.warning('dropped %s from a peer that has not joined (%s)', message.TAG, peer.hex())
             elif isinstance(message, TaskDone):
@@ -184,7 +203,32 @@ class DriverLoop:
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
-        self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots))
+        self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
+
+    def _on_context_hello(self, peer: bytes, hello: ContextHello) -> None:
+        if not hmac.compare_digest(hello.secret.encode(), self.settings.secret.encode()):
+            log.warning('refused a context that does not know the run secret')
+            return
+        label = self._unique_label(hello)
+        self._context_peers[peer] = label
+        self.endpoint.send(peer, ContextWelcome(label, self.settings.cpus_per_task, self.settings.tasks_per_node))
+        log.info('context %s joined (%s%s)', label, hello.kind,
+                 f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
+        self._dispatch(sched.ContextJoined(label, hello.task_limit))
+
+    def _unique_label(self, hello: ContextHello) -> str:
+        wanted = hello.label or (f'J{hello.job_id}' if hello.kind == 'SLURM' else '')
+        if not wanted:
+            number = 0
+            while f'SSH{number}' in self._labels:
+                number += 1
+            wanted = f'SSH{number}'
+        label, number = wanted, 1
+        while label in self._labels:
+            number += 1
+            label = f'{wanted}.{number}'
+        self._labels.add(label)
+        return label
 
     def _on_task_done(self, engine: _Engine, done: TaskDone) -> None:
         if done.phase:
@@ -304,7 +348,12 @@ class DriverLoop:
         self._dispatch(sched.NoMoreEngines(time.time()))
 
     def _check_contexts(self) -> None:
-        if self._exit_code is None and not self._engines and all(c.finished for c in self.contexts):
+        if (
+            self._exit_code is None
+            and not self._engines
+            and not self._context_peers
+            and all(context.finished for context in self.contexts)
+        ):
             self._dispatch(sched.NoMoreEngines(time.time()))
 
     def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:

@@ -20,10 +20,10 @@ from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
-from disbatch.driver.address import advertised, listen_address
+from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.feeder import Feeder, open_task_file, validate
 from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
-from disbatch.driver.scheduler import Scheduler, SchedulerConfig
+from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
@@ -50,8 +50,13 @@ def run(config: RunConfig) -> int:
 
 
 def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_name: str) -> int:
-    context = _context(config, files)
-    bind_host, kvs_port = config.use_address or (listen_address([plan.host for plan in context.plans], _warn), 0)
+    contexts = [] if config.startup_only else [_context(config, files)]
+    if config.use_address:
+        bind_host, kvs_port = config.use_address
+    elif config.startup_only:
+        bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
+    else:
+        bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
     secret = secrets.token_urlsafe(32)
     with KVSServer(bind_host, kvs_port) as kvs, StatusFileWriter.open(files.status, config.status_header) as status:
         kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
@@ -66,8 +71,11 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
                 driver_pid=os.getpid(),
                 fail_fast=config.fail_fast,
                 exit_code_on_failure=config.exit_code_on_failure,
+                wait_for_contexts=config.startup_only,
             )
         )
+        for context in contexts:
+            scheduler.handle(ContextJoined(context.label, config.context_task_limit))
         settings = DriverSettings(
             bind_host=bind_host,
             cwd=os.getcwd(),
@@ -78,13 +86,18 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
                 'DISBATCH_KVSSTCP_HOST': kvs_address,
             },
             engine_log=files.engine_log('{context}', '{host}'),
+            cpus_per_task=config.cpus_per_task or 0.0,
+            tasks_per_node=config.tasks_per_node or 0,
         )
         loop = DriverLoop(
-            settings, scheduler, feeder, [context], status,
+            settings, scheduler, feeder, list(contexts), status,
             put_key=lambda key, value: kvs.put(key.encode(), value.encode()),
             report=_report,
         )  # fmt: skip
         run_files.write_dbutil(files, kvs_address, loop.address, secret)
+        if config.startup_only:
+            print(f'disbatch: waiting for engines: add them with {files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
+                  file=sys.stderr)  # fmt: skip
         with _kvs_info(files.kvsinfo, kvs_address):
             exit_code = loop.run()
         counts = scheduler.counts

@@ -47,6 +47,15 @@ class EngineJoined:
     engine_rank: int
     hostname: str
     slots: int
+    context: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class ContextJoined:
+    """A context announces itself; with `task_limit` > 0 its engines stop after that many tasks (-C)."""
+
+    label: str
+    task_limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +107,17 @@ class StopRequested:
     abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
 
 
-Event = EngineJoined | ItemRead | RecordRead | StreamEnded | TaskFinished | EngineGone | NoMoreEngines | StopRequested
+Event = (
+    EngineJoined
+    | ContextJoined
+    | ItemRead
+    | RecordRead
+    | StreamEnded
+    | TaskFinished
+    | EngineGone
+    | NoMoreEngines
+    | StopRequested
+)
 
 
 # ---------------------------------------------------------------- actions
@@ -155,13 +174,15 @@ class EngineState:
     rank: int
     hostname: str
     slots: int
+    context: str = ''
     assigned: dict[int, Task] = field(default_factory=dict)
     recent_elapsed: float | None = None  # moving average of task durations; None until one finished
-    draining: bool = False
+    retiring: bool = False  # gets no new task; drained once idle
+    drained: bool = False  # DrainEngine (or AbortEngine) sent
 
     @property
     def capacity(self) -> int:
-        if self.draining:
+        if self.retiring:
             return 0
         short = self.recent_elapsed is not None and self.recent_elapsed < PIPELINE_BELOW_SECONDS
         return self.slots * (2 if short else 1)
@@ -178,6 +199,7 @@ class SchedulerConfig:
     fail_fast: bool = False
     exit_code_on_failure: bool = False  # -e
     max_attempts: int = MAX_ATTEMPTS
+    wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
 
 
 @dataclass(slots=True)
@@ -208,8 +230,12 @@ class Scheduler:
         self._failed_since_barrier = False
         self._last_finish = 0.0
         self._exit_code = 0
+        self._context_limits: dict[str, int] = {}
+        self._context_assigned: dict[str, int] = {}
+        self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
         self._handlers = {
             EngineJoined: self._on_engine_joined,
+            ContextJoined: self._on_context_joined,
             ItemRead: self._on_item_read,
             RecordRead: self._on_record_read,
             StreamEnded: self._on_stream_ended,
@@ -246,11 +272,19 @@ class Scheduler:
         return actions
 
     def _on_engine_joined(self, event: EngineJoined, actions: list[Action]) -> None:
-        engine = EngineState(event.engine_rank, event.hostname, event.slots)
+        engine = EngineState(event.engine_rank, event.hostname, event.slots, event.context)
         self.engines[event.engine_rank] = engine
+        self._waiting_reported = False
+        limit = self._context_limits.get(event.context, 0)
+        if limit and self._context_assigned.get(event.context, 0) >= limit:
+            engine.retiring = True
         if self.state is State.STOPPING:
-            engine.draining = True
+            engine.retiring = engine.drained = True
             actions.append(AbortEngine(engine.rank, 'run is stopping'))
+
+    def _on_context_joined(self, event: ContextJoined, actions: list[Action]) -> None:
+        if event.task_limit > 0:
+            self._context_limits[event.label] = event.task_limit
 
     def _on_item_read(self, event: ItemRead, actions: list[Action]) -> None:
         item = event.item
@@ -314,8 +348,14 @@ class Scheduler:
         self.pending.extendleft(reversed(retry))
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
-        if self.state in (State.RUNNING, State.DRAINING) and not self.engines and self.more_tasks:
-            self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
+        if self.state not in (State.RUNNING, State.DRAINING) or self.engines or not self.more_tasks:
+            return
+        if self.config.wait_for_contexts:
+            if not self._waiting_reported:
+                self._waiting_reported = True
+                actions.append(Report('no engine is left and tasks remain: waiting for a context to be added'))
+            return
+        self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
 
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
@@ -346,11 +386,11 @@ class Scheduler:
                 self._resolve_barrier(actions)
         if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
             self.state = State.DRAINING
-            if not self.pending:
-                for engine in self.engines.values():
-                    if not engine.draining and not engine.assigned:
-                        engine.draining = True
-                        actions.append(DrainEngine(engine.rank))
+        tail = self.state is State.DRAINING and not self.pending
+        for engine in self.engines.values():
+            if (engine.retiring or tail) and not engine.drained and not engine.assigned:
+                engine.retiring = engine.drained = True
+                actions.append(DrainEngine(engine.rank))
         done = self.state is State.STOPPING or (self.state is State.DRAINING and not self.pending)
         if done and not self.engines:
             self.state = State.FINISHED
@@ -366,6 +406,20 @@ class Scheduler:
                 task = self.pending.popleft()
                 engine.assigned[task.task_id] = task
                 actions.append(SendTask(engine.rank, task))
+                if self._context_limits.get(engine.context):
+                    self._count_for_context(engine.context, actions)
+                    if engine.retiring:
+                        break
+
+    def _count_for_context(self, context: str, actions: list[Action]) -> None:
+        """A task went to an engine of a context with a task limit (-C): at the limit, its engines retire."""
+        count = self._context_assigned.get(context, 0) + 1
+        self._context_assigned[context] = count
+        if count == self._context_limits[context]:
+            actions.append(Report(f'context {context} has been given its {count} tasks (-C): its engines stop'))
+            for engine in self.engines.values():
+                if engine.context == context:
+                    engine.retiring = True
 
     def _resolve_barrier(self, actions: list[Action]) -> None:
         assert self._barrier is not None
@@ -417,8 +471,10 @@ class Scheduler:
         self.pending.clear()
         actions.append(Report(reason))
         for engine in self.engines.values():
-            engine.draining = True
-            actions.append(AbortEngine(engine.rank, reason) if abort else DrainEngine(engine.rank))
+            engine.retiring = True
+            if abort or not engine.drained:
+                engine.drained = True
+                actions.append(AbortEngine(engine.rank, reason) if abort else DrainEngine(engine.rank))
 
 
 def _lost_record(task: Task, hostname: str, now: float) -> StatusRecord:

@@ -27,7 +27,7 @@ import zmq
 from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
 from disbatch.protocol import codec
 from disbatch.protocol.messages import Abort, Drain, Goodbye, Hello, Run, TaskDone, Welcome
-from disbatch.protocol.transport import EngineLink
+from disbatch.protocol.transport import PeerLink
 
 log = logging.getLogger('disbatch.engine')
 
@@ -74,7 +74,7 @@ class Engine:
         self.state = State.STARTING
         self.rank = -1
         self._zmq = zmq.Context()
-        self._link = EngineLink(self._zmq, settings.driver_address)
+        self._link = PeerLink(self._zmq, settings.driver_address)
         self._poller = zmq.Poller()
         self._environment: dict[str, str] = {}
         self._queue: deque[Job] = deque()

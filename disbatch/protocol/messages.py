@@ -3,8 +3,10 @@
 Each class has a wire `TAG`; `protocol/codec.py` is the only code that turns them into bytes and back. Fields are
 plain JSON values (str, int, float, bool, lists of those), so no message can carry code.
 
-    engine → driver:  Hello, TaskDone, Goodbye
-    driver → engine:  Welcome, Run, Drain, Abort
+    engine → driver:   Hello, TaskDone, Goodbye
+    driver → engine:   Welcome, Run, Drain, Abort
+    context → driver:  ContextHello, ContextGoodbye
+    driver → context:  ContextWelcome
 """
 
 from __future__ import annotations
@@ -93,5 +95,37 @@ class Goodbye:
     reason: str
 
 
-Message = Hello | Welcome | Run | TaskDone | Drain | Abort | Goodbye
-MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye)
+@dataclass(frozen=True, slots=True)
+class ContextHello:
+    """A context process (started through `<stem>_dbUtil.sh`) asks to add engines to the run."""
+
+    TAG: ClassVar[str] = 'context-hello'
+    secret: str
+    label: str  # the one asked for with -l, or '' for the default
+    kind: str  # 'SSH' or 'SLURM'
+    job_id: str  # the Slurm job, for the default label
+    task_limit: int  # -C; 0: no limit
+
+
+@dataclass(frozen=True, slots=True)
+class ContextWelcome:
+    """The driver accepts a context: its unique label, and the run's -c/-t for flags the context left unset."""
+
+    TAG: ClassVar[str] = 'context-welcome'
+    label: str
+    cpus_per_task: float  # 0: not given to the driver either
+    tasks_per_node: int  # 0: not given
+
+
+@dataclass(frozen=True, slots=True)
+class ContextGoodbye:
+    """A context process has no engine left and is exiting."""
+
+    TAG: ClassVar[str] = 'context-goodbye'
+    label: str
+
+
+Message = Hello | Welcome | Run | TaskDone | Drain | Abort | Goodbye | ContextHello | ContextWelcome | ContextGoodbye
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye, ContextHello, ContextWelcome, ContextGoodbye,
+)  # fmt: skip

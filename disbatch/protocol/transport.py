@@ -1,4 +1,5 @@
-"""ZeroMQ sockets for the driver⇄engine link: the driver binds a ROUTER, each engine connects a DEALER.
+"""ZeroMQ sockets for the driver's links: the driver binds a ROUTER; each engine and each context process connects
+a DEALER.
 
 This module owns socket options and framing (ROUTER frames are `[peer identity, payload]`); what the payload means
 is the codec's business. Frames larger than `codec.MAX_FRAME_BYTES` are refused by libzmq before they reach us.
@@ -52,8 +53,8 @@ class DriverEndpoint:
         self.socket.close(linger=0)
 
 
-class EngineLink:
-    """An engine's end: one DEALER socket connected to the driver."""
+class PeerLink:
+    """The end of an engine or a context process: one DEALER socket connected to the driver."""
 
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], address: str) -> None:
         self.socket: zmq.Socket[bytes] = context.socket(zmq.DEALER)

@@ -1,0 +1,177 @@
+"""A context process: adds engines to a live run. `<stem>_dbUtil.sh [context flags]` runs it.
+
+    ./Tasks_disBatch_…_dbUtil.sh -s node2:4,node3:4     # SSH hosts (or this machine: -s localhost:2)
+    sbatch -n 8 Tasks_disBatch_…_dbUtil.sh               # the nodes of a Slurm allocation
+
+It announces itself to the driver (which gives it a unique label and the run's -c/-t for flags left unset),
+starts one engine per node, retires nodes as their engines finish, and exits when its last engine has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+import zmq
+
+from disbatch.contexts.base import EngineLaunch, parse_node_list
+from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
+from disbatch.contexts.ssh import ssh_context
+from disbatch.errors import DisbatchError
+from disbatch.protocol import codec
+from disbatch.protocol.messages import ContextGoodbye, ContextHello, ContextWelcome
+from disbatch.protocol.transport import PeerLink
+
+log = logging.getLogger('disbatch.context')
+
+WELCOME_TIMEOUT_SECONDS = 10.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(os.environ.get('DISBATCH_DBUTIL', 'dbUtil.sh')),
+        description='Add engines to the live disbatch run this script belongs to: on SSH hosts (-s), or on the '
+        'nodes of the Slurm allocation it runs in (sbatch -n N THIS_SCRIPT). Also: --mon (the monitor), '
+        '--engine (internal).',
+    )
+    add = parser.add_argument
+    add(
+        '-C',
+        '--context-task-limit',
+        type=int,
+        default=0,
+        metavar='TASK_LIMIT',
+        help='Shutdown after running COUNT tasks (0 => no limit).',
+    )
+    add(
+        '-c',
+        '--cpusPerTask',
+        type=float,
+        default=None,
+        metavar='N',
+        help="Number of cores used per task; may be fractional (default: the run's).",
+    )
+    add('--fill', action='store_true', help='Try to use extra cores if allocated cores exceeds requested cores.')
+    add('--no-retire', action='store_true', help="Don't retire nodes from the batch system.")
+    add('-l', '--label', metavar='LABEL', help='Label for this context. Should be unique.')
+    add('--retire-cmd', metavar='COMMAND', help='Shell command to run to retire a node ($NODES, $ACTIVE, $RETIRED).')
+    add(
+        '-s',
+        '--ssh-node',
+        action='append',
+        default=[],
+        metavar='HOST:CORECOUNT',
+        help='Run engines on these hosts (may be given more than once).',
+    )
+    add(
+        '-t',
+        '--tasksPerNode',
+        type=int,
+        default=None,
+        metavar='N',
+        help="Maximum concurrently executing tasks per node (default: the run's).",
+    )
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    stem = os.environ.get('DISBATCH_RUN_STEM', '')
+    secret = os.environ.pop('DISBATCH_RUN_SECRET', '')
+    driver = os.environ.get('DISBATCH_DRIVER_ADDRESS', '')
+    if not (stem and secret and driver):
+        print('disbatch: run this through the <stem>_dbUtil.sh script of a run', file=sys.stderr)
+        return 2
+    if not os.path.exists(f'{stem}_kvsinfo.txt'):
+        print(f'disbatch: the run {os.path.basename(stem)} is over: nothing to add engines to', file=sys.stderr)
+        return 1
+    try:
+        return _run(arguments, stem, secret, driver)
+    except DisbatchError as error:
+        print(f'disbatch: {error}', file=sys.stderr)
+        return 1
+
+
+def _run(arguments: argparse.Namespace, stem: str, secret: str, driver: str) -> int:
+    slurm = not arguments.ssh_node and not os.environ.get('DISBATCH_SSH_NODELIST') and bool(slurm_job_id(os.environ))
+    context_zmq = zmq.Context()
+    link = PeerLink(context_zmq, driver)
+    try:
+        link.send(
+            ContextHello(
+                secret, arguments.label or '', 'SLURM' if slurm else 'SSH', slurm_job_id(os.environ),
+                arguments.context_task_limit,
+            )
+        )  # fmt: skip
+        if not link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
+            print(
+                f'disbatch: the driver of {os.path.basename(stem)} does not answer: the run is over?', file=sys.stderr
+            )
+            return 1
+        welcome = link.receive()
+        if not isinstance(welcome, ContextWelcome):
+            print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)
+            return 1
+        _log_to(f'{stem}_{welcome.label}.context.log')
+        context = _build(arguments, welcome, stem, slurm)
+        context.launch(EngineLaunch(driver, secret, f'{stem}_{{context}}_{{host}}_engine_wrap.log'))
+        print(f'disbatch: context {welcome.label}: engines on '
+              f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip
+        _wait(context)
+        link.send(ContextGoodbye(welcome.label))
+        return 0
+    except codec.CodecError as error:
+        print(f'disbatch: unreadable answer from the driver: {error}', file=sys.stderr)
+        return 1
+    finally:
+        link.close(linger_ms=1000)
+        context_zmq.term()
+
+
+def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, slurm: bool) -> NodeContext:
+    cpus = arguments.cpusPerTask if arguments.cpusPerTask is not None else (welcome.cpus_per_task or None)
+    tasks = arguments.tasksPerNode if arguments.tasksPerNode is not None else (welcome.tasks_per_node or None)
+    retire = '' if arguments.no_retire else arguments.retire_cmd
+    log_path = f'{stem}_{welcome.label}.context.log'
+    if slurm:
+        context, warnings = slurm_context(
+            os.environ, welcome.label, cpus, tasks, arguments.fill,
+            DEFAULT_RETIRE if retire is None else (retire or None), log_path,
+        )  # fmt: skip
+        for warning in warnings:
+            print(f'disbatch: warning: {warning}', file=sys.stderr)
+        return context
+    items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
+    nodes = parse_node_list([item for item in items if item], '-s')
+    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path)
+
+
+def _wait(context: NodeContext) -> None:
+    """Until every engine of the context has exited: watch their launchers, run retirements on time."""
+    poller = zmq.Poller()
+    for fd in context.watched_fds():
+        poller.register(fd, zmq.POLLIN)
+    while not context.finished:
+        deadline = context.deadline()
+        timeout = None if deadline is None else max(0, int((deadline - time.time()) * 1000) + 1)
+        for fd, _ in poller.poll(timeout):
+            if isinstance(fd, int):
+                poller.unregister(fd)
+                exited = context.on_ready(fd, time.time())
+                if exited is not None and exited.exit_code != 0:
+                    print(f'disbatch: the engine on {exited.host} exited with {exited.exit_code}: {exited.log_tail}',
+                          file=sys.stderr)  # fmt: skip
+        context.on_timer(time.time())
+    context.terminate()
+
+
+def _log_to(path: str) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'))
+    logger = logging.getLogger('disbatch')
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
