@@ -53,7 +53,7 @@ class RunConfig:
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
         environ = os.environ if environ is None else environ
         for attribute, flag in _NOT_YET.items():
-            if getattr(arguments, attribute):
+            if getattr(arguments, attribute) not in (None, False, []):
                 raise UsageError(f'{flag} is not supported by this version of disbatch yet')
         if arguments.mailFreq is not None and not arguments.mailTo:
             raise UsageError('--mailFreq needs --mailTo')

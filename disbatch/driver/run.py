@@ -35,15 +35,15 @@ LOG_FORMAT = '%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
 
 def run(config: RunConfig) -> int:
     tasks_name = 'stdin' if config.taskfile == '-' else os.path.basename(config.taskfile)
-    validate(config.taskfile)
-    resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
-    files = run_files.choose_stem(config.prefix, tasks_name)
-    with _logging(config.logfile or files.driver_log, config.loglevel):
-        log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
-        for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
-            _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
-        handle, source = open_task_file(config.taskfile)
-        with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
+    handle, source = open_task_file(config.taskfile)
+    with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
+        validate(config.taskfile)
+        resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
+        files = run_files.choose_stem(config.prefix, tasks_name)
+        with _logging(config.logfile or files.driver_log, config.loglevel):
+            log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
+            for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
+                _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
             feeder = Feeder.from_file(handle, source, resume, config.retry_failed, config.force_resume, _warn)
             feeder.take_per_engine_tasks()
             return _serve(config, files, feeder, tasks_name)

@@ -89,6 +89,7 @@ class Engine:
         self._draining = False
         self._goodbye = 'finished'
         self._scratch = ''
+        self._driver_gone = False
 
     # ------------------------------------------------------------ life cycle
 
@@ -114,14 +115,15 @@ class Engine:
             self._step()
             while self.state is not State.DONE:
                 self._turn(wake_read)
-            self._link.send(Goodbye(self._goodbye))
+            if not self._driver_gone:
+                self._link.send(Goodbye(self._goodbye))
             return 0
         finally:
             self._kill_everything()
             signal.set_wakeup_fd(previous)
             os.close(wake_read)
             os.close(wake_write)
-            self._link.close(linger_ms=2000)
+            self._link.close(linger_ms=0 if self._driver_gone else 2000)
             self._zmq.term()
             shutil.rmtree(self._scratch, ignore_errors=True)
 
@@ -221,7 +223,7 @@ class Engine:
         for process, _ in self._running.values():
             process.signal_group(signal.SIGKILL)
         self.state = State.DONE
-        self._goodbye = 'driver gone'
+        self._driver_gone = True
 
     def _abort(self, reason: str) -> None:
         if self.state in (State.ABORTING, State.DONE):
