@@ -5,8 +5,9 @@ counters and the line numbers. Pure and incremental: `TaskFileParser.feed_iter` 
 file line, or one KVS item that may hold several lines) and never reads ahead, so a producer on stdin or the KVS is
 never waited for; `parse_stream` drives it over any iterable of bytes in constant memory, REPEAT included.
 
-Differences from disBatch 3.0 (SPEC §3 "Grammar traps"): the `#DISBATCH` marker and every keyword, BARRIER included,
-are case-insensitive; a bare `#DISBATCH PREFIX` / `#DISBATCH SUFFIX` clears the value; an unknown directive, a
+Differences from disBatch 3.0 (SPEC §3 "Grammar traps"): every keyword, BARRIER included, is case-insensitive (the
+`#DISBATCH` marker itself stays capitals only, as in the reference, so `#disbatch …` comments stay comments, with a
+warning); a bare `#DISBATCH PREFIX` / `#DISBATCH SUFFIX` clears the value; an unknown directive, a
 malformed one, `#DISBATCHFOO` and a PERENGINE line after other tasks raise `TaskFileError` (file and line) instead of
 being logged and dropped (or, for `#DISBATCHFOO`, run as a task).
 """
@@ -39,6 +40,7 @@ _BARRIER_CHECK = 'CHECK'
 
 _LATE_PERENGINE = 'PERENGINE tasks must come before all other tasks'
 _INDENTED_DIRECTIVE = 'looks like a directive but is indented; treated as a comment'
+_LOWERCASE_MARKER = f'looks like a directive but the marker is not {MARKER} in capitals; treated as a comment'
 
 
 def printable(text: str) -> str:
@@ -102,10 +104,12 @@ class TaskFileParser:
         return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
     def _parse_line(self, line: str, line_number: int) -> Iterator[Item]:
-        if line[: len(MARKER)].upper() == MARKER:
+        if line.startswith(MARKER):
             return self._parse_directive(line, line_number)
         if _IGNORED.match(line):
-            if line.lstrip()[: len(MARKER)].upper() == MARKER:
+            if line[: len(MARKER)].upper() == MARKER:
+                self._warn(line_number, _LOWERCASE_MARKER)
+            elif line.lstrip()[: len(MARKER)].upper() == MARKER:
                 self._warn(line_number, _INDENTED_DIRECTIVE)
             return iter(())
         self._perengine_closed = True

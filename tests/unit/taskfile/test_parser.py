@@ -156,12 +156,21 @@ def test_a_300_kb_line_is_one_task() -> None:
 # --- the marker ----------------------------------------------------------------------------------------------------
 
 
-def test_the_marker_and_keywords_are_case_insensitive() -> None:
-    items = parse(b'#disbatch prefix p \n#DisBatch Barrier check k\n#DISBATCH repeat 1 START 4 Step 2 x\necho a\n')
+def test_keywords_are_case_insensitive() -> None:
+    items = parse(b'#DISBATCH prefix p \n#DISBATCH Barrier check k\n#DISBATCH repeat 1 START 4 Step 2 x\necho a\n')
     assert items == [
-        Barrier(0, 2, True, 'k', '#DisBatch Barrier check k'),
+        Barrier(0, 2, True, 'k', '#DISBATCH Barrier check k'),
         Task(1, 3, 4, 'p x'),
         Task(2, 4, NO_REPEAT, 'p echo a'),
+    ]
+
+
+@pytest.mark.parametrize('line', [b'#disbatch BARRIER', b'#DisBatch prefix p ', b'#disbatch is great'])
+def test_a_marker_not_in_capitals_is_a_comment_with_a_warning(line: bytes) -> None:
+    items, warnings = parse_with_warnings(b'echo a\n' + line + b'\n')
+    assert items == [Task(0, 1, NO_REPEAT, 'echo a')]
+    assert warnings == [
+        'Tasks:2: looks like a directive but the marker is not #DISBATCH in capitals; treated as a comment'
     ]
 
 
@@ -182,7 +191,7 @@ def test_a_marker_glued_to_a_word_is_an_unknown_directive() -> None:
     assert error_of(b'echo a\n#DISBATCHFOO bar\n') == 'Tasks:2: unknown directive #DISBATCHFOO'
 
 
-@pytest.mark.parametrize('line', [b'#DISBATCH', b'#DISBATCH   ', b'#disbatch\t'])
+@pytest.mark.parametrize('line', [b'#DISBATCH', b'#DISBATCH   ', b'#DISBATCH\t'])
 def test_a_bare_marker_is_an_error(line: bytes) -> None:
     assert error_of(line + b'\n') == 'Tasks:1: missing directive keyword after #DISBATCH'
 
