@@ -25,12 +25,15 @@ from disbatch.driver.feeder import Feeder
 from disbatch.errors import DisbatchError
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
+    HEARTBEAT_SECONDS,
+    SILENCE_SECONDS,
     Abort,
     ContextGoodbye,
     ContextHello,
     ContextWelcome,
     Drain,
     Goodbye,
+    Heartbeat,
     Hello,
     Run,
     TaskDone,
@@ -54,6 +57,7 @@ class _Engine:
     peer: bytes
     hostname: str
     launch_id: str
+    last_heard: float  # time.monotonic() of its last message
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,8 @@ class DriverLoop:
         self._joined: set[str] = set()  # launch ids of every engine that ever joined
         self._context_peers: dict[bytes, str] = {}  # context processes (added through dbUtil.sh) still running
         self._labels = {context.label for context in contexts}
+        self._given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -160,6 +166,8 @@ class DriverLoop:
                 log.warning('dropped a malformed message from peer %s: %s', peer.hex(), error)
                 continue
             engine = self._by_peer.get(peer)
+            if engine is not None:
+                engine.last_heard = time.monotonic()
             if isinstance(message, Hello):
                 self._on_hello(peer, message)
             elif isinstance(message, ContextHello):
@@ -167,9 +175,13 @@ class DriverLoop:
             elif isinstance(message, ContextGoodbye) and peer in self._context_peers:
                 log.info('context %s left', self._context_peers.pop(peer))
             elif engine is None:
-                log.warning('dropped %s from a peer that has not joined (%s)', message.TAG, peer.hex())
+                log.warning('dropped %s from a peer that is not an engine of the run (%s)', message.TAG, peer.hex())
+                if peer in self._given_up:
+                    self.endpoint.send(peer, Abort('this engine was given up for lost; its tasks went elsewhere'))
             elif isinstance(message, TaskDone):
                 self._on_task_done(engine, message)
+            elif isinstance(message, Heartbeat):
+                pass
             elif isinstance(message, Goodbye):
                 log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
                 self._forget(engine)
@@ -184,7 +196,7 @@ class DriverLoop:
         if peer in self._by_peer:
             log.warning('engine %d said hello twice', self._by_peer[peer].rank)
             return
-        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id)
+        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id, time.monotonic())
         self._next_rank += 1
         self._engines[engine.rank] = engine
         self._by_peer[peer] = engine
@@ -324,6 +336,8 @@ class DriverLoop:
                  if (context_deadline := context.deadline()) is not None]  # fmt: skip
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
+        if self._engines:
+            waits.append(self._next_heartbeat - time.monotonic())
         if not waits:
             return None
         return max(0, int(min(waits) * 1000) + 1)
@@ -334,6 +348,18 @@ class DriverLoop:
             deadline = context.deadline()
             if deadline is not None and deadline <= now:
                 context.on_timer(now)
+        monotonic = time.monotonic()
+        if monotonic >= self._next_heartbeat:
+            self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
+            for engine in list(self._engines.values()):
+                if monotonic - engine.last_heard > SILENCE_SECONDS:
+                    self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
+                                f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
+                    self._given_up.add(engine.peer)
+                    self._forget(engine)
+                    self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
+                else:
+                    self.endpoint.send(engine.peer, Heartbeat())
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""

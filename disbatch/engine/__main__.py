@@ -17,7 +17,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--cores-per-task', type=int, default=1)
     parser.add_argument('--context', default='local')
     parser.add_argument('--hostname', default=None, help='node name as the context knows it')
-    parser.add_argument('--driver-pid', type=int, default=None, help='stop at once if this local process exits')
     parser.add_argument(
         '--watch-stdin', action='store_true', help='stop at once when stdin ends (the launcher of this engine is gone)'
     )
@@ -42,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         cores_per_task=args.cores_per_task,
         context=args.context,
         hostname=args.hostname or short_hostname(),
-        driver_pid=args.driver_pid,
         watch_stdin=args.watch_stdin,
         launch_id=args.launch_id,
     )

@@ -1,8 +1,9 @@
 """An engine: runs N slots of tasks on one node for the driver, and reports every result.
 
 The engine is one event loop over file descriptors: the driver socket, each task's stdout/stderr pipes and pidfd,
-a signal wake-up pipe, and (when the driver runs on this host) a pidfd of the driver itself. A child's exit wakes
-the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
+a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone). Heartbeats
+go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
+wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
 
     STARTING ──(PERENGINE START tasks done)──▶ RUNNING ──(Drain, slots idle)──▶ STOPPING ──(STOP tasks done)──▶ DONE
         └──────────────(Abort, signal, driver gone)──────────▶ ABORTING ──(every task reaped)──────────────────▶ DONE
@@ -26,7 +27,18 @@ import zmq
 
 from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
 from disbatch.protocol import codec
-from disbatch.protocol.messages import Abort, Drain, Goodbye, Hello, Run, TaskDone, Welcome
+from disbatch.protocol.messages import (
+    HEARTBEAT_SECONDS,
+    SILENCE_SECONDS,
+    Abort,
+    Drain,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Run,
+    TaskDone,
+    Welcome,
+)
 from disbatch.protocol.transport import PeerLink
 
 log = logging.getLogger('disbatch.engine')
@@ -64,7 +76,6 @@ class EngineSettings:
     context: str
     hostname: str
     launch_id: str = ''
-    driver_pid: int | None = None  # watched through a pidfd when the driver runs on this host
     watch_stdin: bool = False  # stdin is a pipe from the driver's side (ssh, srun): its end means the driver is gone
 
 
@@ -85,7 +96,8 @@ class Engine:
         self._fd_slots: dict[int, int] = {}  # pipe or pidfd -> slot
         self._pidfds: set[int] = set()
         self._abort_deadline: float | None = None
-        self._driver_pidfd: int | None = None
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self._last_heard = time.monotonic()
         self._draining = False
         self._goodbye = 'finished'
         self._scratch = ''
@@ -108,10 +120,6 @@ class Engine:
             self._poller.register(wake_read, zmq.POLLIN)
             if self.settings.watch_stdin:
                 self._poller.register(0, zmq.POLLIN)
-            if self.settings.driver_pid is not None:
-                with contextlib.suppress(OSError):
-                    self._driver_pidfd = os.pidfd_open(self.settings.driver_pid)
-                    self._poller.register(self._driver_pidfd, zmq.POLLIN)
             self._step()
             while self.state is not State.DONE:
                 self._turn(wake_read)
@@ -149,29 +157,40 @@ class Engine:
         return True
 
     def _turn(self, wake_read: int) -> None:
-        timeout = None
-        if self._abort_deadline is not None:
-            timeout = max(0, int((self._abort_deadline - time.monotonic()) * 1000))
-        for fd_or_socket, _ in self._poller.poll(timeout):
+        for fd_or_socket, _ in self._poller.poll(self._timeout_ms()):
             if fd_or_socket is self._link.socket:
                 self._receive_all()
             elif fd_or_socket == wake_read:
                 self._on_signal(wake_read)
-            elif fd_or_socket == self._driver_pidfd:
-                self._on_driver_gone()
             elif fd_or_socket == 0 and self.settings.watch_stdin:
                 self._on_stdin()
             elif isinstance(fd_or_socket, int) and fd_or_socket in self._fd_slots:
                 self._on_task_fd(fd_or_socket)
-        if self._abort_deadline is not None and time.monotonic() >= self._abort_deadline:
+        self._run_timers(time.monotonic())
+        self._step()
+
+    def _timeout_ms(self) -> int:
+        deadlines = [self._next_heartbeat, self._last_heard + SILENCE_SECONDS]
+        if self._abort_deadline is not None:
+            deadlines.append(self._abort_deadline)
+        return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
+
+    def _run_timers(self, now: float) -> None:
+        if now >= self._next_heartbeat:
+            self._link.send(Heartbeat())
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+        if now - self._last_heard > SILENCE_SECONDS and self.state is not State.DONE:
+            log.error('nothing heard from the driver for %.0f s', now - self._last_heard)
+            self._on_driver_gone()
+        if self._abort_deadline is not None and now >= self._abort_deadline:
             for process, _ in self._running.values():
                 process.signal_group(signal.SIGKILL)
-            self._abort_deadline = time.monotonic() + 5.0
-        self._step()
+            self._abort_deadline = now + 5.0
 
     # ------------------------------------------------------------ events
 
     def _receive_all(self) -> None:
+        self._last_heard = time.monotonic()
         while self._link.socket.poll(0, zmq.POLLIN):
             try:
                 message = self._link.receive()
@@ -185,7 +204,7 @@ class Engine:
                 self._draining = True
             elif isinstance(message, Abort):
                 self._abort(f'driver: {message.reason}')
-            else:
+            elif not isinstance(message, Heartbeat):
                 log.warning('unexpected %s from the driver', type(message).__name__)
 
     def _on_task_fd(self, fd: int) -> None:

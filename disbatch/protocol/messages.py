@@ -3,8 +3,8 @@
 Each class has a wire `TAG`; `protocol/codec.py` is the only code that turns them into bytes and back. Fields are
 plain JSON values (str, int, float, bool, lists of those), so no message can carry code.
 
-    engine → driver:   Hello, TaskDone, Goodbye
-    driver → engine:   Welcome, Run, Drain, Abort
+    engine → driver:   Hello, TaskDone, Goodbye, Heartbeat
+    driver → engine:   Welcome, Run, Drain, Abort, Heartbeat
     context → driver:  ContextHello, ContextGoodbye
     driver → context:  ContextWelcome
 """
@@ -96,6 +96,18 @@ class Goodbye:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Sent both ways every `HEARTBEAT_SECONDS` when nothing else is: each side knows the other is alive."""
+
+    TAG: ClassVar[str] = 'heartbeat'
+
+
+HEARTBEAT_SECONDS = 2.0
+# A peer silent this long is taken for dead (a crashed host, a cut network): four heartbeats missed.
+SILENCE_SECONDS = 8.0
+
+
+@dataclass(frozen=True, slots=True)
 class ContextHello:
     """A context process (started through `<stem>_dbUtil.sh`) asks to add engines to the run."""
 
@@ -125,7 +137,19 @@ class ContextGoodbye:
     label: str
 
 
-Message = Hello | Welcome | Run | TaskDone | Drain | Abort | Goodbye | ContextHello | ContextWelcome | ContextGoodbye
+Message = (
+    Hello
+    | Welcome
+    | Run
+    | TaskDone
+    | Drain
+    | Abort
+    | Goodbye
+    | Heartbeat
+    | ContextHello
+    | ContextWelcome
+    | ContextGoodbye
+)
 MESSAGE_TYPES: tuple[type[Message], ...] = (
-    Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye, ContextHello, ContextWelcome, ContextGoodbye,
+    Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye, Heartbeat, ContextHello, ContextWelcome, ContextGoodbye,
 )  # fmt: skip

@@ -20,6 +20,7 @@ from disbatch.protocol.messages import (
     ContextWelcome,
     Drain,
     Goodbye,
+    Heartbeat,
     Hello,
     Message,
     Run,
@@ -54,12 +55,13 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(ContextHello, texts, texts, texts, texts, integers),
     st.builds(ContextWelcome, texts, numbers, integers),
     st.builds(ContextGoodbye, texts),
+    st.just(Heartbeat()),
 )
 
 
 def test_every_message_type_is_covered() -> None:
     assert {cls.TAG for cls in MESSAGE_TYPES} == {
-        'hello', 'welcome', 'run', 'done', 'drain', 'abort', 'goodbye',
+        'hello', 'welcome', 'run', 'done', 'drain', 'abort', 'goodbye', 'heartbeat',
         'context-hello', 'context-welcome', 'context-goodbye',
     }  # fmt: skip
 
