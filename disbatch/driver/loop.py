@@ -22,7 +22,10 @@ from disbatch.contexts.base import Context, EngineLaunch
 from disbatch.driver import scheduler as sched
 from disbatch.driver.address import advertised
 from disbatch.driver.feeder import Feeder
+from disbatch.driver.observe import Publisher, RunObserver
+from disbatch.driver.snapshot import EngineFacts
 from disbatch.errors import DisbatchError
+from disbatch.kvsstcp.server import KVSServer
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     HEARTBEAT_SECONDS,
@@ -57,6 +60,7 @@ class _Engine:
     peer: bytes
     hostname: str
     launch_id: str
+    pid: int
     last_heard: float  # time.monotonic() of its last message
 
 
@@ -79,7 +83,8 @@ class DriverLoop:
         feeder: Feeder,
         contexts: list[Context],
         status: StatusFileWriter,
-        put_key: Callable[[str, str], None],
+        kvs: KVSServer,
+        observers: list[RunObserver],
         report: Callable[[str], None],
     ) -> None:
         self.settings = settings
@@ -87,8 +92,9 @@ class DriverLoop:
         self.feeder = feeder
         self.contexts = contexts
         self.status = status
-        self.put_key = put_key
+        self.kvs = kvs
         self.report = report
+        self.publisher = Publisher(settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts)
         self._zmq = zmq.Context()
         self.endpoint = DriverEndpoint(self._zmq, settings.bind_host)
         self._engines: dict[int, _Engine] = {}  # rank -> engine
@@ -128,6 +134,7 @@ class DriverLoop:
                 context.launch(launch)
             poller.register(self.endpoint.socket, zmq.POLLIN)
             poller.register(wake_read, zmq.POLLIN)
+            poller.register(self.publisher.fd, zmq.POLLIN)
             watched: dict[int, Context] = {}
             self._watch_contexts(poller, watched)
             self._feed()
@@ -137,12 +144,17 @@ class DriverLoop:
                         self._receive_all()
                     elif ready == wake_read:
                         self._on_signals(wake_read)
+                    elif ready == self.publisher.fd:
+                        for event in self.publisher.commands():
+                            self._dispatch(event)
                     elif isinstance(ready, int) and ready in watched:
                         self._on_engine_process(watched.pop(ready), ready, poller)
                 self._feed()
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
+                self.publisher.tick(self.scheduler)
+            self.publisher.close(self.scheduler, self._exit_code)
             return self._exit_code
         finally:
             for context in self.contexts:
@@ -196,7 +208,7 @@ class DriverLoop:
         if peer in self._by_peer:
             log.warning('engine %d said hello twice', self._by_peer[peer].rank)
             return
-        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id, time.monotonic())
+        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id, hello.pid, time.monotonic())
         self._next_rank += 1
         self._engines[engine.rank] = engine
         self._by_peer[peer] = engine
@@ -306,6 +318,7 @@ class DriverLoop:
     def _dispatch(self, event: sched.Event) -> None:
         for action in self.scheduler.handle(event):
             self._carry_out(action)
+        self.publisher.changed()
 
     def _carry_out(self, action: sched.Action) -> None:
         if isinstance(action, sched.SendTask):
@@ -314,13 +327,14 @@ class DriverLoop:
             self.endpoint.send(engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command))
         elif isinstance(action, sched.WriteRecord):
             self.status.write(action.record)
+            self.publisher.record(action.record)
         elif isinstance(action, sched.DrainEngine):
             self.endpoint.send(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, sched.AbortEngine):
             self._begin_stop()
             self.endpoint.send(self._engines[action.engine_rank].peer, Abort(action.reason))
         elif isinstance(action, sched.PutBarrierKey):
-            self.put_key(action.key, str(action.task_id))
+            self.kvs.put(action.key.encode(), str(action.task_id).encode())
         elif isinstance(action, sched.Report):
             self.report(action.message)
         elif isinstance(action, sched.Finish):
@@ -338,6 +352,9 @@ class DriverLoop:
             waits.append(self._stop_deadline - time.monotonic())
         if self._engines:
             waits.append(self._next_heartbeat - time.monotonic())
+        publish = self.publisher.deadline()
+        if publish is not None:
+            waits.append(publish - time.monotonic())
         if not waits:
             return None
         return max(0, int(min(waits) * 1000) + 1)
@@ -387,6 +404,10 @@ class DriverLoop:
             for fd in context.watched_fds():
                 watched[fd] = context
                 poller.register(fd, zmq.POLLIN)
+
+    def _facts(self) -> dict[int, EngineFacts]:
+        now = time.monotonic()
+        return {rank: EngineFacts(engine.pid, now - engine.last_heard) for rank, engine in self._engines.items()}
 
     def _forget(self, engine: _Engine) -> None:
         self._engines.pop(engine.rank, None)

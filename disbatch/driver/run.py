@@ -90,9 +90,7 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
             tasks_per_node=config.tasks_per_node or 0,
         )
         loop = DriverLoop(
-            settings, scheduler, feeder, list(contexts), status,
-            put_key=lambda key, value: kvs.put(key.encode(), value.encode()),
-            report=_report,
+            settings, scheduler, feeder, list(contexts), status, kvs, observers=[], report=_report,
         )  # fmt: skip
         run_files.write_dbutil(files, kvs_address, loop.address, secret)
         if config.startup_only:

@@ -99,6 +99,14 @@ class NoMoreEngines:
 
 
 @dataclass(frozen=True, slots=True)
+class RetireEngines:
+    """The user asked (from the monitor) that these engines, or every engine of a context, take no more tasks."""
+
+    engine_ranks: tuple[int, ...] = ()
+    context: str = ''
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequested:
     """The user asked the run to stop (a signal); `exit_code` is what the run should end with."""
 
@@ -116,6 +124,7 @@ Event = (
     | TaskFinished
     | EngineGone
     | NoMoreEngines
+    | RetireEngines
     | StopRequested
 )
 
@@ -179,6 +188,9 @@ class EngineState:
     recent_elapsed: float | None = None  # moving average of task durations; None until one finished
     retiring: bool = False  # gets no new task; drained once idle
     drained: bool = False  # DrainEngine (or AbortEngine) sent
+    given: int = 0  # tasks ever sent to it
+    finished: int = 0
+    failed: int = 0
 
     @property
     def capacity(self) -> int:
@@ -242,6 +254,7 @@ class Scheduler:
             TaskFinished: self._on_task_finished,
             EngineGone: self._on_engine_gone,
             NoMoreEngines: self._on_no_more_engines,
+            RetireEngines: self._on_retire_engines,
             StopRequested: self._on_stop_requested,
         }
 
@@ -256,6 +269,10 @@ class Scheduler:
     @property
     def running(self) -> int:
         return sum(len(engine.assigned) for engine in self.engines.values())
+
+    @property
+    def stream_ended(self) -> bool:
+        return self._stream_ended
 
     @property
     def more_tasks(self) -> bool:
@@ -317,6 +334,8 @@ class Scheduler:
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
         )
         actions.append(WriteRecord(record))
+        engine.finished += 1
+        engine.failed += record.failed
         self._count_finished(
             actions,
             record.failed,
@@ -356,6 +375,11 @@ class Scheduler:
                 actions.append(Report('no engine is left and tasks remain: waiting for a context to be added'))
             return
         self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
+
+    def _on_retire_engines(self, event: RetireEngines, actions: list[Action]) -> None:
+        for engine in self.engines.values():
+            if engine.rank in event.engine_ranks or (event.context and engine.context == event.context):
+                engine.retiring = True
 
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
@@ -405,6 +429,7 @@ class Scheduler:
                     return
                 task = self.pending.popleft()
                 engine.assigned[task.task_id] = task
+                engine.given += 1
                 actions.append(SendTask(engine.rank, task))
                 if self._context_limits.get(engine.context):
                     self._count_for_context(engine.context, actions)

@@ -131,6 +131,15 @@ class KVSServer:
             self._store.put(key, encoding, value)
         self._wake()
 
+    def replace(self, key: bytes, value: bytes, encoding: bytes = b'ASTR') -> None:
+        """Make `value` the key's only value (a status the owner keeps current); waiters are served as by `put`."""
+        if len(encoding) != wire.ENCODING_BYTES:
+            raise ValueError(f'encoding tag must be {wire.ENCODING_BYTES} bytes, not {encoding!r}')
+        with self._lock:
+            self._store.clear(key)
+            self._store.put(key, encoding, value)
+        self._wake()
+
     def view_nowait(self, key: bytes) -> EncodedValue | None:
         """The newest `(encoding, value)` of `key`, or None; nothing is removed."""
         with self._lock:

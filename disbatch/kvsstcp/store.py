@@ -108,6 +108,10 @@ class KeyValueStore:
             del self._values[key]
         return found
 
+    def clear(self, key: bytes) -> None:
+        """Forget every stored value of `key` (waiters keep waiting)."""
+        self._values.pop(key, None)
+
     def monitor(self, monitor_key: bytes, spec: bytes) -> bool:
         """Apply a `key:events` spec for `monitor_key`; events not listed are turned off. False if malformed."""
         key, colon, letters = spec.rpartition(b':')

@@ -1,0 +1,130 @@
+"""Watching a live run: the snapshot in the KVS, observers (progress line, web page, mail), monitor commands.
+
+The loop tells the `Publisher` about every record and every change; the publisher rebuilds the snapshot at most
+every `INTERVAL_SECONDS` and only when something changed (never per message), puts it under `DisBatch status`, and
+hands it to the observers. Commands from the monitor arrive as puts to `DisBatch control`; a KVS watch wakes the
+loop through a pipe and `commands()` turns them into scheduler events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from disbatch.driver import snapshot
+from disbatch.driver.scheduler import RetireEngines, Scheduler
+from disbatch.kvsstcp.server import KVSServer
+from disbatch.results.record import StatusRecord
+
+log = logging.getLogger('disbatch.driver')
+
+INTERVAL_SECONDS = 0.5
+RECENT = 20
+
+
+class RunObserver(Protocol):
+    """Something that shows the run to a person: it must be quick, and must never raise into the driver."""
+
+    def on_record(self, record: StatusRecord) -> None: ...
+
+    def on_snapshot(self, view: dict[str, Any]) -> None: ...
+
+    def close(self, view: dict[str, Any], exit_code: int) -> None: ...
+
+
+class Publisher:
+    def __init__(
+        self,
+        run: str,
+        kvs: KVSServer,
+        observers: list[RunObserver],
+        facts: Callable[[], dict[int, snapshot.EngineFacts]],
+    ) -> None:
+        self.run = run
+        self.kvs = kvs
+        self.observers = observers
+        self.facts = facts
+        self.started = time.time()
+        self._recent: deque[StatusRecord] = deque(maxlen=RECENT)
+        self._failures: deque[StatusRecord] = deque(maxlen=RECENT)
+        self._dirty = True
+        self._next = time.monotonic()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        kvs.watch(snapshot.CONTROL_KEY.encode(), self._on_control_put)
+
+    @property
+    def fd(self) -> int:
+        """Readable when a monitor command has arrived."""
+        return self._wake_read
+
+    def record(self, record: StatusRecord) -> None:
+        self._recent.append(record)
+        if record.failed:
+            self._failures.append(record)
+        for observer in self.observers:
+            observer.on_record(record)
+        self._dirty = True
+
+    def changed(self) -> None:
+        self._dirty = True
+
+    def deadline(self) -> float | None:
+        """When `tick` has work to do (time.monotonic() clock), or None."""
+        return self._next if self._dirty else None
+
+    def tick(self, scheduler: Scheduler) -> None:
+        now = time.monotonic()
+        if not self._dirty or now < self._next:
+            return
+        self._dirty = False
+        self._next = now + INTERVAL_SECONDS
+        view = self._view(scheduler)
+        self.kvs.replace(snapshot.STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        for observer in self.observers:
+            observer.on_snapshot(view)
+
+    def commands(self) -> list[RetireEngines]:
+        """The monitor's commands that arrived since the last call, as scheduler events."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        events = []
+        while (value := self.kvs.get_nowait(snapshot.CONTROL_KEY.encode())) is not None:
+            try:
+                command = json.loads(value[1])
+                if 'retire engine' in command:
+                    events.append(RetireEngines(engine_ranks=(int(command['retire engine']),)))
+                elif 'retire context' in command:
+                    events.append(RetireEngines(context=str(command['retire context'])))
+                else:
+                    raise ValueError(f'unknown command {command!r}')
+            except (ValueError, TypeError, KeyError) as error:
+                log.warning('ignored a monitor command: %s', error)
+                continue
+            log.info('monitor: %s', command)
+        return events
+
+    def close(self, scheduler: Scheduler, exit_code: int) -> None:
+        view = self._view(scheduler)
+        self.kvs.replace(snapshot.STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        for observer in self.observers:
+            observer.close(view, exit_code)
+        self.kvs.unwatch(snapshot.CONTROL_KEY.encode(), self._on_control_put)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _view(self, scheduler: Scheduler) -> dict[str, Any]:
+        return snapshot.build(
+            self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures
+        )
+
+    def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b'!')

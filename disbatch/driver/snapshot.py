@@ -1,0 +1,93 @@
+"""A snapshot of a live run: what the monitor, the web page and the progress line show. Pure.
+
+The driver builds one (at most a few times a second, never per message) from the scheduler's state and what the
+loop knows of each engine, and publishes it as JSON under the KVS key `DisBatch status` (the reference's key).
+Everything in it is plain JSON; readers must ignore keys they do not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from disbatch.driver.scheduler import Scheduler
+from disbatch.results.record import StatusRecord
+
+STATUS_KEY = 'DisBatch status'
+CONTROL_KEY = (
+    'DisBatch control'  # the monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFacts:
+    """What the loop, not the scheduler, knows of an engine."""
+
+    pid: int
+    last_heard: float  # seconds ago
+
+
+def build(
+    run: str,
+    scheduler: Scheduler,
+    facts: Mapping[int, EngineFacts],
+    started: float,
+    now: float,
+    recent: Iterable[StatusRecord],
+    failures: Iterable[StatusRecord],
+) -> dict[str, Any]:
+    counts = scheduler.counts
+    engines = []
+    for rank, engine in sorted(scheduler.engines.items()):
+        fact = facts.get(rank)
+        engines.append(
+            {
+                'rank': rank,
+                'context': engine.context,
+                'host': engine.hostname,
+                'pid': fact.pid if fact else -1,
+                'last_heard': round(fact.last_heard, 1) if fact else None,
+                'slots': engine.slots,
+                'running': len(engine.assigned),
+                'free': max(0, engine.slots - len(engine.assigned)),
+                'given': engine.given,
+                'finished': engine.finished,
+                'failed': engine.failed,
+                'retiring': engine.retiring,
+            }
+        )
+    running = scheduler.running
+    # The number of tasks is known once the whole stream has been read.
+    total = counts.finished + counts.skipped + running + len(scheduler.pending) if scheduler.stream_ended else None
+    return {
+        'run': run,
+        'status': scheduler.state.value,
+        'more': scheduler.more_tasks,
+        'started': round(started, 3),
+        'now': round(now, 3),
+        'finished': counts.finished,
+        'failed': counts.failed,
+        'skipped': counts.skipped,
+        'barriers': counts.barriers,
+        'lost': counts.lost,
+        'running': running,
+        'pending': len(scheduler.pending),
+        'total': total,
+        'slots': sum(engine.slots for engine in scheduler.engines.values()),
+        'engines': engines,
+        'recent': [_task(record) for record in recent],
+        'failures': [_task(record) for record in failures],
+    }
+
+
+def _task(record: StatusRecord) -> dict[str, Any]:
+    return {
+        'task': record.task_id,
+        'line': record.line_number,
+        'host': record.host,
+        'return_code': record.return_code,
+        'elapsed': round(record.elapsed, 3),
+        'finish': round(record.finish, 3),
+        'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
+    }
