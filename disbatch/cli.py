@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar='N',
         help='Maximum concurrently executing tasks per node (up to cores/cpusPerTask).',
     )
+    add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
     return parser  # fmt: skip

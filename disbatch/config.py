@@ -13,8 +13,6 @@ from disbatch.errors import ContextError, UsageError
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
 # accepted and ignored.
 _NOT_YET = {
-    'taskcommand': '--taskcommand',
-    'taskserver': '--taskserver',
     'kvsserver': '--kvsserver',
     'web': '--web',
     'mailTo': '--mailTo',
@@ -24,7 +22,9 @@ _NOT_YET = {
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    taskfile: str
+    taskfile: str | None  # None: tasks come from the KVS (--taskcommand, --taskserver)
+    taskcommand: str | None
+    address_file: str | None  # where to write the KVS address once it listens (DisBatcher)
     nodes: tuple[Node, ...]  # empty: the nodes of the Slurm allocation this runs in
     node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST' or 'Slurm', for messages
     cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
@@ -63,6 +63,11 @@ class RunConfig:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
+        if arguments.taskserver:
+            raise UsageError(
+                f'--taskserver {arguments.taskserver}: an outside KVS server is not supported; give --taskserver '
+                "alone, and point the task source at the run's own KVS (its address is in <stem>_kvsinfo.txt)"
+            )
         if arguments.startup_only and arguments.ssh_node:
             raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
         if arguments.context_task_limit < 0:
@@ -70,6 +75,8 @@ class RunConfig:
         nodes, origin = ([], '-S') if arguments.startup_only else _nodes(arguments.ssh_node, environ)
         return cls(
             taskfile=arguments.taskfile,
+            taskcommand=arguments.taskcommand,
+            address_file=arguments.address_file,
             nodes=tuple(nodes),
             node_origin=origin,
             cpus_per_task=arguments.cpusPerTask,

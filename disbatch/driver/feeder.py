@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from disbatch.driver.scheduler import ItemRead, RecordRead
+from disbatch.driver.source import NOT_YET, FileSource, KVSTaskSource, NotYet
 from disbatch.errors import TaskFileError
 from disbatch.results.resume import ResumeIndex
 from disbatch.taskfile.items import Item, PerEngineTask, Phase, Task
-from disbatch.taskfile.parser import TaskFileParser, parse_stream
+from disbatch.taskfile.parser import TaskFileParser
 
 Warn = Callable[[str], None]
 
@@ -52,32 +53,37 @@ def validate(path: str) -> None:
 
 
 class Feeder:
+    """Turns a source's raw items into scheduler events: parses them, takes per-engine tasks, asks resume."""
+
     def __init__(
         self,
-        stream: Iterator[Item],
+        source: FileSource | KVSTaskSource,
+        name: str,
         resume: ResumeIndex | None,
         retry_failed: bool,
         force_resume: bool,
         warn: Warn,
     ) -> None:
-        self._stream = stream
+        self.source = source
+        self._parser = TaskFileParser(name)
+        self._line_number = 0
+        self._items: Iterator[Item] = iter(())
         self._resume = resume
         self._retry_failed = retry_failed
         self._force_resume = force_resume
         self._warn = warn
         self._held: Item | None = None
+        self._ended = False
         self.start_tasks: list[PerEngineTask] = []
         self.stop_tasks: list[PerEngineTask] = []
 
-    @classmethod
-    def from_file(
-        cls, handle: BinaryIO, source: str, resume: ResumeIndex | None, retry: bool, force: bool, warn: Warn
-    ) -> Feeder:
-        return cls(parse_stream(handle, source, on_warning=warn), resume, retry, force, warn)
-
     def take_per_engine_tasks(self) -> None:
-        """Read the PERENGINE block at the top of the stream (the grammar allows it nowhere else)."""
-        for item in self._stream:
+        """Read the PERENGINE block at the top of the stream (the grammar allows it nowhere else); a live source
+        is read only as far as it has items now."""
+        while True:
+            item = self._next_item()
+            if item is None or item is NOT_YET:
+                return
             if not isinstance(item, PerEngineTask):
                 self._held = item
                 return
@@ -85,17 +91,22 @@ class Feeder:
 
     @property
     def empty(self) -> bool:
-        """After `take_per_engine_tasks`: True when the stream holds nothing but per-engine tasks."""
-        return self._held is None
+        """After `take_per_engine_tasks`: True when the stream has ended with nothing but per-engine tasks."""
+        return self._held is None and self._ended
 
-    def next_event(self, now: float) -> ItemRead | RecordRead | None:
-        """The next thing the scheduler should hear about, or None at the end of the stream."""
-        item: Item | None = self._held
+    def next_event(self, now: float) -> ItemRead | RecordRead | NotYet | None:
+        """The next thing the scheduler should hear about; NOT_YET when a live source has nothing for now; None at
+        the end of the stream."""
+        item: Item | NotYet | None = self._held
         self._held = None
         if item is None:
-            item = next(self._stream, None)
-        if item is None:
-            return None
+            item = self._next_item()
+        if item is None or item is NOT_YET:
+            return item
+        if isinstance(item, PerEngineTask):
+            self._warn(f'{self._parser.source}:{item.line_number}: a PERENGINE task that arrives after the engines '
+                       'started is ignored')  # fmt: skip
+            return self.next_event(now)
         if isinstance(item, Task) and self._resume is not None:
             record = self._resume.decide(item, self._retry_failed, self._force_resume)
             for warning in self._resume.warnings:
@@ -104,3 +115,22 @@ class Feeder:
             if record is not None:
                 return RecordRead(record)
         return ItemRead(item, now)
+
+    def _next_item(self) -> Item | NotYet | None:
+        while True:
+            item = next(self._items, None)
+            if item is not None:
+                return item
+            if self._ended:
+                return None
+            raw = self.source.read()
+            if raw is None:
+                self._ended = True
+                return None
+            if raw is NOT_YET:
+                return NOT_YET
+            self._line_number += 1
+            self._items = self._parser.feed_iter(raw, self._line_number)
+            for warning in self._parser.warnings:
+                self._warn(warning)
+            self._parser.warnings.clear()

@@ -24,6 +24,7 @@ from disbatch.driver.address import advertised
 from disbatch.driver.feeder import Feeder
 from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
+from disbatch.driver.source import NOT_YET
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.protocol import codec
@@ -135,6 +136,8 @@ class DriverLoop:
             poller.register(self.endpoint.socket, zmq.POLLIN)
             poller.register(wake_read, zmq.POLLIN)
             poller.register(self.publisher.fd, zmq.POLLIN)
+            for fd in self.feeder.source.fds:
+                poller.register(fd, zmq.POLLIN)
             watched: dict[int, Context] = {}
             self._watch_contexts(poller, watched)
             self._feed()
@@ -149,6 +152,8 @@ class DriverLoop:
                             self._dispatch(event)
                     elif isinstance(ready, int) and ready in watched:
                         self._on_engine_process(watched.pop(ready), ready, poller)
+                    elif isinstance(ready, int) and ready in self.feeder.source.fds:
+                        self._on_source(ready, poller)
                 self._feed()
                 self._run_timers()
                 self._check_deadline()
@@ -305,7 +310,7 @@ class DriverLoop:
     # ------------------------------------------------------------ progress
 
     def _feed(self) -> None:
-        """Give the scheduler as many items as it wants, one at a time."""
+        """Give the scheduler as many items as it wants, one at a time (a live source may have none for now)."""
         while self._exit_code is None and self.scheduler.wants_item():
             try:
                 event = self.feeder.next_event(time.time())
@@ -313,7 +318,14 @@ class DriverLoop:
                 self._begin_stop()
                 self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
                 return
+            if event is NOT_YET:
+                return
             self._dispatch(event if event is not None else sched.StreamEnded(time.time()))
+
+    def _on_source(self, fd: int, poller: zmq.Poller) -> None:
+        self.feeder.source.on_ready(fd)
+        if fd not in self.feeder.source.fds:
+            poller.unregister(fd)  # the producer of --taskcommand has exited
 
     def _dispatch(self, event: sched.Event) -> None:
         for action in self.scheduler.handle(event):

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -23,7 +24,9 @@ from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.feeder import Feeder, open_task_file, validate
 from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
+from disbatch.driver.observe import RunObserver
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
+from disbatch.driver.source import FileSource, KVSTaskSource, ResultPoster
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
@@ -34,32 +37,72 @@ LOG_FORMAT = '%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
 
 
 def run(config: RunConfig) -> int:
-    tasks_name = 'stdin' if config.taskfile == '-' else os.path.basename(config.taskfile)
-    handle, source = open_task_file(config.taskfile)
+    if config.taskfile is None:
+        return _prepare(config, 'STREAM', None)
+    handle, name = open_task_file(config.taskfile)
     with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
         validate(config.taskfile)
-        resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
-        files = run_files.choose_stem(config.prefix, tasks_name)
-        with _logging(config.logfile or files.driver_log, config.loglevel):
-            log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
-            for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
-                _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
-            feeder = Feeder.from_file(handle, source, resume, config.retry_failed, config.force_resume, _warn)
-            feeder.take_per_engine_tasks()
-            return _serve(config, files, feeder, tasks_name)
+        tasks_name = 'stdin' if config.taskfile == '-' else os.path.basename(config.taskfile)
+        return _prepare(config, tasks_name, FileSource(handle), name)
 
 
-def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_name: str) -> int:
-    contexts = [] if config.startup_only else [_context(config, files)]
-    if config.use_address:
-        bind_host, kvs_port = config.use_address
-    elif config.startup_only:
-        bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
-    else:
-        bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
+def _prepare(config: RunConfig, tasks_name: str, file_source: FileSource | None, source_name: str = 'STREAM') -> int:
+    """Check what can be checked, then name the run's files and open its log."""
+    resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
+    files = run_files.choose_stem(config.prefix, tasks_name)
+    with _logging(config.logfile or files.driver_log, config.loglevel):
+        log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
+        for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
+            _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
+        contexts = [] if config.startup_only else [_context(config, files)]
+        if config.use_address:
+            bind_host, kvs_port = config.use_address
+        elif config.startup_only:
+            bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
+        else:
+            bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
+        with KVSServer(bind_host, kvs_port) as kvs:
+            kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
+            source = file_source or _kvs_source(config, kvs, kvs_address)
+            feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, _warn)
+            try:
+                feeder.take_per_engine_tasks()
+                return _serve(config, files, feeder, tasks_name, contexts, kvs, bind_host)
+            finally:
+                if isinstance(source, KVSTaskSource):
+                    source.close()
+
+
+def _kvs_source(config: RunConfig, kvs: KVSServer, kvs_address: str) -> KVSTaskSource:
+    """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""
+    if config.address_file:
+        _write_private(config.address_file, kvs_address + '\n')
+    if config.taskcommand is None:
+        source = KVSTaskSource(kvs)
+        if not config.address_file:
+            print(f'disbatch: waiting for a task source on the KVS at {kvs_address}', file=sys.stderr)
+        return source
+    host, _, port = kvs_address.rpartition(':')
+    producer = subprocess.Popen(
+        ['/bin/bash', '-c', config.taskcommand], stdin=subprocess.DEVNULL,
+        env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port), start_new_session=True,
+    )  # fmt: skip
+    log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
+    return KVSTaskSource(kvs, producer)
+
+
+def _serve(
+    config: RunConfig,
+    files: run_files.RunFiles,
+    feeder: Feeder,
+    tasks_name: str,
+    contexts: list[NodeContext],
+    kvs: KVSServer,
+    bind_host: str,
+) -> int:
     secret = secrets.token_urlsafe(32)
-    with KVSServer(bind_host, kvs_port) as kvs, StatusFileWriter.open(files.status, config.status_header) as status:
-        kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
+    kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
+    with StatusFileWriter.open(files.status, config.status_header) as status:
         if feeder.empty:
             run_files.write_dbutil(files, kvs_address, '', secret)
             print('No tasks to run.', file=sys.stderr)
@@ -89,9 +132,10 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
             cpus_per_task=config.cpus_per_task or 0.0,
             tasks_per_node=config.tasks_per_node or 0,
         )
-        loop = DriverLoop(
-            settings, scheduler, feeder, list(contexts), status, kvs, observers=[], report=_report,
-        )  # fmt: skip
+        observers: list[RunObserver] = []
+        if isinstance(feeder.source, KVSTaskSource):
+            observers.append(ResultPoster(kvs, feeder.source))
+        loop = DriverLoop(settings, scheduler, feeder, list(contexts), status, kvs, observers, report=_report)
         run_files.write_dbutil(files, kvs_address, loop.address, secret)
         if config.startup_only:
             print(f'disbatch: waiting for engines: add them with {files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
@@ -104,6 +148,15 @@ def _serve(config: RunConfig, files: run_files.RunFiles, feeder: Feeder, tasks_n
         if config.exit_code_on_failure and counts.failed and exit_code == 1:
             print_error('Some tasks failed with non-zero exit codes -- please check the logs')
         return exit_code
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file only the user can read, all at once (readers never see half of it)."""
+    partial = f'{path}.partial'
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, 'w') as handle:
+        handle.write(text)
+    os.replace(partial, path)
 
 
 def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:

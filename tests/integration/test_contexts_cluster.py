@@ -179,25 +179,8 @@ def test_slurm_allocation_one_step_per_node_and_shrinks_at_the_tail(
         f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
         f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
     )
-    job = (
-        slurm_output(
-            procs,
-            tmp_path,
-            'sbatch',
-            '--parsable',
-            '-N',
-            '3',
-            '-n',
-            '6',
-            '-D',
-            str(tmp_path),
-            '-o',
-            'job.out',
-            str(job_script),
-        )
-        .strip()
-        .split(';')[0]
-    )
+    submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
+    job = slurm_output(procs, tmp_path, *submit).strip().split(';')[0]
     assert job.isdigit(), job
     try:
         steps: dict[str, set[str]] = {}  # step id -> nodes it was seen on

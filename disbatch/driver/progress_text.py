@@ -1,0 +1,283 @@
+"""The text of the progress line and of the end-of-run summary, and the numbers behind them. Pure.
+
+`RateMeter` turns (time, tasks done) samples from the snapshots into a rate; `format_progress` renders one
+snapshot as a single line that fits a terminal width; `Stats` accumulates what the summary needs from the status
+records and the snapshots in memory that does not grow with the number of tasks (counters by exit code, a heap of
+the slowest tasks, slot-seconds integrated over the snapshots); `format_summary` renders it. Time arrives in the
+snapshots (`now`, `started`): nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import signal
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from disbatch.driver.scheduler import LOST_RETURN_CODE
+from disbatch.results.record import RecordKind, StatusRecord
+
+RATE_WINDOW_SECONDS = 20.0
+SLOWEST = 3
+BAR_WIDTH = 20
+
+
+# ---------------------------------------------------------------- rate and ETA
+
+
+class RateMeter:
+    """Tasks per second over roughly the last `window` seconds of snapshots (longer when snapshots are sparse)."""
+
+    def __init__(self, window: float = RATE_WINDOW_SECONDS) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> None:
+        if self._samples and now <= self._samples[-1][0]:
+            self._samples[-1] = (self._samples[-1][0], done)
+            return
+        self._samples.append((now, done))
+        # Keep one sample at least `window` old (the reference point) and the ones after it: at most a few dozen
+        # at two snapshots a second.
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+
+    def rate(self) -> float | None:
+        """Tasks per second, or None before two samples."""
+        if len(self._samples) < 2:
+            return None
+        (first_time, first_done), (last_time, last_done) = self._samples[0], self._samples[-1]
+        return max(0, last_done - first_done) / (last_time - first_time)
+
+
+def done_count(view: Mapping[str, Any]) -> int:
+    """Tasks with a final record: finished in this run (failed ones too) or skipped (done by an earlier run)."""
+    return int(view['finished']) + int(view['skipped'])
+
+
+def eta_seconds(view: Mapping[str, Any], rate: float | None) -> float | None:
+    """Seconds until every task is done at `rate`, or None when the total or the rate is not known."""
+    total = view.get('total')
+    if total is None or not rate or rate <= 0:
+        return None
+    return max(0, int(total) - done_count(view)) / rate
+
+
+# ---------------------------------------------------------------- small formats
+
+
+def format_duration(seconds: float) -> str:
+    """`42.0s` under a minute, `12:05` under an hour, `3:04:05` beyond."""
+    if seconds < 60:
+        return f'{seconds:.1f}s' if seconds < 10 else f'{seconds:.0f}s'
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
+
+
+def format_rate(rate: float) -> str:
+    """Tasks per second; per minute or per hour when a task takes longer than that."""
+    if rate >= 1 or rate == 0:
+        return f'{rate:.0f} tasks/s' if rate >= 100 else f'{rate:.1f} tasks/s'
+    if rate * 60 >= 1:
+        return f'{rate * 60:.1f} tasks/min'
+    return f'{rate * 3600:.1f} tasks/h'
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` on one line (runs of white space made one space), cut to `width` characters with `...`."""
+    flat = ' '.join(text.split())
+    if len(flat) <= width:
+        return flat
+    if width <= 3:
+        return flat[:width]
+    return flat[: width - 3] + '...'
+
+
+def plural(count: int, noun: str) -> str:
+    return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
+
+
+# ---------------------------------------------------------------- the progress line
+
+
+def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | None, width: int = 80) -> str:
+    """One line, at most `width` characters: what is done, failed, running (and of how many), the rate, the ETA.
+
+    When the line is too long, the least useful parts go first (bar, queue, skipped, ETA, rate), then it is cut.
+    """
+    done = done_count(view)
+    total = view.get('total')
+    # (text, keep-priority): higher priority survives longer; the order of the list is the order on screen.
+    parts: list[tuple[str, int]] = [('disbatch:', 9)]
+    if total is not None:
+        total = int(total)
+        fraction = done / total if total else 1.0
+        filled = int(fraction * BAR_WIDTH)
+        parts.append(('[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1))
+        parts.append((f'{done}/{total} done', 8))
+        parts.append((f'({int(fraction * 100)}%)', 5))
+    else:
+        parts.append((f'{done} done', 8))
+    parts.append((f'{view["failed"]} failed', 7))
+    parts.append((f'{view["running"]} running', 6))
+    if total is None and view.get('pending'):
+        parts.append((f'{view["pending"]} queued', 2))
+    if view.get('skipped'):
+        parts.append((f'{view["skipped"]} skipped', 2))
+    if view.get('status') == 'stopping':
+        parts.append(('stopping', 7))
+    if rate is not None:
+        parts.append(('|', 4))
+        parts.append((format_rate(rate), 4))
+    if eta is not None:
+        parts.append((f'ETA {format_duration(eta)}', 3))
+    return _fit(parts, width)
+
+
+def _fit(parts: list[tuple[str, int]], width: int) -> str:
+    while len(parts) > 1 and len(_join(parts)) > width:
+        lowest = min(range(len(parts)), key=lambda index: (parts[index][1], -index))
+        del parts[lowest]
+    if parts and parts[-1][0] == '|':
+        del parts[-1]
+    return _join(parts)[: max(0, width)]
+
+
+def _join(parts: list[tuple[str, int]]) -> str:
+    words = [text for text, _ in parts]
+    line = ' '.join(words)
+    return line.replace(' | ', ' | ').replace(' (', ' (')
+
+
+# ---------------------------------------------------------------- the summary
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SlowTask:
+    elapsed: float
+    task_id: int
+    line_number: int
+    command: str
+
+
+class Stats:
+    """What the end-of-run summary needs, in memory that does not grow with the number of tasks."""
+
+    def __init__(self, slowest: int = SLOWEST) -> None:
+        self.slowest_kept = slowest
+        self.busy_seconds = 0.0  # sum of the elapsed times of the tasks (not per-engine commands)
+        self.slot_seconds = 0.0  # slots integrated over the run's time, from the snapshots
+        self.max_slots = 0
+        self.failures: Counter[int] = Counter()  # return code -> tasks
+        self.lost_attempts = 0
+        self.per_engine = 0
+        self.per_engine_failed = 0
+        self.view: Mapping[str, Any] | None = None  # the latest snapshot
+        self._heap: list[SlowTask] = []
+        self._last_time: float | None = None
+        self._last_slots = 0
+
+    def add(self, record: StatusRecord) -> None:
+        """One status record, as the driver writes it."""
+        if record.kind is RecordKind.PER_ENGINE:
+            self.per_engine += 1
+            self.per_engine_failed += record.failed
+            return
+        if record.kind not in (RecordKind.NORMAL, RecordKind.ZOMBIE):
+            return  # skipped (done by an earlier run) and barriers took no slot time
+        if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
+            self.lost_attempts += 1
+            return
+        self.busy_seconds += max(0.0, record.elapsed)
+        if record.kind is RecordKind.NORMAL and record.failed:
+            self.failures[record.return_code] += 1
+        slow = SlowTask(record.elapsed, record.task_id, record.line_number, record.command)
+        if len(self._heap) < self.slowest_kept:
+            heapq.heappush(self._heap, slow)
+        elif self._heap and slow.elapsed > self._heap[0].elapsed:
+            heapq.heapreplace(self._heap, slow)
+
+    def observe(self, view: Mapping[str, Any]) -> None:
+        """One snapshot: the counts to report, and slots x time since the last one.
+
+        Slots change when engines join or leave, somewhere between two snapshots; the larger of the two counts is
+        taken for the interval, so utilisation is never overstated.
+        """
+        now, slots = float(view['now']), int(view['slots'])
+        if self._last_time is None:
+            self._last_time = float(view['started'])
+        if now > self._last_time:
+            self.slot_seconds += max(slots, self._last_slots) * (now - self._last_time)
+            self._last_time = now
+        self._last_slots = slots
+        self.max_slots = max(self.max_slots, slots)
+        self.view = view
+
+    def slowest(self) -> list[SlowTask]:
+        return sorted(self._heap, reverse=True)
+
+    @property
+    def wall_seconds(self) -> float:
+        if self.view is None:
+            return 0.0
+        return max(0.0, float(self.view['now']) - float(self.view['started']))
+
+    def utilisation(self) -> float | None:
+        """Task time over slot time (0..1), or None when no slot time is known."""
+        capacity = self.slot_seconds or self.max_slots * self.wall_seconds
+        if capacity <= 0:
+            return None
+        return min(1.0, self.busy_seconds / capacity)
+
+
+def format_failures(failures: Mapping[int, int]) -> str:
+    """`exit 1: 3 tasks, exit 13: 1 task, killed by signal 15 (SIGTERM): 2 tasks` (exits first, then signals)."""
+    items = []
+    for code in sorted(failures, key=lambda code: (code < 0, abs(code))):
+        items.append(f'{_describe_code(code)}: {plural(failures[code], "task")}')
+    return ', '.join(items)
+
+
+def _describe_code(code: int) -> str:
+    if code >= 0:
+        return f'exit {code}'
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f'killed by signal {-code}'
+    return f'killed by signal {-code} ({name})'
+
+
+def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
+    """The end-of-run summary: several lines, no final newline."""
+    view = stats.view or {}
+    finished, failed = int(view.get('finished', 0)), int(view.get('failed', 0))
+    skipped, pending = int(view.get('skipped', 0)), int(view.get('pending', 0))
+    head = f'disbatch: {plural(finished, "task")} run in {format_duration(stats.wall_seconds)}: {failed} failed'
+    if skipped:
+        head += f', {skipped} skipped (done by an earlier run)'
+    if pending or view.get('more'):
+        head += ', stopped before the end' if not pending else f', {pending} not run (stopped)'
+    lines = [head]
+    if stats.failures:
+        lines.append(f'  failures: {format_failures(stats.failures)}')
+    if stats.lost_attempts:
+        lines.append(f'  lost with their engine: {plural(stats.lost_attempts, "attempt")}')
+    if stats.per_engine:
+        lines.append(f'  per-engine commands: {stats.per_engine} run, {stats.per_engine_failed} failed')
+    utilisation = stats.utilisation()
+    if utilisation is not None and finished:
+        lines.append(
+            f'  slot use: {utilisation:.0%} ({format_duration(stats.busy_seconds)} of task time, '
+            f'{plural(stats.max_slots, "slot")} at most)'
+        )
+    for position, slow in enumerate(stats.slowest()):
+        label = '  slowest: ' if position == 0 else '           '
+        text = f'{label}{format_duration(slow.elapsed):>6}  task {slow.task_id} (line {slow.line_number}): '
+        lines.append(text + shorten(slow.command, max(10, width - len(text))))
+    lines.append(f'  status file: {status_path}')
+    return '\n'.join(lines)
