@@ -94,6 +94,10 @@ class Context(abc.ABC):
     def finished(self) -> bool:
         """True once every engine this context started has exited and it will start no more."""
 
+    def still_running(self) -> list[tuple[str, str, str]]:
+        """(launch id, host, last line of its log) of every engine launcher that has not exited."""
+        return []
+
     def deadline(self) -> float | None:
         """When `on_timer` wants to be called next (time.time() clock), if ever."""
         return None

@@ -61,6 +61,12 @@ class EngineProcesses:
     def running(self) -> int:
         return len(self._launchers)
 
+    def still_running(self) -> list[tuple[str, str, str]]:
+        """(launch id, host, last line of its log) of every launcher that has not exited."""
+        return [
+            (launcher.launch_id, launcher.host, _last_line(launcher.log_path)) for launcher in self._launchers.values()
+        ]
+
     def on_ready(self, fd: int) -> EngineExited | None:
         launcher = self._launchers.pop(fd, None)
         if launcher is None:

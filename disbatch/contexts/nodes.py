@@ -79,6 +79,9 @@ class NodeContext(Context):
     def finished(self) -> bool:
         return self._launched and self.processes.running == 0
 
+    def still_running(self) -> list[tuple[str, str, str]]:
+        return self.processes.still_running()
+
     def deadline(self) -> float | None:
         return self.retirement.deadline
 

@@ -107,50 +107,41 @@ def plural(count: int, noun: str) -> str:
 def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | None, width: int = 80) -> str:
     """One line, at most `width` characters: what is done, failed, running (and of how many), the rate, the ETA.
 
-    When the line is too long, the least useful parts go first (bar, queue, skipped, ETA, rate), then it is cut.
+    `disbatch: [#####...] 26/40 done (65%), 2 failed, 4 running, 3 skipped | 7.8 tasks/s, ETA 2.3s`. When the
+    line is too long, the least useful parts go first (bar, queue, skipped, ETA, rate, ...), then it is cut.
     """
     done = done_count(view)
     total = view.get('total')
-    # (text, keep-priority): higher priority survives longer; the order of the list is the order on screen.
-    parts: list[tuple[str, int]] = [('disbatch:', 9)]
+    # (separator before it, text, priority): the higher the priority, the longer a part survives a narrow screen.
+    parts: list[tuple[str, str, int]] = [('', 'disbatch:', 9)]
     if total is not None:
         total = int(total)
         fraction = done / total if total else 1.0
         filled = int(fraction * BAR_WIDTH)
-        parts.append(('[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1))
-        parts.append((f'{done}/{total} done', 8))
-        parts.append((f'({int(fraction * 100)}%)', 5))
+        parts.append((' ', '[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1))
+        parts.append((' ', f'{done}/{total} done', 8))
+        parts.append((' ', f'({int(fraction * 100)}%)', 5))
     else:
-        parts.append((f'{done} done', 8))
-    parts.append((f'{view["failed"]} failed', 7))
-    parts.append((f'{view["running"]} running', 6))
+        parts.append((' ', f'{done} done', 8))
+    parts.append((', ', f'{view["failed"]} failed', 7))
+    parts.append((', ', f'{view["running"]} running', 6))
     if total is None and view.get('pending'):
-        parts.append((f'{view["pending"]} queued', 2))
+        parts.append((', ', f'{view["pending"]} queued', 2))
     if view.get('skipped'):
-        parts.append((f'{view["skipped"]} skipped', 2))
+        parts.append((', ', f'{view["skipped"]} skipped', 2))
     if view.get('status') == 'stopping':
-        parts.append(('stopping', 7))
+        parts.append((', ', 'stopping', 7))
     if rate is not None:
-        parts.append(('|', 4))
-        parts.append((format_rate(rate), 4))
+        parts.append((' | ', format_rate(rate), 4))
     if eta is not None:
-        parts.append((f'ETA {format_duration(eta)}', 3))
-    return _fit(parts, width)
-
-
-def _fit(parts: list[tuple[str, int]], width: int) -> str:
+        parts.append((', ' if rate is not None else ' | ', f'ETA {format_duration(eta)}', 3))
     while len(parts) > 1 and len(_join(parts)) > width:
-        lowest = min(range(len(parts)), key=lambda index: (parts[index][1], -index))
-        del parts[lowest]
-    if parts and parts[-1][0] == '|':
-        del parts[-1]
+        del parts[min(range(len(parts)), key=lambda index: (parts[index][2], -index))]
     return _join(parts)[: max(0, width)]
 
 
-def _join(parts: list[tuple[str, int]]) -> str:
-    words = [text for text, _ in parts]
-    line = ' '.join(words)
-    return line.replace(' | ', ' | ').replace(' (', ' (')
+def _join(parts: list[tuple[str, str, int]]) -> str:
+    return ''.join(separator + text for separator, text, _ in parts)
 
 
 # ---------------------------------------------------------------- the summary
@@ -260,8 +251,10 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
     head = f'disbatch: {plural(finished, "task")} run in {format_duration(stats.wall_seconds)}: {failed} failed'
     if skipped:
         head += f', {skipped} skipped (done by an earlier run)'
-    if pending or view.get('more'):
-        head += ', stopped before the end' if not pending else f', {pending} not run (stopped)'
+    if pending:
+        head += f', {pending} not run (stopped)'
+    elif view.get('more'):
+        head += ', stopped before the end of the tasks'
     lines = [head]
     if stats.failures:
         lines.append(f'  failures: {format_failures(stats.failures)}')

@@ -126,11 +126,6 @@ def test_ssh_host_that_is_down(procs: Processes, netns: None, remote_cleanup: No
     assert {record.host for record in tasks.values()} == {'node1'}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an engine still starting when the run ends is dropped without a word (DriverLoop.run terminates the '
-    'context and reports nothing about launches that never said Hello)',
-)
 @pytest.mark.timeout(60)
 def test_ssh_host_still_connecting_at_the_end_is_named(
     procs: Processes, netns: None, remote_cleanup: None, tmp_path: Path

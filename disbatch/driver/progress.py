@@ -1,0 +1,207 @@
+"""The progress line on the driver's terminal and the end-of-run summary: a `RunObserver`.
+
+On a terminal the line is redrawn in place (`\\r`, the text, clear to the end of the line) at each snapshot (the
+publisher sends at most two a second); any other message is printed above it through `message()`, `suspend()` /
+`resume()` or the stream from `guarded_stream()`, so the line never mixes with other text. When the stream is not a
+terminal and the line was asked for anyway (`--progress`), a plain line is printed every `PLAIN_INTERVAL_SECONDS`.
+At the end, the summary. When not enabled, it writes nothing of its own. The text itself is `progress_text`'s.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO, cast
+
+from disbatch.driver.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
+from disbatch.results.record import StatusRecord
+
+CLEAR_TO_END = '\x1b[K'
+MIN_REDRAW_SECONDS = 0.2
+PLAIN_INTERVAL_SECONDS = 10.0
+DEFAULT_WIDTH = 80
+
+
+def wanted(stream: TextIO, progress: bool = False, quiet: bool = False) -> bool:
+    """Whether to show the line: never with `--quiet`, always with `--progress`, else when `stream` is a terminal."""
+    if quiet:
+        return False
+    return progress or _isatty(stream)
+
+
+class ProgressLine:
+    """Shows the run on `stream` (the driver's stderr); never raises into the driver.
+
+    `message(text)` prints a line of the driver's own above the progress line; it prints even when the progress
+    line is not enabled, so the driver may send every message through it.
+    """
+
+    def __init__(self, stream: TextIO, status_path: str, enabled: bool, clock: Callable[[], float] = time.time) -> None:
+        self.stream = stream
+        self.status_path = status_path
+        self.enabled = enabled
+        self.clock = clock
+        self.interactive = enabled and _isatty(stream)
+        self.stats = Stats()
+        self.rate = RateMeter()
+        self._view: Mapping[str, Any] | None = None
+        self._shown = ''  # the text of the line on the screen now, '' when none
+        self._suspended = 0
+        self._next_draw = float('-inf')
+        self._closed = False
+
+    # ------------------------------------------------------------ RunObserver
+
+    def on_record(self, record: StatusRecord) -> None:
+        if self.enabled:
+            self.stats.add(record)
+
+    def on_snapshot(self, view: dict[str, Any]) -> None:
+        if not self.enabled or self._closed:
+            return
+        try:
+            self.stats.observe(view)
+            self.rate.add(float(view['now']), int(view['finished']))
+            self._view = view
+            now = self.clock()
+            if now < self._next_draw:
+                return
+            self._next_draw = now + (MIN_REDRAW_SECONDS if self.interactive else PLAIN_INTERVAL_SECONDS)
+            self._draw()
+        except (KeyError, TypeError, ValueError, OSError):
+            self._give_up()
+
+    def close(self, view: dict[str, Any], exit_code: int) -> None:
+        if not self.enabled or self._closed:
+            return
+        try:
+            self.stats.observe(view)
+            self.rate.add(float(view['now']), int(view['finished']))
+            self._view = view
+            self._suspended = 0
+            self._draw()
+            if self.interactive:
+                self._write('\n')
+                self._shown = ''
+            self._closed = True
+            self._write(format_summary(self.stats, self.status_path, self._width()) + '\n')
+        except (KeyError, TypeError, ValueError, OSError):
+            self._give_up()
+
+    # ------------------------------------------------------------ other messages
+
+    def message(self, text: str) -> None:
+        """Print `text` (one or more lines) above the progress line, then draw the line again."""
+        self.suspend()
+        try:
+            self._write(text if text.endswith('\n') else text + '\n')
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.resume()
+
+    def suspend(self) -> None:
+        """Take the line off the screen until the matching `resume()` (calls nest)."""
+        self._suspended += 1
+        if self._shown:
+            try:
+                self._write('\r' + CLEAR_TO_END)
+            except (OSError, ValueError):
+                self._give_up()
+            self._shown = ''
+
+    def resume(self) -> None:
+        self._suspended = max(0, self._suspended - 1)
+        if not self._suspended and self.interactive and not self._closed and self._view is not None:
+            try:
+                self._draw()
+            except (KeyError, TypeError, ValueError, OSError):
+                self._give_up()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.suspend()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def guarded_stream(self) -> TextIO:
+        """A stream for `contextlib.redirect_stderr`: whatever is printed to it appears above the progress line."""
+        return cast(TextIO, GuardedStream(self))  # a TextIOBase: what print() and redirect_stderr need
+
+    # ------------------------------------------------------------ drawing
+
+    def _draw(self) -> None:
+        if self._view is None or self._suspended:
+            return
+        rate = self.rate.rate()
+        text = format_progress(self._view, rate, eta_seconds(self._view, rate), self._width())
+        if self.interactive:
+            self._write('\r' + text + CLEAR_TO_END)
+            self._shown = text
+        else:
+            self._write(text + '\n')
+
+    def _width(self) -> int:
+        """Columns of the terminal, less one: writing the last column makes some terminals wrap."""
+        if not self.interactive:
+            return DEFAULT_WIDTH
+        try:
+            return max(20, os.get_terminal_size(self.stream.fileno()).columns - 1)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return DEFAULT_WIDTH
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def _give_up(self) -> None:
+        """The stream broke, or a snapshot made no sense: show nothing more rather than disturb the run."""
+        self.enabled = False
+        self.interactive = False
+        self._shown = ''
+
+
+class GuardedStream(io.TextIOBase):
+    """Writes to the progress line's stream, taking the line off the screen while a line of text is written."""
+
+    def __init__(self, progress: ProgressLine) -> None:
+        super().__init__()
+        self.progress = progress
+        self._open_line = False
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if not self._open_line:
+            self.progress.suspend()
+            self._open_line = True
+        self.progress.stream.write(text)
+        if text.endswith('\n'):
+            self.progress.stream.flush()
+            self._open_line = False
+            self.progress.resume()
+        return len(text)
+
+    def flush(self) -> None:
+        self.progress.stream.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self.progress.stream)
+
+    def fileno(self) -> int:
+        return self.progress.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False

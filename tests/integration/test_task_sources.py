@@ -1,0 +1,136 @@
+"""Tasks that come from a program, not a file: the DisBatcher API, --taskcommand, --taskserver.
+
+Each test drives the real CLI (or the real API, which starts the real CLI) with real bash tasks; the task-source
+protocol is spoken either by our client or byte for byte on a raw socket, as a client written for disBatch 3.0 would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ..conftest import Processes, disbatch_cmd
+from .helpers import read_status, run_disbatch, status_path, wait_for, write_task_file
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _dberscript(body: str) -> str:
+    return 'import sys\nfrom disbatch import DisBatcher\n' + textwrap.dedent(body)
+
+
+def test_disbatcher_gets_every_result_including_the_last_without_a_barrier(procs: Processes, tmp_path: Path) -> None:
+    script = write_task_file(
+        tmp_path / 'use_api.py',
+        _dberscript("""
+            batcher = DisBatcher(tasksname='api', args=['-s', 'localhost:2'])
+            seen = []
+            for n in range(5):
+                task_id = batcher.submit(f'echo {n}; exit $(({n} % 2))')
+                report = batcher.wait_one_task()  # one by one: the task just submitted must run on its own
+                seen.append((task_id, report['TaskId'], report['ReturnCode'], report['OutData']))
+            reports = batcher.syncTasks([0, 2, 4])
+            print(json.dumps({'seen': seen, 'sync': sorted(reports), 'keys': sorted(reports[0])}))
+            sys.exit(batcher.done())
+        """).replace('import sys\n', 'import json\nimport sys\n'),
+    )
+    result = procs.run([sys.executable, str(script)], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out['seen'] == [[n, n, n % 2, f'{n}\n'] for n in range(5)]
+    assert out['sync'] == [0, 2, 4]
+    assert out['keys'] == sorted([
+        'Flags', 'TaskId', 'TaskStreamIndex', 'TaskRepIndex', 'Host', 'PID', 'ReturnCode', 'Elapsed', 'Start',
+        'End', 'OutBytes', 'OutData', 'ErrBytes', 'ErrData', 'TaskCmd',
+    ])  # fmt: skip
+    records = read_status(status_path(tmp_path))
+    assert sorted(record.task_id for record in records) == [0, 1, 2, 3, 4]
+
+
+def test_the_shipped_dbertest_example_runs_to_completion(procs: Processes, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / 'exampleTaskFiles' / 'dberTest.py'
+    result = procs.run([sys.executable, str(example), '6', '-s', 'localhost:3'], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith('task ') for line in lines) == 12
+    assert 'squares done: 6, failed: []' in result.stdout  # 7 is not among the first 6 squares
+    assert ' rc   1 output 1404928' in result.stdout  # the cube of 112 fails on purpose
+
+
+def test_a_taskcommand_that_exits_ends_the_stream(procs: Processes, tmp_path: Path) -> None:
+    producer = write_task_file(
+        tmp_path / 'producer.sh',
+        f"""#!/bin/bash
+K="{sys.executable} -m disbatch.kvsstcp client $KVSSTCP_HOST:$KVSSTCP_PORT"
+$K put 'task source name' shell
+$K put 'task source done task' '#DONE#'
+$K put 'task source result key' R
+$K put 'task source task key' T
+for i in 1 2 3; do $K put T "echo task $i > out_$i.txt"; done
+""",
+    )
+    producer.chmod(0o755)
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--taskcommand', f'{producer}', timeout=30)
+    assert finished.returncode == 0, finished.describe()
+    assert sorted(path.name for path in tmp_path.glob('out_*.txt')) == ['out_1.txt', 'out_2.txt', 'out_3.txt']
+    assert len(read_status(status_path(tmp_path))) == 3
+
+
+def test_a_taskcommand_that_fails_at_once_ends_the_run(procs: Processes, tmp_path: Path) -> None:
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:1', '--taskcommand', 'exit 3', timeout=20)
+    assert finished.returncode == 0, finished.describe()
+    assert read_status(status_path(tmp_path)) == []
+
+
+def _frame_key(key: bytes) -> bytes:
+    return b'%10d' % len(key) + key
+
+
+def _raw_put(sock: socket.socket, key: bytes, value: bytes, encoding: bytes = b'ASTR') -> None:
+    sock.sendall(b'put_' + _frame_key(key) + encoding + b'%10d' % len(value) + value)
+
+
+def _raw_get(sock: socket.socket, key: bytes) -> tuple[bytes, bytes]:
+    sock.sendall(b'get_' + _frame_key(key))
+    header = _read_exactly(sock, 14)
+    return header[:4], _read_exactly(sock, int(header[4:]))
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b''
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, 'connection closed'
+        data += chunk
+    return data
+
+
+def test_a_raw_socket_client_of_the_reference_protocol_drives_a_taskserver_run(
+    procs: Processes, tmp_path: Path
+) -> None:
+    driver = procs.spawn(disbatch_cmd('-s', 'localhost:2', '--taskserver'), cwd=tmp_path)
+    assert wait_for(lambda: any(tmp_path.glob('*_kvsinfo.txt')), timeout=15), 'the run did not start'
+    host, port = next(tmp_path.glob('*_kvsinfo.txt')).read_text().strip().rsplit(':', 1)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        _raw_put(sock, b'task source name', b'raw')
+        _raw_put(sock, b'task source done task', b'#ALL DONE#')
+        _raw_put(sock, b'task source result key', b'R')
+        _raw_put(sock, b'task source task key', b'T')
+        _raw_put(sock, b'T', b'echo one')
+        _raw_put(sock, b'T', b'#DISBATCH BARRIER')
+        _raw_put(sock, b'T', b'echo two; exit 4')
+        done = [int(_raw_get(sock, b'R done tasks')[1]) for _ in range(3)]
+        assert sorted(done) == [0, 1, 2]
+        encoding, report = _raw_get(sock, b'R 2')
+        assert encoding == b'JSON'
+        assert json.loads(report)['ReturnCode'] == 4
+        assert json.loads(report)['OutData'] == 'two\n'
+        _raw_put(sock, b'T', b'#ALL DONE#')
+    assert driver.wait(timeout=20) == 0
+    records = read_status(status_path(tmp_path))
+    assert sorted(record.task_id for record in records) == [0, 1, 2]
