@@ -10,8 +10,9 @@
 
 The run is a separate `disbatch --taskserver` process (so it touches neither this program's logging nor its signal
 handlers); the two talk through the run's KVS with the reference's task-source protocol, so `kvsserver='host:port'`
-also attaches to a run started elsewhere. Every submitted line, directives included, is read by the same parser as
-the driver's, so `submit` returns the id the driver gives the task. The last task runs as soon as it is submitted.
+also attaches to a run started elsewhere (the KVS token then comes from `$DISBATCH_KVSSTCP_TOKEN`, as in its tasks).
+Every submitted line, directives included, is read by the same parser as the driver's, so `submit` returns the id
+the driver gives the task. The last task runs as soon as it is submitted.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ class DisBatcher:
         self.tasksname = tasksname
         self._driver: subprocess.Popen[bytes] | None = None
         self._scratch: str | None = None
-        address = kvsserver or self._start_driver(list(args))
-        self._kvs = KVSClient.from_address(address)
-        token = uuid.uuid4().hex
-        self._sentinel = f'#DONE {token}#'
-        self._results = f'.{tasksname} results {token}'
-        self._tasks = f'.{tasksname} tasks {token}'
+        address, token = (kvsserver, None) if kvsserver else self._start_driver(list(args))
+        self._kvs = KVSClient.from_address(address, token=token)
+        unique = uuid.uuid4().hex
+        self._sentinel = f'#DONE {unique}#'
+        self._results = f'.{tasksname} results {unique}'
+        self._tasks = f'.{tasksname} tasks {unique}'
         self._kvs.put('task source name', tasksname)
         self._kvs.put('task source done task', self._sentinel)
         self._kvs.put('task source result key', self._results)
@@ -113,18 +114,18 @@ class DisBatcher:
         self._reports[task_id] = json.loads(report)
         self._unreturned.append(task_id)
 
-    def _start_driver(self, args: list[str]) -> str:
+    def _start_driver(self, args: list[str]) -> tuple[str, bytes]:
+        """Start `disbatch --taskserver`; returns its KVS address and token once it listens."""
         self._scratch = tempfile.mkdtemp(prefix='disbatcher-')
         address_file = os.path.join(self._scratch, 'kvs-address')
         command = [sys.executable, '-m', 'disbatch', '--taskserver', '--address-file', address_file, *args]
         self._driver = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if os.path.exists(address_file):
+            if os.path.exists(address_file):  # written whole, by a rename
                 with open(address_file) as handle:
-                    address = handle.read().strip()
-                if address:
-                    return address
+                    address, token = handle.read().split()
+                return address, token.encode()
             if self._driver.poll() is not None:
                 raise DisbatchError(f'the disbatch run could not start (exit {self._driver.returncode})')
             time.sleep(0.01)

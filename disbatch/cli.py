@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     add('--mailFreq', type=int, metavar='N', help='Send email every N task completions (default: 1).')
     add('--mailTo', metavar='ADDR', help='Mail address for task completion notification(s).')
     add(
+        '--mail-server',
+        metavar='HOST[:PORT]',
+        default='localhost',
+        help='SMTP server for --mailTo (default: localhost:25).',
+    )
+    add(
         '-p',
         '--prefix',
         metavar='PATH',

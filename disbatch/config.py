@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
 from disbatch.errors import ContextError, UsageError
+from disbatch.notify.message import parse_server
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
 # accepted and ignored.
 _NOT_YET = {
     'kvsserver': '--kvsserver',
-    'web': '--web',
-    'mailTo': '--mailTo',
     'env_resource': '-E/--env-resource',
 }
 
@@ -44,6 +43,10 @@ class RunConfig:
     loglevel: str
     use_address: tuple[str, int] | None
     label: str | None
+    web: bool
+    mail_to: str | None
+    mail_every: int
+    mail_server: tuple[str, int]
 
     @property
     def slurm(self) -> bool:
@@ -57,6 +60,8 @@ class RunConfig:
                 raise UsageError(f'{flag} is not supported by this version of disbatch yet')
         if arguments.mailFreq is not None and not arguments.mailTo:
             raise UsageError('--mailFreq needs --mailTo')
+        if arguments.mailFreq is not None and arguments.mailFreq < 1:
+            raise UsageError(f'--mailFreq {arguments.mailFreq}: send a message every 1 or more completions')
         if arguments.cpusPerTask is not None and arguments.cpusPerTask <= 0:
             raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
@@ -96,6 +101,10 @@ class RunConfig:
             loglevel=arguments.loglevel,
             use_address=_address(arguments.use_address) if arguments.use_address else None,
             label=arguments.label,
+            web=arguments.web,
+            mail_to=arguments.mailTo,
+            mail_every=arguments.mailFreq or 1,
+            mail_server=parse_server(arguments.mail_server),
         )
 
 

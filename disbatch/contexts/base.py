@@ -28,7 +28,7 @@ class EngineLaunch:
     """What every engine of a run needs to join it."""
 
     driver_address: str
-    secret: str
+    credentials: str  # the line handed to each engine on its stdin (transport.Credentials.line)
     log_path: str  # with '{context}' and '{host}' where the context label and node name go
 
 

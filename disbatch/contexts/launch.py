@@ -1,7 +1,7 @@
 """Engine launcher processes: the only place contexts spawn and kill processes.
 
 Whatever starts an engine — the engine itself on this machine, `ssh HOST`, `srun -w NODE` — is a child process
-of the context with a pipe on its stdin. The context writes the run's secret down the pipe as the first line (so
+of the context with a pipe on its stdin. The context writes the run's credentials down the pipe as the first line (so
 it never appears on a command line or in a remote environment) and keeps the pipe open: when the context's
 process ends, for any reason, the engine sees end of file and stops its tasks. A pidfd per launcher tells the
 context at once when one exits.
@@ -41,12 +41,12 @@ class EngineProcesses:
     def __init__(self) -> None:
         self._launchers: dict[int, _Launcher] = {}
 
-    def start(self, launch_id: str, host: str, command: list[str], secret: str, log_path: str) -> None:
+    def start(self, launch_id: str, host: str, command: list[str], credentials: str, log_path: str) -> None:
         with open(log_path, 'ab') as log:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         assert process.stdin is not None
         try:
-            process.stdin.write(secret.encode() + b'\n')
+            process.stdin.write(credentials.encode() + b'\n')
             process.stdin.flush()
         except BrokenPipeError:
             pass  # the launcher died at once; its pidfd reports it

@@ -60,7 +60,7 @@ class NodeContext(Context):
             command = self.launcher(plan, engine_command(launch, plan, self.label, launch_id))
             log_path = launch.log_path.replace('{context}', self.label).replace('{host}', plan.host)
             log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
-            self.processes.start(launch_id, plan.host, command, launch.secret, log_path)
+            self.processes.start(launch_id, plan.host, command, launch.credentials, log_path)
         self._launched = True
 
     def watched_fds(self) -> list[int]:

@@ -24,7 +24,7 @@ from disbatch.contexts.ssh import ssh_context
 from disbatch.errors import DisbatchError
 from disbatch.protocol import codec
 from disbatch.protocol.messages import ContextGoodbye, ContextHello, ContextWelcome
-from disbatch.protocol.transport import PeerLink
+from disbatch.protocol.transport import Credentials, PeerLink
 
 log = logging.getLogger('disbatch.context')
 
@@ -81,29 +81,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     stem = os.environ.get('DISBATCH_RUN_STEM', '')
-    secret = os.environ.pop('DISBATCH_RUN_SECRET', '')
+    credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     driver = os.environ.get('DISBATCH_DRIVER_ADDRESS', '')
-    if not (stem and secret and driver):
+    if not (stem and credentials.secret and credentials.server_key and driver):
         print('disbatch: run this through the <stem>_dbUtil.sh script of a run', file=sys.stderr)
         return 2
     if not os.path.exists(f'{stem}_kvsinfo.txt'):
         print(f'disbatch: the run {os.path.basename(stem)} is over: nothing to add engines to', file=sys.stderr)
         return 1
     try:
-        return _run(arguments, stem, secret, driver)
+        return _run(arguments, stem, credentials, driver)
     except DisbatchError as error:
         print(f'disbatch: {error}', file=sys.stderr)
         return 1
 
 
-def _run(arguments: argparse.Namespace, stem: str, secret: str, driver: str) -> int:
+def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, driver: str) -> int:
     slurm = not arguments.ssh_node and not os.environ.get('DISBATCH_SSH_NODELIST') and bool(slurm_job_id(os.environ))
     context_zmq = zmq.Context()
-    link = PeerLink(context_zmq, driver)
+    link = PeerLink(context_zmq, driver, credentials)
     try:
         link.send(
             ContextHello(
-                secret, arguments.label or '', 'SLURM' if slurm else 'SSH', slurm_job_id(os.environ),
+                credentials.secret, arguments.label or '', 'SLURM' if slurm else 'SSH', slurm_job_id(os.environ),
                 arguments.context_task_limit,
             )
         )  # fmt: skip
@@ -118,7 +118,7 @@ def _run(arguments: argparse.Namespace, stem: str, secret: str, driver: str) -> 
             return 1
         _log_to(f'{stem}_{welcome.label}.context.log')
         context = _build(arguments, welcome, stem, slurm)
-        context.launch(EngineLaunch(driver, secret, f'{stem}_{{context}}_{{host}}_engine_wrap.log'))
+        context.launch(EngineLaunch(driver, credentials.line, f'{stem}_{{context}}_{{host}}_engine_wrap.log'))
         print(f'disbatch: context {welcome.label}: engines on '
               f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip
         _wait(context)

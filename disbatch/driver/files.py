@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from disbatch.errors import OutputPathError
+from disbatch.protocol.transport import Credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,10 @@ class RunFiles:
     @property
     def dbutil(self) -> str:
         return f'{self.stem}_dbUtil.sh'
+
+    @property
+    def url(self) -> str:
+        return f'{self.stem}_url'
 
     @property
     def kvsinfo(self) -> str:
@@ -62,7 +67,9 @@ def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: ran
     return RunFiles(os.path.realpath(prefix))
 
 
-def write_dbutil(files: RunFiles, kvs_address: str, driver_address: str, secret: str) -> None:
+def write_dbutil(
+    files: RunFiles, kvs_address: str, kvs_token: str, driver_address: str, credentials: Credentials
+) -> None:
     """Write `<stem>_dbUtil.sh` (mode 0700: it holds the run's secret)."""
     python = shlex.quote(sys.executable)
     dbutil = shlex.quote(files.dbutil)
@@ -70,11 +77,14 @@ def write_dbutil(files: RunFiles, kvs_address: str, driver_address: str, secret:
 # The helper of the disbatch run {shlex.quote(files.job_id)}: add engines to it while it runs.
 #   {os.path.basename(files.dbutil)} -s HOST:N[,HOST:N...]   engines on these hosts (or -s localhost:N)
 #   sbatch -n N {os.path.basename(files.dbutil)}            engines on the nodes of a Slurm allocation
+#   {os.path.basename(files.dbutil)} --mon                   watch the run (and stop engines) in a terminal
 #   {os.path.basename(files.dbutil)} --help                  every option
 # It holds the run's secret: keep it private (mode 0700).
 export DISBATCH_KVSSTCP_HOST={shlex.quote(kvs_address)}
+export DISBATCH_KVSSTCP_TOKEN={shlex.quote(kvs_token)}
 export DISBATCH_DRIVER_ADDRESS={shlex.quote(driver_address)}
-export DISBATCH_RUN_SECRET={shlex.quote(secret)}
+export DISBATCH_RUN_SECRET={shlex.quote(credentials.secret)}
+export DISBATCH_RUN_KEY={shlex.quote(credentials.server_key)}
 export DISBATCH_RUN_STEM={shlex.quote(files.stem)}
 export DISBATCH_DBUTIL={dbutil}
 case "$1" in
@@ -82,8 +92,7 @@ case "$1" in
         shift
         exec {python} -m disbatch.engine --driver "$DISBATCH_DRIVER_ADDRESS" "$@" ;;
     --mon)
-        echo "$0: the --mon monitor is not available in this version of disbatch" >&2
-        exit 2 ;;
+        exec {python} -m disbatch.monitor ;;
     *)
         exec {python} -m disbatch.contexts "$@" ;;
 esac

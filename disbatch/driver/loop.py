@@ -43,7 +43,7 @@ from disbatch.protocol.messages import (
     TaskDone,
     Welcome,
 )
-from disbatch.protocol.transport import DriverEndpoint
+from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.status_file import StatusFileWriter
 from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Task
@@ -69,7 +69,7 @@ class _Engine:
 class DriverSettings:
     bind_host: str
     cwd: str
-    secret: str
+    credentials: Credentials
     task_environment: dict[str, str]  # DISBATCH_JOBID, DISBATCH_NAMETASKS, DISBATCH_KVSSTCP_HOST
     engine_log: str  # path with '{context}' and '{host}' where the context label and node name go
     cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
@@ -97,7 +97,7 @@ class DriverLoop:
         self.report = report
         self.publisher = Publisher(settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts)
         self._zmq = zmq.Context()
-        self.endpoint = DriverEndpoint(self._zmq, settings.bind_host)
+        self.endpoint = DriverEndpoint(self._zmq, settings.bind_host, settings.credentials)
         self._engines: dict[int, _Engine] = {}  # rank -> engine
         self._by_peer: dict[bytes, _Engine] = {}
         self._by_launch: dict[str, _Engine] = {}
@@ -130,7 +130,7 @@ class DriverLoop:
         previous_handlers = {signum: signal.signal(signum, lambda *_: None) for signum in SIGNAL_EXIT_CODES}
         poller = zmq.Poller()
         try:
-            launch = EngineLaunch(self.address, self.settings.secret, self.settings.engine_log)
+            launch = EngineLaunch(self.address, self.settings.credentials.line, self.settings.engine_log)
             for context in self.contexts:
                 context.launch(launch)
             poller.register(self.endpoint.socket, zmq.POLLIN)
@@ -211,7 +211,7 @@ class DriverLoop:
                 log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
     def _on_hello(self, peer: bytes, hello: Hello) -> None:
-        if not hmac.compare_digest(hello.secret.encode(), self.settings.secret.encode()):
+        if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
             log.warning('refused an engine that does not know the run secret (%s, pid %d)', hello.hostname, hello.pid)
             return
         if peer in self._by_peer:
@@ -239,7 +239,7 @@ class DriverLoop:
         self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
 
     def _on_context_hello(self, peer: bytes, hello: ContextHello) -> None:
-        if not hmac.compare_digest(hello.secret.encode(), self.settings.secret.encode()):
+        if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
             log.warning('refused a context that does not know the run secret')
             return
         label = self._unique_label(hello)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,11 +37,21 @@ class ProgressLine:
     """Shows the run on `stream` (the driver's stderr); never raises into the driver.
 
     `message(text)` prints a line of the driver's own above the progress line; it prints even when the progress
-    line is not enabled, so the driver may send every message through it.
+    line is not enabled, so the driver may send every message through it. `expected_total` (the number of tasks a
+    pre-scan of the task file found) stands in for the snapshot's `total` until the whole stream has been read.
     """
 
-    def __init__(self, stream: TextIO, status_path: str, enabled: bool, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        status_path: str,
+        enabled: bool,
+        clock: Callable[[], float] = time.time,
+        *,
+        expected_total: int | None = None,
+    ) -> None:
         self.stream = stream
+        self.expected_total = expected_total  # from a pre-scan of the task file, until the snapshot knows the total
         self.status_path = status_path
         self.enabled = enabled
         self.clock = clock
@@ -52,6 +63,8 @@ class ProgressLine:
         self._suspended = 0
         self._next_draw = float('-inf')
         self._closed = False
+        # The driver calls from its one thread; a thread that prints to a guarded stderr must not cut in.
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------ RunObserver
 
@@ -60,66 +73,71 @@ class ProgressLine:
             self.stats.add(record)
 
     def on_snapshot(self, view: dict[str, Any]) -> None:
-        if not self.enabled or self._closed:
-            return
-        try:
-            self.stats.observe(view)
-            self.rate.add(float(view['now']), int(view['finished']))
-            self._view = view
-            now = self.clock()
-            if now < self._next_draw:
+        with self.lock:
+            if not self.enabled or self._closed:
                 return
-            self._next_draw = now + (MIN_REDRAW_SECONDS if self.interactive else PLAIN_INTERVAL_SECONDS)
-            self._draw()
-        except (KeyError, TypeError, ValueError, OSError):
-            self._give_up()
+            try:
+                self.stats.observe(view)
+                self.rate.add(float(view['now']), int(view['finished']))
+                self._view = self._with_total(view)
+                now = self.clock()
+                if now < self._next_draw:
+                    return
+                self._next_draw = now + (MIN_REDRAW_SECONDS if self.interactive else PLAIN_INTERVAL_SECONDS)
+                self._draw()
+            except (KeyError, TypeError, ValueError, OSError):
+                self._give_up()
 
     def close(self, view: dict[str, Any], exit_code: int) -> None:
-        if not self.enabled or self._closed:
-            return
-        try:
-            self.stats.observe(view)
-            self.rate.add(float(view['now']), int(view['finished']))
-            self._view = view
-            self._suspended = 0
-            self._draw()
-            if self.interactive:
-                self._write('\n')
-                self._shown = ''
-            self._closed = True
-            self._write(format_summary(self.stats, self.status_path, self._width()) + '\n')
-        except (KeyError, TypeError, ValueError, OSError):
-            self._give_up()
+        with self.lock:
+            if not self.enabled or self._closed:
+                return
+            try:
+                self.stats.observe(view)
+                self.rate.add(float(view['now']), int(view['finished']))
+                self._view = self._with_total(view)
+                self._suspended = 0
+                self._draw()
+                if self.interactive:
+                    self._write('\n')
+                    self._shown = ''
+                self._closed = True
+                self._write(format_summary(self.stats, self.status_path, self._width()) + '\n')
+            except (KeyError, TypeError, ValueError, OSError):
+                self._give_up()
 
     # ------------------------------------------------------------ other messages
 
     def message(self, text: str) -> None:
         """Print `text` (one or more lines) above the progress line, then draw the line again."""
-        self.suspend()
-        try:
-            self._write(text if text.endswith('\n') else text + '\n')
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.resume()
+        with self.lock:
+            self.suspend()
+            try:
+                self._write(text if text.endswith('\n') else text + '\n')
+            except (OSError, ValueError):
+                pass
+            finally:
+                self.resume()
 
     def suspend(self) -> None:
         """Take the line off the screen until the matching `resume()` (calls nest)."""
-        self._suspended += 1
-        if self._shown:
-            try:
-                self._write('\r' + CLEAR_TO_END)
-            except (OSError, ValueError):
-                self._give_up()
-            self._shown = ''
+        with self.lock:
+            self._suspended += 1
+            if self._shown:
+                try:
+                    self._write('\r' + CLEAR_TO_END)
+                except (OSError, ValueError):
+                    self._give_up()
+                self._shown = ''
 
     def resume(self) -> None:
-        self._suspended = max(0, self._suspended - 1)
-        if not self._suspended and self.interactive and not self._closed and self._view is not None:
-            try:
-                self._draw()
-            except (KeyError, TypeError, ValueError, OSError):
-                self._give_up()
+        with self.lock:
+            self._suspended = max(0, self._suspended - 1)
+            if not self._suspended and self.interactive and not self._closed and self._view is not None:
+                try:
+                    self._draw()
+                except (KeyError, TypeError, ValueError, OSError):
+                    self._give_up()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -135,10 +153,17 @@ class ProgressLine:
 
     # ------------------------------------------------------------ drawing
 
+    def _with_total(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The snapshot, with the expected total filled in while the snapshot does not know it yet."""
+        if view.get('total') is not None or self.expected_total is None:
+            return view
+        floor = int(view['finished']) + int(view['skipped']) + int(view['running']) + int(view['pending'])
+        return {**view, 'total': max(self.expected_total, floor)}
+
     def _draw(self) -> None:
         if self._view is None or self._suspended:
             return
-        rate = self.rate.rate()
+        rate = self.rate.rate() if self._view['finished'] else None  # no '0.0 tasks/s' before the first task ends
         text = format_progress(self._view, rate, eta_seconds(self._view, rate), self._width())
         if self.interactive:
             self._write('\r' + text + CLEAR_TO_END)
@@ -151,9 +176,10 @@ class ProgressLine:
         if not self.interactive:
             return DEFAULT_WIDTH
         try:
-            return max(20, os.get_terminal_size(self.stream.fileno()).columns - 1)
+            columns = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError, io.UnsupportedOperation):
             return DEFAULT_WIDTH
+        return columns - 1 if columns > 1 else DEFAULT_WIDTH  # 0: a terminal that does not know its size
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
@@ -177,6 +203,10 @@ class GuardedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not text:
             return 0
+        with self.progress.lock:
+            return self._write(text)
+
+    def _write(self, text: str) -> int:
         if not self._open_line:
             self.progress.suspend()
             self._open_line = True

@@ -58,18 +58,21 @@ def done_count(view: Mapping[str, Any]) -> int:
 
 
 def eta_seconds(view: Mapping[str, Any], rate: float | None) -> float | None:
-    """Seconds until every task is done at `rate`, or None when the total or the rate is not known."""
+    """Seconds until every task is done at `rate`; None when done, or when the total or the rate is not known."""
     total = view.get('total')
     if total is None or not rate or rate <= 0:
         return None
-    return max(0, int(total) - done_count(view)) / rate
+    remaining = int(total) - done_count(view)
+    return remaining / rate if remaining > 0 else None
 
 
 # ---------------------------------------------------------------- small formats
 
 
 def format_duration(seconds: float) -> str:
-    """`42.0s` under a minute, `12:05` under an hour, `3:04:05` beyond."""
+    """`35ms` under 0.1 s, `4.2s` under 10 s, `42s` under a minute, `12:05` under an hour, `3:04:05` beyond."""
+    if seconds < 0.1:
+        return f'{max(0.0, seconds) * 1000:.0f}ms'
     if seconds < 60:
         return f'{seconds:.1f}s' if seconds < 10 else f'{seconds:.0f}s'
     whole = round(seconds)
@@ -227,10 +230,26 @@ class Stats:
 
 def format_failures(failures: Mapping[int, int]) -> str:
     """`exit 1: 3 tasks, exit 13: 1 task, killed by signal 15 (SIGTERM): 2 tasks` (exits first, then signals)."""
-    items = []
-    for code in sorted(failures, key=lambda code: (code < 0, abs(code))):
-        items.append(f'{_describe_code(code)}: {plural(failures[code], "task")}')
-    return ', '.join(items)
+    return ', '.join(failure_items(failures))
+
+
+def failure_items(failures: Mapping[int, int]) -> list[str]:
+    ordered = sorted(failures, key=lambda code: (code < 0, abs(code)))
+    return [f'{_describe_code(code)}: {plural(failures[code], "task")}' for code in ordered]
+
+
+def wrap_items(label: str, items: list[str], width: int) -> list[str]:
+    """`label` and the items joined by `, `, continued on lines indented like the first item when too wide."""
+    indent, lines, current = label + ' ', [], ''
+    for index, item in enumerate(items):
+        text = item + (',' if index < len(items) - 1 else '')
+        candidate = f'{current} {text}' if current else text
+        if current and len(indent) + len(candidate) > width:
+            lines.append(indent + current)
+            indent, candidate = ' ' * len(indent), text
+        current = candidate
+    lines.append(indent + current)
+    return lines
 
 
 def _describe_code(code: int) -> str:
@@ -248,16 +267,16 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
     view = stats.view or {}
     finished, failed = int(view.get('finished', 0)), int(view.get('failed', 0))
     skipped, pending = int(view.get('skipped', 0)), int(view.get('pending', 0))
-    head = f'disbatch: {plural(finished, "task")} run in {format_duration(stats.wall_seconds)}: {failed} failed'
+    head = [f'{plural(finished, "task")} run in {format_duration(stats.wall_seconds)}', f'{failed} failed']
     if skipped:
-        head += f', {skipped} skipped (done by an earlier run)'
+        head.append(f'{skipped} skipped (done by an earlier run)')
     if pending:
-        head += f', {pending} not run (stopped)'
+        head.append(f'{pending} not run (stopped)')
     elif view.get('more'):
-        head += ', stopped before the end of the tasks'
-    lines = [head]
+        head.append('stopped before the end of the tasks')
+    lines = wrap_items('disbatch:', head, width)
     if stats.failures:
-        lines.append(f'  failures: {format_failures(stats.failures)}')
+        lines.extend(wrap_items('  failures:', failure_items(stats.failures), width))
     if stats.lost_attempts:
         lines.append(f'  lost with their engine: {plural(stats.lost_attempts, "attempt")}')
     if stats.per_engine:

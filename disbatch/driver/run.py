@@ -21,13 +21,15 @@ from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
-from disbatch.driver.address import ANY, advertised, listen_address
+from disbatch.driver.address import ANY, LOOPBACK, advertised, listen_address
 from disbatch.driver.feeder import Feeder, open_task_file, validate
 from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
 from disbatch.driver.observe import RunObserver
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource, KVSTaskSource, ResultPoster
+from disbatch.errors import ContextError
 from disbatch.kvsstcp.server import KVSServer
+from disbatch.protocol.transport import Credentials
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
 
@@ -61,31 +63,33 @@ def _prepare(config: RunConfig, tasks_name: str, file_source: FileSource | None,
             bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
         else:
             bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
-        with KVSServer(bind_host, kvs_port) as kvs:
+        kvs_token = secrets.token_urlsafe(24)
+        with KVSServer(bind_host, kvs_port, token=kvs_token.encode()) as kvs:
             kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
-            source = file_source or _kvs_source(config, kvs, kvs_address)
+            source = file_source or _kvs_source(config, kvs, kvs_address, kvs_token)
             feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, _warn)
             try:
                 feeder.take_per_engine_tasks()
-                return _serve(config, files, feeder, tasks_name, contexts, kvs, bind_host)
+                return _serve(config, files, feeder, tasks_name, contexts, kvs, kvs_token, bind_host)
             finally:
                 if isinstance(source, KVSTaskSource):
                     source.close()
 
 
-def _kvs_source(config: RunConfig, kvs: KVSServer, kvs_address: str) -> KVSTaskSource:
+def _kvs_source(config: RunConfig, kvs: KVSServer, kvs_address: str, kvs_token: str) -> KVSTaskSource:
     """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""
     if config.address_file:
-        _write_private(config.address_file, kvs_address + '\n')
+        _write_private(config.address_file, f'{kvs_address}\n{kvs_token}\n')
     if config.taskcommand is None:
         source = KVSTaskSource(kvs)
         if not config.address_file:
-            print(f'disbatch: waiting for a task source on the KVS at {kvs_address}', file=sys.stderr)
+            print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
+                  file=sys.stderr)  # fmt: skip
         return source
     host, _, port = kvs_address.rpartition(':')
     producer = subprocess.Popen(
         ['/bin/bash', '-c', config.taskcommand], stdin=subprocess.DEVNULL,
-        env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port), start_new_session=True,
+        env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token), start_new_session=True,
     )  # fmt: skip
     log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
     return KVSTaskSource(kvs, producer)
@@ -98,13 +102,14 @@ def _serve(
     tasks_name: str,
     contexts: list[NodeContext],
     kvs: KVSServer,
+    kvs_token: str,
     bind_host: str,
 ) -> int:
-    secret = secrets.token_urlsafe(32)
+    credentials = Credentials.create()
     kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
     with StatusFileWriter.open(files.status, config.status_header) as status:
         if feeder.empty:
-            run_files.write_dbutil(files, kvs_address, '', secret)
+            run_files.write_dbutil(files, kvs_address, kvs_token, '', credentials)
             print('No tasks to run.', file=sys.stderr)
             return 0
         hostname = socket.gethostname()
@@ -122,11 +127,12 @@ def _serve(
         settings = DriverSettings(
             bind_host=bind_host,
             cwd=os.getcwd(),
-            secret=secret,
+            credentials=credentials,
             task_environment={
                 'DISBATCH_JOBID': files.job_id,
                 'DISBATCH_NAMETASKS': tasks_name,
                 'DISBATCH_KVSSTCP_HOST': kvs_address,
+                'DISBATCH_KVSSTCP_TOKEN': kvs_token,
             },
             engine_log=files.engine_log('{context}', '{host}'),
             cpus_per_task=config.cpus_per_task or 0.0,
@@ -135,8 +141,15 @@ def _serve(
         observers: list[RunObserver] = []
         if isinstance(feeder.source, KVSTaskSource):
             observers.append(ResultPoster(kvs, feeder.source))
+        if config.web:
+            observers.append(_web_page(bind_host, files))
+        if config.mail_to:
+            from disbatch.notify.mail import MailNotifier  # smtplib, ssl, email: only for runs that mail
+
+            host, port = config.mail_server
+            observers.append(MailNotifier(config.mail_to, config.mail_every, files.job_id, files.status, host, port))
         loop = DriverLoop(settings, scheduler, feeder, list(contexts), status, kvs, observers, report=_report)
-        run_files.write_dbutil(files, kvs_address, loop.address, secret)
+        run_files.write_dbutil(files, kvs_address, kvs_token, loop.address, credentials)
         if config.startup_only:
             print(f'disbatch: waiting for engines: add them with {files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                   file=sys.stderr)  # fmt: skip
@@ -148,6 +161,22 @@ def _serve(
         if config.exit_code_on_failure and counts.failed and exit_code == 1:
             print_error('Some tasks failed with non-zero exit codes -- please check the logs')
         return exit_code
+
+
+def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:
+    """The live status page (--web), on the run's own interface; its URL (which holds its access token) is shown
+    to the user and written to `<stem>_url`, never to the log."""
+    from disbatch.web import WebStatus
+
+    web = WebStatus(LOOPBACK if bind_host == ANY else bind_host, files.url)
+    try:
+        url = web.start()
+    except OSError as error:
+        raise ContextError(f'--web: cannot serve the status page: {error.strerror or error}') from None
+    address = url.rsplit('/', 2)[0]
+    print(f'disbatch: live status page on {address}; open the URL in {files.url} (it holds the access token)',
+          file=sys.stderr)  # fmt: skip
+    return web
 
 
 def _write_private(path: str, text: str) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 
 from disbatch.engine.engine import Engine, EngineSettings, short_hostname
+from disbatch.protocol.transport import Credentials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,19 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--secret-stdin',
         action='store_true',
-        help='read the run secret from the first line of stdin (else from the environment, DISBATCH_RUN_SECRET)',
+        help='read the run credentials from the first line of stdin (else from the environment: DISBATCH_RUN_SECRET '
+        'and DISBATCH_RUN_KEY)',
     )
     parser.add_argument('--loglevel', default='INFO')
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
-    secret = os.environ.pop('DISBATCH_RUN_SECRET', '')
+    credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     if args.secret_stdin:
-        secret = _read_line(0)
+        credentials = Credentials.from_line(_read_line(0))
     settings = EngineSettings(
         driver_address=args.driver,
-        secret=secret,
+        credentials=credentials,
         slots=args.slots,
         cores_per_task=args.cores_per_task,
         context=args.context,

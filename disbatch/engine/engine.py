@@ -39,7 +39,7 @@ from disbatch.protocol.messages import (
     TaskDone,
     Welcome,
 )
-from disbatch.protocol.transport import PeerLink
+from disbatch.protocol.transport import Credentials, PeerLink
 
 log = logging.getLogger('disbatch.engine')
 
@@ -70,7 +70,7 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     driver_address: str
-    secret: str
+    credentials: Credentials
     slots: int
     cores_per_task: int
     context: str
@@ -85,7 +85,7 @@ class Engine:
         self.state = State.STARTING
         self.rank = -1
         self._zmq = zmq.Context()
-        self._link = PeerLink(self._zmq, settings.driver_address)
+        self._link = PeerLink(self._zmq, settings.driver_address, settings.credentials)
         self._poller = zmq.Poller()
         self._environment: dict[str, str] = {}
         self._queue: deque[Job] = deque()
@@ -137,7 +137,9 @@ class Engine:
 
     def _join(self) -> bool:
         s = self.settings
-        self._link.send(Hello(s.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context, s.launch_id))
+        self._link.send(
+            Hello(s.credentials.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context, s.launch_id)
+        )
         if not self._link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
             log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
             return False

@@ -31,8 +31,12 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+TOKEN_VARIABLES = ('KVSSTCP_TOKEN', 'DISBATCH_KVSSTCP_TOKEN')
+
+
 class KVSClient:
-    """A connection to a kvsstcp server; `host`/`port` default to `$KVSSTCP_HOST`/`$KVSSTCP_PORT`."""
+    """A connection to a kvsstcp server; `host`/`port` default to `$KVSSTCP_HOST`/`$KVSSTCP_PORT`, the token (sent as
+    a first put to `.auth`, as a disbatch run's KVS requires) to `$KVSSTCP_TOKEN` or `$DISBATCH_KVSSTCP_TOKEN`."""
 
     def __init__(
         self,
@@ -48,6 +52,8 @@ class KVSClient:
         self.address = (host, int(port_text))
         self._socket: socket.socket | None = socket.create_connection(self.address, timeout=timeout)
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if token is None:
+            token = next((os.environ[name].encode() for name in TOKEN_VARIABLES if os.environ.get(name)), None)
         if token is not None:
             self.put(wire.AUTH_KEY, token)
 

@@ -1,16 +1,48 @@
 """ZeroMQ sockets for the driver's links: the driver binds a ROUTER; each engine and each context process connects
 a DEALER.
 
-This module owns socket options and framing (ROUTER frames are `[peer identity, payload]`); what the payload means
-is the codec's business. Frames larger than `codec.MAX_FRAME_BYTES` are refused by libzmq before they reach us.
+This module owns socket options, encryption and framing (ROUTER frames are `[peer identity, payload]`); what the
+payload means is the codec's business. Frames larger than `codec.MAX_FRAME_BYTES` are refused by libzmq before they
+reach us.
+
+Every link is encrypted with CURVE: the driver makes a key pair per run and hands the public half, with the run's
+secret, only to the run's own parts (on an engine's stdin, in the user-only dbUtil script). Without the public key
+a connection cannot complete its handshake; with it but without the secret, the driver refuses the Hello.
 """
 
 from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
 
 import zmq
 
 from disbatch.protocol import codec
 from disbatch.protocol.messages import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What proves a process belongs to a run."""
+
+    secret: str  # said in Hello; also the KVS token
+    server_key: str  # the public CURVE key of the driver's endpoint (Z85)
+    server_secret_key: str = ''  # only the driver has it
+
+    @classmethod
+    def create(cls) -> Credentials:
+        public, private = zmq.curve_keypair()
+        return cls(secrets.token_urlsafe(32), public.decode('ascii'), private.decode('ascii'))
+
+    @property
+    def line(self) -> str:
+        """The form handed to the run's parts: secret and public key, separated by a space (Z85 has none)."""
+        return f'{self.secret} {self.server_key}'
+
+    @classmethod
+    def from_line(cls, line: str) -> Credentials:
+        secret, _, key = line.strip().partition(' ')
+        return cls(secret, key)
 
 
 def _configure(socket: zmq.Socket[bytes]) -> None:
@@ -23,10 +55,14 @@ def _configure(socket: zmq.Socket[bytes]) -> None:
 class DriverEndpoint:
     """The driver's end: one ROUTER socket that every engine of the run talks to."""
 
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], host: str, port: int = 0) -> None:
+    def __init__(
+        self, context: zmq.Context[zmq.Socket[bytes]], host: str, credentials: Credentials, port: int = 0
+    ) -> None:
         self.socket: zmq.Socket[bytes] = context.socket(zmq.ROUTER)
         _configure(self.socket)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.socket.setsockopt(zmq.CURVE_SERVER, 1)
+        self.socket.setsockopt(zmq.CURVE_SECRETKEY, credentials.server_secret_key.encode('ascii'))
         if port:
             self.socket.bind(f'tcp://{host}:{port}')
         else:
@@ -56,9 +92,13 @@ class DriverEndpoint:
 class PeerLink:
     """The end of an engine or a context process: one DEALER socket connected to the driver."""
 
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], address: str) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], address: str, credentials: Credentials) -> None:
         self.socket: zmq.Socket[bytes] = context.socket(zmq.DEALER)
         _configure(self.socket)
+        public, private = zmq.curve_keypair()
+        self.socket.setsockopt(zmq.CURVE_SERVERKEY, credentials.server_key.encode('ascii'))
+        self.socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        self.socket.setsockopt(zmq.CURVE_SECRETKEY, private)
         self.socket.connect(f'tcp://{address}')
 
     def receive(self) -> Message:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import socket
 import subprocess
 import time
@@ -136,6 +137,17 @@ def write_task_file(path: Path, content: str | bytes) -> Path:
 def counts(directory: Path, pattern: str = 'count_*') -> dict[str, int]:
     """Marker files that tasks append one line to: name -> number of executions."""
     return {path.name: len(path.read_text().splitlines()) for path in sorted(directory.glob(pattern))}
+
+
+def dbutil_exports(directory: Path) -> dict[str, str]:
+    """The variables the run's `<stem>_dbUtil.sh` exports (its KVS address and token, its secrets)."""
+    [script] = run_files(directory, 'dbUtil.sh')
+    exports = {}
+    for line in script.read_text().splitlines():
+        if line.startswith('export '):
+            name, _, value = line[len('export ') :].partition('=')
+            exports[name] = shlex.split(value)[0] if value else ''
+    return exports
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

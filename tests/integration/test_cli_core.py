@@ -525,8 +525,6 @@ def test_nodes_from_environment(procs: Processes, tmp_path: Path) -> None:
 # Flags of features not built yet: refused with exit 2, never accepted and ignored (-S, -C, --fill and --retire-cmd
 # arrived with the SSH/Slurm contexts and are no longer here).
 LATER_FLAGS = {
-    '--web': ['--web'],
-    '--mailTo': ['--mailTo', 'someone@example.org'],
     '--kvsserver': ['--kvsserver', 'localhost:1'],
     '-E': ['-E', 'MY_RESOURCE'],
 }
@@ -547,12 +545,10 @@ def test_flags_of_later_features_are_refused(procs: Processes, tmp_path: Path, f
 @pytest.mark.parametrize(
     'flag',
     [
-        pytest.param(['--taskcommand', 'echo x'], id='taskcommand'),
-        pytest.param(['--taskserver'], id='taskserver-bare'),
-        pytest.param(['--taskserver', 'localhost:1'], id='taskserver'),
+        pytest.param(['--taskserver', 'localhost:1'], id='taskserver-outside-kvs'),
     ],
 )
-def test_task_sources_of_later_features_are_refused(procs: Processes, tmp_path: Path, flag: list[str]) -> None:
+def test_an_outside_task_server_is_refused(procs: Processes, tmp_path: Path, flag: list[str]) -> None:
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', *flag)
     assert result.returncode == 2, result.describe()
     assert flag[0] in result.stderr and no_traceback(result.stderr), result.stderr

@@ -15,15 +15,17 @@ import pytest
 from disbatch.results.record import RecordKind
 
 from ..conftest import MARKER_VARIABLE, Processes
-from .helpers import by_task_id, read_status, run_disbatch, status_path, stem_of, write_task_file
+from .helpers import by_task_id, dbutil_exports, read_status, run_disbatch, status_path, stem_of, write_task_file
 
 DUMP = 'env | grep ^DISBATCH_ | sort > {name}; env > {name}.all; pwd -P > {name}.cwd'
+# The reference's twelve, and the token of the run's KVS (new: the KVS refuses clients without it).
 EXPECTED_NAMES = {
     'DISBATCH_CORES_PER_TASK',
     'DISBATCH_CYLINDER_RANK',
     'DISBATCH_ENGINE_RANK',
     'DISBATCH_JOBID',
     'DISBATCH_KVSSTCP_HOST',
+    'DISBATCH_KVSSTCP_TOKEN',
     'DISBATCH_NAMETASKS',
     'DISBATCH_REPEAT_INDEX',
     'DISBATCH_REPEAT_INDEX_ZP',
@@ -89,6 +91,7 @@ def test_every_variable_of_a_task(procs: Processes, tmp_path: Path) -> None:
         'DISBATCH_ENGINE_RANK': '0',
         'DISBATCH_JOBID': os.path.basename(stem),
         'DISBATCH_KVSSTCP_HOST': kvs_address(stem),
+        'DISBATCH_KVSSTCP_TOKEN': dbutil_exports(tmp_path)['DISBATCH_KVSSTCP_TOKEN'],
         'DISBATCH_NAMETASKS': 'MyTasks',
     }
     assert re.fullmatch(r'[^:\s]+:[0-9]+', common['DISBATCH_KVSSTCP_HOST'])

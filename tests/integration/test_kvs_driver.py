@@ -20,7 +20,7 @@ import pytest
 from disbatch.results.record import RecordKind
 
 from ..conftest import Processes, disbatch_cmd
-from .helpers import by_task_id, read_status, run_files, status_path, wait_for
+from .helpers import by_task_id, dbutil_exports, read_status, run_files, status_path, wait_for
 
 WAIT = 10.0
 
@@ -94,9 +94,12 @@ def connect(live_run: tuple[str, Path]) -> Iterator[Connect]:
     host, _, port = live_run[0].rpartition(':')
     opened: list[socket.socket] = []
 
+    token = dbutil_exports(live_run[1])['DISBATCH_KVSSTCP_TOKEN'].encode()
+
     def open_connection() -> socket.socket:
         sock = socket.create_connection((host, int(port)), timeout=WAIT)
         opened.append(sock)
+        sock.sendall(put(b'.auth', token))  # the one extra put a reference-style client makes
         return sock
 
     yield open_connection

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Processes, disbatch_cmd
-from .helpers import read_status, run_disbatch, status_path, wait_for, write_task_file
+from .helpers import dbutil_exports, read_status, run_disbatch, status_path, wait_for, write_task_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -116,7 +116,9 @@ def test_a_raw_socket_client_of_the_reference_protocol_drives_a_taskserver_run(
     driver = procs.spawn(disbatch_cmd('-s', 'localhost:2', '--taskserver'), cwd=tmp_path)
     assert wait_for(lambda: any(tmp_path.glob('*_kvsinfo.txt')), timeout=15), 'the run did not start'
     host, port = next(tmp_path.glob('*_kvsinfo.txt')).read_text().strip().rsplit(':', 1)
+    token = dbutil_exports(tmp_path)['DISBATCH_KVSSTCP_TOKEN'].encode()
     with socket.create_connection((host, int(port)), timeout=20) as sock:
+        _raw_put(sock, b'.auth', token)  # the one put a client of the reference adds for our KVS
         _raw_put(sock, b'task source name', b'raw')
         _raw_put(sock, b'task source done task', b'#ALL DONE#')
         _raw_put(sock, b'task source result key', b'R')

@@ -1,0 +1,350 @@
+"""What the `--mon` monitor shows, computed from the run's snapshot. Pure: no curses, no sockets, no clock.
+
+The snapshot is the JSON the driver publishes under `DisBatch status` (see `disbatch.driver.snapshot.build`); readers
+ignore keys they do not know, and a missing key reads as unknown. Time arrives as `staleness`: the seconds the screen
+has held this snapshot, added to the ages it carries (the driver republishes only when something changed).
+
+Here: the header lines, the engine rows and their table layout, the selection and scrolling of the table, the
+commands the monitor puts under `DisBatch control`, the help text, and the smallest usable terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+View = Mapping[str, Any]
+
+HELP = (
+    'disbatch monitor: the engines of a live run, refreshed twice a second.',
+    '',
+    'Up / Down, u / d, k / j   select an engine',
+    'PgUp / PgDn, Home / End   move a page, or to the first or last engine',
+    'E                         stop the selected engine',
+    'C                         stop every engine of its context',
+    'h or ?                    this help',
+    'q                         quit the monitor (the run goes on)',
+    '',
+    'Stopping is soft: an engine told to stop takes no more tasks, finishes the ones it runs, then leaves.',
+    'Last: seconds since the driver last heard from the engine. Assigned: the tasks given to it so far.',
+)
+HELP_FOOTER = 'Press any key to go back.'
+HELP_KEY_WIDTH = 26  # where the explanations of the keys start
+FOOTER = 'Up/Down select  E stop engine  C stop context  h help  q quit'
+HEADER_LINES = 3  # run and status; task counts; engines and elapsed time
+GAP_LINES = 1  # blank line between the header and the table
+FOOTER_LINES = 1
+MINIMUM_TABLE_ROWS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRow:
+    rank: int
+    context: str
+    host: str
+    last_heard: float | None  # seconds ago, None when not yet known
+    slots: int
+    free: int
+    running: int
+    given: int  # shown as "Assigned", the reference's name
+    finished: int
+    failed: int
+    retiring: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    title: str
+    width: int  # the least width; the flexible columns may grow
+    right: bool  # right-aligned (numbers)
+    flexible: bool = False
+
+
+COLUMNS = (
+    Column('Rank', 4, right=True),
+    Column('Context', 7, right=False, flexible=True),
+    Column('Host', 8, right=False, flexible=True),
+    Column('Last', 6, right=True),
+    Column('Free', 4, right=True),
+    Column('Assigned', 8, right=True),
+    Column('Finished', 8, right=True),
+    Column('Failed', 6, right=True),
+    Column('State', 8, right=False),
+)
+CONTEXT_COLUMN, HOST_COLUMN = 1, 2
+CONTEXT_MOST = 16  # the context column grows up to this, the host column takes the rest
+HOST_MOST = 40
+MINIMUM_WIDTH = sum(column.width for column in COLUMNS) + len(COLUMNS) - 1
+MINIMUM_HEIGHT = HEADER_LINES + GAP_LINES + 1 + MINIMUM_TABLE_ROWS + FOOTER_LINES
+
+
+# ---------------------------------------------------------------- the snapshot
+
+
+def parse(value: bytes) -> dict[str, Any] | None:
+    """The snapshot in a `DisBatch status` value, or None when it is not one (e.g. the reference's `<Starting...>`)."""
+    try:
+        view = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return view if isinstance(view, dict) else None
+
+
+def has_ended(view: View) -> bool:
+    return view.get('status') == 'finished'
+
+
+def label(view: View) -> str:
+    return str(view.get('run', '?'))
+
+
+def status_text(view: View) -> str:
+    status = view.get('status')
+    if status == 'finished':
+        return 'Finished.'
+    if status == 'stopping':
+        return 'Stopping.'
+    return 'More tasks.' if view.get('more', True) else 'No more tasks.'
+
+
+def header(view: View, staleness: float = 0.0) -> list[str]:
+    """The lines above the engine table."""
+    counts = f'Slots {_integer(view, "slots")}   Tasks: Finished {_integer(view, "finished")}'
+    counts += f'  Failed {_integer(view, "failed")}  Barrier {_integer(view, "barriers")}'
+    for key, title in (('running', 'Running'), ('pending', 'Pending'), ('total', 'Total')):
+        if isinstance(view.get(key), int):
+            counts += f'  {title} {view[key]}'
+    for key, title in (('skipped', 'Skipped'), ('lost', 'Lost')):
+        if view.get(key):
+            counts += f'  {title} {_integer(view, key)}'
+    engines = rows(view)
+    retiring = sum(row.retiring for row in engines)
+    people = f'Engines {len(engines)}' + (f' ({retiring} retiring)' if retiring else '')
+    if isinstance(view.get('started'), (int, float)) and isinstance(view.get('now'), (int, float)):
+        people += f'   Elapsed {clock(view["now"] - view["started"] + staleness)}'
+    return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people]
+
+
+def rows(view: View, staleness: float = 0.0) -> list[EngineRow]:
+    """One row per engine of the snapshot, by rank; entries that are not engines are skipped."""
+    found = []
+    for engine in view.get('engines') or ():
+        if not isinstance(engine, Mapping) or not isinstance(engine.get('rank'), int):
+            continue
+        heard = engine.get('last_heard')
+        found.append(
+            EngineRow(
+                rank=engine['rank'],
+                context=str(engine.get('context', '')),
+                host=str(engine.get('host', '')),
+                last_heard=heard + max(0.0, staleness) if isinstance(heard, (int, float)) else None,
+                slots=_integer(engine, 'slots'),
+                free=_integer(engine, 'free'),
+                running=_integer(engine, 'running'),
+                given=_integer(engine, 'given'),
+                finished=_integer(engine, 'finished'),
+                failed=_integer(engine, 'failed'),
+                retiring=bool(engine.get('retiring', False)),
+            )
+        )
+    return sorted(found, key=lambda row: row.rank)
+
+
+def ended_message(view: View | None, run: str) -> str:
+    """The line printed when the run is over; with the counts when its final snapshot was seen."""
+    if view is None or not has_ended(view):
+        return f'The run {run} has ended.'
+    return (
+        f'The run {label(view)} has ended: {_integer(view, "finished")} tasks finished, '
+        f'{_integer(view, "failed")} failed.'
+    )
+
+
+# ---------------------------------------------------------------- the table
+
+
+def column_widths(rows: Sequence[EngineRow], width: int) -> list[int]:
+    """The width of each column in a table `width` characters wide.
+
+    Fixed columns widen to their longest value (numbers are never cut); the context and then the host column take
+    what is left, up to their longest value; a table wider than `width` happens only when the numbers need it.
+    """
+    table = [_cells(row) for row in rows]
+    widths = [
+        column.width if column.flexible else max([column.width, *(len(cells[index]) for cells in table)])
+        for index, column in enumerate(COLUMNS)
+    ]
+    spare = max(0, width - sum(widths) - (len(COLUMNS) - 1))
+    for index, most in ((CONTEXT_COLUMN, CONTEXT_MOST), (HOST_COLUMN, HOST_MOST)):
+        longest = max((len(cells[index]) for cells in table), default=0)
+        grow = min(spare, max(0, min(longest, most) - widths[index]))
+        widths[index] += grow
+        spare -= grow
+    return widths
+
+
+def table_header(widths: Sequence[int]) -> str:
+    return _join([column.title for column in COLUMNS], widths)
+
+
+def format_row(row: EngineRow, widths: Sequence[int]) -> str:
+    return _join(_cells(row), widths)
+
+
+def _cells(row: EngineRow) -> list[str]:
+    return [
+        str(row.rank),
+        row.context,
+        row.host,
+        age(row.last_heard),
+        str(row.free),
+        str(row.given),
+        str(row.finished),
+        str(row.failed),
+        'retiring' if row.retiring else 'active',
+    ]
+
+
+def age(seconds: float | None) -> str:
+    """Seconds ago, short: `0.4s`, `12s`, `3m05s`, `2h07m`; `-` when unknown."""
+    if seconds is None:
+        return '-'
+    if seconds < 10:
+        return f'{seconds:.1f}s'
+    whole = int(seconds)
+    if whole < 60:
+        return f'{whole}s'
+    if whole < 3600:
+        return f'{whole // 60}m{whole % 60:02d}s'
+    return f'{whole // 3600}h{whole % 3600 // 60:02d}m'
+
+
+def clock(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f'{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}'
+
+
+def _join(cells: Sequence[str], widths: Sequence[int]) -> str:
+    parts = []
+    for cell, width, column in zip(cells, widths, COLUMNS, strict=True):
+        text = cell if len(cell) <= width else cell[: max(0, width - 1)] + '~'
+        parts.append(text.rjust(width) if column.right else text.ljust(width))
+    return ' '.join(parts).rstrip()
+
+
+def _integer(mapping: Mapping[str, Any], key: str) -> int:
+    value = mapping.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# ---------------------------------------------------------------- layout, selection, scrolling
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    table_top: int  # screen line of the table's title row
+    table_rows: int  # engine rows that fit under it
+    footer: int  # screen line of the key hints
+
+
+def layout(height: int, width: int) -> Layout | None:
+    """Where things go on a `height` x `width` terminal, or None when it is too small to be useful."""
+    if height < MINIMUM_HEIGHT or width < MINIMUM_WIDTH:
+        return None
+    table_top = HEADER_LINES + GAP_LINES
+    return Layout(table_top=table_top, table_rows=height - table_top - 1 - FOOTER_LINES, footer=height - 1)
+
+
+def help_lines(width: int) -> list[str]:
+    """The help text wrapped to `width` columns; the explanation of a key stays in its column."""
+    lines = []
+    for line in HELP:
+        indent = ' ' * HELP_KEY_WIDTH if line[HELP_KEY_WIDTH - 3 : HELP_KEY_WIDTH] == '   ' else ''
+        lines.extend(textwrap.wrap(line, max(HELP_KEY_WIDTH + 10, width), subsequent_indent=indent) or [''])
+    return lines
+
+
+def too_small(height: int, width: int) -> str:
+    return f'Terminal too small ({width}x{height}): the monitor needs {MINIMUM_WIDTH}x{MINIMUM_HEIGHT}.'
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The selected engine (by rank, so it stays put when rows come and go) and the first row on screen."""
+
+    rank: int | None = None
+    top: int = 0
+
+    def index(self, rows: Sequence[EngineRow]) -> int | None:
+        """The selected row's index; when the selected engine left, the row that took its place."""
+        if not rows:
+            return None
+        for position, row in enumerate(rows):
+            if row.rank == self.rank:
+                return position
+        if self.rank is None:
+            return 0
+        later = [position for position, row in enumerate(rows) if row.rank > self.rank]
+        return later[0] if later else len(rows) - 1
+
+    def selected(self, rows: Sequence[EngineRow]) -> EngineRow | None:
+        position = self.index(rows)
+        return None if position is None else rows[position]
+
+    def move(self, rows: Sequence[EngineRow], step: int, visible: int) -> Selection:
+        """Move by `step` rows (clamped to the table), then scroll so the selection is on screen."""
+        position = self.index(rows)
+        if position is None:
+            return Selection(None, 0)
+        position = min(len(rows) - 1, max(0, position + step))
+        return Selection(rows[position].rank, self.top).scrolled(rows, visible)
+
+    def scrolled(self, rows: Sequence[EngineRow], visible: int) -> Selection:
+        """The same selection, with `top` chosen so it is among the `visible` rows shown."""
+        position = self.index(rows)
+        if position is None or visible <= 0:
+            return Selection(self.rank, 0)
+        top = min(self.top, position)
+        top = max(top, position - visible + 1)
+        top = max(0, min(top, len(rows) - visible))
+        return Selection(rows[position].rank, top)
+
+
+def scroll_note(top: int, visible: int, count: int) -> str:
+    """`rows 11-20 of 40` when the table does not fit, else empty."""
+    if count <= visible:
+        return ''
+    return f'rows {top + 1}-{min(count, top + visible)} of {count}'
+
+
+# ---------------------------------------------------------------- commands
+
+
+def retire_engine_command(rank: int) -> str:
+    """The JSON text put under `DisBatch control` to stop one engine."""
+    return json.dumps({'retire engine': rank})
+
+
+def retire_context_command(context: str) -> str:
+    """The JSON text put under `DisBatch control` to stop every engine of a context."""
+    return json.dumps({'retire context': context})
+
+
+def engine_question(row: EngineRow) -> tuple[str, str]:
+    """Title and subtitle of the menu that confirms stopping one engine."""
+    return (
+        f'Stop engine {row.rank} ({row.host}, context {row.context})?',
+        'It takes no more tasks, finishes the ones it runs, then leaves.',
+    )
+
+
+def context_question(row: EngineRow, rows: Sequence[EngineRow]) -> tuple[str, str]:
+    """Title and subtitle of the menu that confirms stopping a whole context."""
+    count = sum(other.context == row.context for other in rows)
+    return (
+        f'Stop context {row.context} ({count} engine{"s" if count != 1 else ""})?',
+        'Its engines take no more tasks, finish the ones they run, then leave.',
+    )

@@ -1,0 +1,320 @@
+"""The `--web` status page itself: one self-contained HTML document (inline CSS and JS, no external resource). Pure.
+
+The page arrives with the snapshot of the moment embedded (so it shows the run at once, even to a reader that runs
+no network code), then fetches `status.json` (relative to its own URL) every second and redraws in place. It says
+"run ended" when the snapshot's status is `finished` or when the driver stops answering. Every value is put into
+the DOM as text (never as HTML), so a command line cannot inject markup.
+
+Elements with stable ids, for people and tests: `run`, `status`, `more`, `ended`, `finished`, `failed`, `running`,
+`pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `progress-bar`, `progress-label`, `updated`,
+and the table bodies `engines`, `recent`, `failures` (one `<tr>` per engine or task; `class="empty"` when none).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+STYLE = """
+:root { color-scheme: light dark; --fg: #1d2330; --muted: #667085; --bg: #f6f7f9; --card: #ffffff;
+  --line: #e3e6ea; --accent: #2f6fde; --good: #1f8a4c; --bad: #c8372d; --warn: #b7791f; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6e8eb; --muted: #9aa4b2; --bg: #14171c; --card: #1c2027; --line: #2c323c;
+    --accent: #6b9cf0; --good: #4cc38a; --bad: #f06a60; --warn: #e2b250; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; padding: 20px 28px; background: var(--bg); color: var(--fg);
+  font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 6px 18px; margin-bottom: 14px; }
+h1 { font-size: 18px; margin: 0; font-weight: 600; word-break: break-all; }
+h1 small { color: var(--muted); font-weight: 400; margin-right: 6px; }
+h2 { font-size: 15px; margin: 22px 0 8px; font-weight: 600; }
+.badge { display: inline-block; padding: 2px 9px; border-radius: 999px; font-size: 12px; font-weight: 600;
+  background: var(--accent); color: #fff; text-transform: uppercase; letter-spacing: .04em; }
+.badge.finished { background: var(--good); }
+.badge.stopping { background: var(--bad); }
+.badge.draining { background: var(--warn); }
+#more, #updated { color: var(--muted); }
+#ended { padding: 2px 10px; border-radius: 6px; background: var(--bad); color: #fff; font-weight: 600; }
+#ended.clean { background: var(--good); }
+[hidden] { display: none !important; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); gap: 8px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .value { font-size: 20px; white-space: nowrap; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card.failed .value.nonzero, .card.lost .value.nonzero { color: var(--bad); }
+.card.finished .value { color: var(--good); }
+.progress { margin: 14px 0 4px; height: 10px; border-radius: 5px; background: var(--line); overflow: hidden; }
+#progress-bar { height: 100%; width: 0; background: var(--good); transition: width .4s ease; }
+#progress-label { color: var(--muted); font-size: 12px; }
+.table-box { background: var(--card); border: 1px solid var(--line); border-radius: 8px; overflow: auto;
+  max-height: 360px; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 10px; text-align: right; white-space: nowrap; border-bottom: 1px solid var(--line); }
+th { position: sticky; top: 0; background: var(--card); color: var(--muted); font-weight: 600; font-size: 12px; }
+th.text, td.text { text-align: left; }
+th.command { width: 100%; }
+td.command { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px;
+  max-width: 0; min-width: 16em; overflow: hidden; text-overflow: ellipsis; }
+tr:last-child td { border-bottom: none; }
+tr.empty td { text-align: center; color: var(--muted); }
+tr.retiring td { color: var(--muted); font-style: italic; }
+td.bad { color: var(--bad); font-weight: 600; }
+footer { margin-top: 18px; color: var(--muted); font-size: 12px; }
+"""
+
+SCRIPT = """
+'use strict';
+(() => {
+  const POLL_MS = 1000;
+  const RETRY_MS = 2000;
+  const MAX_FAILURES = 30;
+  let view = null;
+  let receivedAt = Date.now();
+  let failures = 0;
+  let lost = false;
+
+  const byId = (id) => document.getElementById(id);
+  const setText = (id, value) => {
+    const element = byId(id);
+    if (element && element.textContent !== value) element.textContent = value;
+  };
+  const known = (value) => value !== null && value !== undefined;
+  const number = (value) => (known(value) ? String(value) : '\\u2013');
+  const pad = (value) => String(value).padStart(2, '0');
+  const duration = (seconds) => {
+    const whole = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(whole / 3600)}:${pad(Math.floor(whole / 60) % 60)}:${pad(whole % 60)}`;
+  };
+  const clock = (epoch) => {
+    if (typeof epoch !== 'number') return '';
+    const when = new Date(epoch * 1000);
+    return `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`;
+  };
+  const fixed = (value, digits) => (typeof value === 'number' ? value.toFixed(digits) : number(value));
+
+  const fillTable = (id, rows, columns, emptyText, rowClass) => {
+    const body = byId(id);
+    const built = [];
+    for (const row of rows) {
+      const tr = document.createElement('tr');
+      const extra = rowClass ? rowClass(row) : '';
+      if (extra) tr.className = extra;
+      for (const [value, className] of columns(row)) {
+        const td = document.createElement('td');
+        td.textContent = value;
+        if (className) td.className = className;
+        if (className && className.includes('command')) td.title = value;
+        tr.appendChild(td);
+      }
+      built.push(tr);
+    }
+    if (built.length === 0) {
+      const tr = document.createElement('tr');
+      tr.className = 'empty';
+      const td = document.createElement('td');
+      td.colSpan = body.parentElement.querySelectorAll('th').length;
+      td.textContent = emptyText;
+      tr.appendChild(td);
+      built.push(tr);
+    }
+    body.replaceChildren(...built);
+  };
+
+  const taskColumns = (task) => [
+    [number(task.task), ''],
+    [number(task.line), ''],
+    [number(task.host), 'text'],
+    [number(task.return_code), task.return_code === 0 ? '' : 'bad'],
+    [fixed(task.elapsed, 3), ''],
+    [clock(task.finish), ''],
+    [known(task.command) ? String(task.command) : '', 'text command'],
+  ];
+  const engineColumns = (engine) => [
+    [number(engine.rank), ''],
+    [number(engine.context), 'text'],
+    [number(engine.host), 'text'],
+    [number(engine.pid), ''],
+    [number(engine.slots), ''],
+    [number(engine.running), ''],
+    [number(engine.free), ''],
+    [number(engine.given), ''],
+    [number(engine.finished), ''],
+    [number(engine.failed), engine.failed ? 'bad' : ''],
+    [fixed(engine.last_heard, 1), ''],
+    [engine.retiring ? 'yes' : '', 'text'],
+  ];
+
+  const elapsed = () => {
+    if (!view || typeof view.started !== 'number') return null;
+    const at = typeof view.now === 'number' ? view.now : view.started;
+    const ticking = !lost && view.status !== 'finished' ? (Date.now() - receivedAt) / 1000 : 0;
+    return at - view.started + ticking;
+  };
+
+  const showEnded = () => {
+    const ended = byId('ended');
+    const finished = view && view.status === 'finished';
+    if (!finished && !lost) {
+      ended.hidden = true;
+      return;
+    }
+    let message = 'run ended';
+    if (view && known(view.exit_code)) message += ` \\u2014 exit code ${view.exit_code}`;
+    else if (lost && !finished) message += ' \\u2014 the driver no longer answers';
+    ended.textContent = message;
+    ended.className = view && view.exit_code === 0 ? 'clean' : '';
+    ended.hidden = false;
+  };
+
+  const render = () => {
+    const v = view || {};
+    setText('run', known(v.run) ? String(v.run) : '(starting)');
+    const status = byId('status');
+    setText('status', known(v.status) ? String(v.status) : 'unknown');
+    status.className = `badge ${known(v.status) ? v.status : ''}`;
+    setText('more', v.more === true ? 'more tasks' : v.more === false ? 'no more tasks' : '');
+    for (const key of ['finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots']) {
+      setText(key, number(v[key]));
+      const element = byId(key);
+      element.classList.toggle('nonzero', typeof v[key] === 'number' && v[key] > 0);
+    }
+    const seconds = elapsed();
+    setText('elapsed', seconds === null ? '\\u2013' : duration(seconds));
+    const done = (v.finished || 0) + (v.skipped || 0);
+    const bar = byId('progress-bar');
+    if (typeof v.total === 'number' && v.total > 0) {
+      const percent = Math.min(100, (100 * done) / v.total);
+      bar.style.width = `${percent.toFixed(1)}%`;
+      setText('progress-label', `${done} of ${v.total} tasks done (${percent.toFixed(0)}%)`);
+    } else {
+      bar.style.width = '0';
+      setText('progress-label', `${done} tasks done; the total is known once the whole task file is read`);
+    }
+    fillTable('engines', Array.isArray(v.engines) ? v.engines : [], engineColumns, 'no engine yet',
+      (engine) => (engine.retiring ? 'retiring' : ''));
+    fillTable('recent', Array.isArray(v.recent) ? v.recent.slice().reverse() : [], taskColumns, 'none yet');
+    fillTable('failures', Array.isArray(v.failures) ? v.failures.slice().reverse() : [], taskColumns,
+      'no failed task');
+    setText('updated', lost ? `last update ${clock(receivedAt / 1000)}` : `updated ${clock(receivedAt / 1000)}`);
+    document.title = `disbatch ${known(v.run) ? v.run : ''}: ${number(v.finished)}` +
+      `${typeof v.total === 'number' ? ' of ' + v.total : ''} finished, ${number(v.failed)} failed`;
+    showEnded();
+  };
+
+  const poll = () => {
+    fetch('status.json', { cache: 'no-store' })
+      .then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.json();
+      })
+      .then((fresh) => {
+        view = fresh;
+        receivedAt = Date.now();
+        failures = 0;
+        lost = false;
+        render();
+        if (view.status !== 'finished') setTimeout(poll, POLL_MS);
+      })
+      .catch(() => {
+        failures += 1;
+        lost = true;
+        render();
+        if (failures < MAX_FAILURES) setTimeout(poll, RETRY_MS);
+      });
+  };
+
+  try {
+    view = JSON.parse(byId('initial').textContent);
+  } catch (error) {
+    view = null;
+  }
+  render();
+  setInterval(() => {
+    if (!lost && view && view.status !== 'finished') {
+      const seconds = elapsed();
+      if (seconds !== null) setText('elapsed', duration(seconds));
+    }
+  }, 1000);
+  if (!view || view.status !== 'finished') setTimeout(poll, POLL_MS);
+})();
+"""
+
+_CARDS = ('finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots', 'elapsed')
+_TASK_HEADINGS = (
+    '<th>Task</th><th>Line</th><th class="text">Host</th><th>Return code</th><th>Elapsed (s)</th>'
+    '<th>Finished at</th><th class="text command">Command</th>'
+)
+
+
+def _cards() -> str:
+    return '\n'.join(
+        f'<div class="card {name}"><div class="label">{name}</div><div class="value" id="{name}">&ndash;</div></div>'
+        for name in _CARDS
+    )
+
+
+TEMPLATE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>disbatch</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header>
+<h1><small>disbatch run</small><span id="run">(starting)</span></h1>
+<span id="status" class="badge">starting</span>
+<span id="more"></span>
+<span id="ended" hidden>run ended</span>
+<span id="updated"></span>
+</header>
+<section class="cards">
+{_cards()}
+</section>
+<div class="progress"><div id="progress-bar"></div></div>
+<div id="progress-label"></div>
+<h2>Engines</h2>
+<div class="table-box"><table>
+<thead><tr><th>Rank</th><th class="text">Context</th><th class="text">Host</th><th>PID</th><th>Slots</th>
+<th>Running</th><th>Free</th><th>Given</th><th>Finished</th><th>Failed</th><th>Last heard (s)</th>
+<th class="text">Retiring</th></tr></thead>
+<tbody id="engines"></tbody>
+</table></div>
+<h2>Recent tasks</h2>
+<div class="table-box"><table>
+<thead><tr>{_TASK_HEADINGS}</tr></thead>
+<tbody id="recent"></tbody>
+</table></div>
+<h2>Failed tasks</h2>
+<div class="table-box"><table>
+<thead><tr>{_TASK_HEADINGS}</tr></thead>
+<tbody id="failures"></tbody>
+</table></div>
+<footer>Updates every second. The address of this page is private to this run: do not share it.</footer>
+<script id="initial" type="application/json">@SNAPSHOT@</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def _source_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src {_source_hash(SCRIPT)}; style-src {_source_hash(STYLE)}; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def render(snapshot_json: bytes) -> bytes:
+    """The page with `snapshot_json` (the body `status.json` would answer) embedded as its first view."""
+    # Inside a <script> element nothing may look like a closing tag; JSON allows these escapes anywhere.
+    embedded = snapshot_json.replace(b'<', b'\\u003c').replace(b'>', b'\\u003e').replace(b'&', b'\\u0026')
+    return TEMPLATE.encode().replace(b'@SNAPSHOT@', embedded, 1)
