@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='Start only the disbatch server; use the dbUtil script to add execution contexts.',
     )
     add('--status-header', action='store_true', help='Add header line to status file.')
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        '--progress',
+        action='store_true',
+        help='Show the progress line and the end-of-run summary even when stderr is not a terminal.',
+    )
+    shown.add_argument('--quiet', action='store_true', help='Never show the progress line or the end-of-run summary.')
     add('--use-address', metavar='HOST:PORT', help='Specify hostname and port to use for this run.')
     add('-w', '--web', action='store_true', help='Enable web interface.')
     add(

@@ -44,6 +44,8 @@ class RunConfig:
     use_address: tuple[str, int] | None
     label: str | None
     web: bool
+    progress: bool  # --progress: the progress line and summary even when stderr is not a terminal
+    quiet: bool  # --quiet: never
     mail_to: str | None
     mail_every: int
     mail_server: tuple[str, int]
@@ -102,6 +104,8 @@ class RunConfig:
             use_address=_address(arguments.use_address) if arguments.use_address else None,
             label=arguments.label,
             web=arguments.web,
+            progress=arguments.progress,
+            quiet=arguments.quiet,
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
             mail_server=parse_server(arguments.mail_server),

@@ -17,7 +17,7 @@ from disbatch.driver.scheduler import ItemRead, RecordRead
 from disbatch.driver.source import NOT_YET, FileSource, KVSTaskSource, NotYet
 from disbatch.errors import TaskFileError
 from disbatch.results.resume import ResumeIndex
-from disbatch.taskfile.items import Item, PerEngineTask, Phase, Task
+from disbatch.taskfile.items import Barrier, Item, PerEngineTask, Phase, Task
 from disbatch.taskfile.parser import TaskFileParser
 
 Warn = Callable[[str], None]
@@ -33,23 +33,27 @@ def open_task_file(path: str) -> tuple[BinaryIO, str]:
         raise TaskFileError(path, 0, f'cannot read the task file: {error.strerror}') from None
 
 
-def validate(path: str) -> None:
+def validate(path: str) -> int | None:
     """Check every directive of a regular file before the run starts; raises TaskFileError at the first bad one.
+    Returns the number of tasks the file holds (barriers not counted), or None when it cannot be read twice (stdin).
 
     Only lines that start with `#` can be bad (plain lines are commands), so the scan stays fast on huge files.
     """
     if path == '-' or not os.path.isfile(path):
-        return
+        return None
     parser = TaskFileParser(path)
-    seen_task = False
+    plain_tasks = barriers = 0
     with open(path, 'rb') as handle:
         for number, line in enumerate(handle, 1):
             if line[:1] == b'#':
-                for _ in parser.feed_iter(line, number):
+                for item in parser.feed_iter(line, number):
+                    barriers += isinstance(item, Barrier)
                     break  # creating one item is enough to check it; REPEAT's ids are reserved without expanding
-            elif not seen_task and line.strip():
-                seen_task = True
-                parser.feed(b'true', number)
+            elif line.strip() and not line.lstrip().startswith(b'#'):  # not blank, not an indented comment
+                if not plain_tasks:
+                    parser.feed(b'true', number)  # a task: PERENGINE lines after it are errors
+                plain_tasks += 1
+    return plain_tasks + parser.ids_given - min(plain_tasks, 1) - barriers
 
 
 class Feeder:

@@ -25,6 +25,7 @@ from disbatch.driver.address import ANY, LOOPBACK, advertised, listen_address
 from disbatch.driver.feeder import Feeder, open_task_file, validate
 from disbatch.driver.loop import DriverLoop, DriverSettings, print_error
 from disbatch.driver.observe import RunObserver
+from disbatch.driver.progress import ProgressLine, wanted
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource, KVSTaskSource, ResultPoster
 from disbatch.errors import ContextError
@@ -43,12 +44,18 @@ def run(config: RunConfig) -> int:
         return _prepare(config, 'STREAM', None)
     handle, name = open_task_file(config.taskfile)
     with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
-        validate(config.taskfile)
+        total = validate(config.taskfile)
         tasks_name = 'stdin' if config.taskfile == '-' else os.path.basename(config.taskfile)
-        return _prepare(config, tasks_name, FileSource(handle), name)
+        return _prepare(config, tasks_name, FileSource(handle), name, total)
 
 
-def _prepare(config: RunConfig, tasks_name: str, file_source: FileSource | None, source_name: str = 'STREAM') -> int:
+def _prepare(
+    config: RunConfig,
+    tasks_name: str,
+    file_source: FileSource | None,
+    source_name: str = 'STREAM',
+    total: int | None = None,
+) -> int:
     """Check what can be checked, then name the run's files and open its log."""
     resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
     files = run_files.choose_stem(config.prefix, tasks_name)
@@ -70,7 +77,7 @@ def _prepare(config: RunConfig, tasks_name: str, file_source: FileSource | None,
             feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, _warn)
             try:
                 feeder.take_per_engine_tasks()
-                return _serve(config, files, feeder, tasks_name, contexts, kvs, kvs_token, bind_host)
+                return _serve(config, files, feeder, tasks_name, contexts, kvs, kvs_token, bind_host, total)
             finally:
                 if isinstance(source, KVSTaskSource):
                     source.close()
@@ -104,6 +111,7 @@ def _serve(
     kvs: KVSServer,
     kvs_token: str,
     bind_host: str,
+    total: int | None,
 ) -> int:
     credentials = Credentials.create()
     kvs_address = f'{advertised(bind_host)}:{kvs.address[1]}'
@@ -138,7 +146,10 @@ def _serve(
             cpus_per_task=config.cpus_per_task or 0.0,
             tasks_per_node=config.tasks_per_node or 0,
         )
-        observers: list[RunObserver] = []
+        progress = ProgressLine(
+            sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=total
+        )
+        observers: list[RunObserver] = [progress]
         if isinstance(feeder.source, KVSTaskSource):
             observers.append(ResultPoster(kvs, feeder.source))
         if config.web:
@@ -153,7 +164,7 @@ def _serve(
         if config.startup_only:
             print(f'disbatch: waiting for engines: add them with {files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                   file=sys.stderr)  # fmt: skip
-        with _kvs_info(files.kvsinfo, kvs_address):
+        with _kvs_info(files.kvsinfo, kvs_address), contextlib.redirect_stderr(progress.guarded_stream()):
             exit_code = loop.run()
         counts = scheduler.counts
         log.info('run over: %d finished, %d failed, %d skipped, %d barriers, %d lost; exit code %d',

@@ -90,6 +90,11 @@ class TaskFileParser:
     def suffix(self) -> str:
         return self._suffix
 
+    @property
+    def ids_given(self) -> int:
+        """How many task ids (tasks, REPEAT expansions, barriers) the lines fed so far take."""
+        return self._next_task_id
+
     def feed(self, raw: bytes, line_number: int) -> list[Item]:
         """Every item of one stream item, as a list (beware of a large REPEAT: prefer `feed_iter`)."""
         return list(self.feed_iter(raw, line_number))

@@ -68,7 +68,6 @@ def tasks(tmp_path: Path) -> Path:
 
 
 @needs_tmux
-@pytest.mark.xfail(strict=False, reason='needs wiring')
 def test_a_terminal_shows_a_changing_progress_line_then_the_summary(
     procs: Processes, tmp_path: Path, tasks: Path
 ) -> None:
@@ -100,7 +99,6 @@ def test_a_terminal_shows_a_changing_progress_line_then_the_summary(
 
 
 @needs_tmux
-@pytest.mark.xfail(strict=False, reason='needs wiring')
 def test_quiet_shows_nothing_on_a_terminal(procs: Processes, tmp_path: Path) -> None:
     write_task_file(tmp_path / 'Tasks', 'sleep 0.1\n' * 8)
     pane = Pane(procs, tmp_path, shlex.join(disbatch_cmd('-s', 'localhost:4', '--quiet', 'Tasks')))
@@ -121,7 +119,6 @@ def test_a_pipe_shows_neither_line_nor_summary(procs: Processes, tmp_path: Path,
     assert finished.stdout == '', finished.describe()
 
 
-@pytest.mark.xfail(strict=False, reason='needs wiring')
 def test_progress_forced_in_a_pipe_prints_plain_lines_and_the_summary(
     procs: Processes, tmp_path: Path, tasks: Path
 ) -> None:
