@@ -96,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     add('--use-address', metavar='HOST:PORT', help='Specify hostname and port to use for this run.')
     add('-w', '--web', action='store_true', help='Enable web interface.')
     add(
+        '--retries',
+        type=int,
+        default=0,
+        metavar='N',
+        help='Run a task that fails (or times out) up to N more times; every attempt is recorded (default: 0).',
+    )
+    add(
+        '--timeout',
+        type=float,
+        default=0.0,
+        metavar='SECONDS',
+        help='Stop a task that runs longer than this (SIGTERM to its process group, SIGKILL 1 s later); it is '
+        'recorded as timed out (flag T) and counts as failed (default: no limit).',
+    )
+    add(
         '-f',
         '--fail-fast',
         action='store_true',

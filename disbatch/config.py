@@ -39,6 +39,8 @@ class RunConfig:
     status_header: bool
     exit_code_on_failure: bool
     fail_fast: bool
+    retries: int
+    timeout: float
     logfile: str | None
     loglevel: str
     use_address: tuple[str, int] | None
@@ -68,6 +70,10 @@ class RunConfig:
             raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
+        if arguments.retries < 0:
+            raise UsageError(f'--retries {arguments.retries}: give 0 or more')
+        if arguments.timeout < 0:
+            raise UsageError(f'--timeout {arguments.timeout:g}: give a number of seconds (0: no limit)')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
         if arguments.taskserver:
@@ -99,6 +105,8 @@ class RunConfig:
             status_header=arguments.status_header,
             exit_code_on_failure=arguments.exit_code,
             fail_fast=arguments.fail_fast,
+            retries=arguments.retries,
+            timeout=arguments.timeout,
             logfile=arguments.logfile,
             loglevel=arguments.loglevel,
             use_address=_address(arguments.use_address) if arguments.use_address else None,

@@ -74,6 +74,7 @@ class DriverSettings:
     engine_log: str  # path with '{context}' and '{host}' where the context label and node name go
     cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
     tasks_per_node: int = 0
+    task_timeout: float = 0.0  # --timeout; 0: none
 
 
 class DriverLoop:
@@ -233,6 +234,7 @@ class DriverLoop:
                 environment,
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.start_tasks],
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
+                self.settings.task_timeout,
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
@@ -278,9 +280,8 @@ class DriverLoop:
             if task is None:
                 log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
                 return
-            record = _record(
-                done, engine.hostname, RecordKind.NORMAL, task.line_number, task.repeat_index, task.command
-            )
+            kind = RecordKind.TIMED_OUT if done.timed_out else RecordKind.NORMAL
+            record = _record(done, engine.hostname, kind, task.line_number, task.repeat_index, task.command)
         self._dispatch(sched.TaskFinished(engine.rank, record))
 
     def _on_signals(self, wake_read: int) -> None:
@@ -340,7 +341,9 @@ class DriverLoop:
         if isinstance(action, sched.SendTask):
             task = action.task
             engine = self._engines[action.engine_rank]
-            self.endpoint.send(engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command))
+            self.endpoint.send(
+                engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
+            )
         elif isinstance(action, sched.WriteRecord):
             self.status.write(action.record)
             self.publisher.record(action.record)

@@ -128,6 +128,7 @@ def _serve(
                 fail_fast=config.fail_fast,
                 exit_code_on_failure=config.exit_code_on_failure,
                 wait_for_contexts=config.startup_only,
+                retries=config.retries,
             )
         )
         for context in contexts:
@@ -145,6 +146,7 @@ def _serve(
             engine_log=files.engine_log('{context}', '{host}'),
             cpus_per_task=config.cpus_per_task or 0.0,
             tasks_per_node=config.tasks_per_node or 0,
+            task_timeout=config.timeout,
         )
         progress = ProgressLine(
             sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=total

@@ -136,6 +136,7 @@ Event = (
 class SendTask:
     engine_rank: int
     task: Task
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,8 @@ class SchedulerConfig:
     driver_pid: int
     fail_fast: bool = False
     exit_code_on_failure: bool = False  # -e
-    max_attempts: int = MAX_ATTEMPTS
+    max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
+    retries: int = 0  # --retries: runs of a failed task after the first
     wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
 
 
@@ -325,7 +327,8 @@ class Scheduler:
         if record.kind is RecordKind.PER_ENGINE:
             actions.append(WriteRecord(record))
             return
-        if engine is None or engine.assigned.pop(record.task_id, None) is None:
+        task = engine.assigned.pop(record.task_id, None) if engine is not None else None
+        if engine is None or task is None:
             # The attempt was given up earlier (its engine was declared lost): record it, but as a zombie.
             actions.append(WriteRecord(replace(record, kind=RecordKind.ZOMBIE)))
             return
@@ -336,11 +339,12 @@ class Scheduler:
         actions.append(WriteRecord(record))
         engine.finished += 1
         engine.failed += record.failed
-        self._count_finished(
-            actions,
-            record.failed,
-            f'task {record.task_id} (line {record.line_number}) failed with return code {record.return_code}',
-        )
+        if record.failed and self._may_run_again(task.task_id, 1 + self.config.retries):
+            self.pending.appendleft(task)  # --retries: the failed task goes first in the queue
+            return
+        self._attempts.pop(task.task_id, None)
+        how = 'timed out' if record.kind is RecordKind.TIMED_OUT else f'failed with return code {record.return_code}'
+        self._count_finished(actions, record.failed, f'task {record.task_id} (line {record.line_number}) {how}')
 
     def _on_engine_gone(self, event: EngineGone, actions: list[Action]) -> None:
         engine = self.engines.pop(event.engine_rank, None)
@@ -356,11 +360,10 @@ class Scheduler:
         for task in engine.assigned.values():
             actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now)))
             self.counts.lost += 1
-            attempts = self._attempts.get(task.task_id, 1)
-            if self.state in (State.RUNNING, State.DRAINING) and attempts < self.config.max_attempts:
-                self._attempts[task.task_id] = attempts + 1
+            if self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries)):
                 retry.append(task)
             else:
+                attempts = self._attempts.pop(task.task_id, 0) + 1
                 self._count_finished(
                     actions, True, f'task {task.task_id} (line {task.line_number}) was lost {attempts} time(s)'
                 )
@@ -383,6 +386,15 @@ class Scheduler:
 
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
+
+    def _may_run_again(self, task_id: int, budget: int) -> bool:
+        """Whether a task whose attempt just ended (failed or lost) gets another within `budget` attempts; if so,
+        the attempt is counted."""
+        made = self._attempts.get(task_id, 0) + 1
+        if self.state not in (State.RUNNING, State.DRAINING) or made >= budget:
+            return False
+        self._attempts[task_id] = made
+        return True
 
     def _count_finished(self, actions: list[Action], failed: bool, failure: str) -> None:
         """A task has its final record: count it, and apply -e and --fail-fast when it failed."""
@@ -430,7 +442,7 @@ class Scheduler:
                 task = self.pending.popleft()
                 engine.assigned[task.task_id] = task
                 engine.given += 1
-                actions.append(SendTask(engine.rank, task))
+                actions.append(SendTask(engine.rank, task, self._attempts.get(task.task_id, 0) + 1))
                 if self._context_limits.get(engine.context):
                     self._count_for_context(engine.context, actions)
                     if engine.retiring:

@@ -48,6 +48,13 @@ WELCOME_TIMEOUT_SECONDS = 30.0
 KILL_GRACE_SECONDS = 1.0
 
 
+class _TimedOut(enum.Enum):
+    TIMED_OUT = 'timed out'
+
+
+TIMED_OUT = _TimedOut.TIMED_OUT  # a slot's task was stopped for running too long (its group got SIGKILL)
+
+
 class State(enum.Enum):
     STARTING = 'starting'
     RUNNING = 'running'
@@ -65,6 +72,7 @@ class Job:
     repeat_index: int
     command: str
     phase: str = ''
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,9 @@ class Engine:
         self._fd_slots: dict[int, int] = {}  # pipe or pidfd -> slot
         self._pidfds: set[int] = set()
         self._abort_deadline: float | None = None
+        self._task_timeout = 0.0
+        self._timeouts: dict[int, float | _TimedOut] = {}  # slot -> when its task is to be stopped (--timeout)
+        self._terminated: set[int] = set()  # slots whose task was sent SIGTERM for running too long
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._last_heard = time.monotonic()
         self._draining = False
@@ -155,6 +166,7 @@ class Engine:
         self._environment['DISBATCH_CORES_PER_TASK'] = str(s.cores_per_task)
         self._per_engine.extend(Job(i, line, -1, cmd, 'START') for i, line, cmd in welcome.start_tasks)
         self._stop_jobs = [Job(i, line, -1, cmd, 'STOP') for i, line, cmd in welcome.stop_tasks]
+        self._task_timeout = welcome.timeout
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         return True
 
@@ -175,6 +187,7 @@ class Engine:
         deadlines = [self._next_heartbeat, self._last_heard + SILENCE_SECONDS]
         if self._abort_deadline is not None:
             deadlines.append(self._abort_deadline)
+        deadlines.extend(deadline for deadline in self._timeouts.values() if isinstance(deadline, float))
         return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
 
     def _run_timers(self, now: float) -> None:
@@ -188,6 +201,22 @@ class Engine:
             for process, _ in self._running.values():
                 process.signal_group(signal.SIGKILL)
             self._abort_deadline = now + 5.0
+        self._stop_overdue_tasks(now)
+
+    def _stop_overdue_tasks(self, now: float) -> None:
+        """--timeout: SIGTERM to the task's process group when its time is up, SIGKILL after KILL_GRACE_SECONDS."""
+        for slot, deadline in list(self._timeouts.items()):
+            if deadline is TIMED_OUT or now < deadline:
+                continue
+            process, job = self._running[slot]
+            if slot in self._terminated:
+                process.signal_group(signal.SIGKILL)
+                self._timeouts[slot] = TIMED_OUT
+            else:
+                log.info('task %d ran past %.0f s: stopping it', job.task_id, self._task_timeout)
+                process.signal_group(signal.SIGTERM)
+                self._terminated.add(slot)
+                self._timeouts[slot] = now + KILL_GRACE_SECONDS
 
     # ------------------------------------------------------------ events
 
@@ -201,7 +230,12 @@ class Engine:
                 continue
             if isinstance(message, Run):
                 if self.state in (State.STARTING, State.RUNNING):
-                    self._queue.append(Job(message.task_id, message.line_number, message.repeat_index, message.command))
+                    self._queue.append(
+                        Job(
+                            message.task_id, message.line_number, message.repeat_index, message.command,
+                            attempt=message.attempt,
+                        )
+                    )  # fmt: skip
             elif isinstance(message, Drain):
                 self._draining = True
             elif isinstance(message, Abort):
@@ -220,7 +254,10 @@ class Engine:
         for pipe in process.open_fds:
             self._forget(pipe)
         self._forget(fd)
-        self._report(job, process.reap())
+        self._timeouts.pop(slot, None)
+        timed_out = slot in self._terminated
+        self._terminated.discard(slot)
+        self._report(job, process.reap(), timed_out)
         del self._running[slot]
         if slot != PER_ENGINE_SLOT:
             self._free_slots.append(slot)
@@ -295,6 +332,8 @@ class Engine:
                 self._free_slots.append(slot)
             return
         self._running[slot] = (process, job)
+        if self._task_timeout:
+            self._timeouts[slot] = time.monotonic() + self._task_timeout
         for fd in (*process.open_fds, process.pidfd):
             self._fd_slots[fd] = slot
             self._poller.register(fd, zmq.POLLIN)
@@ -305,7 +344,7 @@ class Engine:
         self._pidfds.discard(fd)
         self._poller.unregister(fd)
 
-    def _report(self, job: Job, outcome: Outcome) -> None:
+    def _report(self, job: Job, outcome: Outcome, timed_out: bool = False) -> None:
         self._link.send(
             TaskDone(
                 job.task_id,
@@ -318,6 +357,7 @@ class Engine:
                 outcome.out_snippet,
                 outcome.err_bytes,
                 outcome.err_snippet,
+                timed_out,
             )
         )
 
@@ -340,6 +380,7 @@ def task_environment(job: Job, slot: int) -> dict[str, str]:
         'DISBATCH_STREAM_INDEX_ZP': f'{job.line_number:06d}',
         'DISBATCH_TASKID': str(job.task_id),
         'DISBATCH_TASKID_ZP': f'{job.task_id:06d}',
+        'DISBATCH_ATTEMPT': str(job.attempt),
     }
 
 

@@ -42,6 +42,7 @@ class Welcome:
     environment: dict[str, str]
     start_tasks: list[PerEngineSpec]
     stop_tasks: list[PerEngineSpec]
+    timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Run:
     line_number: int
     repeat_index: int
     command: str
+    attempt: int  # 1 for the first run of the task; more when it is run again (--retries, a lost engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class TaskDone:
     out_snippet: str
     err_bytes: int
     err_snippet: str
+    timed_out: bool  # stopped by the engine after --timeout seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ class RecordKind(enum.Enum):
     PER_ENGINE = 'P'
     SKIPPED = 'S'  # carried over from an earlier run by -r
     ZOMBIE = 'Z'  # reported by an engine after the driver had given the attempt up
+    TIMED_OUT = 'T'  # stopped after --timeout seconds (new in disbatch 4; a failure, like a non-zero return code)
     BARRIER = 'B'
     BARRIER_CHECK = 'C'
 
@@ -41,7 +42,7 @@ class StatusRecord:
 
     @property
     def failed(self) -> bool:
-        return self.return_code != 0
+        return self.return_code != 0 or self.kind is RecordKind.TIMED_OUT
 
     def as_skipped(self) -> StatusRecord:
         """The line a resumed run writes for a task an earlier run finished."""

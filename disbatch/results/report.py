@@ -5,8 +5,9 @@ A line is 15 tab-separated fields, the command last so it may hold tabs (referen
     flags  TaskID  LineNum  RepeatIndex  Node  PID  ReturnCode  Elapsed  Start  Finish
     BytesOfLeakedOutput  OutputSnippet  BytesOfLeakedError  ErrorSnippet  Command
 
-Flags are 4 characters `[R ][O ][E ][ PSZ]` (rc != 0, stdout bytes > 0, stderr bytes > 0, kind), or `B`/`C` and four
-spaces for a barrier. Times are `%.3f`. Snippets are stored as they are given (already Python reprs of a str).
+Flags are 4 characters `[R ][O ][E ][ PSZT]` (rc != 0, stdout bytes > 0, stderr bytes > 0, kind), or `B`/`C` and
+four spaces for a barrier. `T` (timed out, --timeout) is new in disbatch 4; the header keeps the reference's name.
+Times are `%.3f`. Snippets are stored as they are given (already Python reprs of a str).
 
 The command is written as its text, except in three cases where it is written as the Python repr of its UTF-8
 bytes (`b'...'`), which `parse_line` turns back into the same text:

@@ -23,7 +23,7 @@ from disbatch.results.report import format_line, parse_line
 from disbatch.results.status_file import read_status_file
 from disbatch.taskfile.items import NO_REPEAT, Task
 
-_DONE_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED)
+_DONE_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED, RecordKind.TIMED_OUT)  # a timed-out task ran: -R re-runs it
 _ENCODING = 'utf-8'
 _ERRORS = 'surrogatepass'  # lossless for any str, so a stored line reads back to the same record
 
