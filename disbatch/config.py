@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
 from disbatch.errors import ContextError, UsageError
-from disbatch.notify.message import parse_server
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
 # accepted and ignored.
@@ -116,7 +115,7 @@ class RunConfig:
             quiet=arguments.quiet,
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
-            mail_server=parse_server(arguments.mail_server),
+            mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),
         )
 
 
@@ -132,6 +131,12 @@ def _nodes(items: list[str], environ: Mapping[str, str]) -> tuple[list[Node], st
         'Cannot determine batch execution environment: give -s HOST:CORECOUNT (e.g. -s localhost:4), '
         'set DISBATCH_SSH_NODELIST, or run inside a Slurm allocation'
     )
+
+
+def _mail_server(text: str) -> tuple[str, int]:
+    from disbatch.notify.message import parse_server  # only runs that mail pay for the mail modules
+
+    return parse_server(text)
 
 
 def _address(text: str) -> tuple[str, int]:

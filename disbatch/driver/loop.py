@@ -11,16 +11,14 @@ import hmac
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import zmq
 
-from disbatch.contexts.base import Context, EngineLaunch
+from disbatch.contexts.base import Context
 from disbatch.driver import scheduler as sched
-from disbatch.driver.address import advertised
 from disbatch.driver.feeder import Feeder
 from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
@@ -84,6 +82,7 @@ class DriverLoop:
         scheduler: sched.Scheduler,
         feeder: Feeder,
         contexts: list[Context],
+        endpoint: DriverEndpoint,
         status: StatusFileWriter,
         kvs: KVSServer,
         observers: list[RunObserver],
@@ -97,8 +96,7 @@ class DriverLoop:
         self.kvs = kvs
         self.report = report
         self.publisher = Publisher(settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts)
-        self._zmq = zmq.Context()
-        self.endpoint = DriverEndpoint(self._zmq, settings.bind_host, settings.credentials)
+        self.endpoint = endpoint
         self._engines: dict[int, _Engine] = {}  # rank -> engine
         self._by_peer: dict[bytes, _Engine] = {}
         self._by_launch: dict[str, _Engine] = {}
@@ -116,12 +114,6 @@ class DriverLoop:
             'STOP': {task.task_id: task for task in feeder.stop_tasks},
         }
 
-    @property
-    def address(self) -> str:
-        """The engine endpoint as engines on other hosts must dial it."""
-        port = self.endpoint.address.rpartition(':')[2]
-        return f'{advertised(self.settings.bind_host)}:{port}'
-
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
         wake_read, wake_write = os.pipe()
@@ -131,9 +123,6 @@ class DriverLoop:
         previous_handlers = {signum: signal.signal(signum, lambda *_: None) for signum in SIGNAL_EXIT_CODES}
         poller = zmq.Poller()
         try:
-            launch = EngineLaunch(self.address, self.settings.credentials.line, self.settings.engine_log)
-            for context in self.contexts:
-                context.launch(launch)
             poller.register(self.endpoint.socket, zmq.POLLIN)
             poller.register(wake_read, zmq.POLLIN)
             poller.register(self.publisher.fd, zmq.POLLIN)
@@ -174,8 +163,6 @@ class DriverLoop:
                 signal.signal(signum, handler)
             os.close(wake_read)
             os.close(wake_write)
-            self.endpoint.close()
-            self._zmq.term()
 
     # ------------------------------------------------------------ inputs
 
@@ -454,7 +441,3 @@ def _record(
         err_snippet=done.err_snippet,
         command=command,
     )
-
-
-def print_error(message: str) -> None:
-    print(f'disbatch: {message}', file=sys.stderr, flush=True)

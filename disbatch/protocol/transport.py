@@ -53,12 +53,11 @@ def _configure(socket: zmq.Socket[bytes]) -> None:
 
 
 class DriverEndpoint:
-    """The driver's end: one ROUTER socket that every engine of the run talks to."""
+    """The driver's end: one ROUTER socket (with a ZeroMQ context of its own) that every engine of the run talks to."""
 
-    def __init__(
-        self, context: zmq.Context[zmq.Socket[bytes]], host: str, credentials: Credentials, port: int = 0
-    ) -> None:
-        self.socket: zmq.Socket[bytes] = context.socket(zmq.ROUTER)
+    def __init__(self, host: str, credentials: Credentials, port: int = 0) -> None:
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         _configure(self.socket)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.socket.setsockopt(zmq.CURVE_SERVER, 1)
@@ -69,6 +68,12 @@ class DriverEndpoint:
             self.socket.bind(f'tcp://{host}:*')
         endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.address = endpoint.removeprefix('tcp://')
+
+    def __enter__(self) -> DriverEndpoint:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def receive(self) -> tuple[bytes, bytes]:
         """One `(peer, payload)`; the payload is not decoded here so the caller can log garbage with its peer."""
@@ -87,6 +92,7 @@ class DriverEndpoint:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+        self._context.term()
 
 
 class PeerLink:

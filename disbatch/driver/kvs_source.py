@@ -1,0 +1,158 @@
+"""Tasks from a producer speaking the task-source protocol over the run's KVS (reference §6), and the reports it
+reads back.
+
+The producer puts, on the run's KVS, `task source name`, `task source done task` (its end-of-stream sentinel),
+`task source result key` (R) and `task source task key` (T); then each item is a put on T (an item may hold several
+lines, which share one line number), and a put of the sentinel on T ends the stream. For every finished task the
+driver puts the report (JSON) on `R <task id>` and the id on `R done tasks`. With `--taskcommand`, the producer's exit
+also ends the stream once what it put has been read.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import subprocess
+
+from disbatch.driver.source import NOT_YET, NotYet
+from disbatch.kvsstcp.server import KVSServer
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.report import flags
+
+SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result key', 'task source task key')
+
+
+class KVSTaskSource:
+    def __init__(self, kvs: KVSServer, producer: subprocess.Popen[bytes] | None = None) -> None:
+        self.kvs = kvs
+        self.producer = producer
+        self.name = ''
+        self.result_key = ''
+        self._sign_in: dict[str, bytes] = {}
+        self._task_key = b''
+        self._sentinel = b''
+        self._ended = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._producer_fd = os.pidfd_open(producer.pid) if producer is not None else -1
+        for key in SIGN_IN_KEYS:
+            kvs.watch(key.encode(), self._wake)
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return (self._wake_read,) if self._producer_fd < 0 else (self._wake_read, self._producer_fd)
+
+    def on_ready(self, fd: int) -> None:
+        if fd == self._producer_fd:
+            assert self.producer is not None
+            code = self.producer.wait()
+            os.close(self._producer_fd)
+            self._producer_fd = -1
+            self._producer_exit = code
+        else:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 4096)
+
+    @property
+    def producer_exit(self) -> int | None:
+        return getattr(self, '_producer_exit', None)
+
+    def read(self) -> bytes | NotYet | None:
+        if self._ended:
+            return None
+        if not self._task_key and not self._try_sign_in():
+            return None if self._producer_gone() else NOT_YET
+        found = self.kvs.get_nowait(self._task_key)
+        if found is None:
+            return None if self._producer_gone() else NOT_YET
+        if found[1] == self._sentinel:
+            self._ended = True
+            return None
+        return found[1]
+
+    def close(self) -> None:
+        for key in SIGN_IN_KEYS:
+            self.kvs.unwatch(key.encode(), self._wake)
+        if self._task_key:
+            self.kvs.unwatch(self._task_key, self._wake)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        if self._producer_fd >= 0:
+            os.close(self._producer_fd)
+
+    def _try_sign_in(self) -> bool:
+        for key in SIGN_IN_KEYS:
+            if key not in self._sign_in:
+                found = self.kvs.get_nowait(key.encode())
+                if found is not None:
+                    self._sign_in[key] = found[1]
+        if len(self._sign_in) < len(SIGN_IN_KEYS):
+            return False
+        self.name = self._sign_in['task source name'].decode('utf-8', 'replace')
+        self._sentinel = self._sign_in['task source done task']
+        self.result_key = self._sign_in['task source result key'].decode('utf-8', 'replace')
+        self._task_key = self._sign_in['task source task key']
+        self.kvs.watch(self._task_key, self._wake)
+        return True
+
+    def _producer_gone(self) -> bool:
+        return self.producer is not None and self._producer_fd < 0
+
+    def _wake(self, key: bytes, encoding: bytes, value: bytes) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b'!')
+
+
+class ResultPoster:
+    """A run observer that puts each finished task's report where the task source asked for it."""
+
+    def __init__(self, kvs: KVSServer, source: KVSTaskSource) -> None:
+        self.kvs = kvs
+        self.source = source
+
+    def on_record(self, record: StatusRecord) -> None:
+        if not self.source.result_key or record.kind in (RecordKind.PER_ENGINE, RecordKind.ZOMBIE):
+            return
+        if record.return_code == -100 and record.pid == -1:
+            return  # a lost attempt: the task runs again and reports then
+        key = self.source.result_key
+        self.kvs.put(f'{key} {record.task_id}'.encode(), json.dumps(report_dict(record)).encode(), b'JSON')
+        self.kvs.put(f'{key} done tasks'.encode(), str(record.task_id).encode())
+
+    def on_snapshot(self, view: dict[str, object]) -> None:
+        pass
+
+    def close(self, view: dict[str, object], exit_code: int) -> None:
+        pass
+
+
+def report_dict(record: StatusRecord) -> dict[str, object]:
+    """A task's report in the reference's form (the keys its DisBatcher clients read)."""
+    return {
+        'Flags': flags(record),
+        'TaskId': record.task_id,
+        'TaskStreamIndex': record.line_number,
+        'TaskRepIndex': record.repeat_index,
+        'Host': record.host,
+        'PID': record.pid,
+        'ReturnCode': record.return_code,
+        'Elapsed': record.elapsed,
+        'Start': record.start,
+        'End': record.finish,
+        'OutBytes': record.out_bytes,
+        'OutData': _snippet_text(record.out_snippet),
+        'ErrBytes': record.err_bytes,
+        'ErrData': _snippet_text(record.err_snippet),
+        'TaskCmd': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'),
+    }
+
+
+def _snippet_text(snippet: str) -> str:
+    try:
+        value = ast.literal_eval(snippet)
+    except (ValueError, SyntaxError):
+        return snippet
+    return value if isinstance(value, str) else snippet

@@ -1,0 +1,205 @@
+"""A run in progress: the KVS, the task source, the status file, the observers and the driver loop.
+
+`run.py` has already checked the flags, named the files, bound the engine endpoint and launched the engines; the
+session builds everything else around the scheduler and runs the loop to the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+from disbatch.config import RunConfig
+from disbatch.contexts.nodes import NodeContext
+from disbatch.driver import files as run_files
+from disbatch.driver.address import ANY, LOOPBACK
+from disbatch.driver.feeder import Feeder
+from disbatch.driver.kvs_source import KVSTaskSource, ResultPoster
+from disbatch.driver.loop import DriverLoop, DriverSettings
+from disbatch.driver.observe import RunObserver
+from disbatch.driver.progress import ProgressLine, wanted
+from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
+from disbatch.driver.source import FileSource
+from disbatch.errors import ContextError
+from disbatch.kvsstcp.server import KVSServer
+from disbatch.protocol.transport import Credentials, DriverEndpoint
+from disbatch.results.resume import ResumeIndex
+from disbatch.results.status_file import StatusFileWriter
+
+log = logging.getLogger('disbatch.driver')
+
+
+class Session:
+    def __init__(
+        self,
+        config: RunConfig,
+        files: run_files.RunFiles,
+        tasks_name: str,
+        contexts: list[NodeContext],
+        endpoint: DriverEndpoint,
+        address: str,
+        credentials: Credentials,
+        total: int | None,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.files = files
+        self.tasks_name = tasks_name
+        self.contexts = contexts
+        self.endpoint = endpoint
+        self.address = address
+        self.credentials = credentials
+        self.total = total
+        self.warn = warn
+        self.bind_host = endpoint.address.rpartition(':')[0]
+        self.kvs_token = secrets.token_urlsafe(24)
+
+    def serve(self, file_source: FileSource | None, source_name: str, resume: ResumeIndex | None, kvs_port: int) -> int:
+        config = self.config
+        with KVSServer(self.bind_host, kvs_port, token=self.kvs_token.encode()) as kvs:
+            kvs_address = f'{self.address.rpartition(":")[0]}:{kvs.address[1]}'
+            source = file_source or self._kvs_source(kvs, kvs_address)
+            feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, self.warn)
+            try:
+                feeder.take_per_engine_tasks()
+                return self._serve(feeder, kvs, kvs_address)
+            finally:
+                if isinstance(source, KVSTaskSource):
+                    source.close()
+
+    def _kvs_source(self, kvs: KVSServer, kvs_address: str) -> KVSTaskSource:
+        """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""
+        config, kvs_token = self.config, self.kvs_token
+        if config.address_file:
+            _write_private(config.address_file, f'{kvs_address}\n{kvs_token}\n')
+        if config.taskcommand is None:
+            source = KVSTaskSource(kvs)
+            if not config.address_file:
+                print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
+                      file=sys.stderr)  # fmt: skip
+            return source
+        host, _, port = kvs_address.rpartition(':')
+        producer = subprocess.Popen(
+            ['/bin/bash', '-c', config.taskcommand], stdin=subprocess.DEVNULL,
+            env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token), start_new_session=True,
+        )  # fmt: skip
+        log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
+        return KVSTaskSource(kvs, producer)
+
+    def _serve(self, feeder: Feeder, kvs: KVSServer, kvs_address: str) -> int:
+        config, files, credentials, kvs_token = self.config, self.files, self.credentials, self.kvs_token
+        with StatusFileWriter.open(files.status, config.status_header) as status:
+            if feeder.empty:
+                run_files.write_dbutil(files, kvs_address, kvs_token, '', credentials)
+                print('No tasks to run.', file=sys.stderr)
+                return 0
+            hostname = socket.gethostname()
+            scheduler = Scheduler(
+                SchedulerConfig(
+                    driver_host=hostname,
+                    driver_pid=os.getpid(),
+                    fail_fast=config.fail_fast,
+                    exit_code_on_failure=config.exit_code_on_failure,
+                    wait_for_contexts=config.startup_only,
+                    retries=config.retries,
+                )
+            )
+            for context in self.contexts:
+                scheduler.handle(ContextJoined(context.label, config.context_task_limit))
+            settings = DriverSettings(
+                bind_host=self.bind_host,
+                cwd=os.getcwd(),
+                credentials=credentials,
+                task_environment={
+                    'DISBATCH_JOBID': files.job_id,
+                    'DISBATCH_NAMETASKS': self.tasks_name,
+                    'DISBATCH_KVSSTCP_HOST': kvs_address,
+                    'DISBATCH_KVSSTCP_TOKEN': kvs_token,
+                },
+                engine_log=files.engine_log('{context}', '{host}'),
+                cpus_per_task=config.cpus_per_task or 0.0,
+                tasks_per_node=config.tasks_per_node or 0,
+                task_timeout=config.timeout,
+            )
+            progress = ProgressLine(
+                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total
+            )
+            observers: list[RunObserver] = [progress]
+            if isinstance(feeder.source, KVSTaskSource):
+                observers.append(ResultPoster(kvs, feeder.source))
+            if config.web:
+                observers.append(_web_page(self.bind_host, files))
+            if config.mail_to:
+                from disbatch.notify.mail import MailNotifier  # smtplib, ssl, email: only for runs that mail
+
+                host, port = config.mail_server
+                observers.append(
+                    MailNotifier(config.mail_to, config.mail_every, files.job_id, files.status, host, port)
+                )
+            loop = DriverLoop(
+                settings, scheduler, feeder, list(self.contexts), self.endpoint, status, kvs, observers, _report
+            )
+            run_files.write_dbutil(files, kvs_address, kvs_token, self.address, credentials)
+            if config.startup_only:
+                print(
+                    f'disbatch: waiting for engines: add them with {files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
+                    file=sys.stderr,
+                )
+            with _kvs_info(files.kvsinfo, kvs_address), contextlib.redirect_stderr(progress.guarded_stream()):
+                exit_code = loop.run()
+            counts = scheduler.counts
+            log.info(
+                'run over: %d finished, %d failed, %d skipped, %d barriers, %d lost; exit code %d',
+                *(counts.finished, counts.failed, counts.skipped, counts.barriers, counts.lost, exit_code),
+            )
+            if config.exit_code_on_failure and counts.failed and exit_code == 1:
+                _report('Some tasks failed with non-zero exit codes -- please check the logs')
+            return exit_code
+
+
+def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:
+    """The live status page (--web), on the run's own interface; its URL (which holds its access token) is shown
+    to the user and written to `<stem>_url`, never to the log."""
+    from disbatch.web import WebStatus
+
+    web = WebStatus(LOOPBACK if bind_host == ANY else bind_host, files.url)
+    try:
+        url = web.start()
+    except OSError as error:
+        raise ContextError(f'--web: cannot serve the status page: {error.strerror or error}') from None
+    address = url.rsplit('/', 2)[0]
+    print(f'disbatch: live status page on {address}; open the URL in {files.url} (it holds the access token)',
+          file=sys.stderr)  # fmt: skip
+    return web
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file only the user can read, all at once (readers never see half of it)."""
+    partial = f'{path}.partial'
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, 'w') as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
+@contextlib.contextmanager
+def _kvs_info(path: str, address: str) -> Iterator[None]:
+    """`<stem>_kvsinfo.txt` holds the KVS address while the run is alive, and only then."""
+    with open(path, 'w') as handle:
+        handle.write(address + '\n')
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _report(message: str) -> None:
+    log.warning('%s', message)
+    print(f'disbatch: {message}', file=sys.stderr, flush=True)
