@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class RunConfig:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
         if arguments.retries < 0:
             raise UsageError(f'--retries {arguments.retries}: give 0 or more')
-        if arguments.timeout < 0:
+        if not math.isfinite(arguments.timeout) or arguments.timeout < 0:
             raise UsageError(f'--timeout {arguments.timeout:g}: give a number of seconds (0: no limit)')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')

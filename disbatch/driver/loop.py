@@ -333,7 +333,8 @@ class DriverLoop:
             )
         elif isinstance(action, sched.WriteRecord):
             self.status.write(action.record)
-            self.publisher.record(action.record)
+            if action.final:
+                self.publisher.record(action.record)  # observers see each task's result, not every attempt
         elif isinstance(action, sched.DrainEngine):
             self.endpoint.send(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, sched.AbortEngine):

@@ -181,13 +181,13 @@ class Stats:
             self.per_engine += 1
             self.per_engine_failed += record.failed
             return
-        if record.kind not in (RecordKind.NORMAL, RecordKind.ZOMBIE):
+        if record.kind not in (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE):
             return  # skipped (done by an earlier run) and barriers took no slot time
         if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
             self.lost_attempts += 1
             return
         self.busy_seconds += max(0.0, record.elapsed)
-        if record.kind is RecordKind.NORMAL and record.failed:
+        if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT) and record.failed:
             self.failures[record.return_code] += 1
         slow = SlowTask(record.elapsed, record.task_id, record.line_number, record.command)
         if len(self._heap) < self.slowest_kept:

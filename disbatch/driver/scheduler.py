@@ -142,6 +142,7 @@ class SendTask:
 @dataclass(frozen=True, slots=True)
 class WriteRecord:
     record: StatusRecord
+    final: bool = True  # False for an attempt that is run again (--retries, a lost engine): not the task's result
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,12 +337,13 @@ class Scheduler:
         engine.recent_elapsed = (
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
         )
-        actions.append(WriteRecord(record))
         engine.finished += 1
         engine.failed += record.failed
         if record.failed and self._may_run_again(task.task_id, 1 + self.config.retries):
+            actions.append(WriteRecord(record, final=False))
             self.pending.appendleft(task)  # --retries: the failed task goes first in the queue
             return
+        actions.append(WriteRecord(record))
         self._attempts.pop(task.task_id, None)
         how = 'timed out' if record.kind is RecordKind.TIMED_OUT else f'failed with return code {record.return_code}'
         self._count_finished(actions, record.failed, f'task {record.task_id} (line {record.line_number}) {how}')
@@ -358,9 +360,10 @@ class Scheduler:
             )
         retry: list[Task] = []
         for task in engine.assigned.values():
-            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now)))
             self.counts.lost += 1
-            if self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries)):
+            again = self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries))
+            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now), final=not again))
+            if again:
                 retry.append(task)
             else:
                 attempts = self._attempts.pop(task.task_id, 0) + 1

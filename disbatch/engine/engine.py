@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import zmq
 
@@ -257,7 +257,11 @@ class Engine:
         self._timeouts.pop(slot, None)
         timed_out = slot in self._terminated
         self._terminated.discard(slot)
-        self._report(job, process.reap(), timed_out)
+        outcome = process.reap()
+        if timed_out and outcome.return_code == 0:
+            # It caught SIGTERM and exited 0, but it did not finish in time: record the signal that stopped it.
+            outcome = replace(outcome, return_code=-signal.SIGTERM)
+        self._report(job, outcome, timed_out)
         del self._running[slot]
         if slot != PER_ENGINE_SLOT:
             self._free_slots.append(slot)

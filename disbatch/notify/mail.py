@@ -9,10 +9,10 @@ What it sends:
 * at `close`, one last message `<run> has completed N tasks (k failed): the run is over, exit code E` with the
   driver's final counts and the remaining status lines.
 
-What counts as a completion: a status line of a normal task (kind ' ', failed or not), i.e. what the status file
-shows. A lost attempt that is run again therefore counts twice, as it has two lines. Lines of barriers,
-per-engine tasks and zombies appear in the bodies but are not counted; lines skipped by `-r` are neither shown
-nor counted (the body gives their number).
+What counts as a completion: the final status line of a normal task (kind ' ' or 'T'; failed or not). The
+driver hands observers only final lines, so attempts that are run again (--retries, a lost engine) are not
+counted. Lines of barriers, per-engine tasks and zombies appear in the bodies but are not counted; lines skipped
+by `-r` are neither shown nor counted (the body gives their number).
 
 How it sends: the driver's calls only count and enqueue; one background thread composes each message (the text
 comes from `notify/message.py`) and sends it with `smtplib.SMTP(host, port, timeout=10)` (plain SMTP: no TLS, no
@@ -129,7 +129,7 @@ class MailNotifier:
             self._records.append(record)
         else:
             self._left_out += 1
-        if record.kind is not RecordKind.NORMAL:
+        if record.kind not in (RecordKind.NORMAL, RecordKind.TIMED_OUT):
             return
         self._completed += 1
         self._failed += record.failed

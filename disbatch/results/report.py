@@ -65,7 +65,7 @@ def is_header(text: str) -> bool:
 
 
 def flags(record: StatusRecord) -> str:
-    """The first field: `[R ][O ][E ][ PSZ]`, or `B    ` / `C    ` for a barrier."""
+    """The first field: `[R ][O ][E ][ PSZT]`, or `B    ` / `C    ` for a barrier."""
     if record.kind in _BARRIER_KINDS:
         return record.kind.value + '    '
     return (
@@ -175,7 +175,7 @@ def _parse_kind(flag_text: str) -> RecordKind:
         and flag_text[3] in _TASK_KINDS
     ):
         return _TASK_KINDS[flag_text[3]]
-    raise ValueError(f'bad flags {flag_text[:20]!r}, expected [R ][O ][E ][ PSZ] or a barrier flag')
+    raise ValueError(f'bad flags {flag_text[:20]!r}, expected [R ][O ][E ][ PSZT] or a barrier flag')
 
 
 def _integer(fields: list[str], index: int) -> int:

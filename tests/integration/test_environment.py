@@ -18,8 +18,10 @@ from ..conftest import MARKER_VARIABLE, Processes
 from .helpers import by_task_id, dbutil_exports, read_status, run_disbatch, status_path, stem_of, write_task_file
 
 DUMP = 'env | grep ^DISBATCH_ | sort > {name}; env > {name}.all; pwd -P > {name}.cwd'
-# The reference's twelve, and the token of the run's KVS (new: the KVS refuses clients without it).
+# The reference's twelve, the token of the run's KVS (new: the KVS refuses clients without it), and the attempt
+# number (new: 1 for a task's first run, more when --retries or a lost engine runs it again).
 EXPECTED_NAMES = {
+    'DISBATCH_ATTEMPT',
     'DISBATCH_CORES_PER_TASK',
     'DISBATCH_CYLINDER_RANK',
     'DISBATCH_ENGINE_RANK',
@@ -93,6 +95,7 @@ def test_every_variable_of_a_task(procs: Processes, tmp_path: Path) -> None:
         'DISBATCH_KVSSTCP_HOST': kvs_address(stem),
         'DISBATCH_KVSSTCP_TOKEN': dbutil_exports(tmp_path)['DISBATCH_KVSSTCP_TOKEN'],
         'DISBATCH_NAMETASKS': 'MyTasks',
+        'DISBATCH_ATTEMPT': '1',  # every task (per-engine ones too) ran once
     }
     assert re.fullmatch(r'[^:\s]+:[0-9]+', common['DISBATCH_KVSSTCP_HOST'])
     expected = {

@@ -46,9 +46,11 @@ environments = st.dictionaries(texts, texts, max_size=4)
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
-    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([])),
-    st.builds(Run, integers, integers, integers, texts),
-    st.builds(TaskDone, integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts),
+    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers),
+    st.builds(Run, integers, integers, integers, texts, integers),
+    st.builds(
+        TaskDone, integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts, st.booleans()
+    ),
     st.just(Drain()),
     st.builds(Abort, texts),
     st.builds(Goodbye, texts),
@@ -76,19 +78,22 @@ def test_every_message_round_trips(message: Message) -> None:
 
 
 def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
-    assert encode(Run(3, 4, -1, 'echo \udcff')) == b'["run",3,4,-1,"echo \\udcff"]'
+    assert encode(Run(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
     assert encode(Drain()) == b'["drain"]'
+    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True)
+    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true]'
+    assert encode(Welcome(0, '/w', {}, [], [], 2.5)) == b'["welcome",0,"/w",{},[],[],2.5]'
 
 
 def test_a_lone_surrogate_survives_the_round_trip() -> None:
     command = b'echo \xff\xfe'.decode('utf-8', 'surrogateescape')
-    decoded = decode(encode(Run(0, 1, -1, command)))
+    decoded = decode(encode(Run(0, 1, -1, command, 1)))
     assert isinstance(decoded, Run)
     assert decoded.command.encode('utf-8', 'surrogateescape') == b'echo \xff\xfe'
 
 
 def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
-    welcome = Welcome(0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')])
+    welcome = Welcome(0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0)
     assert decode(encode(welcome)) == welcome
 
 
@@ -97,32 +102,41 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
     [
         pytest.param(b'', id='empty'),
         pytest.param(b'not json', id='not json'),
-        pytest.param(b'["run",1,2,-1,"echo"', id='truncated'),
-        pytest.param(b'["run",1,2,-1,"echo"] x', id='trailing garbage'),
-        pytest.param(b'["run",1,2,-1,"\xff"]', id='not ASCII'),
-        pytest.param('["run",1,2,-1,"é"]'.encode(), id='UTF-8 but not ASCII'),
+        pytest.param(b'["run",1,2,-1,"echo",1', id='truncated'),
+        pytest.param(b'["run",1,2,-1,"echo",1] x', id='trailing garbage'),
+        pytest.param(b'["run",1,2,-1,"\xff",1]', id='not ASCII'),
+        pytest.param('["run",1,2,-1,"é",1]'.encode(), id='UTF-8 but not ASCII'),
         pytest.param(b'"run"', id='a string'),
         pytest.param(b'null', id='null'),
         pytest.param(b'{"tag":"run"}', id='an object'),
         pytest.param(b'[]', id='an empty array'),
-        pytest.param(b'[1,2,-1,"echo"]', id='no tag'),
+        pytest.param(b'[1,2,-1,"echo",1]', id='no tag'),
         pytest.param(b'["nosuch"]', id='unknown tag'),
-        pytest.param(b'["RUN",1,2,-1,"echo"]', id='tag in the wrong case'),
-        pytest.param(b'["run",1,2,-1]', id='a field short'),
-        pytest.param(b'["run",1,2,-1,"echo","extra"]', id='a field over'),
+        pytest.param(b'["RUN",1,2,-1,"echo",1]', id='tag in the wrong case'),
+        pytest.param(b'["run",1,2,-1,"echo"]', id='a field short (the attempt of an older driver)'),
+        pytest.param(b'["run",1,2,-1,"echo",1,"extra"]', id='a field over'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]', id='done without timed_out'),
+        pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
-        pytest.param(b'["run","1",2,-1,"echo"]', id='string for int'),
-        pytest.param(b'["run",true,2,-1,"echo"]', id='bool for int'),
-        pytest.param(b'["run",1.0,2,-1,"echo"]', id='float for int'),
-        pytest.param(b'["run",null,2,-1,"echo"]', id='null for int'),
-        pytest.param(b'["run",1,2,-1,3]', id='int for string'),
-        pytest.param(b'["run",1,2,-1,["echo"]]', id='array for string'),
+        pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
+        pytest.param(b'["run",true,2,-1,"echo",1]', id='bool for int'),
+        pytest.param(b'["run",1.0,2,-1,"echo",1]', id='float for int'),
+        pytest.param(b'["run",null,2,-1,"echo",1]', id='null for int'),
+        pytest.param(b'["run",1,2,-1,3,1]', id='int for string'),
+        pytest.param(b'["run",1,2,-1,["echo"],1]', id='array for string'),
+        pytest.param(b'["run",1,2,-1,"echo",true]', id='bool for attempt'),
+        pytest.param(b'["run",1,2,-1,"echo","2"]', id='string for attempt'),
         pytest.param(b'["abort",false]', id='bool for string'),
-        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,""]', id='string for float'),
-        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,""]', id='bool for float'),
-        pytest.param(b'["hello","s","h",1,true,1,"ssh"]', id='bool for slots'),
-        pytest.param(b'["welcome",0,"/",["A","B"],[],[]]', id='array for environment'),
-        pytest.param(b'["welcome",0,"/",{},{},[]]', id='object for task list'),
+        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false]', id='string for float'),
+        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false]', id='bool for float'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1]', id='int for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null]', id='null for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true"]', id='string for timed_out'),
+        pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
+        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0]', id='array for environment'),
+        pytest.param(b'["welcome",0,"/",{},{},[],0]', id='object for task list'),
+        pytest.param(b'["welcome",0,"/",{},[],[],"1"]', id='string for timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],false]', id='bool for timeout'),
     ],
 )
 def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
@@ -131,21 +145,28 @@ def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
 
 
 def test_well_formed_frames_decode() -> None:
-    assert decode(b'["run",1,2,-1,"echo"]') == Run(1, 2, -1, 'echo')
-    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]') == TaskDone(1, '', 100, 0, 1.5, 2.5, 0, '', 0, '')
+    assert decode(b'["run",1,2,-1,"echo",3]') == Run(1, 2, -1, 'echo', 3)
+    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]') == TaskDone(
+        1, '', 100, 0, 1.5, 2.5, 0, '', 0, '', False
+    )
+    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true]') == TaskDone(
+        1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True
+    )
+    assert decode(b'["welcome",0,"/",{},[],[],0.5]') == Welcome(0, '/', {}, [], [], 0.5)
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
-    assert decode(b'["done",1,"",100,0,1,2,0,"",0,""]') == TaskDone(1, '', 100, 0, 1, 2, 0, '', 0, '')
+    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false]') == TaskDone(1, '', 100, 0, 1, 2, 0, '', 0, '', False)
+    assert decode(b'["welcome",0,"/",{},[],[],30]') == Welcome(0, '/', {}, [], [], 30)
 
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(codec, 'MAX_FRAME_BYTES', 64)
-    frame = encode(Run(0, 1, -1, 'x' * 47))
+    frame = encode(Run(0, 1, -1, 'x' * 45, 1))
     assert len(frame) == 64
-    assert decode(frame) == Run(0, 1, -1, 'x' * 47)
+    assert decode(frame) == Run(0, 1, -1, 'x' * 45, 1)
     with pytest.raises(CodecError, match='over the limit'):
-        decode(encode(Run(0, 1, -1, 'x' * 48)))
+        decode(encode(Run(0, 1, -1, 'x' * 46, 1)))
 
 
 def test_the_frame_limit_is_64_mib() -> None:
@@ -160,10 +181,10 @@ def test_a_deeply_nested_frame_raises_codec_error() -> None:
 @pytest.mark.parametrize(
     'frame',
     [
-        pytest.param(b'["welcome",0,"/",{"A":1},[],[]]', id='int environment value'),
-        pytest.param(b'["welcome",0,"/",{},[[0,1]],[]]', id='short per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[],["date"]]', id='string for per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[]]', id='string for per-engine task id'),
+        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0]', id='int environment value'),
+        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0]', id='short per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[],["date"],0]', id='string for per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0]', id='string for per-engine task id'),
     ],
 )
 def test_a_welcome_with_malformed_contents_raises_codec_error(frame: bytes) -> None:
