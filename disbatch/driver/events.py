@@ -1,0 +1,149 @@
+"""What the scheduler hears (events) and what it asks for (actions): small frozen dataclasses, no behaviour.
+
+The driver loop turns sockets, pidfds and signals into events, and carries actions out; `scheduler.py` maps one to
+the other. Kept apart so both sides can read the vocabulary without the state machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from disbatch.results.record import StatusRecord
+from disbatch.taskfile.items import Item, Task
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class EngineJoined:
+    engine_rank: int
+    hostname: str
+    slots: int
+    context: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class ContextJoined:
+    """A context announces itself; with `task_limit` > 0 its engines stop after that many tasks (-C)."""
+
+    label: str
+    task_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRead:
+    item: Item
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRead:
+    """A task an earlier run finished (from `-r`): recorded again, not run."""
+
+    record: StatusRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    engine_rank: int
+    record: StatusRecord  # kind NORMAL or PER_ENGINE
+
+
+@dataclass(frozen=True, slots=True)
+class EngineGone:
+    """An engine said goodbye, or its process/connection vanished (then `lost` is True)."""
+
+    engine_rank: int
+    lost: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoMoreEngines:
+    """Every context has stopped launching engines and none is alive."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetireEngines:
+    """The user asked (from the monitor) that these engines, or every engine of a context, take no more tasks."""
+
+    engine_ranks: tuple[int, ...] = ()
+    context: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The user asked the run to stop (a signal); `exit_code` is what the run should end with."""
+
+    reason: str
+    exit_code: int
+    abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
+
+
+Event = (
+    EngineJoined
+    | ContextJoined
+    | ItemRead
+    | RecordRead
+    | StreamEnded
+    | TaskFinished
+    | EngineGone
+    | NoMoreEngines
+    | RetireEngines
+    | StopRequested
+)
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class SendTask:
+    engine_rank: int
+    task: Task
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    record: StatusRecord
+    final: bool = True  # False for an attempt that is run again (--retries, a lost engine): not the task's result
+
+
+@dataclass(frozen=True, slots=True)
+class PutBarrierKey:
+    key: str
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrainEngine:
+    engine_rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbortEngine:
+    engine_rank: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Something the user should see on stderr and in the log."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    exit_code: int
+
+
+Action = SendTask | WriteRecord | PutBarrierKey | DrainEngine | AbortEngine | Report | Finish
