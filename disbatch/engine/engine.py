@@ -329,7 +329,7 @@ class Engine:
         environment.update(task_environment(job, slot))
         try:
             process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin)
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte in the command or its environment
             log.error('cannot start task %d: %s', job.task_id, error)
             self._report(job, spawn_failure(error, time.time()))
             if slot != PER_ENGINE_SLOT:

@@ -157,19 +157,12 @@ class TaskProcess:
         os.close(fd)
 
 
-def spawn_failure(error: OSError, start: float) -> Outcome:
-    """The outcome recorded for a task whose process could not be created: return code = errno (200 if none)."""
-    code = error.errno if error.errno else 200
+def spawn_failure(error: OSError | ValueError, start: float) -> Outcome:
+    """The outcome recorded for a task whose process could not be created: return code = errno (200 if none), the
+    reason as its error output."""
+    code = getattr(error, 'errno', None) or 200
+    reason = os.strerror(code) if code != 200 else str(error)
     return Outcome(
-        pid=-1,
-        return_code=code,
-        start=start,
-        finish=start,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=len(os.strerror(code)) if code != 200 else 0,
-        err_snippet=repr(os.strerror(code)) if code != 200 else "''",
-        user_seconds=0.0,
-        system_seconds=0.0,
-        max_rss_kib=0,
-    )
+        pid=-1, return_code=code, start=start, finish=start, out_bytes=0, out_snippet="''",
+        err_bytes=len(reason), err_snippet=repr(reason), user_seconds=0.0, system_seconds=0.0, max_rss_kib=0,
+    )  # fmt: skip

@@ -36,6 +36,7 @@ _REPEAT = re.compile(
     _FLAGS | re.IGNORECASE,
 )
 _REPEAT_OPTION_WORDS = ('start', 'step')
+_MAX_DIGITS = 15
 _BARRIER_CHECK = 'CHECK'
 
 _LATE_PERENGINE = 'PERENGINE tasks must come before all other tasks'
@@ -109,6 +110,8 @@ class TaskFileParser:
         return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
     def _parse_line(self, line: str, line_number: int) -> Iterator[Item]:
+        if '\x00' in line and (line.startswith(MARKER) or not _IGNORED.match(line)):
+            raise self._error(line_number, 'a NUL byte: a command cannot hold one (bash would never see it)')
         if line.startswith(MARKER):
             return self._parse_directive(line, line_number)
         if _IGNORED.match(line):
@@ -169,9 +172,10 @@ class TaskFileParser:
                 f'REPEAT command starts with {first_word!r}: not read as an option (options need a non-negative '
                 f'integer and come in the order start, step), so it is part of the command',
             )
-        count = int(match['count'])
-        start = int(match['start'] or 0)
-        step = int(match['step'] or 1)
+        numbers = (match['count'], match['start'] or '0', match['step'] or '1')
+        if any(len(number) > _MAX_DIGITS for number in numbers):
+            raise self._error(line_number, f'REPEAT number too large (more than {_MAX_DIGITS} digits)')
+        count, start, step = (int(number) for number in numbers)
         first_id = self._next_task_id
         self._next_task_id += count
         return _repeat_tasks(first_id, line_number, count, start, step, self._prefix + command + self._suffix)

@@ -509,13 +509,17 @@ def test_tasks_of_a_lost_engine_are_recorded_lost_and_reissued_to_another_engine
     actions = scheduler.handle(EngineGone(0, lost=True, now=7.0))
     assert actions == [
         Report(ANY),
-        WriteRecord(lost(TASKS[0], 'node0', 7.0)),
-        WriteRecord(lost(TASKS[1], 'node0', 7.0)),
+        WriteRecord(lost(TASKS[0], 'node0', 7.0), final=False),  # re-issued: not the task's result
+        WriteRecord(lost(TASKS[1], 'node0', 7.0), final=False),
     ]
     assert 'engine 0 on node0 was lost with 2 task(s) running' in reports(actions)[0]
     assert not scheduler.wants_item()  # no engine: nothing more is read
-    assert scheduler.handle(EngineJoined(1, 'node1', slots=3)) == [SendTask(1, TASKS[0]), SendTask(1, TASKS[1])]
-    assert feed_stream(scheduler, stream, now=8.0) == [SendTask(1, TASKS[2])]
+    # Re-issued as their second attempt (DISBATCH_ATTEMPT=2); a task never run before is a first attempt.
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=3)) == [
+        SendTask(1, TASKS[0], attempt=2),
+        SendTask(1, TASKS[1], attempt=2),
+    ]
+    assert feed_stream(scheduler, stream, now=8.0) == [SendTask(1, TASKS[2], attempt=1)]
     assert scheduler.counts == Counts(lost=2)
 
 
@@ -524,7 +528,10 @@ def test_lost_tasks_are_reissued_in_their_original_order() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     feed_stream(scheduler, Stream(TASKS[:4]), now=1.0)
     scheduler.handle(EngineGone(0, lost=True, now=7.0))
-    assert scheduler.handle(EngineJoined(1, 'node1', slots=2)) == [SendTask(1, TASKS[0]), SendTask(1, TASKS[1])]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=2)) == [
+        SendTask(1, TASKS[0], attempt=2),
+        SendTask(1, TASKS[1], attempt=2),
+    ]
 
 
 @pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
@@ -535,13 +542,13 @@ def test_a_task_lost_max_attempts_times_is_given_up_as_failed(exit_code_on_failu
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
     assert scheduler.handle(EngineGone(0, lost=True, now=2.0)) == [
         Report(ANY),
-        WriteRecord(lost(TASKS[0], 'node0', 2.0)),
+        WriteRecord(lost(TASKS[0], 'node0', 2.0), final=False),
     ]
-    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0])]
-    # The second attempt is the last: recorded lost and not re-issued.
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], attempt=2)]
+    # The second attempt is the last: recorded lost and not re-issued, so this record is the task's result.
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
         Report(ANY),
-        WriteRecord(lost(TASKS[0], 'node1', 3.0)),
+        WriteRecord(lost(TASKS[0], 'node1', 3.0), final=True),
     ]
     assert scheduler.pending == deque()
     scheduler.handle(EngineJoined(2, 'node2', slots=1))
@@ -556,7 +563,12 @@ def test_a_task_given_up_stops_a_fail_fast_run() -> None:
     scheduler.handle(EngineJoined(1, 'node1', slots=1))
     feed_stream(scheduler, Stream(TASKS[:4]), now=1.0)
     actions = scheduler.handle(EngineGone(0, lost=True, now=2.0))
-    assert actions == [Report(ANY), WriteRecord(lost(TASKS[0], 'node0', 2.0)), Report(ANY), AbortEngine(1, ANY)]
+    assert actions == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 2.0), final=True),
+        Report(ANY),
+        AbortEngine(1, ANY),
+    ]
     assert 'task 0 (line 1) was lost 1 time(s)' in reports(actions)[1]
     assert '--fail-fast' in reports(actions)[1]
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0))[-1] == Finish(1)
@@ -571,7 +583,11 @@ def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> No
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
     assert scheduler.state is State.DRAINING
     actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
-    assert actions == [Report(ANY), WriteRecord(lost(TASKS[0], 'node0', 3.0)), SendTask(1, TASKS[0])]
+    assert actions == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
+        SendTask(1, TASKS[0], attempt=2),
+    ]
     assert scheduler.counts == Counts(lost=1)
     # Engine 1 is drained when the last of its tasks has finished, and the run is over when it has gone.
     records = [finished(TASKS[1], host='node1'), finished(TASKS[0], host='node1', start=11.0)]
@@ -589,10 +605,10 @@ def test_a_task_lost_at_the_tail_when_every_other_engine_is_drained_waits_for_a_
     # Nothing can take the lost task now: engine 1 is drained.
     assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == [
         Report(ANY),
-        WriteRecord(lost(TASKS[0], 'node0', 3.0)),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
     ]
     assert scheduler.handle(EngineGone(1, lost=False, now=4.0)) == []  # task 0 is still to run: not the end
-    assert scheduler.handle(EngineJoined(2, 'node2', slots=1)) == [SendTask(2, TASKS[0])]
+    assert scheduler.handle(EngineJoined(2, 'node2', slots=1)) == [SendTask(2, TASKS[0], attempt=2)]
     record = finished(TASKS[0], host='node2', start=5.0)
     assert scheduler.handle(TaskFinished(2, record)) == [WriteRecord(record), DrainEngine(2)]
     assert scheduler.handle(EngineGone(2, lost=False, now=6.0)) == [Finish(0)]
@@ -626,7 +642,7 @@ def test_a_late_report_of_a_task_given_up_is_recorded_as_a_zombie() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     feed_stream(scheduler, Stream(TASKS[:3]), now=1.0)
     scheduler.handle(EngineGone(0, lost=True, now=2.0))
-    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0])]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], attempt=2)]
     late = finished(TASKS[0])
     assert scheduler.handle(TaskFinished(0, late)) == [WriteRecord(replace(late, kind=RecordKind.ZOMBIE))]
     # Engine 1 holds task 0 but was never sent task 1: a report of task 1 from it is a zombie too.
@@ -650,6 +666,337 @@ def test_no_more_engines_with_work_left_reports_and_finishes_with_1() -> None:
 def test_no_engine_ever_joining_finishes_with_1() -> None:
     scheduler = make_scheduler()
     assert scheduler.handle(NoMoreEngines(now=3.0)) == [Report(ANY), Finish(1)]
+
+
+# ---------------------------------------------------------------- retries (--retries) and timeouts (--timeout)
+
+
+def test_a_task_failing_twice_then_succeeding_with_two_retries_is_recorded_three_times_and_counted_once() -> None:
+    scheduler = make_scheduler(retries=2, exit_code_on_failure=True)
+    stream = Stream(TASKS[:2])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0], attempt=1)]
+    attempts = [
+        finished(TASKS[0], return_code=1, start=10.0),
+        finished(TASKS[0], return_code=1, start=11.0),
+        finished(TASKS[0], start=12.0),
+    ]
+    # Each failed attempt is recorded, and the task is sent again at once, ahead of the rest of the stream.
+    assert scheduler.handle(TaskFinished(0, attempts[0])) == [
+        WriteRecord(attempts[0], final=False),
+        SendTask(0, TASKS[0], 2),
+    ]
+    assert feed_stream(scheduler, stream, now=11.0) == []
+    assert list(stream.unread) == [TASKS[1]]
+    assert scheduler.counts == Counts()  # a failure that will be retried is no final result
+    assert scheduler.handle(TaskFinished(0, attempts[1])) == [
+        WriteRecord(attempts[1], final=False),
+        SendTask(0, TASKS[0], 3),
+    ]
+    assert scheduler.handle(TaskFinished(0, attempts[2])) == [WriteRecord(attempts[2], final=True)]
+    assert scheduler.counts == Counts(finished=1)
+    # The next task is a first attempt again.
+    assert feed_stream(scheduler, stream, now=13.0) == [SendTask(0, TASKS[1], attempt=1)]
+    last = finished(TASKS[1], start=13.0)
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last)]
+    assert feed_stream(scheduler, stream, now=14.0) == [DrainEngine(0)]
+    # -e: the failures were retried away, so the run ends with 0.
+    assert scheduler.handle(EngineGone(0, lost=False, now=14.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2)
+
+
+def test_a_failed_task_is_run_again_before_the_tasks_already_waiting() -> None:
+    scheduler = make_scheduler(retries=1)
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:4]), now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(0, TASKS[1]),
+        SendTask(1, TASKS[2]),
+    ]
+    scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    assert list(scheduler.pending) == [TASKS[0], TASKS[1]]  # lost, waiting for a free slot
+    failure = finished(TASKS[2], host='node1', return_code=1)
+    assert scheduler.handle(TaskFinished(1, failure)) == [
+        WriteRecord(failure, final=False),
+        SendTask(1, TASKS[2], attempt=2),
+    ]
+    assert list(scheduler.pending) == [TASKS[0], TASKS[1]]
+    assert scheduler.handle(EngineJoined(2, 'node2', slots=2)) == [
+        SendTask(2, TASKS[0], attempt=2),
+        SendTask(2, TASKS[1], attempt=2),
+    ]
+
+
+@pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
+def test_a_task_that_fails_every_retry_is_counted_failed_once(exit_code_on_failure: bool, exit_code: int) -> None:
+    scheduler = make_scheduler(retries=1, exit_code_on_failure=exit_code_on_failure)
+    stream = Stream(TASKS[:1])
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, stream, now=1.0)
+    failures = [finished(TASKS[0], return_code=3, start=10.0), finished(TASKS[0], return_code=3, start=11.0)]
+    assert scheduler.handle(TaskFinished(0, failures[0])) == [
+        WriteRecord(failures[0], final=False),
+        SendTask(0, TASKS[0], 2),
+    ]
+    # The second attempt is the last (1 + 1 retry): recorded as the task's result, not sent again.
+    assert scheduler.handle(TaskFinished(0, failures[1])) == [WriteRecord(failures[1], final=True)]
+    assert scheduler.counts == Counts(finished=1, failed=1)
+    assert feed_stream(scheduler, stream, now=12.0) == [DrainEngine(0)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == [Finish(exit_code)]
+    assert scheduler.counts == Counts(finished=1, failed=1)
+
+
+def test_fail_fast_waits_for_the_last_retry_of_a_task() -> None:
+    scheduler = make_scheduler(retries=1, fail_fast=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    stream = Stream(TASKS[:3])
+    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    first = finished(TASKS[0], return_code=1)
+    assert scheduler.handle(TaskFinished(0, first)) == [
+        WriteRecord(first, final=False),
+        SendTask(0, TASKS[0], attempt=2),
+    ]
+    assert scheduler.state is State.RUNNING
+    second = finished(TASKS[0], return_code=1, start=11.0)
+    actions = scheduler.handle(TaskFinished(0, second))
+    reason = reports(actions)[0]
+    assert actions == [
+        WriteRecord(second, final=True),
+        Report(reason),
+        AbortEngine(0, reason),
+        AbortEngine(1, reason),
+    ]
+    assert 'task 0 (line 1) failed with return code 1' in reason
+    assert '--fail-fast' in reason
+    # The task killed by the stop is recorded, not retried: the run is stopping.
+    killed = finished(TASKS[1], host='node1', return_code=-15)
+    assert scheduler.handle(TaskFinished(1, killed)) == [WriteRecord(killed, final=True)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(1)]
+    assert list(stream.unread) == [TASKS[2]]
+    assert scheduler.counts == Counts(finished=2, failed=2)
+
+
+def test_a_barrier_check_ignores_a_failure_that_a_retry_made_good() -> None:
+    scheduler = make_scheduler(retries=1)
+    check = barrier(1, check=True)
+    stream = Stream([TASKS[0], check, TASKS[2]])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0])]
+    failure = finished(TASKS[0], return_code=1, start=5.0, elapsed=1.0)
+    assert scheduler.handle(TaskFinished(0, failure)) == [
+        WriteRecord(failure, final=False),
+        SendTask(0, TASKS[0], attempt=2),
+    ]
+    success = finished(TASKS[0], start=6.0, elapsed=1.0)
+    assert scheduler.handle(TaskFinished(0, success)) == [
+        WriteRecord(success, final=True),
+        WriteRecord(barrier_record(check, 5.0, 7.0)),
+    ]
+    assert feed_stream(scheduler, stream, now=7.0) == [SendTask(0, TASKS[2])]
+    last = finished(TASKS[2], start=7.0)
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=8.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2, barriers=1)
+
+
+def test_a_timed_out_task_is_retried_like_a_failure_and_reported_as_timed_out() -> None:
+    scheduler = make_scheduler(retries=1, fail_fast=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    timed_out = [
+        finished(TASKS[0], return_code=-15, elapsed=3.0, kind=RecordKind.TIMED_OUT),
+        finished(TASKS[0], return_code=-9, start=13.0, elapsed=4.0, kind=RecordKind.TIMED_OUT),
+    ]
+    assert scheduler.handle(TaskFinished(0, timed_out[0])) == [
+        WriteRecord(timed_out[0], final=False),
+        SendTask(0, TASKS[0], 2),
+    ]
+    actions = scheduler.handle(TaskFinished(0, timed_out[1]))
+    assert actions == [WriteRecord(timed_out[1], final=True), Report(ANY), AbortEngine(0, ANY)]
+    assert 'task 0 (line 1) timed out' in reports(actions)[0]
+    assert scheduler.counts == Counts(finished=1, failed=1)
+
+
+@pytest.mark.parametrize(('retries', 'sent_again'), [(0, False), (1, True)])
+def test_a_timed_out_task_fails_even_with_return_code_0(retries: int, sent_again: bool) -> None:
+    # A task may catch SIGTERM and exit 0: it still did not finish in time.
+    scheduler = make_scheduler(retries=retries, exit_code_on_failure=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
+    caught = finished(TASKS[0], return_code=0, kind=RecordKind.TIMED_OUT)
+    expected: list[Action] = [WriteRecord(caught, final=not sent_again)]
+    if sent_again:
+        expected.append(SendTask(0, TASKS[0], attempt=2))
+    assert scheduler.handle(TaskFinished(0, caught)) == expected
+    assert scheduler.counts == (Counts() if sent_again else Counts(finished=1, failed=1))
+
+
+def test_retries_raise_the_budget_of_a_task_lost_again_and_again() -> None:
+    # max_attempts 2, but --retries 4 allows 5 runs in all: lost ones count among them.
+    scheduler = make_scheduler(max_attempts=2, retries=4)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0], attempt=1)]
+    for rank in range(1, 5):
+        now = float(rank + 1)
+        assert scheduler.handle(EngineGone(rank - 1, lost=True, now=now)) == [
+            Report(ANY),
+            WriteRecord(lost(TASKS[0], f'node{rank - 1}', now), final=False),
+        ]
+        assert scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1)) == [SendTask(rank, TASKS[0], rank + 1)]
+    assert scheduler.counts == Counts(lost=4)
+    # The fifth run is lost too: given up, and its lost record is the task's result.
+    assert scheduler.handle(EngineGone(4, lost=True, now=6.0)) == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node4', 6.0), final=True),
+    ]
+    assert scheduler.pending == deque()
+    assert scheduler.counts == Counts(finished=1, failed=1, lost=5)
+
+
+def test_lost_and_failed_runs_share_one_count_of_attempts() -> None:
+    scheduler = make_scheduler(max_attempts=3, retries=2, fail_fast=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
+    failure = finished(TASKS[0], return_code=1)
+    assert scheduler.handle(TaskFinished(0, failure)) == [
+        WriteRecord(failure, final=False),
+        SendTask(0, TASKS[0], attempt=2),
+    ]
+    assert scheduler.handle(EngineGone(0, lost=True, now=12.0)) == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 12.0), final=False),
+    ]
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], attempt=3)]
+    # The third run is the last of 1 + 2 retries: its failure is final.
+    last = finished(TASKS[0], host='node1', return_code=1, start=13.0)
+    actions = scheduler.handle(TaskFinished(1, last))
+    assert actions == [WriteRecord(last, final=True), Report(ANY), AbortEngine(1, ANY)]
+    assert 'task 0 (line 1) failed with return code 1' in reports(actions)[0]
+    assert scheduler.counts == Counts(finished=1, failed=1, lost=1)
+
+
+def test_a_failure_after_a_lost_run_is_final_once_one_plus_retries_runs_were_made() -> None:
+    scheduler = make_scheduler(max_attempts=3, retries=1)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
+    scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], attempt=2)]
+    failure = finished(TASKS[0], host='node1', return_code=1)
+    assert scheduler.handle(TaskFinished(1, failure)) == [WriteRecord(failure, final=True)]
+    assert scheduler.counts == Counts(finished=1, failed=1, lost=1)
+
+
+def test_a_task_killed_by_a_stop_is_not_retried() -> None:
+    scheduler = make_scheduler(retries=3)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    reason = 'SIGINT received: stopping every running task'
+    assert scheduler.handle(StopRequested(reason, 130)) == [Report(reason), AbortEngine(0, reason)]
+    killed = finished(TASKS[0], return_code=-2)
+    assert scheduler.handle(TaskFinished(0, killed)) == [WriteRecord(killed, final=True)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == [Finish(130)]
+    assert scheduler.counts == Counts(finished=1, failed=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    failures=st.lists(st.integers(0, 4), min_size=1, max_size=6),
+    retries=st.integers(0, 3),
+    max_attempts=st.integers(1, 3),
+    slots=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one_final_record(
+    failures: list[int], retries: int, max_attempts: int, slots: list[int], data: st.DataObject
+) -> None:
+    """Task i fails its first failures[i] runs (4: every run), some of them by timing out; engines may be lost.
+
+    A failed run is run again while fewer than 1 + retries runs were made, a lost one while fewer than
+    max(max_attempts, 1 + retries): lost and failed runs share the count. Every record of a run that is run again is
+    written with final=False; the last record of each task, and only it, is final.
+    """
+    tasks = [task(task_id) for task_id in range(len(failures))]
+    scheduler = make_scheduler(retries=retries, max_attempts=max_attempts, exit_code_on_failure=True)
+    stream = Stream(tasks)
+    log: list[Action] = []
+    running: dict[int, tuple[int, Task, int]] = {}  # task id -> (engine, task, attempt)
+    runs: dict[int, int] = {}
+    alive: set[int] = set()
+    losses = 0
+    clock = 0.0
+
+    def carry_out(actions: list[Action], losing: bool = False) -> None:
+        for index, action in enumerate(actions):
+            log.append(action)
+            if isinstance(action, SendTask):
+                task_id = action.task.task_id
+                assert task_id not in running
+                assert action.engine_rank in alive
+                assert action.attempt == runs.get(task_id, 0) + 1
+                runs[task_id] = action.attempt
+                running[task_id] = (action.engine_rank, action.task, action.attempt)
+            elif isinstance(action, WriteRecord):
+                record = action.record
+                was_lost = record.pid == -1 and record.return_code == LOST_RETURN_CODE
+                budget = max(max_attempts, 1 + retries) if was_lost else 1 + retries
+                assert action.final == (not record.failed or runs[record.task_id] >= budget)
+                if record.failed and not was_lost and not action.final:  # retried at once, ahead of anything else
+                    assert actions[index + 1] == SendTask(ANY, tasks[record.task_id], runs[record.task_id] + 1)
+            elif isinstance(action, DrainEngine):
+                alive.remove(action.engine_rank)
+                carry_out(scheduler.handle(EngineGone(action.engine_rank, lost=False, now=clock)))
+            assert not isinstance(action, AbortEngine)
+            assert losing or not isinstance(action, Report)
+
+    def join(rank: int, count: int) -> None:
+        alive.add(rank)
+        carry_out(scheduler.handle(EngineJoined(rank, f'node{rank}', count)))
+
+    for rank, count in enumerate(slots):
+        join(rank, count)
+    for _ in range(200):
+        carry_out(feed_stream(scheduler, stream, now=clock))
+        if scheduler.state is State.FINISHED:
+            break
+        assert running, 'the run is stuck'
+        clock += 1.0
+        if losses < 4 and data.draw(st.booleans(), label='an engine is lost'):
+            rank = data.draw(st.sampled_from(sorted({rank for rank, _, _ in running.values()})), label='lost engine')
+            for task_id in [task_id for task_id, (holder, _, _) in running.items() if holder == rank]:
+                del running[task_id]
+            alive.remove(rank)
+            carry_out(scheduler.handle(EngineGone(rank, lost=True, now=clock)), losing=True)
+            losses += 1
+            join(len(slots) + losses - 1, data.draw(st.integers(1, 3), label='slots of a new engine'))
+            continue
+        task_id = data.draw(st.sampled_from(sorted(running)), label='finishes')
+        rank, done, attempt = running.pop(task_id)
+        failing = attempt <= failures[task_id]
+        kind = RecordKind.TIMED_OUT if failing and data.draw(st.booleans(), label='timed out') else RecordKind.NORMAL
+        return_code = (-15 if kind is RecordKind.TIMED_OUT else 1) if failing else 0
+        record = finished(done, host=f'node{rank}', return_code=return_code, start=clock, kind=kind)
+        carry_out(scheduler.handle(TaskFinished(rank, record)))
+
+    assert scheduler.state is State.FINISHED
+    written = [(index, action) for index, action in enumerate(log) if isinstance(action, WriteRecord)]
+    results: dict[int, StatusRecord] = {}
+    for item in tasks:
+        of_task = [(index, action) for index, action in written if action.record.task_id == item.task_id]
+        # Exactly one final record per task, and it is the task's last record: after it the task is not run again.
+        assert [action.final for _, action in of_task] == [False] * (len(of_task) - 1) + [True]
+        assert len(of_task) == runs[item.task_id]
+        last_index, last = of_task[-1]
+        assert not any(isinstance(action, SendTask) and action.task == item for action in log[last_index:])
+        results[item.task_id] = last.record
+    lost_records = [action for _, action in written if action.record.return_code == LOST_RETURN_CODE]
+    if not lost_records:
+        assert runs == {task_id: min(count + 1, 1 + retries) for task_id, count in enumerate(failures)}
+    final_failures = sum(1 for record in results.values() if record.failed)
+    assert scheduler.counts == Counts(finished=len(tasks), failed=final_failures, lost=len(lost_records))
+    assert log[-1] == Finish(1 if final_failures else 0)
 
 
 # ---------------------------------------------------------------- a property over whole runs
@@ -730,6 +1077,8 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
     assert [action for action in log if isinstance(action, Finish)] == [log[-1]]
 
     written = [(index, action.record) for index, action in enumerate(log) if isinstance(action, WriteRecord)]
+    # Nothing is lost and nothing retried: every record is a task's (or a barrier's) result.
+    assert all(action.final for action in log if isinstance(action, WriteRecord))
     sent = {action.task.task_id: index for index, action in enumerate(log) if isinstance(action, SendTask)}
     normal = sorted(record.task_id for _, record in written if record.kind is RecordKind.NORMAL)
     assert normal == [item.task_id for item in tasks]
