@@ -40,7 +40,7 @@ def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
         if not item:
             continue
         host, sep, count = item.rpartition(':')
-        if not sep or not host or not count.isdigit() or int(count) < 1:
+        if not sep or not host or ':' in host or not count.isdigit() or int(count) < 1:
             raise ContextError(f'{origin} {item!r}: expected HOST:CORECOUNT with a core count of at least 1')
         cores[host] = cores.get(host, 0) + int(count)
     if not cores:

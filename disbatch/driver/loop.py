@@ -359,6 +359,9 @@ class DriverLoop:
             waits.append(self._stop_deadline - time.monotonic())
         if self._engines:
             waits.append(self._next_heartbeat - time.monotonic())
+            waits.append(
+                min(engine.last_heard for engine in self._engines.values()) + SILENCE_SECONDS - time.monotonic()
+            )
         publish = self.publisher.deadline()
         if publish is not None:
             waits.append(publish - time.monotonic())
@@ -373,17 +376,17 @@ class DriverLoop:
             if deadline is not None and deadline <= now:
                 context.on_timer(now)
         monotonic = time.monotonic()
+        for engine in list(self._engines.values()):
+            if monotonic - engine.last_heard > SILENCE_SECONDS:
+                self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
+                            f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
+                self._given_up.add(engine.peer)
+                self._forget(engine)
+                self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
-            for engine in list(self._engines.values()):
-                if monotonic - engine.last_heard > SILENCE_SECONDS:
-                    self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
-                                f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
-                    self._given_up.add(engine.peer)
-                    self._forget(engine)
-                    self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
-                else:
-                    self.endpoint.send(engine.peer, Heartbeat())
+            for engine in self._engines.values():
+                self.endpoint.send(engine.peer, Heartbeat())
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""

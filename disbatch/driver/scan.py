@@ -38,7 +38,7 @@ def validate(path: str) -> int | None:
                     barriers += isinstance(item, Barrier)
                     break  # creating one item is enough to check it; REPEAT's ids are reserved without expanding
             elif line.strip() and not line.lstrip().startswith(b'#'):  # not blank, not an indented comment
-                if not plain_tasks:
-                    parser.feed(b'true', number)  # a task: PERENGINE lines after it are errors
+                if not plain_tasks or b'\0' in line:
+                    parser.feed(line if b'\0' in line else b'true', number)  # NUL: the parser's error
                 plain_tasks += 1
     return plain_tasks + parser.ids_given - min(plain_tasks, 1) - barriers

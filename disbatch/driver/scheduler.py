@@ -130,6 +130,7 @@ class Scheduler:
         self._exit_code = 0
         self._context_limits: dict[str, int] = {}
         self._context_assigned: dict[str, int] = {}
+        self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
         self._handlers = {
             EngineJoined: self._on_engine_joined,
@@ -300,7 +301,9 @@ class Scheduler:
         """Hand out what can be handed out, resolve a satisfied barrier, and notice the end of the run.
 
         At the tail (stream over, nothing pending) each engine is drained as soon as it is idle, so idle nodes are
-        released while busy ones finish, and a task lost meanwhile can still go to an engine that is not drained.
+        released while busy ones finish; but one idle engine is kept as a spare while others still run tasks (the
+        one on the driver's own host when there is one: that node is never given back anyway), so a task lost at
+        the tail still has somewhere to run.
         """
         if self.state in (State.RUNNING, State.DRAINING):
             self._assign(actions)
@@ -309,14 +312,28 @@ class Scheduler:
         if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
             self.state = State.DRAINING
         tail = self.state is State.DRAINING and not self.pending
+        spare = self._choose_spare() if tail else None
         for engine in self.engines.values():
-            if (engine.retiring or tail) and not engine.drained and not engine.assigned:
+            if (engine.retiring or tail) and not engine.drained and not engine.assigned and engine is not spare:
                 engine.retiring = engine.drained = True
                 actions.append(DrainEngine(engine.rank))
         done = self.state is State.STOPPING or (self.state is State.DRAINING and not self.pending)
         if done and not self.engines:
             self.state = State.FINISHED
             actions.append(Finish(self._exit_code))
+
+    def _choose_spare(self) -> EngineState | None:
+        """The idle engine kept at the tail while other engines still run tasks, if any."""
+        if self.running == 0:
+            return None
+        idle = [e for e in self.engines.values() if not e.drained and not e.retiring and not e.assigned]
+        if not idle:
+            return None
+        here = [engine for engine in idle if engine.hostname.split('.')[0] == self.config.driver_host.split('.')[0]]
+        kept = [engine for engine in idle if engine.rank == self._spare_rank]
+        spare = (here or kept or idle)[0]
+        self._spare_rank = spare.rank
+        return spare
 
     def _assign(self, actions: list[Action]) -> None:
         if not self.pending:

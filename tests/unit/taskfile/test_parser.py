@@ -452,7 +452,13 @@ def test_example_one_bad_one_leaky_uses_every_directive() -> None:
 # --- properties ----------------------------------------------------------------------------------------------------
 
 plain_lines = st.binary(max_size=40).filter(
-    lambda line: b'\n' not in line and b'\r' not in line and line.strip() != b'' and not line.lstrip().startswith(b'#')
+    lambda line: (
+        b'\x00' not in line
+        and b'\n' not in line
+        and b'\r' not in line
+        and line.strip() != b''
+        and not line.lstrip().startswith(b'#')
+    )
 )
 
 
