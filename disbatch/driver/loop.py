@@ -73,6 +73,7 @@ class DriverSettings:
     cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
     tasks_per_node: int = 0
     task_timeout: float = 0.0  # --timeout; 0: none
+    expected_total: int | None = None  # tasks in a regular task file, counted before the run
 
 
 class DriverLoop:
@@ -95,7 +96,9 @@ class DriverLoop:
         self.status = status
         self.kvs = kvs
         self.report = report
-        self.publisher = Publisher(settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts)
+        self.publisher = Publisher(
+            settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
+        )
         self.endpoint = endpoint
         self._engines: dict[int, _Engine] = {}  # rank -> engine
         self._by_peer: dict[bytes, _Engine] = {}

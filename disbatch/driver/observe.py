@@ -45,7 +45,9 @@ class Publisher:
         kvs: KVSServer,
         observers: list[RunObserver],
         facts: Callable[[], dict[int, snapshot.EngineFacts]],
+        expected_total: int | None = None,
     ) -> None:
+        self.expected_total = expected_total
         self.run = run
         self.kvs = kvs
         self.observers = observers
@@ -122,8 +124,9 @@ class Publisher:
 
     def _view(self, scheduler: Scheduler) -> dict[str, Any]:
         return snapshot.build(
-            self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures
-        )
+            self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
+            self.expected_total,
+        )  # fmt: skip
 
     def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:
         with contextlib.suppress(BlockingIOError):

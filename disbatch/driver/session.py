@@ -126,6 +126,7 @@ class Session:
                 cpus_per_task=config.cpus_per_task or 0.0,
                 tasks_per_node=config.tasks_per_node or 0,
                 task_timeout=config.timeout,
+                expected_total=self.total,
             )
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total

@@ -36,6 +36,7 @@ def build(
     now: float,
     recent: Iterable[StatusRecord],
     failures: Iterable[StatusRecord],
+    expected_total: int | None = None,
 ) -> dict[str, Any]:
     counts = scheduler.counts
     engines = []
@@ -59,7 +60,12 @@ def build(
         )
     running = scheduler.running
     # The number of tasks is known once the whole stream has been read.
-    total = counts.finished + counts.skipped + running + len(scheduler.pending) if scheduler.stream_ended else None
+    # Known once the whole stream has been read, or from the start for a regular file (counted before the run).
+    total = (
+        counts.finished + counts.skipped + running + len(scheduler.pending)
+        if scheduler.stream_ended
+        else expected_total
+    )
     return {
         'run': run,
         'status': scheduler.state.value,
