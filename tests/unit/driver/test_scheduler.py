@@ -19,6 +19,7 @@ from disbatch.driver.scheduler import (
     LOST_RETURN_CODE,
     AbortEngine,
     Action,
+    ContextJoined,
     Counts,
     DrainEngine,
     EngineGone,
@@ -29,6 +30,7 @@ from disbatch.driver.scheduler import (
     PutBarrierKey,
     RecordRead,
     Report,
+    RetireEngines,
     Scheduler,
     SchedulerConfig,
     SendTask,
@@ -133,6 +135,19 @@ def feed_stream(scheduler: Scheduler, stream: Stream, now: float) -> list[Action
 
 def reports(actions: list[Action]) -> list[str]:
     return [action.message for action in actions if isinstance(action, Report)]
+
+
+def check_the_spare(scheduler: Scheduler, drained: bool) -> None:
+    """At the tail (stream over, nothing pending) at most one idle engine is left undrained while tasks run, and
+    none once nothing runs; when an engine was just drained while tasks run, one idle engine was kept (no engine is
+    retired in the runs that call this)."""
+    if scheduler.state is not State.DRAINING or scheduler.pending:
+        return
+    idle = [rank for rank, engine in scheduler.engines.items() if not engine.drained and not engine.assigned]
+    if scheduler.running == 0:
+        assert idle == []
+    else:
+        assert len(idle) == 1 if drained else len(idle) <= 1
 
 
 TASKS = [task(number) for number in range(10)]
@@ -342,20 +357,28 @@ def test_a_barrier_check_after_a_failure_ends_the_run(exit_code_on_failure: bool
 
 def test_the_end_of_the_stream_drains_each_engine_once_idle_and_the_run_finishes_when_all_are_gone() -> None:
     scheduler = make_scheduler()
-    stream = Stream(TASKS[:2])
-    scheduler.handle(EngineJoined(0, 'node0', slots=1))
-    scheduler.handle(EngineJoined(1, 'node1', slots=1))
-    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    stream = Stream(TASKS[:3])
+    for rank in range(3):
+        scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(1, TASKS[1]),
+        SendTask(2, TASKS[2]),
+    ]
     scheduler.handle(TaskFinished(0, finished(TASKS[0])))
-    # Idle engines are released at once; a busy one is drained only when its last task has finished, so it can
-    # still take a task lost meanwhile.
-    assert feed_stream(scheduler, stream, now=11.0) == [DrainEngine(0)]
+    # Engine 0 is the only idle engine at the tail: kept as the spare while engines 1 and 2 run.
+    assert feed_stream(scheduler, stream, now=11.0) == []
     assert scheduler.state is State.DRAINING
-    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
+    # Engine 1 goes idle: the spare stays the same, and engine 1 is released at once.
     record = finished(TASKS[1], host='node1')
     assert scheduler.handle(TaskFinished(1, record)) == [WriteRecord(record), DrainEngine(1)]
-    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
-    assert scheduler.counts == Counts(finished=2)
+    assert scheduler.handle(EngineGone(1, lost=False, now=11.0)) == []
+    # A busy engine is drained only when its last task has finished, and with nothing running the spare goes too.
+    record = finished(TASKS[2], host='node2')
+    assert scheduler.handle(TaskFinished(2, record)) == [WriteRecord(record), DrainEngine(0), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(2, lost=False, now=12.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=3)
 
 
 @pytest.mark.parametrize(('exit_code_on_failure', 'exit_code'), [(False, 0), (True, 1)])
@@ -387,12 +410,15 @@ def test_an_engine_joining_while_the_run_drains_is_drained() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
     assert scheduler.state is State.DRAINING
-    assert scheduler.handle(EngineJoined(1, 'node1', slots=4)) == [DrainEngine(1)]
+    # The first to join while engine 0 runs is kept as the spare; the next one is drained at once.
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=4)) == []
+    assert scheduler.handle(EngineJoined(2, 'node2', slots=4)) == [DrainEngine(2)]
     assert not scheduler.wants_item()
-    assert scheduler.handle(EngineGone(1, lost=False, now=2.0)) == []
+    assert scheduler.handle(EngineGone(2, lost=False, now=2.0)) == []
     record = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
-    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == [Finish(0)]
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0), DrainEngine(1)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=11.0)) == [Finish(0)]
 
 
 def test_an_engine_joining_while_the_run_stops_is_aborted_and_waited_for() -> None:
@@ -417,6 +443,135 @@ def test_per_engine_task_records_are_just_written() -> None:
     assert feed_stream(scheduler, stream, now=2.0) == []
     assert scheduler.handle(TaskFinished(7, start_task)) == [WriteRecord(start_task)]  # even from a gone engine
     assert scheduler.counts == Counts()
+
+
+# ---------------------------------------------------------------- the spare kept at the tail
+
+
+def test_one_idle_engine_is_kept_as_a_spare_while_another_runs_and_drained_when_the_last_task_finishes() -> None:
+    scheduler = make_scheduler()
+    for rank in range(3):
+        scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
+    # The stream ends with engines 0 and 1 busy: engine 2, the only idle one, is kept as the spare.
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    assert scheduler.state is State.DRAINING
+    # Engine 0 goes idle: the spare stays engine 2 (not the first idle engine), so engine 0 is drained.
+    first = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, first)) == [WriteRecord(first), DrainEngine(0)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
+    # The last task finishes: nothing runs any more, so the spare is drained too.
+    last = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(1, lost=False, now=11.0)) == []
+    assert scheduler.handle(EngineGone(2, lost=False, now=11.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2)
+
+
+def test_the_first_idle_engine_in_rank_order_is_the_spare_when_the_tail_begins() -> None:
+    scheduler = make_scheduler()
+    for rank in (5, 3, 4):  # insertion order, not rank number
+        scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [
+        SendTask(5, TASKS[0]),
+        DrainEngine(4),
+    ]
+    record = finished(TASKS[0], host='node5')
+    assert scheduler.handle(TaskFinished(5, record)) == [WriteRecord(record), DrainEngine(5), DrainEngine(3)]
+
+
+@pytest.mark.parametrize(
+    ('driver_host', 'hostname'), [('head', 'head'), ('head', 'head.cluster.org'), ('head.cluster.org', 'head')]
+)
+def test_the_engine_on_the_driver_host_is_preferred_as_the_spare(driver_host: str, hostname: str) -> None:
+    scheduler = Scheduler(SchedulerConfig(driver_host=driver_host, driver_pid=1))
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    scheduler.handle(EngineJoined(2, hostname, slots=1))
+    # All idle at the tail while engine 0 runs: the driver host's engine is kept, though not first in rank order.
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(1)]
+    record = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0), DrainEngine(2)]
+
+
+def test_the_driver_host_engine_going_idle_takes_over_as_the_spare_and_the_previous_spare_is_drained() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'head.cluster.org', slots=1))
+    scheduler.handle(EngineJoined(2, 'node2', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    # Engine 2 is the spare until the driver host's engine is idle; then engine 2 is drained.
+    here = finished(TASKS[1], host='head')
+    assert scheduler.handle(TaskFinished(1, here)) == [WriteRecord(here), DrainEngine(2)]
+    # An engine joining now does not displace the driver host's spare.
+    assert scheduler.handle(EngineJoined(3, 'node3', slots=1)) == [DrainEngine(3)]
+    assert scheduler.handle(EngineGone(2, lost=False, now=2.0)) == []
+    assert scheduler.handle(EngineGone(3, lost=False, now=2.0)) == []
+    last = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0), DrainEngine(1)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
+
+
+def test_a_task_lost_at_the_tail_runs_on_the_spare_and_the_run_finishes_with_0() -> None:
+    scheduler = make_scheduler()
+    for rank in range(3):
+        scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    # Engine 0 crashes at the tail: its task goes to the spare (engine 2) as its second attempt.
+    actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
+    assert actions == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
+        SendTask(2, TASKS[0], attempt=2),
+    ]
+    assert 'engine 0 on node0 was lost with 1 task(s) running' in reports(actions)[0]
+    # The spare, idle again while engine 1 still runs, is kept again.
+    retried = finished(TASKS[0], host='node2', start=4.0)
+    assert scheduler.handle(TaskFinished(2, retried)) == [WriteRecord(retried, final=True)]
+    last = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(2, lost=False, now=12.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=2, lost=1)
+
+
+def test_an_engine_retired_by_the_monitor_is_never_kept_as_the_spare() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    scheduler.handle(EngineJoined(2, 'head', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    # The spare (on the driver host) is retired: drained at once, though engines 0 and 1 still run.
+    assert scheduler.handle(RetireEngines(engine_ranks=(2,))) == [DrainEngine(2)]
+    # A busy engine retired at the tail is drained once idle, not kept, though it is the only idle one while
+    # engine 1 still runs.
+    assert scheduler.handle(RetireEngines(engine_ranks=(0,))) == []
+    record = finished(TASKS[0])
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
+    last = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1)]
+    for rank in range(3):
+        scheduler.handle(EngineGone(rank, lost=False, now=12.0))
+    assert scheduler.state is State.FINISHED
+
+
+def test_an_engine_whose_context_reached_its_task_limit_is_never_kept_as_the_spare() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(ContextJoined('local', task_limit=1))
+    scheduler.handle(EngineJoined(0, 'head', slots=1, context='local'))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    scheduler.handle(EngineJoined(2, 'node2', slots=1))
+    actions = feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    assert actions == [SendTask(0, TASKS[0]), Report(ANY), SendTask(1, TASKS[1])]
+    assert 'context local has been given its 1 tasks (-C)' in reports(actions)[0]
+    # Engine 0 is on the driver host but retiring (-C): drained when idle; engine 2 stays the spare.
+    record = finished(TASKS[0], host='head')
+    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
+    last = finished(TASKS[1], host='node1')
+    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == []
+    assert scheduler.handle(EngineGone(2, lost=False, now=12.0)) == [Finish(0)]
 
 
 # ---------------------------------------------------------------- stopping early
@@ -597,17 +752,40 @@ def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> No
     assert scheduler.counts == Counts(finished=2, lost=1)
 
 
-def test_a_task_lost_at_the_tail_when_every_other_engine_is_drained_waits_for_a_new_engine() -> None:
+def test_a_task_lost_at_the_tail_when_the_spare_is_gone_too_waits_for_a_new_engine() -> None:
     scheduler = make_scheduler()
-    scheduler.handle(EngineJoined(0, 'node0', slots=1))
-    scheduler.handle(EngineJoined(1, 'node1', slots=1))
-    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(1)]
-    # Nothing can take the lost task now: engine 1 is drained.
+    for rank in range(3):
+        scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(2)]
+    assert scheduler.handle(EngineGone(2, lost=False, now=2.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=True, now=2.0)) == []  # the spare vanished, idle
+    # Nothing can take the lost task now: engine 2 was drained and the spare is gone.
     assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == [
         Report(ANY),
         WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
     ]
-    assert scheduler.handle(EngineGone(1, lost=False, now=4.0)) == []  # task 0 is still to run: not the end
+    assert scheduler.handle(EngineJoined(3, 'node3', slots=1)) == [SendTask(3, TASKS[0], attempt=2)]
+    record = finished(TASKS[0], host='node3', start=5.0)
+    assert scheduler.handle(TaskFinished(3, record)) == [WriteRecord(record), DrainEngine(3)]
+    assert scheduler.handle(EngineGone(3, lost=False, now=6.0)) == [Finish(0)]
+    assert scheduler.counts == Counts(finished=1, lost=1)
+
+
+def test_a_task_lost_at_the_tail_with_every_engine_gone_waits_for_a_context_with_dash_s() -> None:
+    scheduler = make_scheduler(wait_for_contexts=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0])]
+    assert scheduler.handle(EngineGone(1, lost=True, now=2.0)) == []  # the spare vanished, idle
+    assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
+    ]
+    # -S: task 0 is still to run, so the run waits for a context to be added (and says so once).
+    actions = scheduler.handle(NoMoreEngines(now=4.0))
+    assert actions == [Report(ANY)]
+    assert 'waiting for a context' in reports(actions)[0]
+    assert scheduler.handle(NoMoreEngines(now=5.0)) == []
     assert scheduler.handle(EngineJoined(2, 'node2', slots=1)) == [SendTask(2, TASKS[0], attempt=2)]
     record = finished(TASKS[0], host='node2', start=5.0)
     assert scheduler.handle(TaskFinished(2, record)) == [WriteRecord(record), DrainEngine(2)]
@@ -620,8 +798,11 @@ def test_a_task_lost_at_the_tail_with_no_engine_left_to_run_it_ends_the_run_with
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     scheduler.handle(EngineJoined(1, 'node1', slots=1))
     feed_stream(scheduler, Stream(TASKS[:1]), now=1.0)
-    scheduler.handle(EngineGone(0, lost=True, now=3.0))
-    assert scheduler.handle(EngineGone(1, lost=False, now=4.0)) == []
+    assert scheduler.handle(EngineGone(1, lost=True, now=2.0)) == []  # the spare vanished, idle
+    assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
+    ]
     actions = scheduler.handle(NoMoreEngines(now=5.0))
     assert actions == [Report(ANY), Finish(1)]
     assert 'no engine is left' in reports(actions)[0]
@@ -925,6 +1106,9 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
     running: dict[int, tuple[int, Task, int]] = {}  # task id -> (engine, task, attempt)
     runs: dict[int, int] = {}
     alive: set[int] = set()
+    joined: set[int] = set()
+    drained: list[int] = []
+    lost_ranks: set[int] = set()
     losses = 0
     clock = 0.0
 
@@ -946,6 +1130,8 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
                 if record.failed and not was_lost and not action.final:  # retried at once, ahead of anything else
                     assert actions[index + 1] == SendTask(ANY, tasks[record.task_id], runs[record.task_id] + 1)
             elif isinstance(action, DrainEngine):
+                assert all(holder != action.engine_rank for holder, _, _ in running.values())
+                drained.append(action.engine_rank)
                 alive.remove(action.engine_rank)
                 carry_out(scheduler.handle(EngineGone(action.engine_rank, lost=False, now=clock)))
             assert not isinstance(action, AbortEngine)
@@ -953,12 +1139,15 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
 
     def join(rank: int, count: int) -> None:
         alive.add(rank)
+        joined.add(rank)
         carry_out(scheduler.handle(EngineJoined(rank, f'node{rank}', count)))
 
     for rank, count in enumerate(slots):
         join(rank, count)
     for _ in range(200):
+        mark = len(log)
         carry_out(feed_stream(scheduler, stream, now=clock))
+        check_the_spare(scheduler, any(isinstance(action, DrainEngine) for action in log[mark:]))
         if scheduler.state is State.FINISHED:
             break
         assert running, 'the run is stuck'
@@ -968,9 +1157,11 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
             for task_id in [task_id for task_id, (holder, _, _) in running.items() if holder == rank]:
                 del running[task_id]
             alive.remove(rank)
+            lost_ranks.add(rank)
             carry_out(scheduler.handle(EngineGone(rank, lost=True, now=clock)), losing=True)
             losses += 1
-            join(len(slots) + losses - 1, data.draw(st.integers(1, 3), label='slots of a new engine'))
+            if not isinstance(log[-1], Finish):  # a task given up can end the run: then no engine joins
+                join(len(slots) + losses - 1, data.draw(st.integers(1, 3), label='slots of a new engine'))
             continue
         task_id = data.draw(st.sampled_from(sorted(running)), label='finishes')
         rank, done, attempt = running.pop(task_id)
@@ -978,9 +1169,15 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
         kind = RecordKind.TIMED_OUT if failing and data.draw(st.booleans(), label='timed out') else RecordKind.NORMAL
         return_code = (-15 if kind is RecordKind.TIMED_OUT else 1) if failing else 0
         record = finished(done, host=f'node{rank}', return_code=return_code, start=clock, kind=kind)
+        mark = len(log)
         carry_out(scheduler.handle(TaskFinished(rank, record)))
+        check_the_spare(scheduler, any(isinstance(action, DrainEngine) for action in log[mark:]))
 
     assert scheduler.state is State.FINISHED
+    # No engine is left undrained: each one that joined was drained exactly once, or lost.
+    assert not alive
+    assert sorted(drained) == sorted(joined - lost_ranks)
+    assert [action for action in log if isinstance(action, Finish)] == [log[-1]]
     written = [(index, action) for index, action in enumerate(log) if isinstance(action, WriteRecord)]
     results: dict[int, StatusRecord] = {}
     for item in tasks:
@@ -1031,6 +1228,7 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
     draining: set[int] = set()
     alive: set[int] = set()
     waiting = list(range(len(slots)))  # engines not yet joined
+    here = data.draw(st.integers(-1, len(slots) - 1), label='the engine on the driver host (-1: none)')
     clock = 0.0
 
     def carry_out(actions: list[Action]) -> None:
@@ -1042,17 +1240,26 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
                 held = sum(1 for rank, _ in running.values() if rank == action.engine_rank)
                 assert held <= 2 * slots[action.engine_rank]
             elif isinstance(action, DrainEngine):
+                assert action.engine_rank not in draining
+                assert all(holder != action.engine_rank for holder, _ in running.values())
+                # The driver host's engine, when idle, is the spare: drained only once nothing runs.
+                assert action.engine_rank != here or not running
                 draining.add(action.engine_rank)
             assert not isinstance(action, AbortEngine | Report)
 
     def join() -> None:
         rank = waiting.pop(0)
         alive.add(rank)
-        carry_out(scheduler.handle(EngineJoined(rank, f'node{rank}', slots[rank])))
+        hostname = 'head.cluster.org' if rank == here else f'node{rank}'
+        mark = len(log)
+        carry_out(scheduler.handle(EngineJoined(rank, hostname, slots[rank])))
+        check_the_spare(scheduler, any(isinstance(action, DrainEngine) for action in log[mark:]))
 
     join()
     for _ in range(10 * len(items) + 10):
+        mark = len(log)
         carry_out(feed_stream(scheduler, stream, now=clock))
+        check_the_spare(scheduler, any(isinstance(action, DrainEngine) for action in log[mark:]))
         for rank in sorted(draining & alive):
             if all(holder != rank for holder, _ in running.values()):
                 alive.remove(rank)
@@ -1068,13 +1275,18 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
         elapsed = data.draw(st.sampled_from([0.01, 1.0]), label='elapsed')
         record = finished(done, host=f'node{rank}', return_code=return_codes[task_id], start=clock, elapsed=elapsed)
         clock += elapsed
+        mark = len(log)
         carry_out(scheduler.handle(TaskFinished(rank, record)))
+        check_the_spare(scheduler, any(isinstance(action, DrainEngine) for action in log[mark:]))
 
     tasks = [item for item in items if isinstance(item, Task)]
     barriers = [item for item in items if isinstance(item, Barrier)]
     failed = any(return_codes.values())
     assert log[-1] == Finish(1 if exit_code_on_failure and failed else 0)
     assert [action for action in log if isinstance(action, Finish)] == [log[-1]]
+    # No engine is left undrained: every engine that joined was drained, and has gone.
+    assert not alive
+    assert draining == set(range(len(slots))) - set(waiting)
 
     written = [(index, action.record) for index, action in enumerate(log) if isinstance(action, WriteRecord)]
     # Nothing is lost and nothing retried: every record is a task's (or a barrier's) result.
