@@ -15,6 +15,7 @@ import sys
 
 from disbatch import __version__
 from disbatch.config import RunConfig
+from disbatch.contexts.flags import add_context_arguments
 from disbatch.errors import DisbatchError, UsageError
 
 EXIT_CODES: dict[type[DisbatchError], int] = {UsageError: 2}
@@ -116,46 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='Exit on first task failure. Running tasks are stopped and recorded; the exit code is non-zero.',
     )
-    add(
-        '-C',
-        '--context-task-limit',
-        type=int,
-        default=0,
-        metavar='TASK_LIMIT',
-        help='Shutdown after running COUNT tasks (0 => no limit).',
-    )
-    add(
-        '-c',
-        '--cpusPerTask',
-        type=float,
-        default=None,
-        metavar='N',
-        help='Number of cores used per task; may be fractional (default: 1).',
-    )
-    add('--fill', action='store_true', help='Try to use extra cores if allocated cores exceeds requested cores.')
-    add('--no-retire', action='store_true', help="Don't retire nodes from the batch system.")
-    add('-l', '--label', metavar='COMMAND', help='Label for this context. Should be unique.')
-    add(
-        '--retire-cmd',
-        metavar='COMMAND',
-        help='Shell command to run to retire a node (environment includes $NODES, $ACTIVE, $RETIRED).',
-    )
-    add(
-        '-s',
-        '--ssh-node',
-        action='append',
-        default=[],
-        metavar='HOST:CORECOUNT',
-        help='Run tasks on the given nodes (may be given more than once; equivalent to DISBATCH_SSH_NODELIST)',
-    )
-    add(
-        '-t',
-        '--tasksPerNode',
-        type=int,
-        default=None,
-        metavar='N',
-        help='Maximum concurrently executing tasks per node (up to cores/cpusPerTask).',
-    )
+    add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)

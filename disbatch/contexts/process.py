@@ -18,6 +18,7 @@ import time
 import zmq
 
 from disbatch.contexts.base import EngineLaunch, parse_node_list
+from disbatch.contexts.flags import add_context_arguments
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
@@ -38,43 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         'nodes of the Slurm allocation it runs in (sbatch -n N THIS_SCRIPT). Also: --mon (the monitor), '
         '--engine (internal).',
     )
-    add = parser.add_argument
-    add(
-        '-C',
-        '--context-task-limit',
-        type=int,
-        default=0,
-        metavar='TASK_LIMIT',
-        help='Shutdown after running COUNT tasks (0 => no limit).',
-    )
-    add(
-        '-c',
-        '--cpusPerTask',
-        type=float,
-        default=None,
-        metavar='N',
-        help="Number of cores used per task; may be fractional (default: the run's).",
-    )
-    add('--fill', action='store_true', help='Try to use extra cores if allocated cores exceeds requested cores.')
-    add('--no-retire', action='store_true', help="Don't retire nodes from the batch system.")
-    add('-l', '--label', metavar='LABEL', help='Label for this context. Should be unique.')
-    add('--retire-cmd', metavar='COMMAND', help='Shell command to run to retire a node ($NODES, $ACTIVE, $RETIRED).')
-    add(
-        '-s',
-        '--ssh-node',
-        action='append',
-        default=[],
-        metavar='HOST:CORECOUNT',
-        help='Run engines on these hosts (may be given more than once).',
-    )
-    add(
-        '-t',
-        '--tasksPerNode',
-        type=int,
-        default=None,
-        metavar='N',
-        help="Maximum concurrently executing tasks per node (default: the run's).",
-    )
+    add_context_arguments(parser, default_hint="the run's")
     return parser  # fmt: skip
 
 
