@@ -19,6 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.leftovers import become_subreaper
+from bench.remote import (
+    CLUSTER_SETTINGS,
+    Context,
+    RemotePlan,
+    RemoteRun,
+    cluster_hosts,
+    measure_context,
+    run_remote_suite,
+    stale_shim_lock,
+)
+from bench.remote_report import remote_markdown, remote_text
 from bench.report import FOOTNOTES, Comparison, compare, markdown_table, memory_report, text_report
 from bench.suite import MemoryRun, Run, Settings, run_memory, run_suite
 from bench.tools import Tool, ToolKind, default_cache, find_ours, find_parallel, find_reference, find_xargs, run_quietly
@@ -26,10 +37,7 @@ from bench.workloads import full_suite, smoke_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOL_NAMES = ('ours', 'xargs', 'parallel')
-CONTEXTS_TODO = (
-    'not implemented yet: benchmarks through real SSH hosts and real Slurm (SPEC §5, last target) come with the '
-    'contexts issue, once the ssh and slurm contexts exist and the test cluster (tests/cluster/) is reachable.'
-)
+DEFAULT_SLURM_NODES = 3
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -59,16 +67,57 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument('--results', type=Path, default=REPO_ROOT / 'bench' / 'RESULTS.md', help=argparse.SUPPRESS)
     parser.add_argument('--no-install', action='store_true', help='do not apt-get install GNU parallel when missing')
     parser.add_argument('--keep', action='store_true', help='keep the scratch directory (task files, outputs)')
-    # TODO(contexts issue): real SSH hosts and real Slurm; until then these flags only say so and exit 2.
-    parser.add_argument('--ssh', metavar='HOSTS', help='(not yet) run ours through real SSH hosts')
-    parser.add_argument('--slurm', action='store_true', help='(not yet) run ours through real Slurm')
+    remote = parser.add_argument_group(
+        'workload (e): ours through SSH hosts and Slurm vs ours locally',
+        f'By default a full run (not --smoke) includes both when the test cluster is up ({CLUSTER_SETTINGS} '
+        'exists: its nodes are the SSH hosts and Slurm nodes); --ssh / --slurm choose explicitly.',
+    )
+    remote.add_argument('--ssh', metavar='HOSTS', help='comma-separated SSH hosts for ours (e.g. node1,node2,node3)')
+    remote.add_argument('--slurm', action='store_true', help='run ours inside sbatch -N NODES -n NODES*SLOTS')
+    remote.add_argument('--remote-slots', type=int, default=2, help='slots per SSH host / Slurm node (default 2)')
+    remote.add_argument('--slurm-nodes', type=int, help='nodes of the Slurm job (default: as many as SSH hosts, or 3)')
+    remote.add_argument('--remote-tasks', type=int, help='tasks of workload (e) (default 2000; 50 with --smoke)')
+    remote.add_argument('--remote-only', action='store_true', help='run only workload (e)')
+    remote.add_argument('--no-cluster', action='store_true', help='leave workload (e) out of a full run')
     arguments = parser.parse_args(argv)
     unknown = set(arguments.tools.split(',')) - set(TOOL_NAMES)
     if unknown:
         parser.error(f'--tools: unknown {sorted(unknown)}; choose from {",".join(TOOL_NAMES)}')
     if arguments.reps is not None and arguments.reps < 1:
         parser.error('--reps must be at least 1')
+    if arguments.remote_slots < 1 or (arguments.remote_tasks is not None and arguments.remote_tasks < 1):
+        parser.error('--remote-slots and --remote-tasks must be at least 1')
+    hosts = [host for host in (arguments.ssh or '').split(',') if host]
+    if arguments.ssh is not None and not hosts:
+        parser.error('--ssh needs at least one host')
+    if arguments.slurm_nodes is not None:
+        if arguments.slurm_nodes < 1:
+            parser.error('--slurm-nodes must be at least 1')
+        if hosts and arguments.slurm_nodes != len(hosts):
+            parser.error('--slurm-nodes must equal the number of --ssh hosts (both are compared with one local run)')
     return arguments
+
+
+def remote_plan(arguments: argparse.Namespace) -> tuple[RemotePlan | None, str]:
+    """Workload (e) as the flags and the test cluster decide, and a note when it is left out."""
+    if 'ours' not in arguments.tools.split(','):
+        return None, ''
+    tasks = arguments.remote_tasks or (50 if arguments.smoke else 2000)
+    hosts = tuple(host for host in (arguments.ssh or '').split(',') if host)
+    explicit = bool(hosts) or arguments.slurm
+    if not explicit:
+        if arguments.smoke or arguments.memory_only or (arguments.no_cluster and not arguments.remote_only):
+            return None, ''
+        found = cluster_hosts()
+        if not found:
+            return None, (
+                f'workload (e) (SSH hosts and Slurm) skipped: the test cluster is not up (no {CLUSTER_SETTINGS}; '
+                'start it with: sudo bash tests/cluster/ci-up.sh)'
+            )
+        hosts = found
+    nodes = arguments.slurm_nodes or len(hosts) or len(cluster_hosts() or ()) or DEFAULT_SLURM_NODES
+    slurm = arguments.slurm or not explicit
+    return RemotePlan(tasks, hosts, nodes if slurm else 0, arguments.remote_slots), ''
 
 
 def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool], list[str], bool]:
@@ -112,9 +161,6 @@ def machine_description(tools: Sequence[Tool]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    if arguments.ssh is not None or arguments.slurm:
-        print(f'python -m bench: --ssh/--slurm: {CONTEXTS_TODO}', file=sys.stderr)
-        return 2
     reps = arguments.reps or (1 if arguments.smoke else 5)
     append = arguments.append if arguments.append is not None else not arguments.smoke
     command = shlex.join(['python', '-m', 'bench', *(sys.argv[1:] if argv is None else argv)])
@@ -135,7 +181,12 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
     for note in notes:
         print(f'note: {note}', file=sys.stderr)
     settings = Settings(scratch=scratch, repo_root=REPO_ROOT, timeout=arguments.timeout, keep=arguments.keep)
-    workloads = [] if arguments.memory_only else (smoke_suite() if arguments.smoke else full_suite())
+    only_other = arguments.memory_only or arguments.remote_only
+    workloads = [] if only_other else (smoke_suite() if arguments.smoke else full_suite())
+    plan, remote_note = remote_plan(arguments)
+    if remote_note:
+        print(f'note: {remote_note}', file=sys.stderr)
+        notes.append(remote_note)
     runs: list[Run] = run_suite(settings, tools, workloads, reps, progress=sys.stderr) if tools else []
     memory: MemoryRun | None = None
     ours = next((tool for tool in tools if tool.kind is ToolKind.OURS), None)
@@ -146,6 +197,19 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
         memory = run_memory(memory_settings, ours, arguments.memory_tasks, arguments.memory_slots)
     elif arguments.memory or arguments.memory_only:
         notes.append('memory workload (d) skipped: it measures ours, which did not run')
+    remote_runs: list[RemoteRun] = []
+    context: Context | None = None
+    if plan is not None and ours is not None:
+        if lock := stale_shim_lock(Path.home()):
+            print(f'note: {lock}', file=sys.stderr)
+            notes.append(lock)
+        if plan.ssh_hosts:
+            context = measure_context(plan.ssh_hosts[0], ours.python, scratch)
+        remote_runs = run_remote_suite(
+            plan, ours, scratch, REPO_ROOT, arguments.timeout, reps, arguments.keep, progress=sys.stderr
+        )
+        load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
+        notes.append(f'load {load} at the end of workload (e) (other users of the machine count too)')
 
     machine = machine_description(tools)
     comparisons = compare(runs, workloads, tools)
@@ -160,15 +224,21 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
     if memory is not None:
         print()
         print(memory_report(memory))
+    remote = remote_text(plan, remote_runs, context, reps) if plan is not None and remote_runs else ''
+    if remote:
+        print()
+        print(remote)
     if append:
-        _append_results(arguments.results, command, machine, notes, comparisons, reps, memory)
+        remote_block = remote_markdown(plan, remote_runs, context, reps) if plan is not None and remote_runs else ''
+        _append_results(arguments.results, command, machine, notes, comparisons, reps, memory, remote_block)
         print(f'\nappended to {arguments.results}')
 
     ours_failed = any(run.tool.kind is ToolKind.OURS and not run.ok for run in runs)
     memory_failed = memory is not None and not (
         memory.check.ok(memory.figures.tasks) and memory.measurement.exit_code == 0
     )
-    return 1 if ours_missing or ours_failed or memory_failed else 0
+    remote_failed = any(not run.ok for run in remote_runs)
+    return 1 if ours_missing or ours_failed or memory_failed or remote_failed else 0
 
 
 def _append_results(
@@ -179,6 +249,7 @@ def _append_results(
     comparisons: Sequence[Comparison],
     reps: int,
     memory: MemoryRun | None,
+    remote: str,
 ) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     blocks = [f'## {when}', '', f'Command: `{command}`', '', f'Machine: {machine}', '']
@@ -189,6 +260,8 @@ def _append_results(
         blocks.extend([markdown_table(comparisons, reps), ''])
     if memory is not None:
         blocks.extend([memory_report(memory), ''])
+    if remote:
+        blocks.extend([remote, ''])
     if not path.exists():
         path.write_text(RESULTS_HEADER, encoding='utf-8')
     with path.open('a', encoding='utf-8') as results:

@@ -158,8 +158,8 @@ class DriverLoop:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
                     if launch_id not in self._joined:
-                        self.report(f'the engine on {host} never joined the run (still starting when it ended): '
-                                    f'{log_tail or "(no output)"}')  # fmt: skip
+                        self.report(f'the engine on {host} had not joined when the run ended'
+                                    + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
                 context.terminate()
             signal.set_wakeup_fd(previous_wakeup)
             for signum, handler in previous_handlers.items():
