@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import logging
 import os
 import subprocess
 
@@ -20,6 +21,8 @@ from disbatch.driver.source import NOT_YET, NotYet
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
+
+log = logging.getLogger('disbatch.driver')
 
 SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result key', 'task source task key')
 
@@ -51,14 +54,10 @@ class KVSTaskSource:
             code = self.producer.wait()
             os.close(self._producer_fd)
             self._producer_fd = -1
-            self._producer_exit = code
+            log.info('the task command exited with %d: the stream ends with what it has put', code)
         else:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)
-
-    @property
-    def producer_exit(self) -> int | None:
-        return getattr(self, '_producer_exit', None)
 
     def read(self) -> bytes | NotYet | None:
         if self._ended:

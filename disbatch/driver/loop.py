@@ -111,7 +111,6 @@ class DriverLoop:
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
-        self._stream_error: DisbatchError | None = None
         self._per_engine = {
             'START': {task.task_id: task for task in feeder.start_tasks},
             'STOP': {task.task_id: task for task in feeder.stop_tasks},
