@@ -77,9 +77,7 @@ class ProgressLine:
             if not self.enabled or self._closed:
                 return
             try:
-                self.stats.observe(view)
-                self.rate.add(float(view['now']), int(view['finished']))
-                self._view = self._with_total(view)
+                self._absorb(view)
                 now = self.clock()
                 if now < self._next_draw:
                     return
@@ -88,14 +86,18 @@ class ProgressLine:
             except (KeyError, TypeError, ValueError, OSError):
                 self._give_up()
 
+    def _absorb(self, view: dict[str, Any]) -> None:
+        """Take in a snapshot: slot use, rate, and the view to draw."""
+        self.stats.observe(view)
+        self.rate.add(float(view['now']), int(view['finished']))
+        self._view = self._with_total(view)
+
     def close(self, view: dict[str, Any], exit_code: int) -> None:
         with self.lock:
             if not self.enabled or self._closed:
                 return
             try:
-                self.stats.observe(view)
-                self.rate.add(float(view['now']), int(view['finished']))
-                self._view = self._with_total(view)
+                self._absorb(view)
                 self._suspended = 0
                 self._draw()
                 if self.interactive:
