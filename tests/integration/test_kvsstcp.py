@@ -16,40 +16,13 @@ import pytest
 
 from disbatch.kvsstcp import KVSClient, KVSServer
 
+from .kvs_wire import get, key, put, receive, reply, view
+
 pytestmark = pytest.mark.timeout(20)
 
 WAIT = 5.0
 
 Connect = Callable[[], socket.socket]
-
-
-def key(name: bytes) -> bytes:
-    return b'%10d' % len(name) + name
-
-
-def put(name: bytes, value: bytes, encoding: bytes = b'ASTR') -> bytes:
-    return b'put_' + key(name) + encoding + b'%10d' % len(value) + value
-
-
-def get(name: bytes) -> bytes:
-    return b'get_' + key(name)
-
-
-def view(name: bytes) -> bytes:
-    return b'view' + key(name)
-
-
-def reply(value: bytes, encoding: bytes = b'ASTR') -> bytes:
-    return encoding + b'%10d' % len(value) + value
-
-
-def receive(sock: socket.socket, size: int) -> bytes:
-    data = b''
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, f'connection closed after {data!r}'
-        data += chunk
-    return data
 
 
 def assert_closed(sock: socket.socket) -> None:
