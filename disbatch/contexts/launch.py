@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -85,10 +86,16 @@ class EngineProcesses:
             if launcher.process.stdin is not None:
                 with contextlib.suppress(BrokenPipeError):
                     launcher.process.stdin.close()
+        exits = select.poll()
+        for pidfd in self._launchers:
+            exits.register(pidfd, select.POLLIN)
+        waiting = set(self._launchers)
         deadline = time.monotonic() + grace
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for pidfd, _ in exits.poll(left * 1000):
+                exits.unregister(pidfd)
+                waiting.discard(pidfd)
         for launcher in self._launchers.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                launcher.process.wait(max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(launcher.process.pid, signal.SIGKILL)
 

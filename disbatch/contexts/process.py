@@ -77,7 +77,9 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
                 f'disbatch: the driver of {os.path.basename(stem)} does not answer: the run is over?', file=sys.stderr
             )
             return 1
-        welcome = link.receive()
+        welcome = link.receive()[0]
+        if isinstance(welcome, codec.CodecError):
+            raise welcome
         if not isinstance(welcome, ContextWelcome):
             print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)
             return 1

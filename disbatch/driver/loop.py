@@ -37,6 +37,7 @@ from disbatch.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Message,
     Run,
     TaskDone,
     Welcome,
@@ -107,6 +108,7 @@ class DriverLoop:
         self._context_peers: dict[bytes, str] = {}  # context processes (added through dbUtil.sh) still running
         self._labels = {context.label for context in contexts}
         self._given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
+        self._outgoing: dict[bytes, list[Message]] = {}  # peer -> messages to send at the end of this turn
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_rank = 0
         self._exit_code: int | None = None
@@ -150,6 +152,7 @@ class DriverLoop:
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
+                self._send_batches()
                 self.publisher.tick(self.scheduler)
             self.publisher.close(self.scheduler, self._exit_code)
             return self._exit_code
@@ -170,35 +173,42 @@ class DriverLoop:
 
     def _receive_all(self) -> None:
         while self.endpoint.socket.poll(0, zmq.POLLIN):
-            peer, payload = self.endpoint.receive()
-            try:
-                message = codec.decode(payload)
-            except codec.CodecError as error:
-                log.warning('dropped a malformed message from peer %s: %s', peer.hex(), error)
-                continue
+            peer, payloads = self.endpoint.receive()
+            if not payloads:
+                log.warning('dropped an empty message from peer %s', peer.hex())
             engine = self._by_peer.get(peer)
             if engine is not None:
                 engine.last_heard = time.monotonic()
-            if isinstance(message, Hello):
-                self._on_hello(peer, message)
-            elif isinstance(message, ContextHello):
-                self._on_context_hello(peer, message)
-            elif isinstance(message, ContextGoodbye) and peer in self._context_peers:
-                log.info('context %s left', self._context_peers.pop(peer))
-            elif engine is None:
-                log.warning('dropped %s from a peer that is not an engine of the run (%s)', message.TAG, peer.hex())
-                if peer in self._given_up:
-                    self.endpoint.send(peer, Abort('this engine was given up for lost; its tasks went elsewhere'))
-            elif isinstance(message, TaskDone):
-                self._on_task_done(engine, message)
-            elif isinstance(message, Heartbeat):
-                pass
-            elif isinstance(message, Goodbye):
-                log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
-                self._forget(engine)
-                self._dispatch(sched.EngineGone(engine.rank, lost=False, now=time.time()))
-            else:
-                log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
+            for payload in payloads:
+                try:
+                    message = codec.decode(payload)
+                except codec.CodecError as error:
+                    log.warning('dropped a malformed message from peer %s: %s', peer.hex(), error)
+                    continue
+                self._on_message(peer, message)
+
+    def _on_message(self, peer: bytes, message: Message) -> None:
+        engine = self._by_peer.get(peer)
+        if isinstance(message, Hello):
+            self._on_hello(peer, message)
+        elif isinstance(message, ContextHello):
+            self._on_context_hello(peer, message)
+        elif isinstance(message, ContextGoodbye) and peer in self._context_peers:
+            log.info('context %s left', self._context_peers.pop(peer))
+        elif engine is None:
+            log.warning('dropped %s from a peer that is not an engine of the run (%s)', message.TAG, peer.hex())
+            if peer in self._given_up:
+                self._send(peer, Abort('this engine was given up for lost; its tasks went elsewhere'))
+        elif isinstance(message, TaskDone):
+            self._on_task_done(engine, message)
+        elif isinstance(message, Heartbeat):
+            pass
+        elif isinstance(message, Goodbye):
+            log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
+            self._forget(engine)
+            self._dispatch(sched.EngineGone(engine.rank, lost=False, now=time.time()))
+        else:
+            log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
     def _on_hello(self, peer: bytes, hello: Hello) -> None:
         if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
@@ -215,7 +225,7 @@ class DriverLoop:
             self._by_launch[hello.launch_id] = engine
             self._joined.add(hello.launch_id)
         environment = dict(self.settings.task_environment)
-        self.endpoint.send(
+        self._send(
             peer,
             Welcome(
                 engine.rank,
@@ -235,7 +245,7 @@ class DriverLoop:
             return
         label = self._unique_label(hello)
         self._context_peers[peer] = label
-        self.endpoint.send(peer, ContextWelcome(label, self.settings.cpus_per_task, self.settings.tasks_per_node))
+        self._send(peer, ContextWelcome(label, self.settings.cpus_per_task, self.settings.tasks_per_node))
         log.info('context %s joined (%s%s)', label, hello.kind,
                  f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
         self._dispatch(sched.ContextJoined(label, hello.task_limit))
@@ -330,7 +340,7 @@ class DriverLoop:
         if isinstance(action, sched.SendTask):
             task = action.task
             engine = self._engines[action.engine_rank]
-            self.endpoint.send(
+            self._send(
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
         elif isinstance(action, sched.WriteRecord):
@@ -338,16 +348,25 @@ class DriverLoop:
             if action.final:
                 self.publisher.record(action.record)  # observers see each task's result, not every attempt
         elif isinstance(action, sched.DrainEngine):
-            self.endpoint.send(self._engines[action.engine_rank].peer, Drain())
+            self._send(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, sched.AbortEngine):
             self._begin_stop()
-            self.endpoint.send(self._engines[action.engine_rank].peer, Abort(action.reason))
+            self._send(self._engines[action.engine_rank].peer, Abort(action.reason))
         elif isinstance(action, sched.PutBarrierKey):
             self.kvs.put(action.key.encode(), str(action.task_id).encode())
         elif isinstance(action, sched.Report):
             self.report(action.message)
         elif isinstance(action, sched.Finish):
             self._exit_code = action.exit_code
+
+    def _send(self, peer: bytes, message: Message) -> None:
+        """Queue a message for a peer; each peer's queue goes out as one batch at the end of the turn."""
+        self._outgoing.setdefault(peer, []).append(message)
+
+    def _send_batches(self) -> None:
+        for peer, messages in self._outgoing.items():
+            self.endpoint.send(peer, *messages)
+        self._outgoing.clear()
 
     def _begin_stop(self) -> None:
         if self._stop_deadline is None:
@@ -388,7 +407,7 @@ class DriverLoop:
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines.values():
-                self.endpoint.send(engine.peer, Heartbeat())
+                self._send(engine.peer, Heartbeat())
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""

@@ -47,9 +47,13 @@ from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
 # How many times a task lost with its engine is re-issued before it is given up.
 MAX_ATTEMPTS = 3
-# Engines whose recent tasks are shorter than this get a second task queued per slot, so a slot never waits a
-# round trip for its next task; engines running longer tasks get exactly one task per slot (dynamic balance).
+# Engines whose recent tasks are shorter than this get tasks queued ahead of their slots, so a slot never waits a
+# round trip for its next task: about PIPELINE_SECONDS of work per slot (at least one task, at most MAX_AHEAD), which
+# also lets results and assignments travel in batches. The queue is short in time, so the balance stays dynamic;
+# engines running longer tasks get exactly one task per slot.
 PIPELINE_BELOW_SECONDS = 0.05
+PIPELINE_SECONDS = 0.02
+MAX_AHEAD = 16
 LOST_RETURN_CODE = -100
 
 
@@ -81,8 +85,10 @@ class EngineState:
     def capacity(self) -> int:
         if self.retiring:
             return 0
-        short = self.recent_elapsed is not None and self.recent_elapsed < PIPELINE_BELOW_SECONDS
-        return self.slots * (2 if short else 1)
+        if self.recent_elapsed is None or self.recent_elapsed >= PIPELINE_BELOW_SECONDS:
+            return self.slots
+        ahead = min(MAX_AHEAD, max(1, int(PIPELINE_SECONDS / max(self.recent_elapsed, 1e-6))))
+        return self.slots * (1 + ahead)
 
     @property
     def free(self) -> int:
@@ -440,8 +446,10 @@ def _lost_record(task: Task, hostname: str, now: float) -> StatusRecord:
 
 __all__ = [
     'LOST_RETURN_CODE',
+    'MAX_AHEAD',
     'MAX_ATTEMPTS',
     'PIPELINE_BELOW_SECONDS',
+    'PIPELINE_SECONDS',
     'AbortEngine',
     'Action',
     'ContextJoined',

@@ -5,6 +5,9 @@ a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end 
 go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
 wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
 
+Results go back in batches, one ZeroMQ message per batch: at the end of the turn that produced them, or, while the
+driver has queued enough short tasks here, once about half of that queue has been worked off (see `_flush`).
+
     STARTING ──(PERENGINE START tasks done)──▶ RUNNING ──(Drain, slots idle)──▶ STOPPING ──(STOP tasks done)──▶ DONE
         └──────────────(Abort, signal, driver gone)──────────▶ ABORTING ──(every task reaped)──────────────────▶ DONE
 """
@@ -35,6 +38,7 @@ from disbatch.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Message,
     Run,
     TaskDone,
     Welcome,
@@ -50,6 +54,8 @@ PER_ENGINE_SLOT = -1
 NOT_FOR_TASKS = frozenset({'DISBATCH_RUN_SECRET', 'SSH_CLIENT', 'SSH2_CLIENT'})
 WELCOME_TIMEOUT_SECONDS = 30.0
 KILL_GRACE_SECONDS = 1.0
+# A result held back because the slots still have queued work (see `_flush`) goes out after this long at the most.
+REPORT_DELAY_SECONDS = 0.05
 
 
 class _TimedOut(enum.Enum):
@@ -114,6 +120,8 @@ class Engine:
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._last_heard = time.monotonic()
         self._draining = False
+        self._outbox: list[TaskDone] = []  # results not yet sent
+        self._outbox_deadline = 0.0
         self._goodbye = 'finished'
         self._scratch = ''
         self._driver_gone = False
@@ -139,7 +147,7 @@ class Engine:
             while self.state is not State.DONE:
                 self._turn(wake_read)
             if not self._driver_gone:
-                self._link.send(Goodbye(self._goodbye))
+                self._link.send(*self._outbox, Goodbye(self._goodbye))
             return 0
         finally:
             self._kill_everything()
@@ -158,7 +166,7 @@ class Engine:
         if not self._link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
             log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
             return False
-        welcome = self._link.receive()
+        welcome, *more = self._link.receive()
         if not isinstance(welcome, Welcome):
             log.error('the driver answered %s instead of welcome', type(welcome).__name__)
             return False
@@ -172,6 +180,8 @@ class Engine:
         self._stop_jobs = [Job(i, line, -1, cmd, 'STOP') for i, line, cmd in welcome.stop_tasks]
         self._task_timeout = welcome.timeout
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
+        for message in more:  # the first tasks may come in the same batch
+            self._on_message(message)
         return True
 
     def _turn(self, wake_read: int) -> None:
@@ -184,11 +194,15 @@ class Engine:
                 self._on_stdin()
             elif isinstance(fd_or_socket, int) and fd_or_socket in self._fd_slots:
                 self._on_task_fd(fd_or_socket)
-        self._run_timers(time.monotonic())
+        now = time.monotonic()
+        self._run_timers(now)
         self._step()
+        self._flush(now)
 
     def _timeout_ms(self) -> int:
         deadlines = [self._next_heartbeat, self._last_heard + SILENCE_SECONDS]
+        if self._outbox:
+            deadlines.append(self._outbox_deadline)
         if self._abort_deadline is not None:
             deadlines.append(self._abort_deadline)
         deadlines.extend(deadline for deadline in self._timeouts.values() if isinstance(deadline, float))
@@ -227,25 +241,26 @@ class Engine:
     def _receive_all(self) -> None:
         self._last_heard = time.monotonic()
         while self._link.socket.poll(0, zmq.POLLIN):
-            try:
-                message = self._link.receive()
-            except codec.CodecError as error:
-                log.warning('dropped a malformed message from the driver: %s', error)
-                continue
-            if isinstance(message, Run):
-                if self.state in (State.STARTING, State.RUNNING):
-                    self._queue.append(
-                        Job(
-                            message.task_id, message.line_number, message.repeat_index, message.command,
-                            attempt=message.attempt,
-                        )
-                    )  # fmt: skip
-            elif isinstance(message, Drain):
-                self._draining = True
-            elif isinstance(message, Abort):
-                self._abort(f'driver: {message.reason}')
-            elif not isinstance(message, Heartbeat):
-                log.warning('unexpected %s from the driver', type(message).__name__)
+            for message in self._link.receive():
+                self._on_message(message)
+
+    def _on_message(self, message: Message | codec.CodecError) -> None:
+        if isinstance(message, Run):
+            if self.state in (State.STARTING, State.RUNNING):
+                self._queue.append(
+                    Job(
+                        message.task_id, message.line_number, message.repeat_index, message.command,
+                        attempt=message.attempt,
+                    )
+                )  # fmt: skip
+        elif isinstance(message, Drain):
+            self._draining = True
+        elif isinstance(message, Abort):
+            self._abort(f'driver: {message.reason}')
+        elif isinstance(message, codec.CodecError):
+            log.warning('dropped a malformed message from the driver: %s', message)
+        elif not isinstance(message, Heartbeat):
+            log.warning('unexpected %s from the driver', type(message).__name__)
 
     def _on_task_fd(self, fd: int) -> None:
         slot = self._fd_slots[fd]
@@ -352,8 +367,25 @@ class Engine:
         self._pidfds.discard(fd)
         self._poller.unregister(fd)
 
+    def _flush(self, now: float) -> None:
+        """Send the results gathered so far, in one batch.
+
+        At once, unless the driver has queued short tasks here and more of that queue is left than results are
+        waiting: then the slots have work for a while yet, and the driver hears of the first half of the queue in
+        one message instead of a message a task (it answers with the next tasks in one message too).
+        """
+        if not self._outbox:
+            return
+        holding = self.state is State.RUNNING and not self._draining and len(self._outbox) < len(self._queue)
+        if holding and now < self._outbox_deadline:
+            return
+        self._link.send(*self._outbox)
+        self._outbox.clear()
+
     def _report(self, job: Job, outcome: Outcome, timed_out: bool = False) -> None:
-        self._link.send(
+        if not self._outbox:
+            self._outbox_deadline = time.monotonic() + REPORT_DELAY_SECONDS
+        self._outbox.append(
             TaskDone(
                 job.task_id,
                 job.phase,

@@ -1,8 +1,9 @@
 """ZeroMQ sockets for the driver's links: the driver binds a ROUTER; each engine and each context process connects
 a DEALER.
 
-This module owns socket options, encryption and framing (ROUTER frames are `[peer identity, payload]`); what the
-payload means is the codec's business. Frames larger than `codec.MAX_FRAME_BYTES` are refused by libzmq before they
+This module owns socket options, encryption and framing: one ZeroMQ message carries one or more protocol messages,
+a frame each (ROUTER adds the peer identity in front), so a batch of results or assignments costs one send; what a
+frame means is the codec's business. Frames larger than `codec.MAX_FRAME_BYTES` are refused by libzmq before they
 reach us.
 
 Every link is encrypted with CURVE: the driver makes a key pair per run and hands the public half, with the run's
@@ -75,17 +76,15 @@ class DriverEndpoint:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def receive(self) -> tuple[bytes, bytes]:
-        """One `(peer, payload)`; the payload is not decoded here so the caller can log garbage with its peer."""
+    def receive(self) -> tuple[bytes, list[bytes]]:
+        """One `(peer, payloads)`; payloads are not decoded here so the caller can log garbage with its peer."""
         frames = self.socket.recv_multipart(zmq.NOBLOCK)
-        if len(frames) != 2:
-            return frames[0], b''
-        return frames[0], frames[1]
+        return frames[0], frames[1:]
 
-    def send(self, peer: bytes, message: Message) -> bool:
-        """Send to one engine; False when the engine is no longer connected."""
+    def send(self, peer: bytes, *messages: Message) -> bool:
+        """Send messages to one engine, in one batch; False when the engine is no longer connected."""
         try:
-            self.socket.send_multipart([peer, codec.encode(message)], zmq.NOBLOCK)
+            self.socket.send_multipart([peer, *(codec.encode(message) for message in messages)], zmq.NOBLOCK)
         except zmq.ZMQError:
             return False
         return True
@@ -107,12 +106,20 @@ class PeerLink:
         self.socket.setsockopt(zmq.CURVE_SECRETKEY, private)
         self.socket.connect(f'tcp://{address}')
 
-    def receive(self) -> Message:
-        """Decode one waiting message; raises codec.CodecError for a frame that is not one."""
-        return codec.decode(self.socket.recv(zmq.NOBLOCK))
+    def receive(self) -> list[Message | codec.CodecError]:
+        """Decode the waiting batch, in order; a frame that is not a message comes back as its CodecError."""
+        return [_decode(frame) for frame in self.socket.recv_multipart(zmq.NOBLOCK)]
 
-    def send(self, message: Message) -> None:
-        self.socket.send(codec.encode(message))
+    def send(self, *messages: Message) -> None:
+        """Send messages to the driver, in one batch."""
+        self.socket.send_multipart([codec.encode(message) for message in messages])
 
     def close(self, linger_ms: int = 0) -> None:
         self.socket.close(linger=linger_ms)
+
+
+def _decode(frame: bytes) -> Message | codec.CodecError:
+    try:
+        return codec.decode(frame)
+    except codec.CodecError as error:
+        return error

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from disbatch.driver.scheduler import (
     LOST_RETURN_CODE,
+    MAX_AHEAD,
     AbortEngine,
     Action,
     ContextJoined,
@@ -197,13 +198,14 @@ def test_a_finished_task_frees_its_slot_for_the_next() -> None:
     assert scheduler.counts == Counts(finished=1)
 
 
-def test_engines_running_short_tasks_get_two_tasks_per_slot_and_one_again_once_tasks_are_long() -> None:
+def test_engines_running_short_tasks_get_tasks_queued_ahead_and_one_per_slot_again_once_tasks_are_long() -> None:
     scheduler = make_scheduler()
     stream = Stream(TASKS)
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
-    # One short task finished: the engine now takes 2 x 2 tasks (one running and one queued per slot).
-    scheduler.handle(TaskFinished(0, finished(TASKS[0], elapsed=0.01)))
+    # One short task finished (15 ms: one task's worth of PIPELINE_SECONDS): the engine now takes 2 x 2 tasks
+    # (one running and one queued per slot).
+    scheduler.handle(TaskFinished(0, finished(TASKS[0], elapsed=0.015)))
     assert feed_stream(scheduler, stream, now=2.0) == [
         SendTask(0, TASKS[2]),
         SendTask(0, TASKS[3]),
@@ -219,6 +221,18 @@ def test_engines_running_short_tasks_get_two_tasks_per_slot_and_one_again_once_t
     scheduler.handle(TaskFinished(0, finished(TASKS[3], elapsed=5.0)))
     assert feed_stream(scheduler, stream, now=17.0) == [SendTask(0, TASKS[5])]
     assert scheduler.running == 2
+
+
+@pytest.mark.parametrize(('elapsed', 'per_slot'), [(0.001, 1 + MAX_AHEAD), (0.0035, 1 + 5), (0.03, 2), (0.06, 1)])
+def test_the_queue_ahead_of_each_slot_holds_about_pipeline_seconds_of_work(elapsed: float, per_slot: int) -> None:
+    tasks = [task(i) for i in range(100)]
+    scheduler = make_scheduler()
+    stream = Stream(tasks)
+    scheduler.handle(EngineJoined(0, 'node0', slots=3))
+    assert len(feed_stream(scheduler, stream, now=1.0)) == 3
+    scheduler.handle(TaskFinished(0, finished(tasks[0], elapsed=elapsed)))
+    feed_stream(scheduler, stream, now=2.0)
+    assert scheduler.running == 3 * per_slot
 
 
 def test_a_resumed_record_is_written_and_counted_without_needing_a_slot() -> None:
@@ -1238,7 +1252,7 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
                 assert action.engine_rank in alive and action.engine_rank not in draining
                 running[action.task.task_id] = (action.engine_rank, action.task)
                 held = sum(1 for rank, _ in running.values() if rank == action.engine_rank)
-                assert held <= 2 * slots[action.engine_rank]
+                assert held <= (1 + MAX_AHEAD) * slots[action.engine_rank]
             elif isinstance(action, DrainEngine):
                 assert action.engine_rank not in draining
                 assert all(holder != action.engine_rank for holder, _ in running.values())
