@@ -1,6 +1,6 @@
 """`python -m disbatch` is the `disbatch` command."""
 
-from disbatch.cli import main
+from disbatch.cli import entry
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    entry()

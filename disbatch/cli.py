@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from disbatch import __version__
 from disbatch.config import RunConfig
 from disbatch.contexts.flags import add_context_arguments
 from disbatch.errors import DisbatchError, UsageError
+from disbatch.exiting import exit_now
 
 EXIT_CODES: dict[type[DisbatchError], int] = {UsageError: 2}
 
@@ -139,5 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES.get(type(error), 1)
 
 
+def entry() -> NoReturn:
+    """The `disbatch` command (console script and `python -m disbatch`): a run, then a quick exit."""
+    exit_now(main())
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    entry()

@@ -23,15 +23,6 @@ class Node:
     cores: int
 
 
-@dataclass(frozen=True, slots=True)
-class EngineLaunch:
-    """What every engine of a run needs to join it."""
-
-    driver_address: str
-    credentials: str  # the line handed to each engine on its stdin (transport.Credentials.line)
-    log_path: str  # with '{context}' and '{host}' where the context label and node name go
-
-
 def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
     """`['h1:4,h2:2', 'h3:1']` → nodes, in order; duplicate hosts are summed. ContextError names a bad item."""
     cores: dict[str, int] = {}
@@ -78,8 +69,13 @@ class Context(abc.ABC):
     label: str
 
     @abc.abstractmethod
-    def launch(self, launch: EngineLaunch) -> None:
-        """Start the engines."""
+    def launch(self, log_path: str) -> None:
+        """Start the engines, logging to `log_path` (with '{context}' and '{host}' where the context label and node
+        name go). They start up while the driver binds its endpoint, and wait for `admit` to say where it is."""
+
+    @abc.abstractmethod
+    def admit(self, driver_address: str, credentials: str) -> None:
+        """Tell the engines where the driver is and how to prove they belong to the run (Credentials.line)."""
 
     @abc.abstractmethod
     def watched_fds(self) -> list[int]:

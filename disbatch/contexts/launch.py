@@ -1,8 +1,9 @@
 """Engine launcher processes: the only place contexts spawn and kill processes.
 
 Whatever starts an engine — the engine itself on this machine, `ssh HOST`, `srun -w NODE` — is a child process
-of the context with a pipe on its stdin. The context writes the run's credentials down the pipe as the first line (so
-it never appears on a command line or in a remote environment) and keeps the pipe open: when the context's
+of the context with a pipe on its stdin. The context writes the run's credentials and the driver's address down the
+pipe as the first line (so the secret never appears on a command line or in a remote environment; and the engine can
+start up while the driver is still binding) and keeps the pipe open: when the context's
 process ends, for any reason, the engine sees end of file and stops its tasks. A pidfd per launcher tells the
 context at once when one exits.
 """
@@ -41,18 +42,22 @@ class EngineProcesses:
 
     def __init__(self) -> None:
         self._launchers: dict[int, _Launcher] = {}
+        self._admission = b''  # the first line of every engine's stdin, once known
 
-    def start(self, launch_id: str, host: str, command: list[str], credentials: str, log_path: str) -> None:
+    def start(self, launch_id: str, host: str, command: list[str], log_path: str) -> None:
         with open(log_path, 'ab') as log:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
-        assert process.stdin is not None
-        try:
-            process.stdin.write(credentials.encode() + b'\n')
-            process.stdin.flush()
-        except BrokenPipeError:
-            pass  # the launcher died at once; its pidfd reports it
         pidfd = os.pidfd_open(process.pid)
-        self._launchers[pidfd] = _Launcher(launch_id, host, process, pidfd, log_path)
+        launcher = _Launcher(launch_id, host, process, pidfd, log_path)
+        self._launchers[pidfd] = launcher
+        if self._admission:
+            _write(launcher, self._admission)
+
+    def admit(self, line: str) -> None:
+        """Write `line` (credentials and the driver's address) to every engine started, and to those started later."""
+        self._admission = line.encode() + b'\n'
+        for launcher in self._launchers.values():
+            _write(launcher, self._admission)
 
     @property
     def fds(self) -> list[int]:
@@ -98,6 +103,15 @@ class EngineProcesses:
         for launcher in self._launchers.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(launcher.process.pid, signal.SIGKILL)
+
+
+def _write(launcher: _Launcher, line: bytes) -> None:
+    assert launcher.process.stdin is not None
+    try:
+        launcher.process.stdin.write(line)
+        launcher.process.stdin.flush()
+    except BrokenPipeError:
+        pass  # the launcher died at once; its pidfd reports it
 
 
 def _last_line(path: str) -> str:

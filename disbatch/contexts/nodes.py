@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from disbatch.contexts.base import Context, EngineLaunch
+from disbatch.contexts.base import Context
 from disbatch.contexts.launch import EngineExited, EngineProcesses
 from disbatch.contexts.retire import Retirement
 
@@ -31,11 +31,11 @@ class NodePlan:
 Launcher = Callable[[NodePlan, list[str]], list[str]]
 
 
-def engine_command(launch: EngineLaunch, plan: NodePlan, context: str, launch_id: str) -> list[str]:
-    """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system)."""
+def engine_command(plan: NodePlan, context: str, launch_id: str) -> list[str]:
+    """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system). The driver's
+    address and the run's credentials come on its stdin."""
     return [
         sys.executable, '-m', 'disbatch.engine',
-        '--driver', launch.driver_address,
         '--slots', str(plan.slots),
         '--cores-per-task', str(plan.cores_per_task),
         '--context', context,
@@ -54,14 +54,18 @@ class NodeContext(Context):
         self.processes = EngineProcesses()
         self._launched = False
 
-    def launch(self, launch: EngineLaunch) -> None:
+    def launch(self, log_path: str) -> None:
         for index, plan in enumerate(self.plans):
             launch_id = f'{self.label}/{index}'
-            command = self.launcher(plan, engine_command(launch, plan, self.label, launch_id))
-            log_path = launch.log_path.replace('{context}', self.label).replace('{host}', plan.host)
+            command = self.launcher(plan, engine_command(plan, self.label, launch_id))
             log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
-            self.processes.start(launch_id, plan.host, command, launch.credentials, log_path)
+            self.processes.start(
+                launch_id, plan.host, command, log_path.replace('{context}', self.label).replace('{host}', plan.host)
+            )
         self._launched = True
+
+    def admit(self, driver_address: str, credentials: str) -> None:
+        self.processes.admit(f'{credentials} {driver_address}')
 
     def watched_fds(self) -> list[int]:
         return self.processes.fds

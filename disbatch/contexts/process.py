@@ -17,7 +17,7 @@ import time
 
 import zmq
 
-from disbatch.contexts.base import EngineLaunch, parse_node_list
+from disbatch.contexts.base import parse_node_list
 from disbatch.contexts.flags import add_context_arguments
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
@@ -85,7 +85,8 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
             return 1
         _log_to(f'{stem}_{welcome.label}.context.log')
         context = _build(arguments, welcome, stem, slurm)
-        context.launch(EngineLaunch(driver, credentials.line, f'{stem}_{{context}}_{{host}}_engine_wrap.log'))
+        context.launch(f'{stem}_{{context}}_{{host}}_engine_wrap.log')
+        context.admit(driver, credentials.line)
         print(f'disbatch: context {welcome.label}: engines on '
               f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip
         _wait(context)

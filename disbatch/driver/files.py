@@ -12,9 +12,12 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from disbatch.errors import OutputPathError
-from disbatch.protocol.transport import Credentials
+
+if TYPE_CHECKING:
+    from disbatch.protocol.transport import Credentials
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 Everything that can be checked is checked before anything starts: the task file's directives, the `-r` files,
 the `-p` directory, the node list. Each failure is a DisbatchError with a one-line message. The engines are launched
-as soon as the endpoint they connect to is bound, before the heavier half of the driver is even imported, so a
-short run does not wait for two Python start-ups one after the other.
+right after these checks, before the driver even imports ZeroMQ, binds its endpoint or imports its heavier half
+(the session): they start up while it does, then read on their stdin where to connect. So a short run does not wait
+for two Python start-ups one after the other.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from disbatch.config import RunConfig
-from disbatch.contexts.base import EngineLaunch, duplicate_hosts
+from disbatch.contexts.base import duplicate_hosts
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
@@ -23,8 +25,9 @@ from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.scan import open_task_file, validate
 from disbatch.driver.source import FileSource
-from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.resume import ResumeIndex
+
+if TYPE_CHECKING:
+    from disbatch.results.resume import ResumeIndex
 
 log = logging.getLogger('disbatch.driver')
 
@@ -49,35 +52,46 @@ def _prepare(
     total: int | None = None,
 ) -> int:
     """Check what can be checked, name the run's files, open its log, start its engines, then serve the run."""
-    resume = ResumeIndex.load(config.resume_from) if config.resume_from else None
+    resume = _load_resume(config.resume_from) if config.resume_from else None
     files = run_files.choose_stem(config.prefix, tasks_name)
     with _logging(config.logfile or files.driver_log, config.loglevel):
         log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
         for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
             _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
         contexts = [] if config.startup_only else [_context(config, files)]
-        if config.use_address:
-            bind_host, kvs_port = config.use_address
-        elif config.startup_only:
-            bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
-        else:
-            bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
-        credentials = Credentials.create()
-        with DriverEndpoint(bind_host, credentials) as endpoint:
-            address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
-            try:
-                if total != 0:  # a file with no task needs no engine
-                    # The engines start now, so their start-up overlaps the rest of ours (the session's imports).
-                    launch = EngineLaunch(address, credentials.line, files.engine_log('{context}', '{host}'))
-                    for context in contexts:
-                        context.launch(launch)
+        try:
+            # The engines start now, so their start-up overlaps the rest of ours (binding, the session's imports);
+            # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
+            launched = contexts if total != 0 else []
+            for context in launched:
+                context.launch(files.engine_log('{context}', '{host}'))
+            # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
+            from disbatch.protocol.transport import Credentials, DriverEndpoint
+
+            if config.use_address:
+                bind_host, kvs_port = config.use_address
+            elif config.startup_only:
+                bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
+            else:
+                bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
+            credentials = Credentials.create()
+            with DriverEndpoint(bind_host, credentials) as endpoint:
+                address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
+                for context in launched:
+                    context.admit(address, credentials.line)
                 from disbatch.driver.session import Session
 
                 session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
                 return session.serve(file_source, source_name, resume, kvs_port)
-            finally:
-                for context in contexts:
-                    context.terminate()
+        finally:
+            for context in contexts:
+                context.terminate()
+
+
+def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
+    from disbatch.results.resume import ResumeIndex
+
+    return ResumeIndex.load(paths)
 
 
 def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:

@@ -8,12 +8,15 @@ import os
 import sys
 
 from disbatch.engine.engine import Engine, EngineSettings, short_hostname
+from disbatch.exiting import exit_now
 from disbatch.protocol.transport import Credentials
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m disbatch.engine', description='Run tasks for a disbatch driver.')
-    parser.add_argument('--driver', required=True, metavar='HOST:PORT', help='the driver endpoint')
+    parser.add_argument(
+        '--driver', metavar='HOST:PORT', help='the driver endpoint (with --secret-stdin: from stdin unless given)'
+    )
     parser.add_argument('--slots', type=int, required=True)
     parser.add_argument('--cores-per-task', type=int, default=1)
     parser.add_argument('--context', default='local')
@@ -25,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--secret-stdin',
         action='store_true',
-        help='read the run credentials from the first line of stdin (else from the environment: DISBATCH_RUN_SECRET '
-        'and DISBATCH_RUN_KEY)',
+        help='read the run credentials and the driver endpoint from the first line of stdin, "SECRET KEY HOST:PORT" '
+        '(else the credentials come from the environment: DISBATCH_RUN_SECRET and DISBATCH_RUN_KEY)',
     )
     parser.add_argument('--loglevel', default='INFO')
     args = parser.parse_args(argv)
@@ -34,10 +37,17 @@ def main(argv: list[str] | None = None) -> int:
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
+    driver = args.driver
     if args.secret_stdin:
-        credentials = Credentials.from_line(_read_line(0))
+        # Read only now, after the imports: the driver binds its endpoint while this process starts up.
+        secret, _, rest = _read_line(0).partition(' ')
+        key, _, address = rest.partition(' ')
+        credentials = Credentials(secret, key)
+        driver = driver or address
+    if not driver:
+        parser.error('no driver endpoint: give --driver, or --secret-stdin and a line with it')
     settings = EngineSettings(
-        driver_address=args.driver,
+        driver_address=driver,
         credentials=credentials,
         slots=args.slots,
         cores_per_task=args.cores_per_task,
@@ -61,4 +71,4 @@ def _read_line(fd: int) -> str:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_now(main())

@@ -13,7 +13,6 @@ a connection cannot complete its handshake; with it but without the secret, the 
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import zmq
@@ -32,6 +31,8 @@ class Credentials:
 
     @classmethod
     def create(cls) -> Credentials:
+        import secrets  # only the driver makes credentials; engines start faster without it
+
         public, private = zmq.curve_keypair()
         return cls(secrets.token_urlsafe(32), public.decode('ascii'), private.decode('ascii'))
 
