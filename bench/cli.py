@@ -66,6 +66,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     append.add_argument('--no-append', dest='append', action='store_false', help='do not append (default for --smoke)')
     parser.add_argument('--results', type=Path, default=REPO_ROOT / 'bench' / 'RESULTS.md', help=argparse.SUPPRESS)
     parser.add_argument('--no-install', action='store_true', help='do not apt-get install GNU parallel when missing')
+    parser.add_argument(
+        '--ours-from-checkout',
+        action='store_true',
+        help='run ours from this checkout with this interpreter, instead of pip-installed into a venv of its own',
+    )
     parser.add_argument('--keep', action='store_true', help='keep the scratch directory (task files, outputs)')
     remote = parser.add_argument_group(
         'workload (e): ours through SSH hosts and Slurm vs ours locally',
@@ -125,7 +130,7 @@ def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool]
     wanted = arguments.tools.split(',')
     found: list[tuple[Tool | None, str]] = []
     if 'ours' in wanted:
-        found.append(find_ours(REPO_ROOT, scratch))
+        found.append(find_ours(REPO_ROOT, scratch, None if arguments.ours_from_checkout else default_cache()))
     if 'xargs' in wanted:
         found.append(find_xargs(scratch))
     if 'parallel' in wanted:

@@ -210,7 +210,7 @@ def run_driver(
     output_directory.mkdir()
     argv = (ours.python, '-m', 'disbatch', '-s', spec, '-p', f'{output_directory}/', str(task_file))
     measurement = run_measured(
-        Invocation(argv, ours_environment(repo_root)),
+        Invocation(argv, ours_environment(ours)),
         cwd=run_directory,
         stderr_path=run_directory / 'stderr.txt',
         timeout=timeout,
@@ -230,13 +230,13 @@ def run_driver(
     )
 
 
-def job_script(python: str, repo_root: Path, task_file: Path, output_directory: Path, timing: Path) -> str:
+def job_script(ours: Tool, task_file: Path, output_directory: Path, timing: Path) -> str:
     """The batch script: time the disbatch call with bash's clock (no extra process) and write it to `timing`."""
-    command = shlex.join([python, '-m', 'disbatch', '-p', f'{output_directory}/', str(task_file)])
+    command = shlex.join([ours.python, '-m', 'disbatch', '-p', f'{output_directory}/', str(task_file)])
     return (
         '#!/bin/bash\n'
-        f'export PYTHONPATH={shlex.quote(str(repo_root))}\n'
-        'start=$EPOCHREALTIME\n'
+        + (f'export PYTHONPATH={shlex.quote(ours.pythonpath)}\n' if ours.pythonpath else 'unset PYTHONPATH\n')
+        + 'start=$EPOCHREALTIME\n'
         f'{command}\n'
         'code=$?\n'
         'end=$EPOCHREALTIME\n'
@@ -259,7 +259,7 @@ def run_slurm(
     output_directory.mkdir()
     timing = run_directory / 'timing.txt'
     script = run_directory / 'job.sh'
-    script.write_text(job_script(ours.python, repo_root, task_file, output_directory, timing), encoding='utf-8')
+    script.write_text(job_script(ours, task_file, output_directory, timing), encoding='utf-8')
     job_output = run_directory / 'job.out'
     tasks_total = plan.slurm_nodes * plan.slots_per_host
     submit = ['sbatch', '--parsable', '-J', 'disbatch-bench', '-N', str(plan.slurm_nodes), '-n', str(tasks_total)]

@@ -1,6 +1,9 @@
 """The tools compared, how each is started on a task file, and making them available.
 
-* ours: `python -m disbatch -s localhost:N -p OUTDIR/ TASKFILE` from this repository (PYTHONPATH = repo root).
+* ours: `python -m disbatch -s localhost:N -p OUTDIR/ TASKFILE`, as a user runs it: this checkout `pip install`ed (not
+  editable) into a venv of its own under the user's cache directory, reinstalled at every bench run. (An editable
+  install, as in the development venv, costs every Python process of a run ~15 ms for its import hook.) With
+  --ours-from-checkout: the checkout itself with this interpreter (PYTHONPATH = repo root).
 * xargs: `xargs -P N -d '\\n' -n 1 /bin/bash -c < TASKFILE` — one `bash -c LINE` per line, the same work per task
   as ours; the floor that SPEC §5 measures against.
 * parallel: `parallel -j N -a TASKFILE` (GNU parallel runs each line through a shell; PARALLEL_SHELL=/bin/bash).
@@ -10,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import shutil
@@ -37,6 +41,7 @@ class Tool:
     version: str
     python: str = ''  # the interpreter that runs `-m disbatch` (ours and reference)
     task_cap: int | None = None  # runs at most this many tasks of a workload (the slow reference)
+    pythonpath: str = ''  # the PYTHONPATH ours needs: the checkout when it runs from there, else none
 
     @property
     def writes_status(self) -> bool:
@@ -52,7 +57,7 @@ class Tool:
             return Invocation(argv, {**base_environment(), 'PARALLEL_SHELL': '/bin/bash'})
         argv = (self.python, '-m', 'disbatch', '-s', f'localhost:{slots}', '-p', f'{output_directory}/', str(task_file))
         if self.kind is ToolKind.OURS:
-            return Invocation(argv, ours_environment(repo_root))
+            return Invocation(argv, ours_environment(self))
         return Invocation(argv, base_environment())
 
 
@@ -65,16 +70,33 @@ def base_environment() -> dict[str, str]:
     }
 
 
-def ours_environment(repo_root: Path) -> dict[str, str]:
-    return {**base_environment(), 'PYTHONPATH': str(repo_root)}
+def ours_environment(tool: Tool) -> dict[str, str]:
+    if not tool.pythonpath:
+        return base_environment()
+    return {**base_environment(), 'PYTHONPATH': tool.pythonpath}
 
 
-def find_ours(repo_root: Path, scratch: Path) -> tuple[Tool | None, str]:
-    """Ours from this checkout, if `python -m disbatch --version` works; else (None, why)."""
-    ok, output = probe([sys.executable, '-m', 'disbatch', '--version'], cwd=scratch, env=ours_environment(repo_root))
+def find_ours(repo_root: Path, scratch: Path, cache: Path | None) -> tuple[Tool | None, str]:
+    """Ours installed from this checkout into `cache`/ours (None: the checkout with this interpreter), if
+    `python -m disbatch --version` works; else (None, why)."""
+    python, pythonpath = sys.executable, str(repo_root)
+    if cache is not None:
+        pythonpath = ''
+        venv = cache / 'ours'
+        python = str(venv / 'bin' / 'python')
+        steps = [] if Path(python).exists() else [[sys.executable, '-m', 'venv', str(venv)]]
+        steps.append([python, '-m', 'pip', 'install', '--quiet', str(repo_root)])  # its dependencies, once
+        steps.append([python, '-m', 'pip', 'install', '--quiet', '--no-deps', '--force-reinstall', str(repo_root)])
+        for step in steps:
+            ok, output = probe(step, cwd=scratch, env=base_environment(), timeout=900)
+            if not ok:
+                return None, f'ours skipped: `{" ".join(step)}` failed: {_last_line(output)}'
+    tool = Tool(ToolKind.OURS, 'ours', '', python=python, pythonpath=pythonpath)
+    ok, output = probe([python, '-m', 'disbatch', '--version'], cwd=scratch, env=ours_environment(tool))
     if not ok:
         return None, f'ours skipped: `python -m disbatch --version` failed: {_last_line(output)}'
-    return Tool(ToolKind.OURS, 'ours', _last_line(output), python=sys.executable), ''
+    installed = ' (pip-installed in a venv of its own)' if cache is not None else ' (from the checkout)'
+    return dataclasses.replace(tool, version=_last_line(output) + installed), ''
 
 
 def find_xargs(scratch: Path) -> tuple[Tool | None, str]:
