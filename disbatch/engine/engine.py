@@ -1,7 +1,7 @@
 """An engine: runs N slots of tasks on one node for the driver, and reports every result.
 
-The engine is one event loop over file descriptors: the driver socket, each task's stdout/stderr pipes and pidfd,
-a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone). Heartbeats
+The engine is one event loop (epoll) over file descriptors: the driver socket, each task's stdout/stderr pipes and
+pidfd, a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone). Heartbeats
 go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
 wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
 
@@ -18,6 +18,7 @@ import contextlib
 import enum
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -104,7 +105,7 @@ class Engine:
         self.rank = -1
         self._zmq = zmq.Context()
         self._link = PeerLink(self._zmq, settings.driver_address, settings.credentials)
-        self._poller = zmq.Poller()
+        self._epoll = select.epoll()
         self._environment: dict[str, str] = {}
         self._queue: deque[Job] = deque()
         self._per_engine: deque[Job] = deque()
@@ -139,10 +140,14 @@ class Engine:
         try:
             if not self._join():
                 return 1
-            self._poller.register(self._link.socket, zmq.POLLIN)
-            self._poller.register(wake_read, zmq.POLLIN)
+            # ZeroMQ's fd only says "look again": the socket itself is checked every turn (see _turn).
+            self._epoll.register(self._link.socket.getsockopt(zmq.FD), select.EPOLLIN)
+            self._epoll.register(wake_read, select.EPOLLIN)
             if self.settings.watch_stdin:
-                self._poller.register(0, zmq.POLLIN)
+                try:
+                    self._epoll.register(0, select.EPOLLIN)
+                except PermissionError:  # a regular file, not a pipe: nothing to watch
+                    log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
             self._step()
             while self.state is not State.DONE:
                 self._turn(wake_read)
@@ -154,6 +159,7 @@ class Engine:
             signal.set_wakeup_fd(previous)
             os.close(wake_read)
             os.close(wake_write)
+            self._epoll.close()
             self._link.close(linger_ms=0 if self._driver_gone else 2000)
             self._zmq.term()
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -185,15 +191,16 @@ class Engine:
         return True
 
     def _turn(self, wake_read: int) -> None:
-        for fd_or_socket, _ in self._poller.poll(self._timeout_ms()):
-            if fd_or_socket is self._link.socket:
-                self._receive_all()
-            elif fd_or_socket == wake_read:
+        timeout = 0.0 if self._link.readable() else self._timeout_ms() / 1000
+        for fd, _ in self._epoll.poll(timeout):
+            if fd == wake_read:
                 self._on_signal(wake_read)
-            elif fd_or_socket == 0 and self.settings.watch_stdin:
+            elif fd == 0 and self.settings.watch_stdin:
                 self._on_stdin()
-            elif isinstance(fd_or_socket, int) and fd_or_socket in self._fd_slots:
-                self._on_task_fd(fd_or_socket)
+            elif fd in self._fd_slots:
+                self._on_task_fd(fd)
+        if self._link.readable():
+            self._receive_all()
         now = time.monotonic()
         self._run_timers(now)
         self._step()
@@ -240,7 +247,7 @@ class Engine:
 
     def _receive_all(self) -> None:
         self._last_heard = time.monotonic()
-        while self._link.socket.poll(0, zmq.POLLIN):
+        while self._link.readable():
             for message in self._link.receive():
                 self._on_message(message)
 
@@ -266,9 +273,9 @@ class Engine:
         slot = self._fd_slots[fd]
         process, job = self._running[slot]
         if fd not in self._pidfds:
-            process.read(fd)
-            if fd not in process.open_fds:
+            if process.read(fd):  # its end: the task closed it (or exited)
                 self._forget(fd)
+                process.close(fd)
             return
         for pipe in process.open_fds:
             self._forget(pipe)
@@ -296,7 +303,7 @@ class Engine:
         except BlockingIOError:
             return
         if not data:
-            self._poller.unregister(0)
+            self._epoll.unregister(0)
             self._on_driver_gone()
 
     def _on_driver_gone(self) -> None:
@@ -359,13 +366,13 @@ class Engine:
             self._timeouts[slot] = time.monotonic() + self._task_timeout
         for fd in (*process.open_fds, process.pidfd):
             self._fd_slots[fd] = slot
-            self._poller.register(fd, zmq.POLLIN)
+            self._epoll.register(fd, select.EPOLLIN)
         self._pidfds.add(process.pidfd)
 
     def _forget(self, fd: int) -> None:
         del self._fd_slots[fd]
         self._pidfds.discard(fd)
-        self._poller.unregister(fd)
+        self._epoll.unregister(fd)
 
     def _flush(self, now: float) -> None:
         """Send the results gathered so far, in one batch.

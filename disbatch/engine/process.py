@@ -39,7 +39,8 @@ class Outcome:
 
 
 class TaskProcess:
-    """One running task. Create with `spawn`; feed readable fds to `read`; call `reap` once `pidfd` is readable."""
+    """One running task. Create with `spawn`; feed readable fds to `read` (and `close` one at its end); call `reap`
+    once `pidfd` is readable."""
 
     def __init__(
         self, pid: int, pidfd: int, stdout_fd: int, stderr_fd: int, start: float, script: str | None = None
@@ -101,17 +102,16 @@ class TaskProcess:
     def open_fds(self) -> list[int]:
         return [fd for fd in (self.stdout_fd, self.stderr_fd) if fd is not None]
 
-    def read(self, fd: int) -> None:
-        """Drain whatever `fd` (one of this task's pipes) holds now; close it at end of file."""
+    def read(self, fd: int) -> bool:
+        """Drain whatever `fd` (one of this task's pipes) holds now; True at its end (then `close` it)."""
         capture = self.stdout if fd == self.stdout_fd else self.stderr
         while True:
             try:
                 chunk = os.read(fd, READ_CHUNK)
             except BlockingIOError:
-                return
+                return False
             if not chunk:
-                self._close(fd)
-                return
+                return True
             capture.add(chunk)
 
     def reap(self) -> Outcome:
@@ -123,7 +123,7 @@ class TaskProcess:
         finish = time.time()
         for fd in self.open_fds:
             self.read(fd)
-            self._close(fd)
+            self.close(fd)
         os.close(self.pidfd)
         if self.script is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -147,7 +147,8 @@ class TaskProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
 
-    def _close(self, fd: int) -> None:
+    def close(self, fd: int) -> None:
+        """Close one of this task's pipes."""
         if fd == self.stdout_fd:
             self.stdout_fd = None
         elif fd == self.stderr_fd:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +17,6 @@ from disbatch.protocol.messages import MESSAGE_TYPES, Message
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-_FIELDS: dict[type[Any], tuple[str, ...]] = {
-    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in MESSAGE_TYPES
-}
-_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in MESSAGE_TYPES}
 _encoder = json.JSONEncoder(ensure_ascii=True, separators=(',', ':'))
 _decoder = json.JSONDecoder()
 
@@ -29,8 +26,8 @@ class CodecError(ValueError):
 
 
 def encode(message: Message) -> bytes:
-    fields = _FIELDS[type(message)]
-    return _encoder.encode([message.TAG, *(getattr(message, name) for name in fields)]).encode('ascii')
+    shape = _SHAPES[type(message)]
+    return _encoder.encode([shape.tag, *shape.values(message)]).encode('ascii')
 
 
 def decode(frame: bytes) -> Message:
@@ -42,20 +39,16 @@ def decode(frame: bytes) -> Message:
         raise CodecError(f'not a JSON message: {type(error).__name__}') from None
     if not isinstance(parts, list) or not parts or not isinstance(parts[0], str):
         raise CodecError('not a tagged message')
-    cls = _BY_TAG.get(parts[0])
-    if cls is None:
+    shape = _BY_TAG.get(parts[0])
+    if shape is None:
         raise CodecError(f'unknown message tag {parts[0]!r}')
-    fields = _FIELDS[cls]
-    if len(parts) != len(fields) + 1:
-        raise CodecError(f'{parts[0]} needs {len(fields)} fields, got {len(parts) - 1}')
-    values = []
-    for name, value in zip(fields, parts[1:], strict=True):
-        check = _CHECKS[_TYPES[cls][name]]
-        converted = check(value)
-        if converted is _INVALID:
-            raise CodecError(f'{parts[0]}.{name} has the wrong type')
-        values.append(converted)
-    message: Message = cls(*values)
+    if len(parts) != len(shape.fields) + 1:
+        raise CodecError(f'{parts[0]} needs {len(shape.fields)} fields, got {len(parts) - 1}')
+    values = [check(value) for check, value in zip(shape.checks, parts[1:], strict=True)]
+    if _INVALID in values:
+        name = shape.fields[values.index(_INVALID)]
+        raise CodecError(f'{parts[0]}.{name} has the wrong type')
+    message: Message = shape.cls(*values)
     return message
 
 
@@ -66,19 +59,20 @@ class _Invalid:
 _INVALID: Any = _Invalid()
 
 
+# The JSON decoder makes exact built-in types, so exact type tests suffice (and keep bool out of int).
 def _plain(kind: type[Any]) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        return value if isinstance(value, kind) and not isinstance(value, bool) else _INVALID
+        return value if type(value) is kind else _INVALID
 
     return check
 
 
 def _number(value: Any) -> Any:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _INVALID
+    return value if type(value) is float or type(value) is int else _INVALID
 
 
 def _boolean(value: Any) -> Any:
-    return value if isinstance(value, bool) else _INVALID
+    return value if type(value) is bool else _INVALID
 
 
 def _environment(value: Any) -> Any:
@@ -113,10 +107,34 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     'dict[str, str]': _environment,
     'list[PerEngineSpec]': _per_engine_specs,
 }
-_TYPES: dict[type[Any], dict[str, str]] = {
-    cls: {field.name: str(field.type) for field in dataclasses.fields(cls)} for cls in MESSAGE_TYPES
-}
-for _cls, _field_types in _TYPES.items():
-    for _name, _type in _field_types.items():
-        if _type not in _CHECKS:  # pragma: no cover - a new field type needs a check above
-            raise TypeError(f'{_cls.__name__}.{_name}: no wire check for type {_type}')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """How one message class goes on the wire: its tag, its fields in order, and a check per field."""
+
+    cls: type[Any]
+    tag: str
+    fields: tuple[str, ...]
+    checks: tuple[Callable[[Any], Any], ...]
+    values: Callable[[Any], tuple[Any, ...]]  # the message's field values, in order
+
+
+def _shape(cls: type[Any]) -> _Shape:
+    fields = dataclasses.fields(cls)
+    for field in fields:
+        if str(field.type) not in _CHECKS:  # pragma: no cover - a new field type needs a check above
+            raise TypeError(f'{cls.__name__}.{field.name}: no wire check for type {field.type}')
+    names = tuple(field.name for field in fields)
+    getter = operator.attrgetter(*names) if names else None
+    if getter is None:
+        values: Callable[[Any], tuple[Any, ...]] = lambda message: ()  # noqa: E731
+    elif len(names) == 1:
+        values = lambda message: (getter(message),)  # noqa: E731
+    else:
+        values = getter
+    return _Shape(cls, cls.TAG, names, tuple(_CHECKS[str(field.type)] for field in fields), values)
+
+
+_SHAPES: dict[type[Any], _Shape] = {cls: _shape(cls) for cls in MESSAGE_TYPES}
+_BY_TAG: dict[str, _Shape] = {shape.tag: shape for shape in _SHAPES.values()}

@@ -47,6 +47,11 @@ class Credentials:
         return cls(secret, key)
 
 
+# Plain ints: pyzmq's enum members make every `&` a slow Python call, and this is asked every turn of a loop.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+
+
 def _configure(socket: zmq.Socket[bytes]) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.MAXMSGSIZE, codec.MAX_FRAME_BYTES)
@@ -106,6 +111,10 @@ class PeerLink:
         self.socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
         self.socket.setsockopt(zmq.CURVE_SECRETKEY, private)
         self.socket.connect(f'tcp://{address}')
+
+    def readable(self) -> bool:
+        """Whether a batch is waiting."""
+        return bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
 
     def receive(self) -> list[Message | codec.CodecError]:
         """Decode the waiting batch, in order; a frame that is not a message comes back as its CodecError."""
