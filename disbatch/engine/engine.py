@@ -1,8 +1,8 @@
 """An engine: runs N slots of tasks on one node for the driver, and reports every result.
 
 The engine is one event loop (epoll) over file descriptors: the driver socket, each task's stdout/stderr pipes and
-pidfd, a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone). Heartbeats
-go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
+pidfd, a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone).
+Heartbeats go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
 wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
 
 Results go back in batches, one ZeroMQ message per batch: at the end of the turn that produced them, or, while the
@@ -141,7 +141,7 @@ class Engine:
             if not self._join():
                 return 1
             # ZeroMQ's fd only says "look again": the socket itself is checked every turn (see _turn).
-            self._epoll.register(self._link.socket.getsockopt(zmq.FD), select.EPOLLIN)
+            self._epoll.register(self._link.fd, select.EPOLLIN)
             self._epoll.register(wake_read, select.EPOLLIN)
             if self.settings.watch_stdin:
                 try:

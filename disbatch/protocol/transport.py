@@ -14,6 +14,7 @@ a connection cannot complete its handshake; with it but without the secret, the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import zmq
 
@@ -114,7 +115,12 @@ class PeerLink:
 
     def readable(self) -> bool:
         """Whether a batch is waiting."""
-        return bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
+        return bool(cast(int, self.socket.getsockopt(_EVENTS)) & _POLLIN)
+
+    @property
+    def fd(self) -> int:
+        """A file descriptor that becomes readable when the socket may have changed (then ask `readable`)."""
+        return cast(int, self.socket.getsockopt(zmq.FD))
 
     def receive(self) -> list[Message | codec.CodecError]:
         """Decode the waiting batch, in order; a frame that is not a message comes back as its CodecError."""
