@@ -2,8 +2,9 @@
 
 The engine is one event loop (epoll) over file descriptors: the driver socket, each task's stdout/stderr pipes and
 pidfd, a signal wake-up pipe, and its stdin (a pipe from whatever launched it: its end means the driver is gone).
-Heartbeats go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks. A child's exit
-wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the task path polls.
+Heartbeats go both ways; a driver silent for SILENCE_SECONDS is taken for dead, and the engine stops its tasks.
+A child's exit wakes the loop at once and its slot takes the next queued task in the same turn, so nothing on the
+task path polls.
 
 Results go back in batches, one ZeroMQ message per batch: at the end of the turn that produced them, or, while the
 driver has queued enough short tasks here, once about half of that queue has been worked off (see `_flush`).
