@@ -69,9 +69,10 @@ class Context(abc.ABC):
     label: str
 
     @abc.abstractmethod
-    def launch(self, log_path: str) -> None:
-        """Start the engines, logging to `log_path` (with '{context}' and '{host}' where the context label and node
-        name go). They start up while the driver binds its endpoint, and wait for `admit` to say where it is."""
+    def launch(self, run: str, log_path: str) -> None:
+        """Start the engines of `run` (its DISBATCH_JOBID, on their command line for `ps` to show), logging to
+        `log_path` (with '{context}' and '{host}' where the context label and node name go). They start up while
+        the driver binds its endpoint, and wait for `admit` to say where it is."""
 
     @abc.abstractmethod
     def admit(self, driver_address: str, credentials: str) -> None:

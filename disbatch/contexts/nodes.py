@@ -31,11 +31,12 @@ class NodePlan:
 Launcher = Callable[[NodePlan, list[str]], list[str]]
 
 
-def engine_command(plan: NodePlan, context: str, launch_id: str) -> list[str]:
+def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> list[str]:
     """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system). The driver's
     address and the run's credentials come on its stdin."""
     return [
         sys.executable, '-m', 'disbatch.engine',
+        '--run', run,
         '--slots', str(plan.slots),
         '--cores-per-task', str(plan.cores_per_task),
         '--context', context,
@@ -54,10 +55,10 @@ class NodeContext(Context):
         self.processes = EngineProcesses()
         self._launched = False
 
-    def launch(self, log_path: str) -> None:
+    def launch(self, run: str, log_path: str) -> None:
         for index, plan in enumerate(self.plans):
             launch_id = f'{self.label}/{index}'
-            command = self.launcher(plan, engine_command(plan, self.label, launch_id))
+            command = self.launcher(plan, engine_command(run, plan, self.label, launch_id))
             log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
             self.processes.start(
                 launch_id, plan.host, command, log_path.replace('{context}', self.label).replace('{host}', plan.host)

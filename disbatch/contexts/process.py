@@ -85,7 +85,7 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
             return 1
         _log_to(f'{stem}_{welcome.label}.context.log')
         context = _build(arguments, welcome, stem, slurm)
-        context.launch(f'{stem}_{{context}}_{{host}}_engine_wrap.log')
+        context.launch(os.path.basename(stem), f'{stem}_{{context}}_{{host}}_engine_wrap.log')
         context.admit(driver, credentials.line)
         print(f'disbatch: context {welcome.label}: engines on '
               f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip

@@ -64,7 +64,7 @@ def _prepare(
             # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
             launched = contexts if total != 0 else []
             for context in launched:
-                context.launch(files.engine_log('{context}', '{host}'))
+                context.launch(files.job_id, files.engine_log('{context}', '{host}'))
             # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
             from disbatch.protocol.transport import Credentials, DriverEndpoint
 

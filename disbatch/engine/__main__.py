@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         '--watch-stdin', action='store_true', help='stop at once when stdin ends (the launcher of this engine is gone)'
     )
     parser.add_argument('--launch-id', default='', help='what the launching context calls this engine')
+    parser.add_argument('--run', default='', help="the run's DISBATCH_JOBID (shown by ps; logged)")
     parser.add_argument(
         '--secret-stdin',
         action='store_true',
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
+    if args.run:
+        logging.getLogger('disbatch.engine').info('engine of run %s', args.run)
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     driver = args.driver
     if args.secret_stdin:

@@ -3,7 +3,7 @@ allocation (`sbatch -N 3 -n 6 job.sh`: one `srun` step per node for the whole ru
 tail with `scontrol update`).
 
 Processes started over ssh or srun do not carry the test marker, so each test removes what it started on the nodes
-itself: the engines of an SSH run are found by their `--driver ADDRESS` argument, a Slurm job is `scancel`led.
+itself: the engines of an SSH run are found by their `--run JOBID` argument, a Slurm job is `scancel`led.
 The per-node hostnames these tests check exist only in the cluster's netns mode.
 """
 
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.cluster
 
 NODES = ('node1', 'node2', 'node3')
 ABSENT_IP = '10.250.0.99'  # on the cluster's subnet, no host behind it
-DRIVER_ADDRESS = re.compile(r'--driver (\S+)')
 
 
 @pytest.fixture
@@ -55,11 +54,10 @@ def processes_with(needle: str) -> list[int]:
 
 
 def engines_of_run(directory: Path) -> list[int]:
-    """The engine processes (and their ssh clients) of the run made in `directory`, found by the driver address
-    their command lines name."""
-    logs = list(directory.glob('*_driver.log'))
-    addresses = {match.group(1) for log in logs for match in DRIVER_ADDRESS.finditer(log.read_text())}
-    return [pid for address in addresses for pid in processes_with(f'--driver {address} ')]
+    """The engine processes (and their ssh clients) of the run made in `directory`, found by the run id (its
+    DISBATCH_JOBID) their command lines name."""
+    runs = {log.name.removesuffix('_driver.log') for log in directory.glob('*_driver.log')}
+    return [pid for run in runs for pid in processes_with(f'--run {run} ')]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ What must hold: the lost engine's running tasks are recorded (PID -1, return cod
 exits 0. A killed driver loses nothing that finished: its resume runs no finished task twice.
 
 Clean-up: processes started over ssh or srun do not carry the test marker, so each test kills what is left of its
-own run on the nodes (engines found by their `--driver ADDRESS` argument), `scancel`s its job, and brings a crashed
+own run on the nodes (engines found by their `--run JOBID` argument), `scancel`s its job, and brings a crashed
 host back (`start-sshd.sh`, `start-slurm.sh` restart only what is missing) and checks `ssh HOST true` again.
 
 One hazard of this machine, not of disbatch: tasks on SSH hosts source root's ~/.bashrc (bash does so when it sees
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -40,7 +39,6 @@ pytestmark = pytest.mark.cluster
 
 LOST_RETURN_CODE = -100
 DETECTION_SECONDS = 10.0
-DRIVER_ADDRESS = re.compile(r'--driver (\S+)')
 CLUSTER_SCRIPTS = REPO_ROOT / 'tests' / 'cluster'
 PYENV_LOCK = Path.home() / '.pyenv' / 'shims' / '.pyenv-shim'
 
@@ -60,29 +58,29 @@ def all_pids() -> list[int]:
     return [int(entry.name) for entry in Path('/proc').iterdir() if entry.name.isdigit()]
 
 
-def driver_addresses(directory: Path) -> set[str]:
-    logs = run_files(directory, 'driver.log')
-    return {match.group(1) for log in logs for match in DRIVER_ADDRESS.finditer(log.read_text(errors='replace'))}
+def run_ids(directory: Path) -> set[str]:
+    """The DISBATCH_JOBID of each run in `directory`: its engines carry it as `--run JOBID`."""
+    return {log.name.removesuffix('_driver.log') for log in run_files(directory, 'driver.log')}
 
 
 def engine_processes(directory: Path, host: str | None = None) -> list[int]:
     """The engine processes (python, not their ssh/srun launchers) of the run in `directory`, on `host` or all.
     One PID space for every node: they are all in /proc."""
-    addresses = driver_addresses(directory)
+    runs = run_ids(directory)
     found = []
     for pid in all_pids():
         words = command_line(pid)
         if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun'):
             continue
         options = dict(itertools.pairwise(words))
-        if options.get('--driver') in addresses and (host is None or options.get('--hostname') == host):
+        if options.get('--run') in runs and (host is None or options.get('--hostname') == host):
             found.append(pid)
     return found
 
 
 def launchers_and_engines(directory: Path) -> list[int]:
-    """Everything of the run that names its driver address: engines, ssh clients, srun steps."""
-    needles = [f'--driver {address} ' for address in driver_addresses(directory)]
+    """Everything of the run that names its run id: engines, ssh clients, srun steps."""
+    needles = [f'--run {run} ' for run in run_ids(directory)]
     return [pid for pid in all_pids() if any(needle in ' '.join(command_line(pid)) + ' ' for needle in needles)]
 
 
