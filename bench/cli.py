@@ -56,7 +56,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         '--reference-tasks', type=int, default=100, help='at most this many tasks per workload for the reference'
     )
-    parser.add_argument('--memory', action='store_true', help='also run the driver-memory workload (d)')
+    parser.add_argument(
+        '--no-memory',
+        dest='memory',
+        action='store_false',
+        help='leave out the driver-memory workload (d), which a full run includes (1,000,000 tasks: ~15 minutes)',
+    )
     parser.add_argument('--memory-only', action='store_true', help='run only the driver-memory workload (d)')
     parser.add_argument('--memory-tasks', type=int, default=1_000_000, help='tasks of workload (d) (default 1000000)')
     parser.add_argument('--memory-slots', type=int, default=8, help='slots of workload (d) (default 8)')
@@ -195,12 +200,13 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
     runs: list[Run] = run_suite(settings, tools, workloads, reps, progress=sys.stderr) if tools else []
     memory: MemoryRun | None = None
     ours = next((tool for tool in tools if tool.kind is ToolKind.OURS), None)
-    if (arguments.memory or arguments.memory_only) and ours is not None:
+    memory_wanted = arguments.memory_only or (arguments.memory and not arguments.smoke and not arguments.remote_only)
+    if memory_wanted and ours is not None:
         # a cap for the whole run, not a target: allow down to 50 tasks/s
         memory_settings = dataclasses.replace(settings, timeout=max(settings.timeout, arguments.memory_tasks / 50))
         print(f'[memory] {arguments.memory_tasks:,} x true, {arguments.memory_slots} slots …', file=sys.stderr)
         memory = run_memory(memory_settings, ours, arguments.memory_tasks, arguments.memory_slots)
-    elif arguments.memory or arguments.memory_only:
+    elif memory_wanted:
         notes.append('memory workload (d) skipped: it measures ours, which did not run')
     remote_runs: list[RemoteRun] = []
     context: Context | None = None
