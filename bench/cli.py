@@ -190,7 +190,7 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
         notes.append('not a child subreaper: processes a run orphans are neither counted nor cleaned up')
     for note in notes:
         print(f'note: {note}', file=sys.stderr)
-    settings = Settings(scratch=scratch, repo_root=REPO_ROOT, timeout=arguments.timeout, keep=arguments.keep)
+    settings = Settings(scratch=scratch, timeout=arguments.timeout, keep=arguments.keep)
     only_other = arguments.memory_only or arguments.remote_only
     workloads = [] if only_other else (smoke_suite() if arguments.smoke else full_suite())
     plan, remote_note = remote_plan(arguments)
@@ -217,7 +217,7 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
         if plan.ssh_hosts:
             context = measure_context(plan.ssh_hosts[0], ours.python, scratch)
         remote_runs = run_remote_suite(
-            plan, ours, scratch, REPO_ROOT, arguments.timeout, reps, arguments.keep, progress=sys.stderr
+            plan, ours, scratch, arguments.timeout, reps, arguments.keep, progress=sys.stderr
         )
         load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
         notes.append(f'load {load} at the end of workload (e) (other users of the machine count too)')

@@ -164,7 +164,6 @@ def run_remote_suite(
     plan: RemotePlan,
     ours: Tool,
     scratch: Path,
-    repo_root: Path,
     timeout: float,
     reps: int,
     keep: bool,
@@ -181,10 +180,10 @@ def run_remote_suite(
             run_directory = scratch / f'rep{rep}' / 'remote' / mode.value
             run_directory.mkdir(parents=True)
             if mode is Mode.SLURM:
-                run = run_slurm(plan, ours, task_file, run_directory, repo_root, rep, limit)
+                run = run_slurm(plan, ours, task_file, run_directory, rep, limit)
             else:
                 spec = plan.ssh_spec if mode is Mode.SSH else f'localhost:{plan.local_slots}'
-                run = run_driver(mode, spec, plan.tasks, ours, task_file, run_directory, repo_root, rep, limit)
+                run = run_driver(mode, spec, plan.tasks, ours, task_file, run_directory, rep, limit)
             runs.append(run)
             queue = f' (sbatch to gone {run.queue_wall:.3f} s)' if run.queue_wall is not None else ''
             parts.append(f'{mode.value} {run.wall:.3f} s{queue}{"" if run.ok else " FAILED"}')
@@ -201,7 +200,6 @@ def run_driver(
     ours: Tool,
     task_file: Path,
     run_directory: Path,
-    repo_root: Path,
     rep: int,
     timeout: float,
 ) -> RemoteRun:
@@ -250,7 +248,6 @@ def run_slurm(
     ours: Tool,
     task_file: Path,
     run_directory: Path,
-    repo_root: Path,
     rep: int,
     timeout: float,
 ) -> RemoteRun:

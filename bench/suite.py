@@ -53,7 +53,6 @@ class Run:
 @dataclass(frozen=True)
 class Settings:
     scratch: Path
-    repo_root: Path
     timeout: float
     keep: bool
 
@@ -70,7 +69,7 @@ def run_once(
     run_directory = settings.scratch / f'rep{rep}' / f'{actual.key}-s{actual.slots}' / tool.kind.value
     output_directory = run_directory / 'out'
     output_directory.mkdir(parents=True)
-    invocation = tool.invocation(task_file, actual.slots, output_directory, settings.repo_root)
+    invocation = tool.invocation(task_file, actual.slots, output_directory)
     measurement = run_measured(
         invocation, cwd=run_directory, stderr_path=run_directory / 'stderr.txt', timeout=settings.timeout
     )
@@ -117,7 +116,7 @@ def run_memory(settings: Settings, tool: Tool, tasks: int, slots: int) -> Memory
     output_directory = run_directory / 'out'
     output_directory.mkdir(parents=True)
     sampler = MemorySampler(output_directory)
-    invocation = tool.invocation(task_file, slots, output_directory, settings.repo_root)
+    invocation = tool.invocation(task_file, slots, output_directory)
     measurement = run_measured(
         invocation,
         cwd=run_directory,

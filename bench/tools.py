@@ -47,7 +47,7 @@ class Tool:
     def writes_status(self) -> bool:
         return self.kind in (ToolKind.OURS, ToolKind.REFERENCE)
 
-    def invocation(self, task_file: Path, slots: int, output_directory: Path, repo_root: Path) -> Invocation:
+    def invocation(self, task_file: Path, slots: int, output_directory: Path) -> Invocation:
         argv: tuple[str, ...]
         if self.kind is ToolKind.XARGS:
             argv = ('xargs', '-P', str(slots), '-d', '\n', '-n', '1', '/bin/bash', '-c')
@@ -84,9 +84,11 @@ def find_ours(repo_root: Path, scratch: Path, cache: Path | None) -> tuple[Tool 
         pythonpath = ''
         venv = cache / 'ours'
         python = str(venv / 'bin' / 'python')
-        steps = [] if Path(python).exists() else [[sys.executable, '-m', 'venv', str(venv)]]
-        steps.append([python, '-m', 'pip', 'install', '--quiet', str(repo_root)])  # its dependencies, once
-        steps.append([python, '-m', 'pip', 'install', '--quiet', '--no-deps', '--force-reinstall', str(repo_root)])
+        pip = [python, '-m', 'pip', 'install', '--quiet']
+        if not Path(python).exists():  # a new venv, with ours and its dependencies
+            steps = [[sys.executable, '-m', 'venv', str(venv)], [*pip, str(repo_root)]]
+        else:  # this checkout's code over the last one's (remove the venv when the dependencies change)
+            steps = [[*pip, '--no-deps', '--force-reinstall', str(repo_root)]]
         for step in steps:
             ok, output = probe(step, cwd=scratch, env=base_environment(), timeout=900)
             if not ok:

@@ -36,7 +36,7 @@ def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> li
     address and the run's credentials come on its stdin."""
     return [
         sys.executable, '-m', 'disbatch.engine',
-        '--run', run,
+        f'--run={run}',  # one word: a job id may begin with '-'
         '--slots', str(plan.slots),
         '--cores-per-task', str(plan.cores_per_task),
         '--context', context,

@@ -79,7 +79,8 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
             return 1
         welcome = link.receive()[0]
         if isinstance(welcome, codec.CodecError):
-            raise welcome
+            print(f'disbatch: unreadable answer from the driver: {welcome}', file=sys.stderr)
+            return 1
         if not isinstance(welcome, ContextWelcome):
             print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)
             return 1
@@ -92,9 +93,6 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         _wait(context)
         link.send(ContextGoodbye(welcome.label))
         return 0
-    except codec.CodecError as error:
-        print(f'disbatch: unreadable answer from the driver: {error}', file=sys.stderr)
-        return 1
     finally:
         link.close(linger_ms=1000)
         context_zmq.term()

@@ -176,6 +176,7 @@ class DriverLoop:
             peer, payloads = self.endpoint.receive()
             if not payloads:
                 log.warning('dropped an empty message from peer %s', peer.hex())
+                continue
             engine = self._by_peer.get(peer)
             if engine is not None:
                 engine.last_heard = time.monotonic()

@@ -4,7 +4,8 @@ Everything that can be checked is checked before anything starts: the task file'
 the `-p` directory, the node list. Each failure is a DisbatchError with a one-line message. The engines are launched
 right after these checks, before the driver even imports ZeroMQ, binds its endpoint or imports its heavier half
 (the session): they start up while it does, then read on their stdin where to connect. So a short run does not wait
-for two Python start-ups one after the other.
+for two Python start-ups one after the other. (Should the bind fail, the engines see their stdin end and exit, and
+the run reports why.)
 """
 
 from __future__ import annotations

@@ -49,8 +49,10 @@ from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 MAX_ATTEMPTS = 3
 # Engines whose recent tasks are shorter than this get tasks queued ahead of their slots, so a slot never waits a
 # round trip for its next task: about PIPELINE_SECONDS of work per slot (at least one task, at most MAX_AHEAD), which
-# also lets results and assignments travel in batches. The queue is short in time, so the balance stays dynamic;
-# engines running longer tasks get exactly one task per slot.
+# also lets results and assignments travel in batches. The queue grows only with the short tasks an engine has
+# finished in a row (one more task per slot for each slot's worth of them), and a long task empties it at once: a
+# few quick tasks before long ones cannot pile long ones up on one engine. Engines running longer tasks get exactly
+# one task per slot, so the balance stays dynamic.
 PIPELINE_BELOW_SECONDS = 0.05
 PIPELINE_SECONDS = 0.02
 MAX_AHEAD = 16
@@ -75,6 +77,7 @@ class EngineState:
     context: str = ''
     assigned: dict[int, Task] = field(default_factory=dict)
     recent_elapsed: float | None = None  # moving average of task durations; None until one finished
+    short_streak: int = 0  # tasks shorter than PIPELINE_BELOW_SECONDS finished in a row
     retiring: bool = False  # gets no new task; drained once idle
     drained: bool = False  # DrainEngine (or AbortEngine) sent
     given: int = 0  # tasks ever sent to it
@@ -85,10 +88,11 @@ class EngineState:
     def capacity(self) -> int:
         if self.retiring:
             return 0
-        if self.recent_elapsed is None or self.recent_elapsed >= PIPELINE_BELOW_SECONDS:
+        if self.recent_elapsed is None or self.recent_elapsed >= PIPELINE_BELOW_SECONDS or not self.short_streak:
             return self.slots
-        ahead = min(MAX_AHEAD, max(1, int(PIPELINE_SECONDS / max(self.recent_elapsed, 1e-6))))
-        return self.slots * (1 + ahead)
+        by_time = int(PIPELINE_SECONDS / max(self.recent_elapsed, 1e-6))
+        ahead = min(MAX_AHEAD, by_time, self.short_streak // self.slots)
+        return self.slots * (1 + max(1, ahead))
 
     @property
     def free(self) -> int:
@@ -227,6 +231,7 @@ class Scheduler:
         engine.recent_elapsed = (
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
         )
+        engine.short_streak = engine.short_streak + 1 if record.elapsed < PIPELINE_BELOW_SECONDS else 0
         engine.finished += 1
         engine.failed += record.failed
         if record.failed and self._may_run_again(task.task_id, 1 + self.config.retries):
@@ -245,7 +250,8 @@ class Scheduler:
         if event.lost and engine.assigned:
             actions.append(
                 Report(
-                    f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running'
+                    f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running '
+                    'or queued'
                 )
             )
         retry: list[Task] = []

@@ -9,7 +9,7 @@ import sys
 
 from disbatch.engine.engine import Engine, EngineSettings, short_hostname
 from disbatch.exiting import exit_now
-from disbatch.protocol.transport import Credentials
+from disbatch.protocol.transport import CURVE_KEY_CHARACTERS, Credentials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,16 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
+    log = logging.getLogger('disbatch.engine')
     if args.run:
-        logging.getLogger('disbatch.engine').info('engine of run %s', args.run)
+        log.info('engine of run %s', args.run)
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     driver = args.driver
     if args.secret_stdin:
         # Read only now, after the imports: the driver binds its endpoint while this process starts up.
-        secret, _, rest = _read_line(0).partition(' ')
-        key, _, address = rest.partition(' ')
-        credentials = Credentials(secret, key)
-        driver = driver or address
+        line = _read_line(0)
+        if not line:
+            log.error('stdin ended before the driver said where it is: the run stopped before it got going')
+            return 1
+        fields = line.split(' ')
+        if len(fields) != 3 or len(fields[1]) != CURVE_KEY_CHARACTERS:
+            log.error('the first line of stdin is not "SECRET KEY HOST:PORT"')
+            return 1
+        credentials = Credentials(fields[0], fields[1])
+        driver = driver or fields[2]
     if not driver:
         parser.error('no driver endpoint: give --driver, or --secret-stdin and a line with it')
     settings = EngineSettings(

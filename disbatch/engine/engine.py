@@ -160,6 +160,9 @@ class Engine:
             signal.set_wakeup_fd(previous)
             os.close(wake_read)
             os.close(wake_write)
+            if self._outbox and not self._driver_gone:  # results held back when something went wrong: try
+                with contextlib.suppress(zmq.ZMQError):
+                    self._link.send(*self._outbox)
             self._epoll.close()
             self._link.close(linger_ms=0 if self._driver_gone else 2000)
             self._zmq.term()
@@ -174,6 +177,9 @@ class Engine:
             log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
             return False
         welcome, *more = self._link.receive()
+        if isinstance(welcome, codec.CodecError):
+            log.error('the driver answered with a malformed message: %s', welcome)
+            return False
         if not isinstance(welcome, Welcome):
             log.error('the driver answered %s instead of welcome', type(welcome).__name__)
             return False

@@ -45,9 +45,9 @@ def decode(frame: bytes) -> Message:
     if len(parts) != len(shape.fields) + 1:
         raise CodecError(f'{parts[0]} needs {len(shape.fields)} fields, got {len(parts) - 1}')
     values = [check(value) for check, value in zip(shape.checks, parts[1:], strict=True)]
-    if _INVALID in values:
-        name = shape.fields[values.index(_INVALID)]
-        raise CodecError(f'{parts[0]}.{name} has the wrong type')
+    for name, value in zip(shape.fields, values, strict=True):
+        if value is _INVALID:
+            raise CodecError(f'{parts[0]}.{name} has the wrong type')
     message: Message = shape.cls(*values)
     return message
 

@@ -48,6 +48,8 @@ class Credentials:
         return cls(secret, key)
 
 
+CURVE_KEY_CHARACTERS = 40  # a CURVE key in Z85
+
 # Plain ints: pyzmq's enum members make every `&` a slow Python call, and this is asked every turn of a loop.
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)

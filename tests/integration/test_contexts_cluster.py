@@ -3,7 +3,7 @@ allocation (`sbatch -N 3 -n 6 job.sh`: one `srun` step per node for the whole ru
 tail with `scontrol update`).
 
 Processes started over ssh or srun do not carry the test marker, so each test removes what it started on the nodes
-itself: the engines of an SSH run are found by their `--run JOBID` argument, a Slurm job is `scancel`led.
+itself: the engines of an SSH run are found by their `--run=JOBID` argument, a Slurm job is `scancel`led.
 The per-node hostnames these tests check exist only in the cluster's netns mode.
 """
 
@@ -57,7 +57,7 @@ def engines_of_run(directory: Path) -> list[int]:
     """The engine processes (and their ssh clients) of the run made in `directory`, found by the run id (its
     DISBATCH_JOBID) their command lines name."""
     runs = {log.name.removesuffix('_driver.log') for log in directory.glob('*_driver.log')}
-    return [pid for run in runs for pid in processes_with(f'--run {run} ')]
+    return [pid for run in runs for pid in processes_with(f'--run={run} ')]
 
 
 @pytest.fixture

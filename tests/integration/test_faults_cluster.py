@@ -7,7 +7,7 @@ What must hold: the lost engine's running tasks are recorded (PID -1, return cod
 exits 0. A killed driver loses nothing that finished: its resume runs no finished task twice.
 
 Clean-up: processes started over ssh or srun do not carry the test marker, so each test kills what is left of its
-own run on the nodes (engines found by their `--run JOBID` argument), `scancel`s its job, and brings a crashed
+own run on the nodes (engines found by their `--run=JOBID` argument), `scancel`s its job, and brings a crashed
 host back (`start-sshd.sh`, `start-slurm.sh` restart only what is missing) and checks `ssh HOST true` again.
 
 One hazard of this machine, not of disbatch: tasks on SSH hosts source root's ~/.bashrc (bash does so when it sees
@@ -59,7 +59,7 @@ def all_pids() -> list[int]:
 
 
 def run_ids(directory: Path) -> set[str]:
-    """The DISBATCH_JOBID of each run in `directory`: its engines carry it as `--run JOBID`."""
+    """The DISBATCH_JOBID of each run in `directory`: its engines carry it as `--run=JOBID`."""
     return {log.name.removesuffix('_driver.log') for log in run_files(directory, 'driver.log')}
 
 
@@ -73,14 +73,14 @@ def engine_processes(directory: Path, host: str | None = None) -> list[int]:
         if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun'):
             continue
         options = dict(itertools.pairwise(words))
-        if options.get('--run') in runs and (host is None or options.get('--hostname') == host):
+        if any(f'--run={run}' in words for run in runs) and (host is None or options.get('--hostname') == host):
             found.append(pid)
     return found
 
 
 def launchers_and_engines(directory: Path) -> list[int]:
     """Everything of the run that names its run id: engines, ssh clients, srun steps."""
-    needles = [f'--run {run} ' for run in run_ids(directory)]
+    needles = [f'--run={run} ' for run in run_ids(directory)]
     return [pid for pid in all_pids() if any(needle in ' '.join(command_line(pid)) + ' ' for needle in needles)]
 
 

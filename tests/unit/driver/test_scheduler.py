@@ -225,14 +225,33 @@ def test_engines_running_short_tasks_get_tasks_queued_ahead_and_one_per_slot_aga
 
 @pytest.mark.parametrize(('elapsed', 'per_slot'), [(0.001, 1 + MAX_AHEAD), (0.0035, 1 + 5), (0.03, 2), (0.06, 1)])
 def test_the_queue_ahead_of_each_slot_holds_about_pipeline_seconds_of_work(elapsed: float, per_slot: int) -> None:
-    tasks = [task(i) for i in range(100)]
+    tasks = [task(i) for i in range(200)]
     scheduler = make_scheduler()
     stream = Stream(tasks)
     scheduler.handle(EngineJoined(0, 'node0', slots=3))
-    assert len(feed_stream(scheduler, stream, now=1.0)) == 3
-    scheduler.handle(TaskFinished(0, finished(tasks[0], elapsed=elapsed)))
-    feed_stream(scheduler, stream, now=2.0)
+    feed_stream(scheduler, stream, now=1.0)
+    for done in range(3 * MAX_AHEAD):  # enough short tasks in a row for the queue to reach its full depth
+        scheduler.handle(TaskFinished(0, finished(tasks[done], elapsed=elapsed)))
+        feed_stream(scheduler, stream, now=2.0 + done)
     assert scheduler.running == 3 * per_slot
+
+
+def test_the_queue_ahead_grows_with_the_short_tasks_done_in_a_row_and_a_long_one_empties_it() -> None:
+    tasks = [task(i) for i in range(100)]
+    scheduler = make_scheduler()
+    stream = Stream(tasks)
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    feed_stream(scheduler, stream, now=1.0)
+    outstanding = []
+    for done in range(8):
+        scheduler.handle(TaskFinished(0, finished(tasks[done], elapsed=0.001)))
+        feed_stream(scheduler, stream, now=2.0 + done)
+        outstanding.append(scheduler.running)
+    # 1 ahead per slot from the first short task on, then one more per slot for every 2 (= slots) in a row
+    assert outstanding == [4, 4, 4, 6, 6, 8, 8, 10]
+    scheduler.handle(TaskFinished(0, finished(tasks[8], elapsed=5.0)))
+    assert feed_stream(scheduler, stream, now=20.0) == []  # back to one per slot: nothing more until they drain
+    assert scheduler.running == 9
 
 
 def test_a_resumed_record_is_written_and_counted_without_needing_a_slot() -> None:
@@ -538,7 +557,7 @@ def test_a_task_lost_at_the_tail_runs_on_the_spare_and_the_run_finishes_with_0()
         WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
         SendTask(2, TASKS[0], attempt=2),
     ]
-    assert 'engine 0 on node0 was lost with 1 task(s) running' in reports(actions)[0]
+    assert 'engine 0 on node0 was lost with 1 task(s) running or queued' in reports(actions)[0]
     # The spare, idle again while engine 1 still runs, is kept again.
     retried = finished(TASKS[0], host='node2', start=4.0)
     assert scheduler.handle(TaskFinished(2, retried)) == [WriteRecord(retried, final=True)]
@@ -681,7 +700,7 @@ def test_tasks_of_a_lost_engine_are_recorded_lost_and_reissued_to_another_engine
         WriteRecord(lost(TASKS[0], 'node0', 7.0), final=False),  # re-issued: not the task's result
         WriteRecord(lost(TASKS[1], 'node0', 7.0), final=False),
     ]
-    assert 'engine 0 on node0 was lost with 2 task(s) running' in reports(actions)[0]
+    assert 'engine 0 on node0 was lost with 2 task(s) running or queued' in reports(actions)[0]
     assert not scheduler.wants_item()  # no engine: nothing more is read
     # Re-issued as their second attempt (DISBATCH_ATTEMPT=2); a task never run before is a first attempt.
     assert scheduler.handle(EngineJoined(1, 'node1', slots=3)) == [
