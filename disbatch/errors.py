@@ -6,7 +6,8 @@
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
-    └── ContextError              a context cannot start (bad `-s` item, no execution environment, ...)
+    ├── ContextError              a context cannot start (bad `-s` item, no execution environment, ...)
+    └── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -52,3 +53,7 @@ class OutputPathError(DisbatchError):
 
 class ContextError(DisbatchError):
     """A context cannot find or start its engines."""
+
+
+class ListenError(DisbatchError):
+    """The engine endpoint or the KVS cannot listen on the address the run must use."""

@@ -26,8 +26,10 @@ from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.scan import open_task_file, validate
 from disbatch.driver.source import FileSource
+from disbatch.errors import ListenError
 
 if TYPE_CHECKING:
+    from disbatch.protocol.transport import Credentials, DriverEndpoint
     from disbatch.results.resume import ResumeIndex
 
 log = logging.getLogger('disbatch.driver')
@@ -67,7 +69,7 @@ def _prepare(
             for context in launched:
                 context.launch(files.job_id, files.engine_log('{context}', '{host}'))
             # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
-            from disbatch.protocol.transport import Credentials, DriverEndpoint
+            from disbatch.protocol.transport import Credentials
 
             if config.use_address:
                 bind_host, kvs_port = config.use_address
@@ -76,7 +78,7 @@ def _prepare(
             else:
                 bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
             credentials = Credentials.create()
-            with DriverEndpoint(bind_host, credentials) as endpoint:
+            with _endpoint(bind_host, credentials, config.use_address is not None) as endpoint:
                 address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
                 for context in launched:
                     context.admit(address, credentials.line)
@@ -87,6 +89,18 @@ def _prepare(
         finally:
             for context in contexts:
                 context.terminate()
+
+
+def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoint:
+    """The engine endpoint on `host` (any free port); ListenError names --use-address when the user chose it."""
+    import zmq
+
+    from disbatch.protocol.transport import DriverEndpoint
+
+    try:
+        return DriverEndpoint(host, credentials)
+    except zmq.ZMQError as error:
+        raise ListenError(f'{"--use-address " if asked else ""}{host}: cannot listen there: {error}') from None
 
 
 def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:

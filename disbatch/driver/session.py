@@ -26,7 +26,7 @@ from disbatch.driver.observe import RunObserver
 from disbatch.driver.progress import ProgressLine, wanted
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource
-from disbatch.errors import ContextError
+from disbatch.errors import ContextError, ListenError
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.resume import ResumeIndex
@@ -62,7 +62,7 @@ class Session:
 
     def serve(self, file_source: FileSource | None, source_name: str, resume: ResumeIndex | None, kvs_port: int) -> int:
         config = self.config
-        with KVSServer(self.bind_host, kvs_port, token=self.kvs_token.encode()) as kvs:
+        with self._kvs_server(kvs_port) as kvs:
             kvs_address = f'{self.address.rpartition(":")[0]}:{kvs.address[1]}'
             source = file_source or self._kvs_source(kvs, kvs_address)
             feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, self.warn)
@@ -72,6 +72,14 @@ class Session:
             finally:
                 if isinstance(source, KVSTaskSource):
                     source.close()
+
+    def _kvs_server(self, port: int) -> KVSServer:
+        try:
+            return KVSServer(self.bind_host, port, token=self.kvs_token.encode())
+        except OSError as error:
+            origin = '--use-address ' if self.config.use_address else 'the KVS server: '
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ListenError(f'{origin}{self.bind_host}:{port}: cannot listen there: {reason}') from None
 
     def _kvs_source(self, kvs: KVSServer, kvs_address: str) -> KVSTaskSource:
         """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""

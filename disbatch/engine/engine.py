@@ -173,8 +173,16 @@ class Engine:
         self._link.send(
             Hello(s.credentials.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context, s.launch_id)
         )
-        if not self._link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
-            log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
+        waiting = zmq.Poller()
+        waiting.register(self._link.socket, zmq.POLLIN)
+        if s.watch_stdin:
+            waiting.register(0, zmq.POLLIN)  # its end: the launcher, so the driver, is gone
+        ready = dict(waiting.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)))
+        if self._link.socket not in ready:
+            if 0 in ready:
+                log.error('the driver went away before it welcomed this engine')
+            else:
+                log.error('the driver at %s did not answer within %.0f s', s.driver_address, WELCOME_TIMEOUT_SECONDS)
             return False
         welcome, *more = self._link.receive()
         if isinstance(welcome, codec.CodecError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,31 @@ def test_prefix_in_a_missing_directory(procs: Processes, tmp_path: Path, prefix:
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', prefix, 'Tasks')
     one_line_error(result, '-p', 'nodir')
     nothing_ran(tmp_path, 'Tasks')
+
+
+# ------------------------------------------------------------------------------------------- --use-address
+
+
+@pytest.mark.timeout(30)
+def test_use_address_whose_port_is_taken(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    with socket.create_server(('127.0.0.1', 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--use-address', f'127.0.0.1:{port}', 'Tasks')
+    one_line_error(result, '--use-address', f'127.0.0.1:{port}', 'Address already in use')
+    assert not (tmp_path / 'ran').exists()
+    logs_without_traceback(tmp_path)
+    assert procs.alive() == []
+
+
+@pytest.mark.timeout(30)
+def test_use_address_that_is_not_this_machine(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--use-address', f'{ABSENT_IP}:0', 'Tasks')
+    one_line_error(result, '--use-address', ABSENT_IP, 'cannot listen there')
+    assert not (tmp_path / 'ran').exists()
+    logs_without_traceback(tmp_path)
+    assert procs.alive() == []
 
 
 # ------------------------------------------------------------------------------------------- -s lists
