@@ -23,6 +23,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import tempfile
 import time
 from collections import deque
@@ -127,6 +128,7 @@ class Engine:
         self._goodbye = 'finished'
         self._scratch = ''
         self._driver_gone = False
+        self._stdin_watched = False  # --watch-stdin and stdin is a pipe (run() finds out)
 
     # ------------------------------------------------------------ life cycle
 
@@ -138,22 +140,21 @@ class Engine:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: None)
         self._scratch = tempfile.mkdtemp(prefix='disbatch-engine-')
+        self._stdin_watched = self.settings.watch_stdin and _is_pipe(0)
         try:
             if not self._join():
                 return 1
             # ZeroMQ's fd only says "look again": the socket itself is checked every turn (see _turn).
             self._epoll.register(self._link.fd, select.EPOLLIN)
             self._epoll.register(wake_read, select.EPOLLIN)
-            if self.settings.watch_stdin:
-                try:
-                    self._epoll.register(0, select.EPOLLIN)
-                except PermissionError:  # a regular file, not a pipe: nothing to watch
-                    log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
+            if self._stdin_watched:
+                self._epoll.register(0, select.EPOLLIN)
             self._step()
             while self.state is not State.DONE:
                 self._turn(wake_read)
             if not self._driver_gone:
                 self._link.send(*self._outbox, Goodbye(self._goodbye))
+                self._outbox.clear()
             return 0
         finally:
             self._kill_everything()
@@ -175,7 +176,7 @@ class Engine:
         )
         waiting = zmq.Poller()
         waiting.register(self._link.socket, zmq.POLLIN)
-        if s.watch_stdin:
+        if self._stdin_watched:
             waiting.register(0, zmq.POLLIN)  # its end: the launcher, so the driver, is gone
         ready = dict(waiting.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)))
         if self._link.socket not in ready:
@@ -210,7 +211,7 @@ class Engine:
         for fd, _ in self._epoll.poll(timeout):
             if fd == wake_read:
                 self._on_signal(wake_read)
-            elif fd == 0 and self.settings.watch_stdin:
+            elif fd == 0 and self._stdin_watched:
                 self._on_stdin()
             elif fd in self._fd_slots:
                 self._on_task_fd(fd)
@@ -430,6 +431,15 @@ class Engine:
             with contextlib.suppress(ChildProcessError):
                 process.reap()
         self._running.clear()
+
+
+def _is_pipe(fd: int) -> bool:
+    """A pipe or socket: its end can be waited for (a regular file or /dev/null is always 'readable')."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return True
+    log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
+    return False
 
 
 def task_environment(job: Job, slot: int) -> dict[str, str]:
