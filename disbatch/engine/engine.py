@@ -141,6 +141,8 @@ class Engine:
             signal.signal(signum, lambda *_: None)
         self._scratch = tempfile.mkdtemp(prefix='disbatch-engine-')
         self._stdin_watched = self.settings.watch_stdin and _is_pipe(0)
+        if self.settings.watch_stdin and not self._stdin_watched:
+            log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
         try:
             if not self._join():
                 return 1
@@ -436,10 +438,7 @@ class Engine:
 def _is_pipe(fd: int) -> bool:
     """A pipe or socket: its end can be waited for (a regular file or /dev/null is always 'readable')."""
     mode = os.fstat(fd).st_mode
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        return True
-    log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
-    return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def task_environment(job: Job, slot: int) -> dict[str, str]:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from disbatch.protocol.messages import MESSAGE_TYPES
 
 from ..conftest import Processes
-from .test_security import STATUS_KEY, LiveRun, kvs_put, kvs_read_status, start_live_run
+from .test_security import STATUS_KEY, LiveRun, curve_dealer, kvs_put, kvs_read_status, start_live_run
 
 EXAMPLES = 50
 FUZZ = settings(
@@ -172,12 +172,7 @@ frames = st.lists(st.one_of(message_like, st.binary(max_size=300)), min_size=1, 
 def test_garbage_frames_through_a_curve_link_without_the_secret(live_run: LiveRun) -> None:
     context = zmq.Context()
     try:
-        dealer = context.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        public, private = zmq.curve_keypair()
-        dealer.setsockopt(zmq.CURVE_SERVERKEY, live_run.exports['DISBATCH_RUN_KEY'].encode())
-        dealer.setsockopt(zmq.CURVE_PUBLICKEY, public)
-        dealer.setsockopt(zmq.CURVE_SECRETKEY, private)
+        dealer = curve_dealer(context, live_run.exports['DISBATCH_RUN_KEY'].encode())
         dealer.connect(f'tcp://{live_run.engine_address}')
 
         @FUZZ

@@ -165,6 +165,18 @@ def kvs_read_status(run: LiveRun, token: bytes) -> dict[str, object]:
 # ------------------------------------------------------------------------------------------- ZeroMQ peers
 
 
+def curve_dealer(context: zmq.Context[zmq.Socket[bytes]], server_key: bytes) -> zmq.Socket[bytes]:
+    """A DEALER that does CURVE with `server_key` and a key pair of its own; not yet connected (add a monitor
+    first if the handshake is to be watched)."""
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    public, private = zmq.curve_keypair()
+    dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+    dealer.setsockopt(zmq.CURVE_PUBLICKEY, public)
+    dealer.setsockopt(zmq.CURVE_SECRETKEY, private)
+    return dealer
+
+
 def hello(secret: str) -> bytes:
     return codec.encode(Hello(secret, INTRUDER, 4242, 8, 1, 'SSH', ''))
 
@@ -203,12 +215,7 @@ def test_dealer_without_the_curve_key_gets_nothing_through(live_run: LiveRun) ->
         assert zmq.EVENT_HANDSHAKE_SUCCEEDED not in events, events
         assert events and events[-1] in HANDSHAKE_FAILED | {zmq.EVENT_DISCONNECTED}, events
         # a key of its own does not help either: it is not the run's server key
-        stranger = context.socket(zmq.DEALER)
-        stranger.setsockopt(zmq.LINGER, 0)
-        public, private = zmq.curve_keypair()
-        stranger.setsockopt(zmq.CURVE_SERVERKEY, zmq.curve_keypair()[0])
-        stranger.setsockopt(zmq.CURVE_PUBLICKEY, public)
-        stranger.setsockopt(zmq.CURVE_SECRETKEY, private)
+        stranger = curve_dealer(context, zmq.curve_keypair()[0])
         stranger_monitor = stranger.get_monitor_socket()
         stranger.connect(f'tcp://{live_run.engine_address}')
         stranger.send(hello(live_run.exports['DISBATCH_RUN_SECRET']), zmq.NOBLOCK)
@@ -230,12 +237,7 @@ def test_dealer_without_the_curve_key_gets_nothing_through(live_run: LiveRun) ->
 def test_dealer_with_the_key_but_a_wrong_secret_is_refused(live_run: LiveRun) -> None:
     context = zmq.Context()
     try:
-        dealer = context.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        public, private = zmq.curve_keypair()
-        dealer.setsockopt(zmq.CURVE_SERVERKEY, live_run.exports['DISBATCH_RUN_KEY'].encode())
-        dealer.setsockopt(zmq.CURVE_PUBLICKEY, public)
-        dealer.setsockopt(zmq.CURVE_SECRETKEY, private)
+        dealer = curve_dealer(context, live_run.exports['DISBATCH_RUN_KEY'].encode())
         monitor = dealer.get_monitor_socket()
         dealer.connect(f'tcp://{live_run.engine_address}')
         assert zmq.EVENT_HANDSHAKE_SUCCEEDED in wait_for_event(monitor, {zmq.EVENT_HANDSHAKE_SUCCEEDED})
