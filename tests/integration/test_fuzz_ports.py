@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from disbatch.protocol.messages import MESSAGE_TYPES
 
 from ..conftest import Processes
-from .test_security import STATUS_KEY, LiveRun, curve_dealer, kvs_put, kvs_read_status, start_live_run
+from . import kvs_wire
+from .test_security import STATUS_KEY, LiveRun, curve_dealer, kvs_read_status, start_live_run
 
 EXAMPLES = 50
 FUZZ = settings(
@@ -121,7 +122,7 @@ def test_badly_framed_requests_at_the_kvs_port(live_run: LiveRun) -> None:
         data = b''.join(requests)
         # `down` is a legal request of a token holder (it stops the KVS), not garbage: keep it out, even misaligned
         assume(not authenticated or b'down' not in data)
-        opening = kvs_put(b'.auth', token) if authenticated else b''
+        opening = kvs_wire.put(b'.auth', token) if authenticated else b''
         send_and_close(live_run.kvs_address, opening + data)
         assert live_run.alive()
 

@@ -31,6 +31,7 @@ from disbatch.protocol import codec
 from disbatch.protocol.messages import ContextHello, Hello, TaskDone
 
 from ..conftest import Processes, disbatch_cmd
+from . import kvs_wire
 from .helpers import by_task_id, dbutil_exports, no_traceback, read_status, run_files, status_path, wait_for
 
 WAIT = 10.0
@@ -111,19 +112,7 @@ def live_run(procs: Processes, tmp_path: Path) -> Iterator[LiveRun]:
         (tmp_path / 'release').touch()
 
 
-# ------------------------------------------------------------------------------------------- kvsstcp framing
-
-
-def kvs_key(name: bytes) -> bytes:
-    return b'%10d' % len(name) + name
-
-
-def kvs_put(name: bytes, value: bytes, encoding: bytes = b'ASTR') -> bytes:
-    return b'put_' + kvs_key(name) + encoding + b'%10d' % len(value) + value
-
-
-def kvs_view(name: bytes) -> bytes:
-    return b'view' + kvs_key(name)
+# ------------------------------------------------------------------------------------------- kvsstcp replies (requests: kvs_wire)
 
 
 def read_until_closed(sock: socket.socket, limit: float = WAIT) -> bytes:
@@ -154,7 +143,7 @@ def receive_exactly(sock: socket.socket, size: int) -> bytes:
 def kvs_read_status(run: LiveRun, token: bytes) -> dict[str, object]:
     """`view DisBatch status` on a connection that authenticates with `token`."""
     with socket.create_connection(run.kvs_address, timeout=WAIT) as sock:
-        sock.sendall(kvs_put(b'.auth', token) + kvs_view(STATUS_KEY))
+        sock.sendall(kvs_wire.put(b'.auth', token) + kvs_wire.view(STATUS_KEY))
         head = receive_exactly(sock, 14)
         value = receive_exactly(sock, int(head[4:]))
     snapshot = json.loads(value)
@@ -269,11 +258,11 @@ def test_dealer_with_the_key_but_a_wrong_secret_is_refused(live_run: LiveRun) ->
 @pytest.mark.parametrize(
     'opening',
     [
-        kvs_view(STATUS_KEY),  # straight to the point
-        b'get_' + kvs_key(STATUS_KEY),
-        kvs_put(b'.auth', b'wrong-token') + kvs_view(STATUS_KEY),  # a guess
-        kvs_put(b'.auth', b'') + kvs_view(STATUS_KEY),
-        kvs_put(b'other', b'x') + kvs_view(STATUS_KEY),
+        kvs_wire.view(STATUS_KEY),  # straight to the point
+        kvs_wire.get(STATUS_KEY),
+        kvs_wire.put(b'.auth', b'wrong-token') + kvs_wire.view(STATUS_KEY),  # a guess
+        kvs_wire.put(b'.auth', b'') + kvs_wire.view(STATUS_KEY),
+        kvs_wire.put(b'other', b'x') + kvs_wire.view(STATUS_KEY),
         b'dump',
         b'down',
     ],
