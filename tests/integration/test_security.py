@@ -112,7 +112,7 @@ def live_run(procs: Processes, tmp_path: Path) -> Iterator[LiveRun]:
         (tmp_path / 'release').touch()
 
 
-# ------------------------------------------------------------------------------------------- kvsstcp replies (requests: kvs_wire)
+# ------------------------------------------------------------------------------ kvsstcp replies (requests: kvs_wire)
 
 
 def read_until_closed(sock: socket.socket, limit: float = WAIT) -> bytes:
