@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.leftovers import become_subreaper
+from bench.peers import find_peers
 from bench.remote import (
     CLUSTER_SETTINGS,
     Context,
@@ -36,14 +37,17 @@ from bench.tools import Tool, ToolKind, default_cache, find_ours, find_parallel,
 from bench.workloads import full_suite, smoke_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOL_NAMES = ('ours', 'xargs', 'parallel')
+TOOL_NAMES = ('ours', 'xargs-sh', 'xargs', 'parallel', 'hyperqueue', 'hypershell')
 DEFAULT_SLURM_NODES = 3
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='python -m bench',
-        description='Side-by-side benchmark: disbatch (ours) vs xargs -P vs GNU parallel, interleaved reps.',
+        description=(
+            'Side-by-side benchmark: disbatch (ours) vs xargs -P (sh and bash) vs GNU parallel, HyperQueue and '
+            'HyperShell, interleaved reps.'
+        ),
     )
     parser.add_argument('--reps', type=int, help='reps of every workload (default 5; 1 with --smoke)')
     parser.add_argument('--smoke', action='store_true', help='CI-sized run: tiny workloads, 1 rep, a few seconds')
@@ -70,7 +74,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     append.add_argument('--append', action='store_true', default=None, help='append the results to bench/RESULTS.md')
     append.add_argument('--no-append', dest='append', action='store_false', help='do not append (default for --smoke)')
     parser.add_argument('--results', type=Path, default=REPO_ROOT / 'bench' / 'RESULTS.md', help=argparse.SUPPRESS)
-    parser.add_argument('--no-install', action='store_true', help='do not apt-get install GNU parallel when missing')
+    parser.add_argument(
+        '--no-install',
+        action='store_true',
+        help='do not install GNU parallel (apt-get) or the PyPI peers (pip) when missing',
+    )
     parser.add_argument(
         '--ours-from-checkout',
         action='store_true',
@@ -136,10 +144,14 @@ def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool]
     found: list[tuple[Tool | None, str]] = []
     if 'ours' in wanted:
         found.append(find_ours(REPO_ROOT, scratch, None if arguments.ours_from_checkout else default_cache()))
+    if 'xargs-sh' in wanted:
+        found.append(find_xargs(scratch, ToolKind.XARGS_SH))
     if 'xargs' in wanted:
-        found.append(find_xargs(scratch))
+        found.append(find_xargs(scratch, ToolKind.XARGS))
     if 'parallel' in wanted:
         found.append(find_parallel(scratch, install=not arguments.no_install))
+    if peers := {'hyperqueue', 'hypershell'} & set(wanted):
+        found.extend(find_peers(default_cache(), scratch, peers, install=not arguments.no_install))
     if arguments.reference:
         found.append(find_reference(default_cache(), scratch, arguments.reference_tasks))
     tools = [tool for tool, _ in found if tool is not None]

@@ -4,10 +4,13 @@
   editable) into a venv of its own under the user's cache directory, reinstalled at every bench run. (An editable
   install, as in the development venv, costs every Python process of a run ~15 ms for its import hook.) With
   --ours-from-checkout: the checkout itself with this interpreter (PYTHONPATH = repo root).
-* xargs: `xargs -P N -d '\\n' -n 1 /bin/bash -c < TASKFILE` — one `bash -c LINE` per line, the same work per task
-  as ours; the floor that SPEC §5 measures against.
+* xargs (bash): `xargs -P N -d '\\n' -n 1 /bin/bash -c < TASKFILE` — one `bash -c LINE` per line, the same work
+  per task as ours (our tasks run under bash, as the reference's do).
+* xargs (sh): the same with `/bin/sh -c` (dash on Debian, ~2x cheaper to start than bash): the floor SPEC §5's
+  "share of the xargs rate" targets are judged against.
 * parallel: `parallel -j N -a TASKFILE` (GNU parallel runs each line through a shell; PARALLEL_SHELL=/bin/bash).
   Installed with apt-get when missing and we are root.
+* hyperqueue, hypershell: see bench/peers.py (installed from PyPI into a venv of their own).
 * reference: disbatch 3.0 from PyPI, in its own venv under the user's cache directory, only with --reference.
 """
 
@@ -17,6 +20,7 @@ import dataclasses
 import enum
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,12 +29,16 @@ from pathlib import Path
 from bench.measure import Invocation, probe
 
 REFERENCE_REQUIREMENT = 'disbatch==3.0'
+HYPERQUEUE_JOB = Path(__file__).resolve().with_name('hyperqueue_job.py')
 
 
 class ToolKind(enum.Enum):
     OURS = 'ours'
-    XARGS = 'xargs'
+    XARGS = 'xargs'  # bash -c
+    XARGS_SH = 'xargs-sh'  # sh -c: the floor of the share targets
     PARALLEL = 'parallel'
+    HYPERQUEUE = 'hyperqueue'
+    HYPERSHELL = 'hypershell'
     REFERENCE = 'reference'
 
 
@@ -49,9 +57,18 @@ class Tool:
 
     def invocation(self, task_file: Path, slots: int, output_directory: Path) -> Invocation:
         argv: tuple[str, ...]
-        if self.kind is ToolKind.XARGS:
-            argv = ('xargs', '-P', str(slots), '-d', '\n', '-n', '1', '/bin/bash', '-c')
+        if self.kind in (ToolKind.XARGS, ToolKind.XARGS_SH):
+            shell = '/bin/bash' if self.kind is ToolKind.XARGS else '/bin/sh'
+            argv = ('xargs', '-P', str(slots), '-d', '\n', '-n', '1', shell, '-c')
             return Invocation(argv, base_environment(), stdin=task_file)
+        if self.kind is ToolKind.HYPERQUEUE:
+            server = output_directory / 'hq-server'
+            argv = (self.python, str(HYPERQUEUE_JOB), str(task_file), str(slots), str(server))
+            return Invocation(argv, base_environment())
+        if self.kind is ToolKind.HYPERSHELL:
+            hs = str(Path(self.python).with_name('hs'))
+            argv = (hs, 'cluster', str(task_file), '-N', str(slots), '--no-db', '--no-confirm', '-b', '16', '-w', '1')
+            return Invocation((*argv, '-p', str(free_port())), base_environment())
         if self.kind is ToolKind.PARALLEL:
             argv = ('parallel', '--will-cite', '-j', str(slots), '-a', str(task_file))
             return Invocation(argv, {**base_environment(), 'PARALLEL_SHELL': '/bin/bash'})
@@ -92,20 +109,22 @@ def find_ours(repo_root: Path, scratch: Path, cache: Path | None) -> tuple[Tool 
         for step in steps:
             ok, output = probe(step, cwd=scratch, env=base_environment(), timeout=900)
             if not ok:
-                return None, f'ours skipped: `{" ".join(step)}` failed: {_last_line(output)}'
+                return None, f'ours skipped: `{" ".join(step)}` failed: {last_line(output)}'
     tool = Tool(ToolKind.OURS, 'ours', '', python=python, pythonpath=pythonpath)
     ok, output = probe([python, '-m', 'disbatch', '--version'], cwd=scratch, env=ours_environment(tool))
     if not ok:
-        return None, f'ours skipped: `python -m disbatch --version` failed: {_last_line(output)}'
+        return None, f'ours skipped: `python -m disbatch --version` failed: {last_line(output)}'
     installed = ' (pip-installed in a venv of its own)' if cache is not None else ' (from the checkout)'
-    return dataclasses.replace(tool, version=_last_line(output) + installed), ''
+    return dataclasses.replace(tool, version=last_line(output) + installed), ''
 
 
-def find_xargs(scratch: Path) -> tuple[Tool | None, str]:
+def find_xargs(scratch: Path, kind: ToolKind) -> tuple[Tool | None, str]:
+    """xargs -P running each line with bash (ToolKind.XARGS) or sh (ToolKind.XARGS_SH)."""
     if shutil.which('xargs') is None:
         return None, 'xargs skipped: not on PATH'
     _, output = probe(['xargs', '--version'], cwd=scratch, env=base_environment())
-    return Tool(ToolKind.XARGS, 'xargs -P', output.splitlines()[0] if output else 'xargs'), ''
+    label = 'xargs -P bash' if kind is ToolKind.XARGS else 'xargs -P sh'
+    return Tool(kind, label, output.splitlines()[0] if output else 'xargs'), ''
 
 
 def find_parallel(scratch: Path, install: bool) -> tuple[Tool | None, str]:
@@ -134,7 +153,7 @@ def _apt_install(package: str, scratch: Path) -> str:
     if not ok:  # the package lists may be missing or stale: update them once and try again
         probe(['apt-get', 'update'], cwd=scratch, env=environment, timeout=600)
         ok, output = probe(install, cwd=scratch, env=environment, timeout=600)
-    return '' if ok else _last_line(output)
+    return '' if ok else last_line(output)
 
 
 def find_reference(cache: Path, scratch: Path, task_cap: int) -> tuple[Tool | None, str]:
@@ -151,21 +170,29 @@ def find_reference(cache: Path, scratch: Path, task_cap: int) -> tuple[Tool | No
             ok, output = probe(step, cwd=scratch, env=environment, timeout=900)
             if not ok:
                 shutil.rmtree(venv, ignore_errors=True)
-                return None, f'reference skipped: `{" ".join(step)}` failed: {_last_line(output)}'
+                return None, f'reference skipped: `{" ".join(step)}` failed: {last_line(output)}'
     ok, output = probe([str(python), '-m', 'disbatch', '--version'], cwd=scratch, env=environment)
     if not ok:
-        return None, f'reference skipped: its --version failed: {_last_line(output)}'
+        return None, f'reference skipped: its --version failed: {last_line(output)}'
     label = 'disbatch 3.0'
-    return Tool(ToolKind.REFERENCE, label, _last_line(output), python=str(python), task_cap=task_cap), ''
+    return Tool(ToolKind.REFERENCE, label, last_line(output), python=str(python), task_cap=task_cap), ''
 
 
 def default_cache() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'disbatch-bench'
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else '(no output)'
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (HyperShell's server needs one per run)."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind(('127.0.0.1', 0))
+        port: int = probe_socket.getsockname()[1]
+        return port
 
 
 def run_quietly(argv: list[str], cwd: Path) -> str:

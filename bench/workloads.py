@@ -12,14 +12,15 @@ from pathlib import Path
 
 SLEEP_SECONDS = 0.1
 SLEEP_TOLERANCE = 0.15  # SPEC §5: within 15 % of the ideal wall time
-XARGS_SHARE = 0.60  # SPEC §5: at least 60 % of the xargs -P rate
+XARGS_SHARE = 0.60  # SPEC §5: at least 60 % of the xargs -P rate (the `sh -c` floor)
+PARALLEL_TIMES = 3.0  # SPEC §5: at least 3x the GNU parallel rate
 ONE_TASK_LIMIT = 0.3  # SPEC §5: a one-task run, start to exit, under 0.3 s
 
 
 class TargetKind(enum.Enum):
     """How a target is judged from the measured medians."""
 
-    SHARE_OF_XARGS_RATE = 'share of the xargs rate'  # ours rate / xargs rate >= threshold
+    SHARE_OF_XARGS_RATE = 'share of the xargs rate'  # ours rate / xargs sh rate >= threshold (and parallel_times)
     MAX_WALL = 'maximum wall time'  # ours median wall <= threshold seconds
 
 
@@ -27,7 +28,8 @@ class TargetKind(enum.Enum):
 class Target:
     kind: TargetKind
     threshold: float
-    text: str  # how the table prints it, e.g. 'ours >= 60 % of the xargs rate'
+    text: str  # how the table prints it, e.g. 'ours >= 60 % of the xargs sh rate'
+    parallel_times: float | None = None  # also: ours rate >= this many times GNU parallel's
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class Workload:
 
 
 def true_workload(tasks: int, slots: int) -> Workload:
-    text = f'ours >= {XARGS_SHARE * 100:.0f} % of the xargs rate'
-    target = Target(TargetKind.SHARE_OF_XARGS_RATE, XARGS_SHARE, text)
+    text = f'ours >= {XARGS_SHARE * 100:.0f} % of the xargs sh rate and >= {PARALLEL_TIMES:g}x GNU parallel'
+    target = Target(TargetKind.SHARE_OF_XARGS_RATE, XARGS_SHARE, text, parallel_times=PARALLEL_TIMES)
     return Workload(f'true{tasks}', 'true', tasks, slots, target, driver_cpu=True)
 
 
