@@ -75,7 +75,8 @@ def engine_processes(directory: Path, host: str | None = None) -> list[int]:
         options = dict(itertools.pairwise(words))
         if any(f'--run={run}' in words for run in runs) and (host is None or options.get('--hostname') == host):
             found.append(pid)
-    return found
+    # A task the engine has forked but not yet exec'd still shows the engine's command line: drop children.
+    return [pid for pid in found if parent(pid) not in found]
 
 
 def launchers_and_engines(directory: Path) -> list[int]:
