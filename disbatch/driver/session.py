@@ -164,8 +164,9 @@ class Session:
                 exit_code = loop.run()
             counts = scheduler.counts
             log.info(
-                'run over: %d finished, %d failed, %d skipped, %d barriers, %d lost; exit code %d',
-                *(counts.finished, counts.failed, counts.skipped, counts.barriers, counts.lost, exit_code),
+                'run over: %d finished, %d failed, %d interrupted, %d skipped, %d barriers, %d lost; exit code %d',
+                *(counts.finished, counts.failed, counts.interrupted, counts.skipped, counts.barriers, counts.lost),
+                exit_code,
             )
             if config.exit_code_on_failure and counts.failed and exit_code == 1:
                 _report('Some tasks failed with non-zero exit codes -- please check the logs')
