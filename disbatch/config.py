@@ -25,7 +25,8 @@ class RunConfig:
     taskcommand: str | None
     address_file: str | None  # where to write the KVS address once it listens (DisBatcher)
     nodes: tuple[Node, ...]  # empty: the nodes of the Slurm allocation this runs in
-    node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST' or 'Slurm', for messages
+    node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST', '-S' or the batch system's name, for messages
+    batch_system: str  # 'ssh' (the nodes above), 'slurm', 'sge', 'pbs' or 'lsf': where the engines start
     cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
     tasks_per_node: int | None
     fill: bool
@@ -54,7 +55,7 @@ class RunConfig:
 
     @property
     def slurm(self) -> bool:
-        return not self.nodes and not self.startup_only
+        return self.batch_system == 'slurm' and not self.startup_only
 
     @classmethod
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
@@ -85,13 +86,19 @@ class RunConfig:
             raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
         if arguments.context_task_limit < 0:
             raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
-        nodes, origin = ([], '-S') if arguments.startup_only else _nodes(arguments.ssh_node, environ)
+        wanted = getattr(arguments, 'batch_system', None)
+        nodes: list[Node]
+        if arguments.startup_only:
+            nodes, origin, system = [], '-S', 'ssh'
+        else:
+            nodes, origin, system = _nodes(arguments.ssh_node, environ, wanted)
         return cls(
             taskfile=arguments.taskfile,
             taskcommand=arguments.taskcommand,
             address_file=arguments.address_file,
             nodes=tuple(nodes),
             node_origin=origin,
+            batch_system=system,
             cpus_per_task=arguments.cpusPerTask,
             tasks_per_node=arguments.tasksPerNode,
             fill=arguments.fill,
@@ -120,17 +127,23 @@ class RunConfig:
         )
 
 
-def _nodes(items: list[str], environ: Mapping[str, str]) -> tuple[list[Node], str]:
-    """The `-s` nodes, else DISBATCH_SSH_NODELIST's, else none: the Slurm allocation (the reference's order)."""
+def _nodes(items: list[str], environ: Mapping[str, str], wanted: str | None) -> tuple[list[Node], str, str]:
+    """The `-s` nodes, else DISBATCH_SSH_NODELIST's, else the batch system's job this runs in: `--batch-system`,
+    or the first detected (Slurm, Grid Engine, PBS, LSF; `contexts/batch.py`). `--batch-system none` detects none."""
+    from disbatch.contexts.batch import detect
+
     if items:
-        return parse_node_list(items, '-s'), '-s'
+        return parse_node_list(items, '-s'), '-s', 'ssh'
     if environ.get('DISBATCH_SSH_NODELIST'):
-        return parse_node_list([environ['DISBATCH_SSH_NODELIST']], 'DISBATCH_SSH_NODELIST'), 'DISBATCH_SSH_NODELIST'
-    if environ.get('SLURM_JOB_ID') or environ.get('SLURM_JOBID'):
-        return [], 'Slurm'
+        nodes = parse_node_list([environ['DISBATCH_SSH_NODELIST']], 'DISBATCH_SSH_NODELIST')
+        return nodes, 'DISBATCH_SSH_NODELIST', 'ssh'
+    system = detect(environ) if wanted is None else (None if wanted == 'none' else wanted)
+    if system is not None:
+        return [], system, system
     raise ContextError(
         'Cannot determine batch execution environment: give -s HOST:CORECOUNT (e.g. -s localhost:4), '
-        'set DISBATCH_SSH_NODELIST, or run inside a Slurm allocation'
+        'set DISBATCH_SSH_NODELIST, or run inside a Slurm, Grid Engine (qsub -pe), PBS or LSF job'
+        + (' (--batch-system none)' if wanted == 'none' else '')
     )
 
 

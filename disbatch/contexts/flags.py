@@ -24,6 +24,13 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='N',
         help=f'Number of cores used per task; may be fractional (default: {default_hint}).',
     )
+    add(
+        '--batch-system',
+        choices=['slurm', 'sge', 'pbs', 'lsf', 'none'],
+        default=None,
+        help="Take the nodes from this batch system's job instead of detecting it (none: only -s or "
+        'DISBATCH_SSH_NODELIST); detection order: Slurm, Grid Engine, PBS, LSF.',
+    )
     add('--fill', action='store_true', help='Try to use extra cores if allocated cores exceeds requested cores.')
     add('--no-retire', action='store_true', help="Don't retire nodes from the batch system.")
     add('-l', '--label', metavar='LABEL', help='Label for this context. Should be unique.')

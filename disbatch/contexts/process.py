@@ -2,6 +2,7 @@
 
     ./Tasks_disBatch_…_dbUtil.sh -s node2:4,node3:4     # SSH hosts (or this machine: -s localhost:2)
     sbatch -n 8 Tasks_disBatch_…_dbUtil.sh               # the nodes of a Slurm allocation
+    qsub -pe disbatch 4 Tasks_disBatch_…_dbUtil.sh       # … of a Grid Engine job (PBS, LSF: qsub, bsub)
 
 It announces itself to the driver (which gives it a unique label and the run's -c/-t for flags left unset),
 starts one engine per node, retires nodes as their engines finish, and exits when its last engine has.
@@ -18,9 +19,9 @@ import time
 import zmq
 
 from disbatch.contexts.base import parse_node_list
+from disbatch.contexts.batch import batch_context, detect, job_id
 from disbatch.contexts.flags import add_context_arguments
 from disbatch.contexts.nodes import NodeContext
-from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
 from disbatch.errors import DisbatchError
 from disbatch.protocol import codec
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=os.path.basename(os.environ.get('DISBATCH_DBUTIL', 'dbUtil.sh')),
         description='Add engines to the live disbatch run this script belongs to: on SSH hosts (-s), or on the '
-        'nodes of the Slurm allocation it runs in (sbatch -n N THIS_SCRIPT). Also: --mon (the monitor), '
-        '--engine (internal).',
+        'nodes of the batch job it runs in (sbatch -n N / qsub -pe PE N / bsub -n N THIS_SCRIPT). '
+        'Also: --mon (the monitor), --engine (internal).',
     )
     add_context_arguments(parser, default_hint="the run's")
     return parser  # fmt: skip
@@ -62,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, driver: str) -> int:
-    slurm = not arguments.ssh_node and not os.environ.get('DISBATCH_SSH_NODELIST') and bool(slurm_job_id(os.environ))
+    kind = _kind(arguments)
     context_zmq = zmq.Context()
     link = PeerLink(context_zmq, driver, credentials)
     try:
         link.send(
             ContextHello(
-                credentials.secret, arguments.label or '', 'SLURM' if slurm else 'SSH', slurm_job_id(os.environ),
+                credentials.secret, arguments.label or '', (kind or 'ssh').upper(), job_id(kind or '', os.environ),
                 arguments.context_task_limit,
             )
         )  # fmt: skip
@@ -85,7 +86,7 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
             print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)
             return 1
         _log_to(f'{stem}_{welcome.label}.context.log')
-        context = _build(arguments, welcome, stem, slurm)
+        context = _build(arguments, welcome, stem, kind)
         context.launch(os.path.basename(stem), f'{stem}_{{context}}_{{host}}_engine_wrap.log')
         context.admit(driver, credentials.line)
         print(f'disbatch: context {welcome.label}: engines on '
@@ -98,16 +99,24 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         context_zmq.term()
 
 
-def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, slurm: bool) -> NodeContext:
+def _kind(arguments: argparse.Namespace) -> str | None:
+    """The batch system whose job this context takes its nodes from; None: the -s / DISBATCH_SSH_NODELIST hosts."""
+    if arguments.ssh_node or os.environ.get('DISBATCH_SSH_NODELIST'):
+        return None
+    if arguments.batch_system is not None:
+        return None if arguments.batch_system == 'none' else str(arguments.batch_system)
+    return detect(os.environ)
+
+
+def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, kind: str | None) -> NodeContext:
     cpus = arguments.cpusPerTask if arguments.cpusPerTask is not None else (welcome.cpus_per_task or None)
     tasks = arguments.tasksPerNode if arguments.tasksPerNode is not None else (welcome.tasks_per_node or None)
     retire = '' if arguments.no_retire else arguments.retire_cmd
     log_path = f'{stem}_{welcome.label}.context.log'
-    if slurm:
-        context, warnings = slurm_context(
-            os.environ, welcome.label, cpus, tasks, arguments.fill,
-            DEFAULT_RETIRE if retire is None else (retire or None), log_path,
-        )  # fmt: skip
+    if kind is not None:
+        context, warnings = batch_context(
+            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path
+        )
         for warning in warnings:
             print(f'disbatch: warning: {warning}', file=sys.stderr)
         return context

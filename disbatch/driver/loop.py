@@ -252,7 +252,7 @@ class DriverLoop:
         self._dispatch(sched.ContextJoined(label, hello.task_limit))
 
     def _unique_label(self, hello: ContextHello) -> str:
-        wanted = hello.label or (f'J{hello.job_id}' if hello.kind == 'SLURM' else '')
+        wanted = hello.label or (f'J{hello.job_id}' if hello.kind != 'SSH' and hello.job_id else '')
         if not wanted:
             number = 0
             while f'SSH{number}' in self._labels:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from disbatch.config import RunConfig
 from disbatch.contexts.base import duplicate_hosts
+from disbatch.contexts.batch import batch_context, job_id
 from disbatch.contexts.nodes import NodeContext
-from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
@@ -110,17 +110,17 @@ def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
 
 
 def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
-    """The context the driver starts itself: the `-s` nodes, or the Slurm allocation it runs in."""
-    retire = None if config.retire_command == '' else config.retire_command
-    if config.slurm:
-        label = config.label or f'J{slurm_job_id(os.environ)}'
-        context, warnings = slurm_context(
-            os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            DEFAULT_RETIRE if retire is None else retire, files.context_log(label),
+    """The context the driver starts itself: the `-s` nodes, or the batch system's job it runs in."""
+    if config.batch_system != 'ssh':
+        label = config.label or f'J{job_id(config.batch_system, os.environ)}'
+        context, warnings = batch_context(
+            config.batch_system, os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
+            config.retire_command, files.context_log(label),
         )  # fmt: skip
         for warning in warnings:
             _warn(warning)
     else:
+        retire = None if config.retire_command == '' else config.retire_command
         label = config.label or 'SSH0'
         context = ssh_context(
             label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,

@@ -122,7 +122,7 @@ class ContextHello:
     TAG: ClassVar[str] = 'context-hello'
     secret: str
     label: str  # the one asked for with -l, or '' for the default
-    kind: str  # 'SSH' or 'SLURM'
+    kind: str  # 'SSH', 'SLURM', 'SGE', 'PBS' or 'LSF'
     job_id: str  # the Slurm job, for the default label
     task_limit: int  # -C; 0: no limit
 
