@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         'recorded as timed out (flag T) and counts as failed (default: no limit).',
     )
     add(
+        '--kill-leftovers',
+        action='store_true',
+        help='End what a task leaves running in the background (SIGTERM, SIGKILL 1 s later) as soon as its main '
+        'process exits, PERENGINE START tasks excepted. Without it such processes are logged and run on until their '
+        'engine leaves, which ends them the same way.',
+    )
+    add(
         '-f',
         '--fail-fast',
         action='store_true',

@@ -42,6 +42,7 @@ class RunConfig:
     fail_fast: bool
     retries: int
     timeout: float
+    kill_leftovers: bool  # --kill-leftovers: end what a task leaves running when it exits (else: when its engine does)
     logfile: str | None
     loglevel: str
     use_address: tuple[str, int] | None
@@ -114,6 +115,7 @@ class RunConfig:
             fail_fast=arguments.fail_fast,
             retries=arguments.retries,
             timeout=arguments.timeout,
+            kill_leftovers=arguments.kill_leftovers,
             logfile=arguments.logfile,
             loglevel=arguments.loglevel,
             use_address=_address(arguments.use_address) if arguments.use_address else None,

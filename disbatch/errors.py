@@ -1,12 +1,12 @@
 """The one exception tree of disbatch.
 
     DisbatchError                 anything disbatch reports to the user as a one-line message
-    ├── UsageError                a bad flag or flag combination (exit 2)
+    ├── UsageError                a bad flag or flag combination, a bad `-s` item (exit 2)
     ├── TaskFileError             a bad line in a task file: carries source and line number
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
-    ├── ContextError              a context cannot start (bad `-s` item, no execution environment, ...)
+    ├── ContextError              a context cannot start (no execution environment, no slot on a node, ...)
     └── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 import socket
 from dataclasses import dataclass
 
 from disbatch.contexts.launch import EngineExited
-from disbatch.errors import ContextError
+from disbatch.errors import ContextError, UsageError
+
+# A host name as DNS allows it (letters, digits, '-', and '_' as some clusters use; dot-separated labels of at most
+# 63 characters, 253 in all), not beginning with '-' (ssh would read it as an option). It goes into file names and
+# onto ssh and srun command lines, so nothing else gets through.
+MAX_HOST_CHARACTERS = 253
+_HOST_LABEL = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})$')
+# More cores than any node has: a count past this is a typing slip, not a machine (each is a slot of an engine).
+MAX_CORE_COUNT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +33,8 @@ class Node:
 
 
 def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
-    """`['h1:4,h2:2', 'h3:1']` → nodes, in order; duplicate hosts are summed. ContextError names a bad item."""
+    """`['h1:4,h2:2', 'h3:1']` → nodes, in order; duplicate hosts are summed. UsageError (exit 2) names a bad item
+    and what is wrong with it."""
     cores: dict[str, int] = {}
     for item in ','.join(items).split(','):
         item = item.strip()
@@ -32,11 +42,27 @@ def parse_node_list(items: list[str], origin: str = '-s') -> list[Node]:
             continue
         host, sep, count = item.rpartition(':')
         if not sep or not host or ':' in host or not count.isdigit() or int(count) < 1:
-            raise ContextError(f'{origin} {item!r}: expected HOST:CORECOUNT with a core count of at least 1')
+            raise UsageError(f'{origin} {item!r}: expected HOST:CORECOUNT with a core count of at least 1')
+        problem = host_problem(host)
+        if problem:
+            raise UsageError(f'{origin} {item!r}: {problem}')
+        if int(count) > MAX_CORE_COUNT:
+            raise UsageError(f'{origin} {item!r}: core count {count} is over {MAX_CORE_COUNT}')
         cores[host] = cores.get(host, 0) + int(count)
     if not cores:
-        raise ContextError(f'{origin}: no HOST:CORECOUNT items given')
+        raise UsageError(f'{origin}: no HOST:CORECOUNT items given')
     return [Node(host, count) for host, count in cores.items()]
+
+
+def host_problem(host: str) -> str:
+    """What makes `host` unusable as a host name ('' if nothing): see MAX_HOST_CHARACTERS and _HOST_LABEL."""
+    if len(host) > MAX_HOST_CHARACTERS:
+        return f'a host name is at most {MAX_HOST_CHARACTERS} characters, this one has {len(host)}'
+    if host.startswith('-'):
+        return 'a host name cannot begin with "-"'
+    if not all(_HOST_LABEL.match(label) for label in host.split('.')):
+        return 'a host name is dot-separated labels of letters, digits, "-" and "_" (at most 63 each)'
+    return ''
 
 
 def duplicate_hosts(items: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from disbatch.contexts.batch import batch_context, detect, job_id
 from disbatch.contexts.flags import add_context_arguments
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.ssh import ssh_context
-from disbatch.errors import DisbatchError
+from disbatch.errors import DisbatchError, UsageError
 from disbatch.protocol import codec
 from disbatch.protocol.messages import ContextGoodbye, ContextHello, ContextWelcome
 from disbatch.protocol.transport import Credentials, PeerLink
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(arguments, stem, credentials, driver)
     except DisbatchError as error:
         print(f'disbatch: {error}', file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, UsageError) else 1
 
 
 def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, driver: str) -> int:

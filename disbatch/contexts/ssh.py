@@ -17,7 +17,7 @@ SSH_OPTIONS = ['-o', 'BatchMode=yes']
 def ssh_launcher(plan: NodePlan, engine: list[str]) -> list[str]:
     if is_this_machine(plan.host):
         return engine
-    return ['ssh', *SSH_OPTIONS, plan.host, shlex.join(engine)]
+    return ['ssh', *SSH_OPTIONS, '--', plan.host, shlex.join(engine)]  # '--': the host is never an option
 
 
 def ssh_context(

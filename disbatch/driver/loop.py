@@ -37,6 +37,7 @@ from disbatch.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Leftover,
     Message,
     Run,
     TaskDone,
@@ -74,6 +75,7 @@ class DriverSettings:
     cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
     tasks_per_node: int = 0
     task_timeout: float = 0.0  # --timeout; 0: none
+    kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
 
 
@@ -204,6 +206,12 @@ class DriverLoop:
             self._on_task_done(engine, message)
         elif isinstance(message, Heartbeat):
             pass
+        elif isinstance(message, Leftover):
+            log.warning('task %d%s on engine %d (%s) exited leaving %d process(es) running: pid %s%s',
+                        message.task_id, f' ({message.phase})' if message.phase else '', engine.rank, engine.hostname,
+                        len(message.pids), ' '.join(map(str, message.pids)),
+                        '; ended now' if self.settings.kill_leftovers and message.phase != 'START'
+                        else '; they are ended when the engine leaves')  # fmt: skip
         elif isinstance(message, Goodbye):
             log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
             self._forget(engine)
@@ -235,6 +243,7 @@ class DriverLoop:
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.start_tasks],
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
                 self.settings.task_timeout,
+                self.settings.kill_leftovers,
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)

@@ -134,6 +134,7 @@ class Session:
                 cpus_per_task=config.cpus_per_task or 0.0,
                 tasks_per_node=config.tasks_per_node or 0,
                 task_timeout=config.timeout,
+                kill_leftovers=config.kill_leftovers,
                 expected_total=self.total,
             )
             progress = ProgressLine(

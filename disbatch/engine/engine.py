@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import zmq
 
+from disbatch.engine.leftovers import Leftovers
 from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -41,6 +42,7 @@ from disbatch.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Leftover,
     Message,
     Run,
     TaskDone,
@@ -124,12 +126,13 @@ class Engine:
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._last_heard = time.monotonic()
         self._draining = False
-        self._outbox: list[TaskDone] = []  # results not yet sent
+        self._outbox: list[TaskDone | Leftover] = []  # results (and leftovers' news) not yet sent
         self._outbox_deadline = 0.0
         self._goodbye = 'finished'
         self._scratch = ''
         self._driver_gone = False
         self._stdin_watched = False  # --watch-stdin and stdin is a pipe (run() finds out)
+        self._leftovers = Leftovers(KILL_GRACE_SECONDS)  # what tasks leave running: ended before the engine leaves
 
     # ------------------------------------------------------------ life cycle
 
@@ -155,12 +158,14 @@ class Engine:
             self._step()
             while self.state is not State.DONE:
                 self._turn(wake_read)
+            self._leftovers.end_all()  # before Goodbye: the driver may end this process soon after it
             if not self._driver_gone:
                 self._link.send(*self._outbox, Goodbye(self._goodbye))
                 self._outbox.clear()
             return 0
         finally:
             self._kill_everything()
+            self._leftovers.end_all(grace=0.0 if self._driver_gone else KILL_GRACE_SECONDS)
             signal.set_wakeup_fd(previous)
             os.close(wake_read)
             os.close(wake_write)
@@ -204,6 +209,7 @@ class Engine:
         self._per_engine.extend(Job(i, line, -1, cmd, 'START') for i, line, cmd in welcome.start_tasks)
         self._stop_jobs = [Job(i, line, -1, cmd, 'STOP') for i, line, cmd in welcome.stop_tasks]
         self._task_timeout = welcome.timeout
+        self._leftovers.kill_at_task_end = welcome.kill_leftovers
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         for message in more:  # the first tasks may come in the same batch
             self._on_message(message)
@@ -231,6 +237,8 @@ class Engine:
             deadlines.append(self._outbox_deadline)
         if self._abort_deadline is not None:
             deadlines.append(self._abort_deadline)
+        if (leftovers := self._leftovers.deadline()) is not None:
+            deadlines.append(leftovers)
         deadlines.extend(deadline for deadline in self._timeouts.values() if isinstance(deadline, float))
         return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
 
@@ -244,7 +252,10 @@ class Engine:
         if self._abort_deadline is not None and now >= self._abort_deadline:
             for process, _ in self._running.values():
                 process.signal_group(signal.SIGKILL)
+            self._leftovers.signal_all(signal.SIGKILL)
             self._abort_deadline = now + 5.0
+        if (leftovers := self._leftovers.deadline()) is not None and now >= leftovers:
+            self._leftovers.on_timer(now)
         self._stop_overdue_tasks(now)
 
     def _stop_overdue_tasks(self, now: float) -> None:
@@ -310,6 +321,9 @@ class Engine:
         interrupted = slot in self._interrupted and not timed_out and outcome.return_code != 0
         self._interrupted.discard(slot)
         self._report(job, outcome, timed_out, interrupted)
+        left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, time.monotonic())
+        if left:
+            self._outbox.append(Leftover(job.task_id, job.phase, left))
         del self._running[slot]
         if slot != PER_ENGINE_SLOT:
             self._free_slots.append(slot)
@@ -332,6 +346,7 @@ class Engine:
         log.error('the driver has exited; stopping every task')
         for process, _ in self._running.values():
             process.signal_group(signal.SIGKILL)
+        self._leftovers.kill_all()
         self.state = State.DONE
         self._driver_gone = True
 
@@ -346,6 +361,7 @@ class Engine:
         self._interrupted.update(self._running)
         for process, _ in self._running.values():
             process.signal_group(signal.SIGTERM)
+        self._leftovers.signal_all(signal.SIGTERM)
         self._abort_deadline = time.monotonic() + KILL_GRACE_SECONDS
 
     # ------------------------------------------------------------ progress
@@ -385,6 +401,7 @@ class Engine:
                 self._free_slots.append(slot)
             return
         self._running[slot] = (process, job)
+        self._leftovers.track(process.pid, job.task_id)
         if self._task_timeout:
             self._timeouts[slot] = time.monotonic() + self._task_timeout
         for fd in (*process.open_fds, process.pidfd):

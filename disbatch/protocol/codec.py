@@ -75,6 +75,10 @@ def _boolean(value: Any) -> Any:
     return value if type(value) is bool else _INVALID
 
 
+def _integers(value: Any) -> Any:
+    return value if isinstance(value, list) and all(type(item) is int for item in value) else _INVALID
+
+
 def _environment(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return value
@@ -104,6 +108,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     'int': _plain(int),
     'float': _number,
     'bool': _boolean,
+    'list[int]': _integers,
     'dict[str, str]': _environment,
     'list[PerEngineSpec]': _per_engine_specs,
 }

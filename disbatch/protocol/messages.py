@@ -3,7 +3,7 @@
 Each class has a wire `TAG`; `protocol/codec.py` is the only code that turns them into bytes and back. Fields are
 plain JSON values (str, int, float, bool, lists of those), so no message can carry code.
 
-    engine → driver:   Hello, TaskDone, Goodbye, Heartbeat
+    engine → driver:   Hello, TaskDone, Leftover, Goodbye, Heartbeat
     driver → engine:   Welcome, Run, Drain, Abort, Heartbeat
     context → driver:  ContextHello, ContextGoodbye
     driver → context:  ContextWelcome
@@ -43,6 +43,7 @@ class Welcome:
     start_tasks: list[PerEngineSpec]
     stop_tasks: list[PerEngineSpec]
     timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
+    kill_leftovers: bool  # --kill-leftovers: end what a task left running when it exits, not when the engine leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,16 @@ class TaskDone:
     max_rss_bytes: int  # peak resident set of the task's largest process, from wait4
     user_seconds: float  # CPU time of the task's process tree (its reaped descendants included)
     system_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A task's main process exited, and these processes of its session are still running (for the driver log)."""
+
+    TAG: ClassVar[str] = 'leftover'
+    task_id: int
+    phase: str  # '' for a normal task, 'START'/'STOP' for a per-engine one
+    pids: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +161,7 @@ Message = (
     | Welcome
     | Run
     | TaskDone
+    | Leftover
     | Drain
     | Abort
     | Goodbye
@@ -159,5 +171,6 @@ Message = (
     | ContextGoodbye
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = (
-    Hello, Welcome, Run, TaskDone, Drain, Abort, Goodbye, Heartbeat, ContextHello, ContextWelcome, ContextGoodbye,
+    Hello, Welcome, Run, TaskDone, Leftover, Drain, Abort, Goodbye, Heartbeat,
+    ContextHello, ContextWelcome, ContextGoodbye,
 )  # fmt: skip

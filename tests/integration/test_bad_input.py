@@ -181,6 +181,27 @@ def test_malformed_node_list_item(procs: Processes, tmp_path: Path, item: str) -
     nothing_ran(tmp_path, 'Tasks')
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ('item', 'reason'),
+    [
+        ('x' * 300 + ':1', 'at most 253 characters'),
+        ('a/b:1', 'labels of letters'),
+        ('localhost:99999999999999999999', 'core count 99999999999999999999 is over'),
+        ('-oProxyCommand=touch ran:1', 'cannot begin with "-"'),
+    ],
+    ids=['300-characters', 'slash', 'huge-count', 'dash'],
+)
+def test_hostile_host_name_is_a_usage_error(procs: Processes, tmp_path: Path, item: str, reason: str) -> None:
+    # each would reach a log file name, ssh's command line or an engine's slot list: refused before anything runs
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', item, 'Tasks')
+    line = one_line_error(result, '-s', repr(item), reason)
+    assert result.returncode == 2, result.describe()
+    assert line.startswith('disbatch: -s '), line
+    nothing_ran(tmp_path, 'Tasks')
+
+
 @pytest.mark.cluster
 @pytest.mark.timeout(40)
 def test_only_host_is_unreachable(procs: Processes, tmp_path: Path) -> None:

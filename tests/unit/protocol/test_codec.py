@@ -22,6 +22,7 @@ from disbatch.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Leftover,
     Message,
     Run,
     TaskDone,
@@ -51,9 +52,10 @@ TASK_DONE_FIELDS += (st.booleans(), st.booleans(), integers, integers, numbers, 
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
-    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers),
+    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans()),
     st.builds(Run, integers, integers, integers, texts, integers),
     st.builds(TaskDone, *TASK_DONE_FIELDS),
+    st.builds(Leftover, integers, texts, st.lists(integers, max_size=4)),
     st.just(Drain()),
     st.builds(Abort, texts),
     st.builds(Goodbye, texts),
@@ -66,7 +68,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
 
 def test_every_message_type_is_covered() -> None:
     assert {cls.TAG for cls in MESSAGE_TYPES} == {
-        'hello', 'welcome', 'run', 'done', 'drain', 'abort', 'goodbye', 'heartbeat',
+        'hello', 'welcome', 'run', 'done', 'leftover', 'drain', 'abort', 'goodbye', 'heartbeat',
         'context-hello', 'context-welcome', 'context-goodbye',
     }  # fmt: skip
 
@@ -85,7 +87,8 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Drain()) == b'["drain"]'
     done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, False, 2, 4096, 0.25, 0.5)
     assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,false,2,4096,0.25,0.5]'
-    assert encode(Welcome(0, '/w', {}, [], [], 2.5)) == b'["welcome",0,"/w",{},[],[],2.5]'
+    assert encode(Welcome(0, '/w', {}, [], [], 2.5, True)) == b'["welcome",0,"/w",{},[],[],2.5,true]'
+    assert encode(Leftover(3, '', [41, 42])) == b'["leftover",3,"",[41,42]]'
 
 
 def test_a_lone_surrogate_survives_the_round_trip() -> None:
@@ -96,7 +99,9 @@ def test_a_lone_surrogate_survives_the_round_trip() -> None:
 
 
 def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
-    welcome = Welcome(0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0)
+    welcome = Welcome(
+        0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0, False
+    )
     assert decode(encode(welcome)) == welcome
 
 
@@ -164,14 +169,14 @@ def test_well_formed_frames_decode() -> None:
     assert decode(b'["done",1,"",100,-15,1.5,2.5,0,"",0,"",false,true,1,0,0.0,0.0]') == TaskDone(
         1, '', 100, -15, 1.5, 2.5, 0, '', 0, '', False, True, 1, 0, 0.0, 0.0
     )
-    assert decode(b'["welcome",0,"/",{},[],[],0.5]') == Welcome(0, '/', {}, [], [], 0.5)
+    assert decode(b'["welcome",0,"/",{},[],[],0.5,false]') == Welcome(0, '/', {}, [], [], 0.5, False)
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
     assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,false,1,0,1,2]') == TaskDone(
         1, '', 100, 0, 1, 2, 0, '', 0, '', False, False, 1, 0, 1, 2
     )
-    assert decode(b'["welcome",0,"/",{},[],[],30]') == Welcome(0, '/', {}, [], [], 30)
+    assert decode(b'["welcome",0,"/",{},[],[],30,false]') == Welcome(0, '/', {}, [], [], 30, False)
 
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,10 +200,13 @@ def test_a_deeply_nested_frame_raises_codec_error() -> None:
 @pytest.mark.parametrize(
     'frame',
     [
-        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0]', id='int environment value'),
-        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0]', id='short per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[],["date"],0]', id='string for per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0]', id='string for per-engine task id'),
+        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0,false]', id='int environment value'),
+        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0,false]', id='short per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[],["date"],0,false]', id='string for per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0,false]', id='string for per-engine task id'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,0]', id='int for kill_leftovers'),
+        pytest.param(b'["leftover",1,"",["12"]]', id='string for a leftover pid'),
+        pytest.param(b'["leftover",1,"",[true]]', id='bool for a leftover pid'),
     ],
 )
 def test_a_welcome_with_malformed_contents_raises_codec_error(frame: bytes) -> None:

@@ -1,0 +1,76 @@
+"""What an engine does about the processes its tasks leave running: note them, and end them.
+
+A task's leftovers (see `sessions`) are logged, and told to the driver, when the task's main process exits. They
+are ended — TERM, then KILL after a grace period — when the engine leaves, however it leaves (drained, aborted,
+driver lost), so a run never leaves a process behind. With `--kill-leftovers` they are also ended at once when the
+task that left them exits; PERENGINE START tasks are exempt (a helper they start is meant to live as long as the
+engine).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from disbatch.engine import sessions
+
+log = logging.getLogger('disbatch.engine')
+
+
+@dataclass(slots=True)
+class Leftovers:
+    grace: float  # seconds between TERM and KILL
+    kill_at_task_end: bool = False
+    # session id (the task's pid) -> task id, for every task this engine ran: looked at when the engine leaves
+    _sessions: dict[int, int] = field(default_factory=dict)
+    _doomed: list[tuple[float, int]] = field(default_factory=list)  # (when to KILL, session) after a TERM
+
+    def track(self, session: int, task_id: int) -> None:
+        """Task `task_id` was started in session `session` (its pid): what it leaves is ended when the engine leaves."""
+        self._sessions[session] = task_id
+
+    def task_ended(self, session: int, task_id: int, phase: str, now: float) -> list[int]:
+        """The main process of task `task_id` (session `session`) was reaped: its leftovers' pids, maybe none."""
+        if not sessions.group_alive(session):
+            return []  # the usual case: nothing left in its process group (other groups are found at the end)
+        pids = sessions.leftovers([session]).get(session, [])
+        if pids:
+            log.warning('task %d%s left %d process(es) running: pid %s', task_id, f' ({phase})' if phase else '',
+                        len(pids), ' '.join(map(str, pids)))  # fmt: skip
+            if self.kill_at_task_end and phase != 'START':
+                sessions.send(pids, signal.SIGTERM)
+                self._doomed.append((now + self.grace, session))
+        return pids
+
+    def deadline(self) -> float | None:
+        """When leftovers sent SIGTERM at their task's end are to get SIGKILL (time.monotonic())."""
+        return self._doomed[0][0] if self._doomed else None
+
+    def on_timer(self, now: float) -> None:
+        due = [session for when, session in self._doomed if when <= now]
+        self._doomed = [(when, session) for when, session in self._doomed if when > now]
+        for pids in sessions.leftovers(due).values():
+            sessions.send(pids, signal.SIGKILL)
+
+    def signal_all(self, signum: int) -> None:
+        """Send `signum` to every leftover of every task (an abort: with the running tasks' groups)."""
+        for pids in sessions.leftovers(self._sessions).values():
+            sessions.send(pids, signum)
+
+    def end_all(self, grace: float | None = None) -> None:
+        """The engine is leaving: TERM every leftover, KILL what is left after the grace period; log each."""
+        found = sessions.leftovers(self._sessions)
+        for session, pids in found.items():
+            log.info('ending what task %d left running: pid %s', self._sessions[session], ' '.join(map(str, pids)))
+        every = [pid for pids in found.values() for pid in pids]
+        killed = sessions.terminate(every, self.grace if grace is None else grace)
+        if killed:
+            log.warning('killed (SIGKILL) leftover pid %s: SIGTERM did not end them', ' '.join(map(str, killed)))
+        self._doomed.clear()
+
+    def kill_all(self) -> None:
+        """The driver is gone: SIGKILL every leftover at once."""
+        every = [pid for pids in sessions.leftovers(self._sessions).values() for pid in pids]
+        sessions.send(every, signal.SIGKILL)
+        self._doomed.clear()
