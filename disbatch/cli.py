@@ -119,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='Exit on first task failure. Running tasks are stopped and recorded; the exit code is non-zero.',
     )
+    add(
+        '--results',
+        metavar='DIR',
+        help="Keep every task's complete stdout and stderr in DIR (made if missing), streamed as they come: "
+        'DIR/<taskid>.<attempt>.out and .err, the task id zero-padded to 6 digits.',
+    )
+    add(
+        '--json',
+        metavar='FILE',
+        help="Write the run's events (run start, engines, tasks started and finished with their resource usage) "
+        'to FILE as JSON lines, flushed line by line (FILE "auto": <stem>_events.jsonl beside the status file). '
+        '`disbatch report` reads it back.',
+    )
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)

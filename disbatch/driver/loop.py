@@ -20,6 +20,7 @@ import zmq
 from disbatch.contexts.base import Context
 from disbatch.driver import scheduler as sched
 from disbatch.driver.feeder import Feeder
+from disbatch.driver.journal import Journal
 from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
 from disbatch.driver.source import NOT_YET
@@ -75,6 +76,7 @@ class DriverSettings:
     tasks_per_node: int = 0
     task_timeout: float = 0.0  # --timeout; 0: none
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
+    results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
 
 
 class DriverLoop:
@@ -89,8 +91,10 @@ class DriverLoop:
         kvs: KVSServer,
         observers: list[RunObserver],
         report: Callable[[str], None],
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = journal  # --json: sees every event and the actions it led to
         self.scheduler = scheduler
         self.feeder = feeder
         self.contexts = contexts
@@ -235,6 +239,7 @@ class DriverLoop:
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.start_tasks],
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
                 self.settings.task_timeout,
+                self.settings.results_dir,
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
@@ -333,7 +338,10 @@ class DriverLoop:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
     def _dispatch(self, event: sched.Event) -> None:
-        for action in self.scheduler.handle(event):
+        actions = self.scheduler.handle(event)
+        if self.journal is not None:
+            self.journal.on_step(event, actions)
+        for action in actions:
             self._carry_out(action)
         self.publisher.changed()
 

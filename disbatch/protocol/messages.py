@@ -43,6 +43,7 @@ class Welcome:
     start_tasks: list[PerEngineSpec]
     stop_tasks: list[PerEngineSpec]
     timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
+    results_dir: str  # --results: the directory (absolute) for each task's complete stdout and stderr; '' for none
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ TASK_DONE_FIELDS += (st.booleans(), integers, integers, numbers, numbers)
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
-    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers),
+    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, texts),
     st.builds(Run, integers, integers, integers, texts, integers),
     st.builds(TaskDone, *TASK_DONE_FIELDS),
     st.just(Drain()),
@@ -85,7 +85,7 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Drain()) == b'["drain"]'
     done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, 2, 4096, 0.25, 0.5)
     assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,2,4096,0.25,0.5]'
-    assert encode(Welcome(0, '/w', {}, [], [], 2.5)) == b'["welcome",0,"/w",{},[],[],2.5]'
+    assert encode(Welcome(0, '/w', {}, [], [], 2.5, '/w/out')) == b'["welcome",0,"/w",{},[],[],2.5,"/w/out"]'
 
 
 def test_a_lone_surrogate_survives_the_round_trip() -> None:
@@ -96,7 +96,9 @@ def test_a_lone_surrogate_survives_the_round_trip() -> None:
 
 
 def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
-    welcome = Welcome(0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0)
+    welcome = Welcome(
+        0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0, ''
+    )
     assert decode(encode(welcome)) == welcome
 
 
@@ -123,6 +125,8 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,1,4096.0,0,0]', id='float for peak RSS'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,1,4096,"0",0]', id='string for CPU seconds'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0]', id='welcome without results_dir (an older driver)'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,null]', id='null for results_dir'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
         pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
         pytest.param(b'["run",true,2,-1,"echo",1]', id='bool for int'),
@@ -139,10 +143,10 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null,1,0,0,0]', id='null for timed_out'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true",1,0,0,0]', id='string for timed_out'),
         pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
-        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0]', id='array for environment'),
-        pytest.param(b'["welcome",0,"/",{},{},[],0]', id='object for task list'),
-        pytest.param(b'["welcome",0,"/",{},[],[],"1"]', id='string for timeout'),
-        pytest.param(b'["welcome",0,"/",{},[],[],false]', id='bool for timeout'),
+        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,""]', id='array for environment'),
+        pytest.param(b'["welcome",0,"/",{},{},[],0,""]', id='object for task list'),
+        pytest.param(b'["welcome",0,"/",{},[],[],"1",""]', id='string for timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],false,""]', id='bool for timeout'),
     ],
 )
 def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
@@ -158,14 +162,14 @@ def test_well_formed_frames_decode() -> None:
     assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true,3,0,0.0,0.0]') == TaskDone(
         1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True, 3, 0, 0.0, 0.0
     )
-    assert decode(b'["welcome",0,"/",{},[],[],0.5]') == Welcome(0, '/', {}, [], [], 0.5)
+    assert decode(b'["welcome",0,"/",{},[],[],0.5,""]') == Welcome(0, '/', {}, [], [], 0.5, '')
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
     assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,1,0,1,2]') == TaskDone(
         1, '', 100, 0, 1, 2, 0, '', 0, '', False, 1, 0, 1, 2
     )
-    assert decode(b'["welcome",0,"/",{},[],[],30]') == Welcome(0, '/', {}, [], [], 30)
+    assert decode(b'["welcome",0,"/",{},[],[],30,"/r"]') == Welcome(0, '/', {}, [], [], 30, '/r')
 
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,10 +193,10 @@ def test_a_deeply_nested_frame_raises_codec_error() -> None:
 @pytest.mark.parametrize(
     'frame',
     [
-        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0]', id='int environment value'),
-        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0]', id='short per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[],["date"],0]', id='string for per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0]', id='string for per-engine task id'),
+        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0,""]', id='int environment value'),
+        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0,""]', id='short per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[],["date"],0,""]', id='string for per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0,""]', id='string for per-engine task id'),
     ],
 )
 def test_a_welcome_with_malformed_contents_raises_codec_error(frame: bytes) -> None:
