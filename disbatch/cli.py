@@ -6,11 +6,15 @@ Exit codes:
     1    -e and a task failed; --fail-fast stopped the run; the run could not go on (a DisbatchError)
     2    bad flags (argparse, UsageError)
     130  SIGINT (Ctrl-C), 143 SIGTERM: running tasks were stopped and recorded
+
+`disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`web/report.py`), unless a file
+named `report` is in the current directory (then it is the task file, as it always was).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -140,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['report'] and not os.path.isfile('report'):  # a task file named `report` still runs
+        from disbatch.web.report import main as report
+
+        return report(argv[1:])
     arguments = build_parser().parse_args(argv)
     if arguments.version:
         print(__version__)

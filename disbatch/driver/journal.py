@@ -8,7 +8,6 @@ driver: a file that cannot be written is reported once and the journal stops. Th
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import time
@@ -17,6 +16,7 @@ from typing import IO, Any
 
 from disbatch.driver import events as ev
 from disbatch.driver.scheduler import LOST_RETURN_CODE, Counts
+from disbatch.driver.snapshot import snippet_text
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
@@ -36,15 +36,6 @@ def record_state(record: StatusRecord) -> str:
     if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
         return 'lost'
     return 'failed' if record.return_code != 0 else 'succeeded'
-
-
-def snippet_text(snippet: str) -> str:
-    """A status-file snippet (the Python repr of a str) as the text it stands for."""
-    try:
-        value = ast.literal_eval(snippet)
-    except (ValueError, SyntaxError):
-        return snippet
-    return value if isinstance(value, str) else snippet
 
 
 def display_text(text: str) -> str:
