@@ -8,8 +8,8 @@ the DOM as text (never as HTML), so a command line cannot inject markup.
 Elements with stable ids, for people and tests: `run`, `status`, `more`, `ended`, `finished`, `failed`, `running`,
 `pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `rate`, `eta`, `progress-bar`,
 `progress-label`, `updated`, and the table bodies `engines`, `recent`, `failures` (one `<tr>` per engine or task;
-`class="empty"` when none; a failed task's row has the snippet of its stderr just before the command). `disbatch report` embeds a finished run's snapshot and
-puts its timeline where `render`'s `extra` goes.
+`class="empty"` when none; a failed task's row has the snippet of its stderr just before the command).
+`disbatch report` embeds a finished run's snapshot and puts its timeline where `render`'s `extra` goes.
 """
 
 from __future__ import annotations

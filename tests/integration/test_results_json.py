@@ -16,7 +16,7 @@ import pytest
 
 from disbatch.results.report import flags
 
-from ..conftest import Processes
+from ..conftest import Processes, disbatch_cmd
 from .helpers import REPO_ROOT, read_status, run_disbatch, status_path, write_task_file
 
 SCHEMA = json.loads((REPO_ROOT / 'docs' / 'events.schema.json').read_text())
@@ -92,3 +92,17 @@ def test_results_keep_complete_outputs_and_json_follows_the_schema(procs: Proces
         assert (event['flags'], event['host'], event['pid'], event['return_code'], event['out_bytes']) == (
             flags(line), line.host, line.pid, line.return_code, line.out_bytes)  # fmt: skip
     assert events[-1]['failed'] == 1 and events[-1]['exit_code'] == 0
+
+
+@pytest.mark.timeout(60)
+def test_report_summarises_a_status_file_and_writes_html(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', 'true\nexit 5\ntrue\n')
+    assert run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks').returncode == 0
+    status = status_path(tmp_path)
+    report = procs.run(disbatch_cmd('report', str(status), '-o', 'r.html'), cwd=tmp_path, timeout=30)
+    assert report.returncode == 0, report.stderr
+    assert '3 tasks run' in report.stdout and 'exit 5: 1 task' in report.stdout and str(status.name) in report.stdout
+    html = (tmp_path / 'r.html').read_text()
+    assert html.startswith('<!DOCTYPE html>') and '<svg' in html and html.count('fill="#c8372d"') == 1
+    missing = procs.run(disbatch_cmd('report', 'nosuch_status.txt'), cwd=tmp_path, timeout=30)
+    assert missing.returncode == 1 and 'nosuch_status.txt' in missing.stderr
