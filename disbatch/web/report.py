@@ -148,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f'disbatch report: {error}', file=sys.stderr)
         return 1
-    print(summary(history))
     if arguments.output:
         with open(arguments.output, 'w', encoding='utf-8') as handle:
             handle.write(html_report(history))
-        print(f'disbatch report: wrote {arguments.output}')
+    try:
+        print(summary(history))
+        if arguments.output:
+            print(f'disbatch report: wrote {arguments.output}', flush=True)
+    except BrokenPipeError:  # `disbatch report ... | head`
+        return 0
     return 0
