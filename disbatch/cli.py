@@ -6,11 +6,15 @@ Exit codes:
     1    -e and a task failed; --fail-fast stopped the run; the run could not go on (a DisbatchError)
     2    bad flags (argparse, UsageError)
     130  SIGINT (Ctrl-C), 143 SIGTERM: running tasks were stopped and recorded
+
+`disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`web/report.py`), unless a file
+named `report` is in the current directory (then it is the task file, as it always was).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -126,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='Exit on first task failure. Running tasks are stopped and recorded; the exit code is non-zero.',
     )
+    add(
+        '--results',
+        metavar='DIR',
+        help="Keep every task's complete stdout and stderr in DIR (made if missing), streamed as they come: "
+        'DIR/<taskid>.<attempt>.out and .err, the task id zero-padded to 6 digits.',
+    )
+    add(
+        '--json',
+        metavar='FILE',
+        help="Write the run's events (run start, engines, tasks started and finished with their resource usage) "
+        'to FILE as JSON lines, flushed line by line (FILE "auto": <stem>_events.jsonl beside the status file). '
+        '`disbatch report` reads it back.',
+    )
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)
@@ -134,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['report'] and not os.path.isfile('report'):  # a task file named `report` still runs
+        from disbatch.web.report import main as report
+
+        return report(argv[1:])
     arguments = build_parser().parse_args(argv)
     if arguments.version:
         print(__version__)

@@ -53,6 +53,8 @@ class RunConfig:
     mail_to: str | None
     mail_every: int
     mail_server: tuple[str, int]
+    results_dir: str | None = None  # --results: keep every task's complete stdout and stderr here
+    json_file: str | None = None  # --json: the events file; 'auto' for <stem>_events.jsonl
 
     @property
     def slurm(self) -> bool:
@@ -87,6 +89,8 @@ class RunConfig:
             raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
         if arguments.context_task_limit < 0:
             raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
+        if arguments.results is not None and not arguments.results:
+            raise UsageError('--results needs a directory')
         wanted = getattr(arguments, 'batch_system', None)
         nodes: list[Node]
         if arguments.startup_only:
@@ -126,6 +130,8 @@ class RunConfig:
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
             mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),
+            results_dir=arguments.results,
+            json_file=arguments.json,
         )
 
 

@@ -46,6 +46,11 @@ class RunFiles:
         return f'{self.stem}_url'
 
     @property
+    def events(self) -> str:
+        """The default `--json` file."""
+        return f'{self.stem}_events.jsonl'
+
+    @property
     def kvsinfo(self) -> str:
         return f'{self.stem}_kvsinfo.txt'
 
@@ -68,6 +73,18 @@ def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: ran
         missing = prefix if prefix.endswith('/') else directory
         raise OutputPathError(f'-p {prefix}: directory {missing.rstrip("/") or "/"} does not exist')
     return RunFiles(os.path.realpath(prefix))
+
+
+def results_directory(path: str | None) -> str:
+    """`--results DIR` made if missing, as an absolute path (engines run elsewhere); '' without the flag."""
+    if path is None:
+        return ''
+    absolute = os.path.abspath(path)
+    try:
+        os.makedirs(absolute, exist_ok=True)
+    except OSError as error:
+        raise OutputPathError(f'--results {path}: cannot make the directory: {error.strerror}') from None
+    return absolute
 
 
 def write_dbutil(

@@ -20,6 +20,7 @@ import zmq
 from disbatch.contexts.base import Context
 from disbatch.driver import scheduler as sched
 from disbatch.driver.feeder import Feeder
+from disbatch.driver.journal import Journal
 from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
 from disbatch.driver.source import NOT_YET
@@ -77,6 +78,7 @@ class DriverSettings:
     task_timeout: float = 0.0  # --timeout; 0: none
     kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
+    results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
 
 
 class DriverLoop:
@@ -91,8 +93,10 @@ class DriverLoop:
         kvs: KVSServer,
         observers: list[RunObserver],
         report: Callable[[str], None],
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = journal  # --json: sees every event and the actions it led to
         self.scheduler = scheduler
         self.feeder = feeder
         self.contexts = contexts
@@ -244,6 +248,7 @@ class DriverLoop:
                 [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
                 self.settings.task_timeout,
                 self.settings.kill_leftovers,
+                self.settings.results_dir,
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
@@ -342,7 +347,10 @@ class DriverLoop:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
     def _dispatch(self, event: sched.Event) -> None:
-        for action in self.scheduler.handle(event):
+        actions = self.scheduler.handle(event)
+        if self.journal is not None:
+            self.journal.on_step(event, actions)
+        for action in actions:
             self._carry_out(action)
         self.publisher.changed()
 

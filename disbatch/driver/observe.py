@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from disbatch.driver import snapshot
+from disbatch.driver.progress_text import RateMeter, eta_seconds
 from disbatch.driver.scheduler import RetireEngines, Scheduler
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.record import StatusRecord
@@ -53,6 +54,7 @@ class Publisher:
         self.observers = observers
         self.facts = facts
         self.started = time.time()
+        self._rate = RateMeter()  # the rate and ETA the progress line shows, for the monitor and the web page
         self._recent: deque[StatusRecord] = deque(maxlen=RECENT)
         self._failures: deque[StatusRecord] = deque(maxlen=RECENT)
         self._dirty = True
@@ -123,10 +125,16 @@ class Publisher:
         os.close(self._wake_write)
 
     def _view(self, scheduler: Scheduler) -> dict[str, Any]:
-        return snapshot.build(
+        view = snapshot.build(
             self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
             self.expected_total,
         )  # fmt: skip
+        self._rate.add(view['now'], view['finished'])
+        rate = self._rate.rate() if view['finished'] else None
+        eta = eta_seconds(view, rate)
+        view['rate'] = None if rate is None else round(rate, 3)  # tasks a second, over the last 20 s or so
+        view['eta'] = None if eta is None else round(eta, 1)  # seconds until every task is done at that rate
+        return view
 
     def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -20,13 +20,14 @@ from disbatch.contexts.nodes import NodeContext
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, LOOPBACK
 from disbatch.driver.feeder import Feeder
+from disbatch.driver.journal import Journal
 from disbatch.driver.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.loop import DriverLoop, DriverSettings
 from disbatch.driver.observe import RunObserver
 from disbatch.driver.progress import ProgressLine, wanted
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource
-from disbatch.errors import ContextError, ListenError
+from disbatch.errors import ContextError, ListenError, OutputPathError
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.resume import ResumeIndex
@@ -136,6 +137,7 @@ class Session:
                 task_timeout=config.timeout,
                 kill_leftovers=config.kill_leftovers,
                 expected_total=self.total,
+                results_dir=run_files.results_directory(config.results_dir),
             )
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total
@@ -152,9 +154,11 @@ class Session:
                 observers.append(
                     MailNotifier(config.mail_to, config.mail_every, files.job_id, files.status, host, port)
                 )
+            journal = self._journal(settings.results_dir)
             loop = DriverLoop(
-                settings, scheduler, feeder, list(self.contexts), self.endpoint, status, kvs, observers, _report
-            )
+                settings, scheduler, feeder, list(self.contexts), self.endpoint, status, kvs, observers, _report,
+                journal,
+            )  # fmt: skip
             run_files.write_dbutil(files, kvs_address, kvs_token, self.address, credentials)
             if config.startup_only:
                 print(
@@ -164,6 +168,8 @@ class Session:
             with _kvs_info(files.kvsinfo, kvs_address), contextlib.redirect_stderr(progress.guarded_stream()):
                 exit_code = loop.run()
             counts = scheduler.counts
+            if journal is not None:
+                journal.close(exit_code, counts)
             log.info(
                 'run over: %d finished, %d failed, %d interrupted, %d skipped, %d barriers, %d lost; exit code %d',
                 *(counts.finished, counts.failed, counts.interrupted, counts.skipped, counts.barriers, counts.lost),
@@ -172,6 +178,25 @@ class Session:
             if config.exit_code_on_failure and counts.failed and exit_code == 1:
                 _report('Some tasks failed with non-zero exit codes -- please check the logs')
             return exit_code
+
+    def _journal(self, results_dir: str) -> Journal | None:
+        """`--json`: the events file, opened with its first line written (None without the flag)."""
+        path = self.config.json_file
+        if path is None:
+            return None
+        path = os.path.abspath(self.files.events if path == 'auto' else path)
+        try:
+            journal = Journal.open(path, results_dir)
+        except OSError as error:
+            raise OutputPathError(f'--json {path}: cannot write it: {error.strerror}') from None
+        from disbatch import __version__
+
+        journal.start(
+            run=self.files.job_id, disbatch_version=__version__, tasks=self.tasks_name, status_file=self.files.status,
+            expected_total=self.total, host=socket.gethostname(), pid=os.getpid(), cwd=os.getcwd(), argv=sys.argv,
+            results_dir=results_dir or None,
+        )  # fmt: skip
+        return journal
 
 
 def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:

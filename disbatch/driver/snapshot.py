@@ -7,6 +7,7 @@ Everything in it is plain JSON; readers must ignore keys they do not know.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,13 +84,14 @@ def build(
         'total': total,
         'slots': sum(engine.slots for engine in scheduler.engines.values()),
         'engines': engines,
-        'recent': [_task(record) for record in recent],
-        'failures': [_task(record) for record in failures],
+        'recent': [task_view(record) for record in recent],
+        'failures': [task_view(record) for record in failures],
     }
 
 
-def _task(record: StatusRecord) -> dict[str, Any]:
-    return {
+def task_view(record: StatusRecord) -> dict[str, Any]:
+    """One task of the `recent` and `failures` lists; a failed one also carries the snippet of its stderr."""
+    view = {
         'task': record.task_id,
         'line': record.line_number,
         'host': record.host,
@@ -98,3 +100,15 @@ def _task(record: StatusRecord) -> dict[str, Any]:
         'finish': round(record.finish, 3),
         'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
     }
+    if record.failed:
+        view['stderr'] = snippet_text(record.err_snippet)
+    return view
+
+
+def snippet_text(snippet: str) -> str:
+    """A status snippet (the repr of a str) as its text."""
+    try:
+        value = ast.literal_eval(snippet)
+    except (ValueError, SyntaxError):
+        return snippet
+    return value if isinstance(value, str) else snippet

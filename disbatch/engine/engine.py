@@ -49,6 +49,7 @@ from disbatch.protocol.messages import (
     Welcome,
 )
 from disbatch.protocol.transport import Credentials, PeerLink
+from disbatch.results.outputs import output_paths, per_engine_output_paths
 
 log = logging.getLogger('disbatch.engine')
 
@@ -120,6 +121,7 @@ class Engine:
         self._pidfds: set[int] = set()
         self._abort_deadline: float | None = None
         self._task_timeout = 0.0
+        self._results_dir = ''  # --results: where each task's complete stdout and stderr go ('' for nowhere)
         self._timeouts: dict[int, float | _TimedOut] = {}  # slot -> when its task is to be stopped (--timeout)
         self._terminated: set[int] = set()  # slots whose task was sent SIGTERM for running too long
         self._interrupted: set[int] = set()  # slots whose task was stopped because the run is stopping (_abort)
@@ -210,6 +212,7 @@ class Engine:
         self._stop_jobs = [Job(i, line, -1, cmd, 'STOP') for i, line, cmd in welcome.stop_tasks]
         self._task_timeout = welcome.timeout
         self._leftovers.kill_at_task_end = welcome.kill_leftovers
+        self._results_dir = welcome.results_dir
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         for message in more:  # the first tasks may come in the same batch
             self._on_message(message)
@@ -393,7 +396,8 @@ class Engine:
         environment = dict(self._environment)
         environment.update(task_environment(job, slot))
         try:
-            process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin)
+            outputs = self._output_paths(job)
+            process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin, outputs)
         except (OSError, ValueError) as error:  # ValueError: a NUL byte in the command or its environment
             log.error('cannot start task %d: %s', job.task_id, error)
             self._report(job, spawn_failure(error, time.time()))
@@ -408,6 +412,14 @@ class Engine:
             self._fd_slots[fd] = slot
             self._epoll.register(fd, select.EPOLLIN)
         self._pidfds.add(process.pidfd)
+
+    def _output_paths(self, job: Job) -> tuple[str, str] | None:
+        """Where `--results` keeps the job's complete stdout and stderr (None without it)."""
+        if not self._results_dir:
+            return None
+        if job.phase:
+            return per_engine_output_paths(self._results_dir, job.line_number, self.rank)
+        return output_paths(self._results_dir, job.task_id, job.attempt)
 
     def _forget(self, fd: int) -> None:
         del self._fd_slots[fd]

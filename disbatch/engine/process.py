@@ -3,17 +3,23 @@
 Each task is `/bin/bash -c COMMAND` in a session of its own (so its whole process group can be signalled without
 touching the engine), with stdout and stderr on pipes the engine drains, and a pidfd that becomes readable the
 moment the child exits: the engine's event loop waits on these file descriptors, so nothing here polls.
+
+With `--results`, each chunk read from a pipe is also written at once to the task's output file (`OutputFile`):
+the complete output goes to disk as it comes, and the engine holds no more of it than one chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 
 from disbatch.results.snippet import OutputCapture
+
+log = logging.getLogger('disbatch.engine')
 
 BASH = '/bin/bash'
 READ_CHUNK = 65536
@@ -38,6 +44,42 @@ class Outcome:
     max_rss_bytes: int  # peak resident set of the largest process of the task's tree (wait4's ru_maxrss)
 
 
+class OutputFile:
+    """One task stream's complete output file (`--results`). A write that fails (a full disk) is logged once and
+    ends this file; the task runs on, and its snippet and byte count stay right."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view and self.fd is not None:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except OSError as error:
+                log.error('cannot write %s: %s; the rest of this output is not kept', self.path, error.strerror)
+                self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def open_outputs(paths: tuple[str, str] | None) -> tuple[OutputFile, OutputFile] | None:
+    """The stdout and stderr files of a task (`--results`), or None; OSError when one cannot be created."""
+    if paths is None:
+        return None
+    out = OutputFile(paths[0])
+    try:
+        return out, OutputFile(paths[1])
+    except OSError:
+        out.close()
+        raise
+
+
 class TaskProcess:
     """One running task. Create with `spawn`; feed readable fds to `read` (and `close` one at its end); call `reap`
     once `pidfd` is readable."""
@@ -53,15 +95,36 @@ class TaskProcess:
         self.start = start
         self.stdout = OutputCapture()
         self.stderr = OutputCapture()
+        self.outputs: tuple[OutputFile, OutputFile] | None = None  # --results: the complete output files
 
     @classmethod
-    def spawn(cls, command: str, environment: dict[str, str], scratch: str, null_stdin: bool = False) -> TaskProcess:
-        """Start `/bin/bash -c command`; raises OSError when the process cannot be created.
+    def spawn(
+        cls,
+        command: str,
+        environment: dict[str, str],
+        scratch: str,
+        null_stdin: bool = False,
+        output_paths: tuple[str, str] | None = None,
+    ) -> TaskProcess:
+        """Start `/bin/bash -c command`; raises OSError when the process (or an output file) cannot be created.
 
         A command too long for the kernel's argument limit is written to a file in `scratch` (a directory only the
         user can read) and run as `/bin/bash FILE`; the file is removed when the task is reaped. The task inherits
-        the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver).
+        the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver). With `output_paths`
+        (`--results`), the complete stdout and stderr also go to these two files.
         """
+        outputs = open_outputs(output_paths)
+        try:
+            process = cls._spawn(command, environment, scratch, null_stdin)
+        except BaseException:
+            for sink in outputs or ():
+                sink.close()
+            raise
+        process.outputs = outputs
+        return process
+
+    @classmethod
+    def _spawn(cls, command: str, environment: dict[str, str], scratch: str, null_stdin: bool) -> TaskProcess:
         script = None
         arguments = [BASH, '-c', command]
         encoded = command.encode('utf-8', 'surrogateescape')
@@ -105,6 +168,7 @@ class TaskProcess:
     def read(self, fd: int) -> bool:
         """Drain whatever `fd` (one of this task's pipes) holds now; True at its end (then `close` it)."""
         capture = self.stdout if fd == self.stdout_fd else self.stderr
+        sink = None if self.outputs is None else self.outputs[0 if fd == self.stdout_fd else 1]
         while True:
             try:
                 chunk = os.read(fd, READ_CHUNK)
@@ -113,6 +177,8 @@ class TaskProcess:
             if not chunk:
                 return True
             capture.add(chunk)
+            if sink is not None:
+                sink.write(chunk)
 
     def reap(self) -> Outcome:
         """Collect the exited child (pidfd readable): drain what its pipes still hold, then close everything.
@@ -125,6 +191,8 @@ class TaskProcess:
             self.read(fd)
             self.close(fd)
         os.close(self.pidfd)
+        for sink in self.outputs or ():
+            sink.close()
         if self.script is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.script)

@@ -44,6 +44,7 @@ class Welcome:
     stop_tasks: list[PerEngineSpec]
     timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
     kill_leftovers: bool  # --kill-leftovers: end what a task left running when it exits, not when the engine leaves
+    results_dir: str  # --results: the directory (absolute) for each task's complete stdout and stderr; '' for none
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ no network code), then fetches `status.json` (relative to its own URL) every sec
 the DOM as text (never as HTML), so a command line cannot inject markup.
 
 Elements with stable ids, for people and tests: `run`, `status`, `more`, `ended`, `finished`, `failed`, `running`,
-`pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `progress-bar`, `progress-label`, `updated`,
-and the table bodies `engines`, `recent`, `failures` (one `<tr>` per engine or task; `class="empty"` when none).
+`pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `rate`, `eta`, `progress-bar`,
+`progress-label`, `updated`, and the table bodies `engines`, `recent`, `failures` (one `<tr>` per engine or task;
+`class="empty"` when none; a failed task's row has the snippet of its stderr just before the command).
+`disbatch report` embeds a finished run's snapshot and puts its timeline where `render`'s `extra` goes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ th.text, td.text { text-align: left; }
 th.command { width: 100%; }
 td.command { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px;
   max-width: 0; min-width: 16em; overflow: hidden; text-overflow: ellipsis; }
+td.snippet { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px;
+  max-width: 24em; overflow: hidden; text-overflow: ellipsis; color: var(--bad); }
 tr:last-child td { border-bottom: none; }
 tr.empty td { text-align: center; color: var(--muted); }
 tr.retiring td { color: var(--muted); font-style: italic; }
@@ -104,7 +108,7 @@ SCRIPT = """
         const td = document.createElement('td');
         td.textContent = value;
         if (className) td.className = className;
-        if (className && className.includes('command')) td.title = value;
+        if (className && /command|snippet/.test(className)) td.title = value;
         tr.appendChild(td);
       }
       built.push(tr);
@@ -130,6 +134,15 @@ SCRIPT = """
     [clock(task.finish), ''],
     [known(task.command) ? String(task.command) : '', 'text command'],
   ];
+  const failureColumns = (task) => {
+    const columns = taskColumns(task);
+    columns.splice(columns.length - 1, 0, [known(task.stderr) ? String(task.stderr) : '', 'text snippet']);
+    return columns;
+  };
+  const rateText = (rate) => {
+    if (typeof rate !== 'number') return '\u2013';
+    return rate >= 10 ? `${rate.toFixed(0)}/s` : rate >= 1 ? `${rate.toFixed(1)}/s` : `${(rate * 60).toFixed(1)}/min`;
+  };
   const engineColumns = (engine) => [
     [number(engine.rank), ''],
     [number(engine.context), 'text'],
@@ -181,6 +194,8 @@ SCRIPT = """
     }
     const seconds = elapsed();
     setText('elapsed', seconds === null ? '\\u2013' : duration(seconds));
+    setText('rate', rateText(v.rate));
+    setText('eta', typeof v.eta === 'number' && v.status !== 'finished' ? duration(v.eta) : '\\u2013');
     const done = (v.finished || 0) + (v.skipped || 0);
     const bar = byId('progress-bar');
     if (typeof v.total === 'number' && v.total > 0) {
@@ -194,7 +209,7 @@ SCRIPT = """
     fillTable('engines', Array.isArray(v.engines) ? v.engines : [], engineColumns, 'no engine yet',
       (engine) => (engine.retiring ? 'retiring' : ''));
     fillTable('recent', Array.isArray(v.recent) ? v.recent.slice().reverse() : [], taskColumns, 'none yet');
-    fillTable('failures', Array.isArray(v.failures) ? v.failures.slice().reverse() : [], taskColumns,
+    fillTable('failures', Array.isArray(v.failures) ? v.failures.slice().reverse() : [], failureColumns,
       'no failed task');
     setText('updated', lost ? `last update ${clock(receivedAt / 1000)}` : `updated ${clock(receivedAt / 1000)}`);
     document.title = `disbatch ${known(v.run) ? v.run : ''}: ${number(v.finished)}` +
@@ -240,10 +255,17 @@ SCRIPT = """
 })();
 """
 
-_CARDS = ('finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots', 'elapsed')
+_CARDS = (
+    'finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots', 'elapsed',
+    'rate', 'eta',
+)  # fmt: skip
 _TASK_HEADINGS = (
     '<th>Task</th><th>Line</th><th class="text">Host</th><th>Return code</th><th>Elapsed (s)</th>'
     '<th>Finished at</th><th class="text command">Command</th>'
+)
+
+_FAILURE_HEADINGS = _TASK_HEADINGS.replace(
+    '<th class="text command">', '<th class="text">Error output (snippet)</th><th class="text command">'
 )
 
 
@@ -277,6 +299,7 @@ TEMPLATE = f"""<!DOCTYPE html>
 </section>
 <div class="progress"><div id="progress-bar"></div></div>
 <div id="progress-label"></div>
+@EXTRA@
 <h2>Engines</h2>
 <div class="table-box"><table>
 <thead><tr><th>Rank</th><th class="text">Context</th><th class="text">Host</th><th>PID</th><th>Slots</th>
@@ -291,7 +314,7 @@ TEMPLATE = f"""<!DOCTYPE html>
 </table></div>
 <h2>Failed tasks</h2>
 <div class="table-box"><table>
-<thead><tr>{_TASK_HEADINGS}</tr></thead>
+<thead><tr>{_FAILURE_HEADINGS}</tr></thead>
 <tbody id="failures"></tbody>
 </table></div>
 <footer>Updates every second. The address of this page is private to this run: do not share it.</footer>
@@ -313,8 +336,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def render(snapshot_json: bytes) -> bytes:
-    """The page with `snapshot_json` (the body `status.json` would answer) embedded as its first view."""
+def render(snapshot_json: bytes, extra: str = '') -> bytes:
+    """The page with `snapshot_json` (the body `status.json` would answer) embedded as its first view, and `extra`
+    (trusted HTML: the report's timeline) after the progress bar."""
     # Inside a <script> element nothing may look like a closing tag; JSON allows these escapes anywhere.
     embedded = snapshot_json.replace(b'<', b'\\u003c').replace(b'>', b'\\u003e').replace(b'&', b'\\u0026')
-    return TEMPLATE.encode().replace(b'@SNAPSHOT@', embedded, 1)
+    # The snapshot first: its marker is the template's only one, and the extra's marker comes before it.
+    page = TEMPLATE.encode().replace(b'@SNAPSHOT@', embedded, 1)
+    return page.replace(b'@EXTRA@', extra.encode(), 1)

@@ -326,3 +326,36 @@ def test_a_real_run_with_web(procs: Processes, tmp_path: Path) -> None:
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 0, stderr
     assert url not in stderr  # the URL is private: only in the 0600 file
+
+
+def test_the_page_shows_rate_eta_and_the_stderr_of_failed_tasks(
+    procs: Processes, tmp_path: Path, web: WebStatus
+) -> None:
+    snapshot = view(finished=42, failed=1, total=50, rate=2.5, eta=3.2)
+    snapshot['failures'][0]['stderr'] = 'Traceback: <ValueError>\n'
+    web.on_snapshot(snapshot)
+    page = dump(procs, tmp_path, web.url)
+    assert (page.text['rate'], page.text['eta']) == ('2.5/s', '0:00:03')
+    assert page.rows['failures'][0][-2] == 'Traceback: <ValueError>\n'  # as text, before the command
+
+    web.on_snapshot(view(finished=3, failed=0, rate=0.25, eta=None))
+    assert dump(procs, tmp_path, web.url).text['rate'] == '15.0/min'
+
+
+def test_disbatch_report_writes_a_page_with_a_timeline(procs: Processes, tmp_path: Path) -> None:
+    (tmp_path / 'Tasks').write_text('sleep 0.2\nsleep 0.3; echo no such input >&2; exit 2\nsleep 0.1\nkill -9 $$\n')
+    run = procs.run(disbatch_cmd('-s', 'localhost:2', '--json', 'events.jsonl', 'Tasks'), cwd=tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    report = procs.run(
+        disbatch_cmd('report', 'events.jsonl', '-o', 'report.html'), cwd=tmp_path, timeout=60
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert '4 tasks run' in report.stdout and '2 failed' in report.stdout
+    page = dump(procs, tmp_path, (tmp_path / 'report.html').as_uri())
+    assert (page.text['finished'], page.text['failed'], page.text['status']) == ('4', '2', 'finished')
+    assert page.text['ended'].startswith('run ended') and not page.hidden('ended')
+    assert 'timeline' in page.attributes and page.text['rate'].endswith(('/s', '/min'))
+    assert sorted(row[-2] for row in page.rows['failures']) == ['', 'no such input\n']
+    shot = tmp_path / 'report.png'
+    chromium(procs, tmp_path, (tmp_path / 'report.html').as_uri(), f'--screenshot={shot}', '--window-size=1200,900')
+    assert png_size(shot) == (1200, 900)

@@ -52,7 +52,7 @@ TASK_DONE_FIELDS += (st.booleans(), st.booleans(), integers, integers, numbers, 
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
-    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans()),
+    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts),
     st.builds(Run, integers, integers, integers, texts, integers),
     st.builds(TaskDone, *TASK_DONE_FIELDS),
     st.builds(Leftover, integers, texts, st.lists(integers, max_size=4)),
@@ -87,7 +87,8 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Drain()) == b'["drain"]'
     done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, False, 2, 4096, 0.25, 0.5)
     assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,false,2,4096,0.25,0.5]'
-    assert encode(Welcome(0, '/w', {}, [], [], 2.5, True)) == b'["welcome",0,"/w",{},[],[],2.5,true]'
+    welcome = Welcome(0, '/w', {}, [], [], 2.5, True, '/w/out')
+    assert encode(welcome) == b'["welcome",0,"/w",{},[],[],2.5,true,"/w/out"]'
     assert encode(Leftover(3, '', [41, 42])) == b'["leftover",3,"",[41,42]]'
 
 
@@ -100,7 +101,7 @@ def test_a_lone_surrogate_survives_the_round_trip() -> None:
 
 def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
     welcome = Welcome(
-        0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0, False
+        0, '/work', {'DISBATCH_JOBID': 'x'}, [(0, 1, 'hostname'), (1, 2, 'date')], [(0, 3, 'sync')], 0.0, False, ''
     )
     assert decode(encode(welcome)) == welcome
 
@@ -129,6 +130,8 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,4096.0,0,0]', id='float for peak RSS'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,4096,"0",0]', id='string for CPU seconds'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,false]', id='welcome without results_dir (an older driver)'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,false,null]', id='null for results_dir'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
         pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
         pytest.param(b'["run",true,2,-1,"echo",1]', id='bool for int'),
@@ -147,10 +150,10 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,0,1,0,0,0]', id='int for interrupted'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,null,1,0,0,0]', id='null for interrupted'),
         pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
-        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0]', id='array for environment'),
-        pytest.param(b'["welcome",0,"/",{},{},[],0]', id='object for task list'),
-        pytest.param(b'["welcome",0,"/",{},[],[],"1"]', id='string for timeout'),
-        pytest.param(b'["welcome",0,"/",{},[],[],false]', id='bool for timeout'),
+        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,false,""]', id='array for environment'),
+        pytest.param(b'["welcome",0,"/",{},{},[],0,false,""]', id='object for task list'),
+        pytest.param(b'["welcome",0,"/",{},[],[],"1",false,""]', id='string for timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],false,false,""]', id='bool for timeout'),
     ],
 )
 def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
@@ -169,14 +172,14 @@ def test_well_formed_frames_decode() -> None:
     assert decode(b'["done",1,"",100,-15,1.5,2.5,0,"",0,"",false,true,1,0,0.0,0.0]') == TaskDone(
         1, '', 100, -15, 1.5, 2.5, 0, '', 0, '', False, True, 1, 0, 0.0, 0.0
     )
-    assert decode(b'["welcome",0,"/",{},[],[],0.5,false]') == Welcome(0, '/', {}, [], [], 0.5, False)
+    assert decode(b'["welcome",0,"/",{},[],[],0.5,false,""]') == Welcome(0, '/', {}, [], [], 0.5, False, '')
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
     assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,false,1,0,1,2]') == TaskDone(
         1, '', 100, 0, 1, 2, 0, '', 0, '', False, False, 1, 0, 1, 2
     )
-    assert decode(b'["welcome",0,"/",{},[],[],30,false]') == Welcome(0, '/', {}, [], [], 30, False)
+    assert decode(b'["welcome",0,"/",{},[],[],30,false,"/r"]') == Welcome(0, '/', {}, [], [], 30, False, '/r')
 
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,11 +203,11 @@ def test_a_deeply_nested_frame_raises_codec_error() -> None:
 @pytest.mark.parametrize(
     'frame',
     [
-        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0,false]', id='int environment value'),
-        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0,false]', id='short per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[],["date"],0,false]', id='string for per-engine task'),
-        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0,false]', id='string for per-engine task id'),
-        pytest.param(b'["welcome",0,"/",{},[],[],0,0]', id='int for kill_leftovers'),
+        pytest.param(b'["welcome",0,"/",{"A":1},[],[],0,false,""]', id='int environment value'),
+        pytest.param(b'["welcome",0,"/",{},[[0,1]],[],0,false,""]', id='short per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[],["date"],0,false,""]', id='string for per-engine task'),
+        pytest.param(b'["welcome",0,"/",{},[["0",1,"date"]],[],0,false,""]', id='string for per-engine task id'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,0,""]', id='int for kill_leftovers'),
         pytest.param(b'["leftover",1,"",["12"]]', id='string for a leftover pid'),
         pytest.param(b'["leftover",1,"",[true]]', id='bool for a leftover pid'),
     ],

@@ -1,0 +1,143 @@
+"""`--json FILE`: the run as a stream of events, one JSON object a line, each line flushed as it is written.
+
+The loop hands the journal every scheduler event together with the actions it led to (`on_step`): an engine
+joining or leaving, a task handed to an engine, a record written. Nothing here decides anything or raises into the
+driver: a file that cannot be written is reported once and the journal stops. The lines follow the JSON Schema in
+`docs/events.schema.json` (`SCHEMA_VERSION`); `disbatch report` reads them back (`results/run_history.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from disbatch.driver import events as ev
+from disbatch.driver.scheduler import LOST_RETURN_CODE, Counts
+from disbatch.driver.snapshot import snippet_text
+from disbatch.results.outputs import output_paths, per_engine_output_paths
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.report import flags
+
+log = logging.getLogger('disbatch.driver')
+
+SCHEMA_VERSION = 1
+
+
+def record_state(record: StatusRecord) -> str:
+    """What became of the task, in one word: succeeded, failed, timed_out, interrupted, lost, skipped or barrier."""
+    if record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK):
+        return 'barrier'
+    named = {RecordKind.SKIPPED: 'skipped', RecordKind.TIMED_OUT: 'timed_out', RecordKind.INTERRUPTED: 'interrupted'}
+    if record.kind in named:
+        return named[record.kind]
+    if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
+        return 'lost'
+    return 'failed' if record.return_code != 0 else 'succeeded'
+
+
+def display_text(text: str) -> str:
+    """Text decoded with surrogateescape, as valid Unicode: bytes that were not UTF-8 become U+FFFD."""
+    return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+
+
+def record_fields(record: StatusRecord) -> dict[str, Any]:
+    """Every status-file field of a record, plus its attempt, state and resource usage (null when not measured)."""
+    usage = record.usage
+    fields: dict[str, Any] = {
+        'task_id': record.task_id,
+        'line_number': record.line_number,
+        'repeat_index': record.repeat_index,
+        'kind': record.kind.name.lower(),
+        'state': record_state(record),
+        'flags': flags(record),
+        'host': record.host,
+        'pid': record.pid,
+        'return_code': record.return_code,
+        'elapsed': round(record.elapsed, 3),
+        'start': round(record.start, 3),
+        'finish': round(record.finish, 3),
+        'out_bytes': record.out_bytes,
+        'out_snippet': snippet_text(record.out_snippet),
+        'err_bytes': record.err_bytes,
+        'err_snippet': snippet_text(record.err_snippet),
+        'command': display_text(record.command),
+        'attempt': record.attempt,
+        'max_rss_bytes': usage.max_rss_bytes if usage else None,
+        'user_seconds': round(usage.user_seconds, 3) if usage else None,
+        'system_seconds': round(usage.system_seconds, 3) if usage else None,
+    }
+    devices = getattr(record, 'devices', None)  # the devices (GPUs) a task was given, where the run knows them
+    if devices:
+        fields['devices'] = [str(device) for device in devices]
+    return fields
+
+
+class Journal:
+    """Writes the events of one run to `stream` (a line-buffered text file); `close` writes the run's end."""
+
+    def __init__(self, stream: IO[str], results_dir: str = '', clock: Callable[[], float] = time.time) -> None:
+        self.stream: IO[str] | None = stream
+        self.results_dir = results_dir
+        self.clock = clock
+        self._hosts: dict[int, str] = {}  # engine rank -> host
+
+    @classmethod
+    def open(cls, path: str, results_dir: str = '') -> Journal:
+        return cls(open(path, 'w', encoding='utf-8', buffering=1), results_dir)  # closed by close()
+
+    def start(self, **facts: Any) -> None:
+        """The first line: the schema version and what the run is (run id, status file, task file, ...)."""
+        self._write({'event': 'run_start', 'schema_version': SCHEMA_VERSION, **facts})
+
+    def on_step(self, event: ev.Event, actions: list[ev.Action]) -> None:
+        """One scheduler step: what happened, then what it led to."""
+        if isinstance(event, ev.EngineJoined):
+            self._hosts[event.engine_rank] = event.hostname
+            self._write({'event': 'engine_joined', 'engine': event.engine_rank, 'host': event.hostname,
+                         'slots': event.slots, 'context': event.context})  # fmt: skip
+        rank = event.engine_rank if isinstance(event, (ev.TaskFinished, ev.EngineGone)) else None
+        for action in actions:
+            if isinstance(action, ev.SendTask):
+                task = action.task
+                self._write({'event': 'task_started', 'task_id': task.task_id, 'line_number': task.line_number,
+                             'repeat_index': task.repeat_index, 'attempt': action.attempt,
+                             'engine': action.engine_rank, 'host': self._hosts.get(action.engine_rank, ''),
+                             'command': display_text(task.command)})  # fmt: skip
+            elif isinstance(action, ev.WriteRecord):
+                self._write({'event': 'task_finished', **self._finished(action, rank)})
+        if isinstance(event, ev.EngineGone):
+            self._write({'event': 'engine_left', 'engine': event.engine_rank,
+                         'host': self._hosts.get(event.engine_rank, ''), 'lost': event.lost})  # fmt: skip
+
+    def close(self, exit_code: int, counts: Counts) -> None:
+        self._write({'event': 'run_end', 'exit_code': exit_code, 'finished': counts.finished, 'failed': counts.failed,
+                     'skipped': counts.skipped, 'barriers': counts.barriers, 'lost': counts.lost})  # fmt: skip
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def _finished(self, action: ev.WriteRecord, rank: int | None) -> dict[str, Any]:
+        record = action.record
+        if record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK, RecordKind.SKIPPED):
+            rank = None  # recorded by the driver, not run by an engine
+        fields = {**record_fields(record), 'final': action.final, 'engine': rank}
+        if self.results_dir and record.usage is not None:
+            if record.kind is RecordKind.PER_ENGINE:
+                out, err = per_engine_output_paths(self.results_dir, record.line_number, rank or 0)
+            else:
+                out, err = output_paths(self.results_dir, record.task_id, record.attempt)
+            fields.update(stdout_file=out, stderr_file=err)
+        return fields
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(json.dumps({'event': fields.pop('event'), 'time': round(self.clock(), 3), **fields},
+                                         separators=(',', ':')) + '\n')  # fmt: skip
+        except (OSError, ValueError) as error:
+            log.error('--json: cannot write the events file: %s; no more events are written', error)
+            self.stream = None

@@ -1,0 +1,58 @@
+"""`disbatch report`'s pure parts: slot lanes, the final snapshot, the summary, the HTML; and the snapshot's task
+view (a failed task carries its stderr snippet)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from disbatch.driver.snapshot import task_view
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.report import format_line
+from disbatch.results.run_history import load
+from disbatch.web.report import html_report, lanes, snapshot, summary
+
+
+def record(task_id: int, start: float, finish: float, rc: int = 0, host: str = 'n1', **more: object) -> StatusRecord:
+    fields: dict[str, object] = dict(
+        kind=RecordKind.NORMAL, task_id=task_id, line_number=task_id + 1, repeat_index=-1, host=host, pid=100 + task_id,
+        return_code=rc, elapsed=finish - start, start=start, finish=finish, out_bytes=0, out_snippet="''",
+        err_bytes=5 if rc else 0, err_snippet="'boom\\n'" if rc else "''", command=f'task {task_id}',
+    )  # fmt: skip
+    fields.update(more)
+    return StatusRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_tasks_are_packed_onto_the_fewest_lanes_of_their_host() -> None:
+    records = [record(0, 0, 2), record(1, 0, 1), record(2, 1, 3), record(3, 2, 4), record(4, 0, 5, host='n2')]
+    packed = lanes(records)
+    assert [(host, [r.task_id for r in lane]) for host, lane in packed] == [
+        ('n1', [0, 3]), ('n1', [1, 2]), ('n2', [4])
+    ]  # fmt: skip
+
+
+def test_a_lost_attempt_takes_no_lane() -> None:
+    assert lanes([record(0, 0, 0, rc=-100, pid=-1)]) == []
+
+
+def test_a_failed_task_view_carries_its_stderr_snippet() -> None:
+    assert task_view(record(1, 0, 1, rc=2))['stderr'] == 'boom\n'
+    assert 'stderr' not in task_view(record(1, 0, 1))
+
+
+def test_a_status_file_becomes_a_summary_and_a_page(tmp_path: Path) -> None:
+    retried = record(2, 0, 1, rc=1)
+    lines = [record(0, 0, 2), record(1, 0.5, 1.5, rc=3), retried, record(2, 1, 3), record(3, 2, 4)]
+    path = tmp_path / 'run_status.txt'
+    path.write_text(''.join(format_line(line) + '\n' for line in lines))
+    history = load(str(path))
+    assert [final for _, final, _ in history.records] == [True, True, False, True, True]
+    view = snapshot(history)
+    assert (view['finished'], view['failed'], view['total'], view['slots']) == (4, 1, 4, 3)
+    assert [task['task'] for task in view['failures']] == [1]
+    text = summary(history)
+    assert '4 tasks run' in text and '1 failed' in text and 'exit 3: 1 task' in text
+    page = html_report(history)
+    assert page.count('<svg') == 1 and '@EXTRA@' not in page and 'disbatch report' in page
+    assert len(re.findall(r'<rect [^>]*fill="#c8372d"', page)) == 2  # both failed attempts are red
+    assert len(re.findall(r'<rect ', page)) == 5
