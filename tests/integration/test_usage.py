@@ -40,7 +40,9 @@ def _task_done(procs: Processes, tmp_path: Path, command: str, attempt: int) -> 
         )
         peer, (hello,) = _receive(endpoint)
         assert isinstance(hello, Hello)
-        endpoint.send(peer, Welcome(0, str(tmp_path), {}, [], [], 0.0, ''), Run(7, 3, -1, command, attempt), Drain())
+        endpoint.send(
+            peer, Welcome(0, str(tmp_path), {}, [], [], 0.0, False, ''), Run(7, 3, -1, command, attempt), Drain()
+        )
         while True:
             _, messages = _receive(endpoint)
             done = [message for message in messages if isinstance(message, TaskDone)]
