@@ -3,6 +3,7 @@
     DisbatchError                 anything disbatch reports to the user as a one-line message
     ├── UsageError                a bad flag or flag combination (exit 2)
     ├── TaskFileError             a bad line in a task file: carries source and line number
+    │   └── TaskFileErrors        several bad lines, one `SOURCE:LINE: message` line each
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
@@ -31,6 +32,20 @@ class TaskFileError(DisbatchError):
         self.source = source
         self.line_number = line_number
         self.message = message
+
+
+class TaskFileErrors(TaskFileError):
+    """Every bad line found in a task file (up to a cap), reported together as a compiler would; `str()` has one
+    `SOURCE:LINE: message` line per error (the first error's fields are this error's own)."""
+
+    def __init__(self, errors: list[TaskFileError], more: bool = False) -> None:
+        first = errors[0]
+        super().__init__(first.source, first.line_number, first.message)
+        self.errors = errors
+        lines = [str(error) for error in errors]
+        if more:
+            lines.append(f'{first.source}: more bad lines follow; only the first {len(errors)} are shown')
+        self.args = ('\n'.join(lines),)
 
 
 class StatusFileError(DisbatchError):

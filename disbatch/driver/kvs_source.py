@@ -18,6 +18,7 @@ import os
 import subprocess
 
 from disbatch.driver.source import NOT_YET, NotYet
+from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
@@ -49,12 +50,18 @@ class KVSTaskSource:
         return (self._wake_read,) if self._producer_fd < 0 else (self._wake_read, self._producer_fd)
 
     def on_ready(self, fd: int) -> None:
+        """Note a put or the producer's exit; a producer that failed, or left without signing in, is a
+        DisbatchError (the run ends with it)."""
         if fd == self._producer_fd:
             assert self.producer is not None
             code = self.producer.wait()
             os.close(self._producer_fd)
             self._producer_fd = -1
             log.info('the task command exited with %d: the stream ends with what it has put', code)
+            if code != 0 or not (self._task_key or self._try_sign_in()):
+                command = self.producer.args[-1] if isinstance(self.producer.args, list) else self.producer.args
+                why = f'exited with status {code}' if code else 'exited (status 0) without signing in'
+                raise DisbatchError(f'the task command {command!r} {why}')
         else:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)

@@ -115,6 +115,7 @@ class Session:
                     fail_fast=config.fail_fast,
                     exit_code_on_failure=config.exit_code_on_failure,
                     wait_for_contexts=config.startup_only,
+                    add_context_hint=f'{files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                     retries=config.retries,
                 )
             )
