@@ -8,7 +8,8 @@
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
     ├── ContextError              a context cannot start (bad `-s` item, no execution environment, ...)
-    └── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
+    ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
+    └── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -72,3 +73,7 @@ class ContextError(DisbatchError):
 
 class ListenError(DisbatchError):
     """The engine endpoint or the KVS cannot listen on the address the run must use."""
+
+
+class OutsideKVSError(DisbatchError):
+    """The outside KVS server the run was pointed at does not answer, or refuses the token presented."""

@@ -19,7 +19,7 @@ import subprocess
 
 from disbatch.driver.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
 
@@ -29,7 +29,7 @@ SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result
 
 
 class KVSTaskSource:
-    def __init__(self, kvs: KVSServer, producer: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, kvs: KVSStore, producer: subprocess.Popen[bytes] | None = None) -> None:
         self.kvs = kvs
         self.producer = producer
         self.name = ''
@@ -102,6 +102,8 @@ class KVSTaskSource:
         self.result_key = self._sign_in['task source result key'].decode('utf-8', 'replace')
         self._task_key = self._sign_in['task source task key']
         self.kvs.watch(self._task_key, self._wake)
+        for key in SIGN_IN_KEYS:  # signed in: a later sign-in (another run's, on a shared server) is not ours
+            self.kvs.unwatch(key.encode(), self._wake)
         return True
 
     def _producer_gone(self) -> bool:
@@ -115,7 +117,7 @@ class KVSTaskSource:
 class ResultPoster:
     """A run observer that puts each finished task's report where the task source asked for it."""
 
-    def __init__(self, kvs: KVSServer, source: KVSTaskSource) -> None:
+    def __init__(self, kvs: KVSStore, source: KVSTaskSource) -> None:
         self.kvs = kvs
         self.source = source
 

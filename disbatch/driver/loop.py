@@ -24,7 +24,7 @@ from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
 from disbatch.driver.source import NOT_YET
 from disbatch.errors import DisbatchError
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     HEARTBEAT_SECONDS,
@@ -88,7 +88,7 @@ class DriverLoop:
         contexts: list[Context],
         endpoint: DriverEndpoint,
         status: StatusFileWriter,
-        kvs: KVSServer,
+        kvs: KVSStore,
         observers: list[RunObserver],
         report: Callable[[str], None],
     ) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from disbatch.driver import snapshot
 from disbatch.driver.scheduler import RetireEngines, Scheduler
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import StatusRecord
 
 log = logging.getLogger('disbatch.driver')
@@ -42,7 +42,7 @@ class Publisher:
     def __init__(
         self,
         run: str,
-        kvs: KVSServer,
+        kvs: KVSStore,
         observers: list[RunObserver],
         facts: Callable[[], dict[int, snapshot.EngineFacts]],
         expected_total: int | None = None,
