@@ -1339,3 +1339,20 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
     assert scheduler.counts == Counts(
         finished=len(tasks), failed=sum(1 for code in return_codes.values() if code), barriers=len(barriers)
     )
+
+
+def test_engines_that_left_on_purpose_make_the_run_wait_and_say_how_to_add_a_context() -> None:
+    scheduler = make_scheduler(add_context_hint='x_dbUtil.sh -s HOST:N')
+    scheduler.handle(ContextJoined('SSH0', task_limit=1))
+    scheduler.handle(EngineJoined(0, 'node0', slots=1, context='SSH0'))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    record = finished(TASKS[0])
+    assert DrainEngine(0) in scheduler.handle(TaskFinished(0, record))  # -C 1: its one task is done
+    # Its process may end before its goodbye is read: still a departure on purpose.
+    assert scheduler.handle(EngineGone(0, lost=True, now=2.0)) == []
+    actions = scheduler.handle(NoMoreEngines(now=5.0))
+    assert actions == [Report(ANY)]
+    assert 'waiting for a context' in reports(actions)[0] and 'x_dbUtil.sh -s HOST:N' in reports(actions)[0]
+    assert scheduler.handle(NoMoreEngines(now=6.0)) == []  # said once
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert scheduler.wants_item()  # the run goes on with the new engine
