@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(config)
     except DisbatchError as error:
-        print(f'disbatch: {error}', file=sys.stderr)
+        for line in str(error).splitlines():  # several bad task-file lines: one line each
+            print(f'disbatch: {line}', file=sys.stderr)
         return EXIT_CODES.get(type(error), 1)
 
 

@@ -14,7 +14,6 @@ from disbatch.errors import ContextError, UsageError
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
 # accepted and ignored.
 _NOT_YET = {
-    'kvsserver': '--kvsserver',
     'env_resource': '-E/--env-resource',
 }
 
@@ -23,6 +22,7 @@ _NOT_YET = {
 class RunConfig:
     taskfile: str | None  # None: tasks come from the KVS (--taskcommand, --taskserver)
     taskcommand: str | None
+    kvs_server: str | None  # HOST:PORT of an outside KVS server (--kvsserver, --taskserver HOST:PORT); None: our own
     address_file: str | None  # where to write the KVS address once it listens (DisBatcher)
     nodes: tuple[Node, ...]  # empty: the nodes of the Slurm allocation this runs in
     node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST', '-S' or the batch system's name, for messages
@@ -80,11 +80,6 @@ class RunConfig:
             raise UsageError(f'--timeout {arguments.timeout:g}: give a number of seconds (0: no limit)')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
-        if arguments.taskserver:
-            raise UsageError(
-                f'--taskserver {arguments.taskserver}: an outside KVS server is not supported; give --taskserver '
-                "alone, and point the task source at the run's own KVS (its address is in <stem>_kvsinfo.txt)"
-            )
         if arguments.startup_only and arguments.ssh_node:
             raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
         if arguments.context_task_limit < 0:
@@ -100,6 +95,7 @@ class RunConfig:
         return cls(
             taskfile=arguments.taskfile,
             taskcommand=arguments.taskcommand,
+            kvs_server=_outside_kvs(arguments.kvsserver, arguments.taskserver, environ),
             address_file=arguments.address_file,
             nodes=tuple(nodes),
             node_origin=origin,
@@ -153,6 +149,25 @@ def _nodes(items: list[str], environ: Mapping[str, str], wanted: str | None) -> 
         'set DISBATCH_SSH_NODELIST, or run inside a Slurm, Grid Engine (qsub -pe), PBS or LSF job'
         + (' (--batch-system none)' if wanted == 'none' else '')
     )
+
+
+def _outside_kvs(kvsserver: str | None, taskserver: str | None, environ: Mapping[str, str]) -> str | None:
+    """The outside KVS server's address: `--kvsserver HOST:PORT` (bare: `$KVSSTCP_HOST:$KVSSTCP_PORT`, as the
+    reference's client defaults), or `--taskserver HOST:PORT`; the two must not name different servers."""
+    if kvsserver == '':
+        host, port = environ.get('KVSSTCP_HOST'), environ.get('KVSSTCP_PORT')
+        if not host or not port:
+            raise UsageError('--kvsserver without HOST:PORT needs $KVSSTCP_HOST and $KVSSTCP_PORT (unset here)')
+        kvsserver = f'{host}:{port}'
+    if kvsserver and taskserver and kvsserver != taskserver:
+        raise UsageError(f'--kvsserver {kvsserver} and --taskserver {taskserver}: give one outside KVS server, not two')
+    address = kvsserver or taskserver or None
+    if address is not None:
+        host, sep, port = address.rpartition(':')
+        flag = '--kvsserver' if kvsserver else '--taskserver'
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise UsageError(f'{flag} {address!r}: expected HOST:PORT')
+    return address
 
 
 def _mail_server(text: str) -> tuple[str, int]:

@@ -3,11 +3,13 @@
     DisbatchError                 anything disbatch reports to the user as a one-line message
     ├── UsageError                a bad flag or flag combination, a bad `-s` item (exit 2)
     ├── TaskFileError             a bad line in a task file: carries source and line number
+    │   └── TaskFileErrors        several bad lines, one `SOURCE:LINE: message` line each
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
-    ├── ContextError              a context cannot start (no execution environment, no slot on a node, ...)
-    └── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
+    ├── ContextError              a context cannot start (bad `-s` item, no execution environment, no slot on a node, ...)
+    ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
+    └── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -31,6 +33,20 @@ class TaskFileError(DisbatchError):
         self.source = source
         self.line_number = line_number
         self.message = message
+
+
+class TaskFileErrors(TaskFileError):
+    """Every bad line found in a task file (up to a cap), reported together as a compiler would; `str()` has one
+    `SOURCE:LINE: message` line per error (the first error's fields are this error's own)."""
+
+    def __init__(self, errors: list[TaskFileError], more: bool = False) -> None:
+        first = errors[0]
+        super().__init__(first.source, first.line_number, first.message)
+        self.errors = errors
+        lines = [str(error) for error in errors]
+        if more:
+            lines.append(f'{first.source}: more bad lines follow; only the first {len(errors)} are shown')
+        self.args = ('\n'.join(lines),)
 
 
 class StatusFileError(DisbatchError):
@@ -57,3 +73,7 @@ class ContextError(DisbatchError):
 
 class ListenError(DisbatchError):
     """The engine endpoint or the KVS cannot listen on the address the run must use."""
+
+
+class OutsideKVSError(DisbatchError):
+    """The outside KVS server the run was pointed at does not answer, or refuses the token presented."""

@@ -18,7 +18,8 @@ import os
 import subprocess
 
 from disbatch.driver.source import NOT_YET, NotYet
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.errors import DisbatchError
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
 
@@ -28,7 +29,7 @@ SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result
 
 
 class KVSTaskSource:
-    def __init__(self, kvs: KVSServer, producer: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, kvs: KVSStore, producer: subprocess.Popen[bytes] | None = None) -> None:
         self.kvs = kvs
         self.producer = producer
         self.name = ''
@@ -49,12 +50,18 @@ class KVSTaskSource:
         return (self._wake_read,) if self._producer_fd < 0 else (self._wake_read, self._producer_fd)
 
     def on_ready(self, fd: int) -> None:
+        """Note a put or the producer's exit; a producer that failed, or left without signing in, is a
+        DisbatchError (the run ends with it)."""
         if fd == self._producer_fd:
             assert self.producer is not None
             code = self.producer.wait()
             os.close(self._producer_fd)
             self._producer_fd = -1
             log.info('the task command exited with %d: the stream ends with what it has put', code)
+            if code != 0 or not (self._task_key or self._try_sign_in()):
+                command = self.producer.args[-1] if isinstance(self.producer.args, list) else self.producer.args
+                why = f'exited with status {code}' if code else 'exited (status 0) without signing in'
+                raise DisbatchError(f'the task command {command!r} {why}')
         else:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)
@@ -95,6 +102,8 @@ class KVSTaskSource:
         self.result_key = self._sign_in['task source result key'].decode('utf-8', 'replace')
         self._task_key = self._sign_in['task source task key']
         self.kvs.watch(self._task_key, self._wake)
+        for key in SIGN_IN_KEYS:  # signed in: a later sign-in (another run's, on a shared server) is not ours
+            self.kvs.unwatch(key.encode(), self._wake)
         return True
 
     def _producer_gone(self) -> bool:
@@ -108,7 +117,7 @@ class KVSTaskSource:
 class ResultPoster:
     """A run observer that puts each finished task's report where the task source asked for it."""
 
-    def __init__(self, kvs: KVSServer, source: KVSTaskSource) -> None:
+    def __init__(self, kvs: KVSStore, source: KVSTaskSource) -> None:
         self.kvs = kvs
         self.source = source
 

@@ -25,7 +25,7 @@ from disbatch.driver.observe import Publisher, RunObserver
 from disbatch.driver.snapshot import EngineFacts
 from disbatch.driver.source import NOT_YET
 from disbatch.errors import DisbatchError
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     HEARTBEAT_SECONDS,
@@ -53,6 +53,8 @@ log = logging.getLogger('disbatch.driver')
 
 # After Ctrl-C / SIGTERM / --fail-fast, engines get this long to stop their tasks and report before they are killed.
 STOP_GRACE_SECONDS = 1.5
+# With no engine left (and no context that could start one), the run waits this long before it gives up on them.
+NO_ENGINE_GRACE_SECONDS = 3.0
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
@@ -90,7 +92,7 @@ class DriverLoop:
         contexts: list[Context],
         endpoint: DriverEndpoint,
         status: StatusFileWriter,
-        kvs: KVSServer,
+        kvs: KVSStore,
         observers: list[RunObserver],
         report: Callable[[str], None],
         journal: Journal | None = None,
@@ -119,6 +121,8 @@ class DriverLoop:
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
+        self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
+        self._starting_is_news = True  # say so when an engine had not joined by the end
         self._per_engine = {
             'START': {task.task_id: task for task in feeder.start_tasks},
             'STOP': {task.task_id: task for task in feeder.stop_tasks},
@@ -165,7 +169,7 @@ class DriverLoop:
         finally:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
-                    if launch_id not in self._joined:
+                    if launch_id not in self._joined and self._starting_is_news:
                         self.report(f'the engine on {host} had not joined when the run ended'
                                     + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
                 context.terminate()
@@ -342,7 +346,12 @@ class DriverLoop:
             self._dispatch(event if event is not None else sched.StreamEnded(time.time()))
 
     def _on_source(self, fd: int, poller: zmq.Poller) -> None:
-        self.feeder.source.on_ready(fd)
+        try:
+            self.feeder.source.on_ready(fd)
+        except DisbatchError as error:  # the --taskcommand producer failed: nothing more is handed out
+            self._starting_is_news = False  # engines still starting are no news then: the error is the message
+            self._begin_stop()
+            self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
         if fd not in self.feeder.source.fds:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
@@ -401,6 +410,8 @@ class DriverLoop:
             waits.append(
                 min(engine.last_heard for engine in self._engines.values()) + SILENCE_SECONDS - time.monotonic()
             )
+        if self._alone_since is not None and time.monotonic() < self._alone_since + NO_ENGINE_GRACE_SECONDS:
+            waits.append(self._alone_since + NO_ENGINE_GRACE_SECONDS - time.monotonic())
         publish = self.publisher.deadline()
         if publish is not None:
             waits.append(publish - time.monotonic())
@@ -440,12 +451,14 @@ class DriverLoop:
         self._dispatch(sched.NoMoreEngines(time.time()))
 
     def _check_contexts(self) -> None:
-        if (
-            self._exit_code is None
-            and not self._engines
-            and not self._context_peers
-            and all(context.finished for context in self.contexts)
-        ):
+        """No engine and no context left: after a short grace (a context being added may say hello), tell the
+        scheduler, which waits for more (engines left on purpose, -S) or ends the run."""
+        alone = not self._engines and not self._context_peers and all(c.finished for c in self.contexts)
+        if self._exit_code is not None or not alone:
+            self._alone_since = None
+        elif self._alone_since is None:
+            self._alone_since = time.monotonic()
+        elif time.monotonic() - self._alone_since >= NO_ENGINE_GRACE_SECONDS:
             self._dispatch(sched.NoMoreEngines(time.time()))
 
     def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from disbatch.driver import snapshot
 from disbatch.driver.progress_text import RateMeter, eta_seconds
 from disbatch.driver.scheduler import RetireEngines, Scheduler
-from disbatch.kvsstcp.server import KVSServer
+from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import StatusRecord
 
 log = logging.getLogger('disbatch.driver')
@@ -43,7 +43,7 @@ class Publisher:
     def __init__(
         self,
         run: str,
-        kvs: KVSServer,
+        kvs: KVSStore,
         observers: list[RunObserver],
         facts: Callable[[], dict[int, snapshot.EngineFacts]],
         expected_total: int | None = None,

@@ -110,6 +110,7 @@ class SchedulerConfig:
     max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
     retries: int = 0  # --retries: runs of a failed task after the first
     wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
+    add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
 
 
 @dataclass(slots=True)
@@ -145,6 +146,7 @@ class Scheduler:
         self._context_assigned: dict[str, int] = {}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
+        self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
         self._handlers = {
             EngineJoined: self._on_engine_joined,
             ContextJoined: self._on_context_joined,
@@ -253,6 +255,8 @@ class Scheduler:
         engine = self.engines.pop(event.engine_rank, None)
         if engine is None:
             return
+        # Asked to stop (-C limit, the monitor, the tail): its process may end before its goodbye is read.
+        self._last_left_on_purpose = not event.lost or engine.retiring or engine.drained
         if event.lost and engine.assigned:
             actions.append(
                 Report(
@@ -280,10 +284,12 @@ class Scheduler:
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
         if self.state not in (State.RUNNING, State.DRAINING) or self.engines or not self.more_tasks:
             return
-        if self.config.wait_for_contexts:
+        if self.config.wait_for_contexts or self._last_left_on_purpose:
+            # Engines that left on purpose mean the user means to add resources: wait for them, and say how.
             if not self._waiting_reported:
                 self._waiting_reported = True
-                actions.append(Report('no engine is left and tasks remain: waiting for a context to be added'))
+                hint = f' (add one with {self.config.add_context_hint})' if self.config.add_context_hint else ''
+                actions.append(Report(f'no engine is left and tasks remain: waiting for a context to be added{hint}'))
             return
         self._stop(actions, 'no engine is left to run the remaining tasks', exit_code=1)
 

@@ -27,7 +27,9 @@ from disbatch.driver.observe import RunObserver
 from disbatch.driver.progress import ProgressLine, wanted
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource
-from disbatch.errors import ContextError, ListenError, OutputPathError
+from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError
+from disbatch.kvsstcp.client import TOKEN_VARIABLES
+from disbatch.kvsstcp.outside import KVSStore, OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.resume import ResumeIndex
@@ -59,12 +61,16 @@ class Session:
         self.total = total
         self.warn = warn
         self.bind_host = endpoint.address.rpartition(':')[0]
-        self.kvs_token = secrets.token_urlsafe(24)
+        outside_token = next((os.environ[name] for name in TOKEN_VARIABLES if os.environ.get(name)), '')
+        self.kvs_token = outside_token if config.kvs_server else secrets.token_urlsafe(24)
 
     def serve(self, file_source: FileSource | None, source_name: str, resume: ResumeIndex | None, kvs_port: int) -> int:
         config = self.config
         with self._kvs_server(kvs_port) as kvs:
-            kvs_address = f'{self.address.rpartition(":")[0]}:{kvs.address[1]}'
+            if isinstance(kvs, OutsideKVS):
+                kvs_address = f'{kvs.address[0]}:{kvs.address[1]}'
+            else:
+                kvs_address = f'{self.address.rpartition(":")[0]}:{kvs.address[1]}'
             source = file_source or self._kvs_source(kvs, kvs_address)
             feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, self.warn)
             try:
@@ -74,7 +80,16 @@ class Session:
                 if isinstance(source, KVSTaskSource):
                     source.close()
 
-    def _kvs_server(self, port: int) -> KVSServer:
+    def _kvs_server(self, port: int) -> KVSServer | OutsideKVS:
+        """The run's own KVS server, or the outside one it was given (which it never shuts down)."""
+        if self.config.kvs_server:
+            try:
+                return OutsideKVS(self.config.kvs_server, self.kvs_token.encode() or None)
+            except OSError as error:
+                raise OutsideKVSError(
+                    f'the outside KVS server {self.config.kvs_server}: {error.strerror or error} '
+                    '(is it running, and is its token in $KVSSTCP_TOKEN or $DISBATCH_KVSSTCP_TOKEN?)'
+                ) from None
         try:
             return KVSServer(self.bind_host, port, token=self.kvs_token.encode())
         except OSError as error:
@@ -82,7 +97,7 @@ class Session:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise ListenError(f'{origin}{self.bind_host}:{port}: cannot listen there: {reason}') from None
 
-    def _kvs_source(self, kvs: KVSServer, kvs_address: str) -> KVSTaskSource:
+    def _kvs_source(self, kvs: KVSStore, kvs_address: str) -> KVSTaskSource:
         """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""
         config, kvs_token = self.config, self.kvs_token
         if config.address_file:
@@ -101,7 +116,7 @@ class Session:
         log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
         return KVSTaskSource(kvs, producer)
 
-    def _serve(self, feeder: Feeder, kvs: KVSServer, kvs_address: str) -> int:
+    def _serve(self, feeder: Feeder, kvs: KVSStore, kvs_address: str) -> int:
         config, files, credentials, kvs_token = self.config, self.files, self.credentials, self.kvs_token
         with StatusFileWriter.open(files.status, config.status_header) as status:
             if feeder.empty:
@@ -116,6 +131,7 @@ class Session:
                     fail_fast=config.fail_fast,
                     exit_code_on_failure=config.exit_code_on_failure,
                     wait_for_contexts=config.startup_only,
+                    add_context_hint=f'{files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                     retries=config.retries,
                 )
             )

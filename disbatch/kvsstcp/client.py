@@ -85,6 +85,18 @@ class KVSClient:
         self._send(wire.Dump())
         return json.loads(self._receive(wire.parse_length(self._receive(wire.LENGTH_BYTES))))
 
+    def ping(self) -> None:
+        """Check that the server answers (a `dump`, whose reply is read but not decoded: any server's will do);
+        raises OSError (ConnectionError when it refused this client's token)."""
+        self._send(wire.Dump())
+        self._receive(wire.parse_length(self._receive(wire.LENGTH_BYTES)))
+
+    def interrupt(self) -> None:
+        """Shut the connection down from another thread: a `get` waiting in this client ends with ConnectionError."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Say goodbye (`clos`) and close the connection; safe to call twice."""
         if self._socket is None:

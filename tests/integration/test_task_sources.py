@@ -83,7 +83,8 @@ for i in 1 2 3; do $K put T "echo task $i > out_$i.txt"; done
 
 def test_a_taskcommand_that_fails_at_once_ends_the_run(procs: Processes, tmp_path: Path) -> None:
     finished = run_disbatch(procs, tmp_path, '-s', 'localhost:1', '--taskcommand', 'exit 3', timeout=20)
-    assert finished.returncode == 0, finished.describe()
+    assert finished.returncode == 1, finished.describe()  # it failed: so does the run (issue 10)
+    assert 'exited with status 3' in finished.stderr, finished.describe()
     assert read_status(status_path(tmp_path)) == []
 
 

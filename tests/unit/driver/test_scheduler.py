@@ -1372,3 +1372,20 @@ def test_interrupting_one_engine_hands_its_tasks_to_another_while_the_run_goes_o
     assert actions[0] == WriteRecord(stopped, final=False)
     assert SendTask(1, TASKS[0], 2) in actions or TASKS[0] in scheduler.pending
     assert scheduler.counts.interrupted == 0
+
+
+def test_engines_that_left_on_purpose_make_the_run_wait_and_say_how_to_add_a_context() -> None:
+    scheduler = make_scheduler(add_context_hint='x_dbUtil.sh -s HOST:N')
+    scheduler.handle(ContextJoined('SSH0', task_limit=1))
+    scheduler.handle(EngineJoined(0, 'node0', slots=1, context='SSH0'))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    record = finished(TASKS[0])
+    assert DrainEngine(0) in scheduler.handle(TaskFinished(0, record))  # -C 1: its one task is done
+    # Its process may end before its goodbye is read: still a departure on purpose.
+    assert scheduler.handle(EngineGone(0, lost=True, now=2.0)) == []
+    actions = scheduler.handle(NoMoreEngines(now=5.0))
+    assert actions == [Report(ANY)]
+    assert 'waiting for a context' in reports(actions)[0] and 'x_dbUtil.sh -s HOST:N' in reports(actions)[0]
+    assert scheduler.handle(NoMoreEngines(now=6.0)) == []  # said once
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert scheduler.wants_item()  # the run goes on with the new engine

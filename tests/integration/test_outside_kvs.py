@@ -1,0 +1,169 @@
+"""Outside KVS servers (--kvsserver, --taskserver HOST:PORT) and kvsstcp's own modules and command lines (issue 10).
+
+Real servers (`python -m disbatch.kvsstcp.kvsstcp`, and the token-less `serve` standing in for the reference's),
+the real CLI, real bash tasks and producers written against the reference's client API.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from disbatch.kvsstcp import wire
+from disbatch.kvsstcp.client import KVSClient as OurClient
+from disbatch.kvsstcp.kvsclient import KVSClient
+from disbatch.kvsstcp.server import KVSServer
+
+from ..conftest import Processes, disbatch_cmd
+from .helpers import read_status, run_disbatch, status_path, wait_for, write_task_file
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = 'outside-token-for-tests'
+DISBATCH = ' '.join(disbatch_cmd())
+CLIENT = f'{sys.executable} -m disbatch.kvsstcp.kvsclient'
+
+
+def _start_server(procs: Processes, tmp_path: Path, *args: str) -> str:
+    """Start a standalone server writing its address to a file; return HOST:PORT once it listens."""
+    addrfile = tmp_path / 'kvs-address'
+    procs.spawn([sys.executable, '-m', 'disbatch.kvsstcp', *args, '-a', str(addrfile)], cwd=tmp_path,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    assert wait_for(lambda: addrfile.exists() and addrfile.read_text().strip() != '', timeout=15)
+    return addrfile.read_text().strip()
+
+
+def test_a_run_inside_kvsstcp_e_uses_that_server_and_leaves_it_up(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', 'echo one\n#DISBATCH BARRIER mykey\necho two\n')
+    command = (
+        f'{DISBATCH} -s localhost:2 --kvsserver $KVSSTCP_HOST:$KVSSTCP_PORT Tasks && '
+        f'{CLIENT} -v mykey > barrier.txt && {CLIENT} -v "DisBatch status" > status.txt'
+    )
+    result = procs.run([sys.executable, '-m', 'disbatch.kvsstcp.kvsstcp', '-e', command], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'barrier.txt').read_text().strip() == "b'1'"  # read from the server after the run ended
+    assert '"finished"' in (tmp_path / 'status.txt').read_text()
+    assert sorted(record.task_id for record in read_status(status_path(tmp_path))) == [0, 1, 2]
+
+
+def test_taskserver_on_an_outside_server_with_a_reference_style_producer(procs: Processes, tmp_path: Path) -> None:
+    address = _start_token_server(procs, tmp_path)
+    driver = procs.spawn(disbatch_cmd('-s', 'localhost:2', '--taskserver', address), cwd=tmp_path,
+                         env={'KVSSTCP_TOKEN': TOKEN}, stderr=subprocess.PIPE)  # fmt: skip
+    producer = write_task_file(
+        tmp_path / 'producer.py',
+        textwrap.dedent(f"""
+            from disbatch.kvsstcp.kvsclient import KVSClient
+            c = KVSClient({address!r})
+            c.put('task source name', 'producer', False)
+            c.put('task source done task', '#DONE#', False)
+            c.put('task source result key', 'R', False)
+            c.put('task source task key', 'T', False)
+            for n in range(3):
+                c.put('T', f'echo task {{n}}; exit {{n}}', False)
+            done = sorted(int(c.get('R done tasks', False)) for _ in range(3))
+            codes = sorted(c.get(f'R {{n}}', 'JSON')[0] == b'JSON' for n in done)
+            c.put('T', '#DONE#', False)
+            print(done, codes)
+        """),
+    )
+    result = procs.run([sys.executable, str(producer)], cwd=tmp_path, env={'KVSSTCP_TOKEN': TOKEN}, timeout=40)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[0, 1, 2] [True, True, True]'
+    assert driver.wait(timeout=20) == 0, driver.communicate()[1]
+    with OurClient.from_address(address, token=TOKEN.encode()) as client:
+        client.ping()  # the run did not shut the outside server down
+        client.put('still', 'up')
+        assert client.get('still') == (b'ASTR', b'up')
+
+
+def _start_token_server(procs: Processes, tmp_path: Path) -> str:
+    addrfile = tmp_path / 'token-server-address'
+    procs.spawn([sys.executable, '-m', 'disbatch.kvsstcp.kvsstcp', '-a', str(addrfile)], cwd=tmp_path,
+                env={'KVSSTCP_TOKEN': TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    assert wait_for(lambda: addrfile.exists() and addrfile.read_text().strip() != '', timeout=15)
+    return addrfile.read_text().strip()
+
+
+def test_an_outside_server_that_asks_for_no_token(procs: Processes, tmp_path: Path) -> None:
+    address = _start_server(procs, tmp_path, 'serve')  # token-less, as the reference's server is
+    write_task_file(tmp_path / 'Tasks', 'echo one\n#DISBATCH BARRIER done\n')
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--kvsserver', address, 'Tasks')
+    assert finished.returncode == 0, finished.describe()
+    with OurClient.from_address(address) as client:
+        assert client.get('done') == (b'ASTR', b'1')
+
+
+def test_an_outside_server_that_is_not_there(procs: Processes, tmp_path: Path) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch marker\n')
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--kvsserver', 'localhost:1', 'Tasks')
+    assert finished.returncode == 1, finished.describe()
+    assert 'localhost:1' in finished.stderr and 'Traceback' not in finished.stderr, finished.describe()
+
+
+def test_a_task_runs_a_script_written_for_the_reference_client(procs: Processes, tmp_path: Path) -> None:
+    script = write_task_file(
+        tmp_path / 'reference_style.py',
+        textwrap.dedent("""
+            import os
+            from disbatch.kvsstcp.kvsclient import KVSClient
+            c = KVSClient(os.environ['DISBATCH_KVSSTCP_HOST'])
+            c.put('numbers', [1, 2, 3])
+            c.put('text', 'hello', False)
+            other = c.clone()
+            assert other.get('numbers') == [1, 2, 3]
+            assert other.view('text', False) == b'hello'
+            assert c.get('text', 'ASTR') == (b'ASTR', b'hello')
+            assert c._get_nb('nothing', timeout=0.1) is None
+            other.put('nothing', 'now', False)
+            assert c._get_nb('nothing', False, timeout=5) == b'now'
+            other.close()
+            c.close()
+            print('reference client ok')
+        """),
+    )
+    write_task_file(tmp_path / 'Tasks', f'{sys.executable} {script}\n')
+    env = {'PYTHONPATH': str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:1', '-e', 'Tasks', env=env)
+    assert finished.returncode == 0, finished.describe() + status_path(tmp_path).read_text()
+    [record] = read_status(status_path(tmp_path))
+    assert record.return_code == 0 and 'reference client ok' in record.out_snippet
+
+
+def test_pickled_values_stay_opaque_bytes_in_our_server() -> None:
+    with KVSServer() as server:
+        client = KVSClient(server.address)
+        client.put('obj', {'a': 1})
+        assert wait_for(lambda: server.view_nowait(b'obj') is not None, timeout=5)
+        assert server.get_nowait(b'obj') == (b'PYPK', pickle.dumps({'a': 1}))  # stored as the bytes it was sent
+        client.put('raw', b'\x80not a pickle', 'PYPK')
+        assert client.get('raw', False) == b'\x80not a pickle'  # encoding False: never unpickled
+        client.put('tagged', 'x', 'JSON')
+        assert client.dump()[2][0][0] == 'tagged'
+        client.close()
+
+
+def test_the_client_presents_the_token_on_every_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    with KVSServer(token=TOKEN.encode()) as server:
+        monkeypatch.setenv('DISBATCH_KVSSTCP_TOKEN', TOKEN)
+        client = KVSClient(f'{server.address[0]}:{server.address[1]}')
+        clone = client.clone()
+        clone.put('k', 'v', False)
+        assert client.get('k', False) == b'v'
+        assert server.view_nowait(wire.AUTH_KEY) is None  # the token is not stored
+        client.close()
+        clone.close()
+
+
+def test_different_kvsserver_and_taskserver_are_refused(procs: Processes, tmp_path: Path) -> None:
+    finished = run_disbatch(
+        procs, tmp_path, '-s', 'localhost:2', '--kvsserver', 'localhost:5', '--taskserver', 'localhost:6'
+    )
+    assert finished.returncode == 2, finished.describe()
+    assert '--kvsserver' in finished.stderr and '--taskserver' in finished.stderr
