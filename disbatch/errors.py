@@ -7,7 +7,7 @@
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
     ├── OutputPathError           `-p` names a directory that does not exist
-    ├── ContextError              a context cannot start (bad `-s` item, no execution environment, no slot on a node, ...)
+    ├── ContextError              a context cannot start (bad `-s` item, no environment, no slot on a node, ...)
     ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
     └── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
 
