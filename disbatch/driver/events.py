@@ -87,6 +87,14 @@ class StopRequested:
     abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
 
 
+@dataclass(frozen=True, slots=True)
+class ClockTick:
+    """The driver's clock, once a turn, for a run with an allocation end: tasks are held, and the run stopped, by
+    the time it says."""
+
+    now: float
+
+
 Event = (
     EngineJoined
     | ContextJoined
@@ -98,6 +106,7 @@ Event = (
     | NoMoreEngines
     | RetireEngines
     | StopRequested
+    | ClockTick
 )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from disbatch.driver.events import (
     AbortEngine,
     Action,
+    ClockTick,
     ContextJoined,
     DrainEngine,
     EngineGone,
@@ -42,6 +43,7 @@ from disbatch.driver.events import (
     TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
@@ -108,6 +110,7 @@ class SchedulerConfig:
     max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
     retries: int = 0  # --retries: runs of a failed task after the first
     wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
+    allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
 
 
 @dataclass(slots=True)
@@ -142,6 +145,8 @@ class Scheduler:
         self._context_assigned: dict[str, int] = {}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
+        self.drain = DrainGate(config.allocation) if config.allocation is not None else None
+        self._now = 0.0  # the latest ClockTick: what the walltime decisions go by
         self._handlers = {
             EngineJoined: self._on_engine_joined,
             ContextJoined: self._on_context_joined,
@@ -153,6 +158,7 @@ class Scheduler:
             NoMoreEngines: self._on_no_more_engines,
             RetireEngines: self._on_retire_engines,
             StopRequested: self._on_stop_requested,
+            ClockTick: self._on_clock_tick,
         }
 
     # ------------------------------------------------------------ queries
@@ -161,6 +167,8 @@ class Scheduler:
         """Should the shell read another item from the task stream now?"""
         if self.state is not State.RUNNING or self._stream_ended or self._barrier is not None:
             return False
+        if self.drain is not None and self.drain.holding:
+            return False  # draining for the end of the allocation: what is not read yet is left for the next run
         return len(self.pending) < sum(engine.free for engine in self.engines.values())
 
     @property
@@ -234,6 +242,8 @@ class Scheduler:
         engine.short_streak = engine.short_streak + 1 if record.elapsed < PIPELINE_BELOW_SECONDS else 0
         engine.finished += 1
         engine.failed += record.failed
+        if self.drain is not None:
+            self.drain.observe(task.line_number, record.elapsed)
         if record.failed and self._may_run_again(task.task_id, 1 + self.config.retries):
             actions.append(WriteRecord(record, final=False))
             self.pending.appendleft(task)  # --retries: the failed task goes first in the queue
@@ -286,6 +296,12 @@ class Scheduler:
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
 
+    def _on_clock_tick(self, event: ClockTick, actions: list[Action]) -> None:
+        self._now = max(self._now, event.now)
+        if self.drain is None or not self.drain.must_stop(self._now) or self.state not in _ACTIVE:
+            return
+        self._stop(actions, self.drain.stop_reason(self.running), exit_code=EXIT_WALLTIME)
+
     def _may_run_again(self, task_id: int, budget: int) -> bool:
         """Whether a task whose attempt just ended (failed or lost) gets another within `budget` attempts; if so,
         the attempt is counted."""
@@ -323,6 +339,7 @@ class Scheduler:
                 self._resolve_barrier(actions)
         if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
             self.state = State.DRAINING
+        self._check_walltime_drain(actions)
         tail = self.state is State.DRAINING and not self.pending
         spare = self._choose_spare() if tail else None
         for engine in self.engines.values():
@@ -333,6 +350,12 @@ class Scheduler:
         if done and not self.engines:
             self.state = State.FINISHED
             actions.append(Finish(self._exit_code))
+
+    def _check_walltime_drain(self, actions: list[Action]) -> None:
+        """Tasks are held for the end of the allocation and nothing runs any more: the run ends here."""
+        if self.drain is None or not self.drain.holding or self.running or self.state not in _ACTIVE:
+            return
+        self._stop(actions, self.drain.drain_reason(), exit_code=EXIT_WALLTIME, abort=False)
 
     def _choose_spare(self) -> EngineState | None:
         """The idle engine kept at the tail while other engines still run tasks, if any."""
@@ -353,6 +376,8 @@ class Scheduler:
         for engine in self.engines.values():
             for _ in range(engine.free):
                 if not self.pending:
+                    return
+                if self.drain is not None and not self.drain.may_start(self.pending[0].line_number, self._now):
                     return
                 task = self.pending.popleft()
                 engine.assigned[task.task_id] = task
@@ -429,6 +454,9 @@ class Scheduler:
                 actions.append(AbortEngine(engine.rank, reason) if abort else DrainEngine(engine.rank))
 
 
+_ACTIVE = (State.RUNNING, State.DRAINING)
+
+
 def _lost_record(task: Task, hostname: str, now: float) -> StatusRecord:
     """The line recording an attempt that died with its engine (the reference's PID -1, return code -100)."""
     return StatusRecord(
@@ -458,6 +486,7 @@ __all__ = [
     'PIPELINE_SECONDS',
     'AbortEngine',
     'Action',
+    'ClockTick',
     'ContextJoined',
     'Counts',
     'DrainEngine',
