@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
+from disbatch.driver.walltime import parse_duration
 from disbatch.errors import ContextError, UsageError
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
@@ -51,6 +52,9 @@ class RunConfig:
     mail_to: str | None
     mail_every: int
     mail_server: tuple[str, int]
+    walltime: float | None = None  # --walltime, seconds from the start of the run
+    drain_margin: float | None = None  # None: walltime.default_margin
+    resubmit: int = 0  # --resubmit: follow-up jobs left in the chain
 
     @property
     def slurm(self) -> bool:
@@ -85,6 +89,12 @@ class RunConfig:
             raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
         if arguments.context_task_limit < 0:
             raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
+        if arguments.drain_margin is not None and (
+            not math.isfinite(arguments.drain_margin) or arguments.drain_margin < 0
+        ):
+            raise UsageError(f'--drain-margin {arguments.drain_margin:g}: give a number of seconds, 0 or more')
+        if arguments.resubmit < 0:
+            raise UsageError(f'--resubmit {arguments.resubmit}: give 0 or more follow-up jobs')
         nodes, origin = ([], '-S') if arguments.startup_only else _nodes(arguments.ssh_node, environ)
         return cls(
             taskfile=arguments.taskfile,
@@ -117,6 +127,9 @@ class RunConfig:
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
             mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),
+            walltime=parse_duration(arguments.walltime) if arguments.walltime is not None else None,
+            drain_margin=arguments.drain_margin,
+            resubmit=arguments.resubmit,
         )
 
 

@@ -46,6 +46,11 @@ class RunFiles:
         return f'{self.stem}_url'
 
     @property
+    def resubmit(self) -> str:
+        """The follow-up job's script (--resubmit)."""
+        return f'{self.stem}_resubmit.sh'
+
+    @property
     def kvsinfo(self) -> str:
         return f'{self.stem}_kvsinfo.txt'
 

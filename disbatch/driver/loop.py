@@ -89,6 +89,7 @@ class DriverLoop:
         kvs: KVSServer,
         observers: list[RunObserver],
         report: Callable[[str], None],
+        before_close: Callable[[int], int] | None = None,
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler
@@ -97,6 +98,7 @@ class DriverLoop:
         self.status = status
         self.kvs = kvs
         self.report = report
+        self.before_close = before_close  # at the end, before the summary: may change the exit code (--resubmit)
         self.publisher = Publisher(
             settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
         )
@@ -134,9 +136,12 @@ class DriverLoop:
                 poller.register(fd, zmq.POLLIN)
             watched: dict[int, Context] = {}
             self._watch_contexts(poller, watched)
+            self._tick_clock()
             self._feed()
             while self._exit_code is None:
-                for ready, _ in poller.poll(self._poll_timeout()):
+                ready_now = poller.poll(self._poll_timeout())
+                self._tick_clock()
+                for ready, _ in ready_now:
                     if ready is self.endpoint.socket:
                         self._receive_all()
                     elif ready == wake_read:
@@ -154,6 +159,8 @@ class DriverLoop:
                 self._check_contexts()
                 self._send_batches()
                 self.publisher.tick(self.scheduler)
+            if self.before_close is not None:
+                self._exit_code = self.before_close(self._exit_code)
             self.publisher.close(self.scheduler, self._exit_code)
             return self._exit_code
         finally:
@@ -384,12 +391,19 @@ class DriverLoop:
             waits.append(
                 min(engine.last_heard for engine in self._engines.values()) + SILENCE_SECONDS - time.monotonic()
             )
+        if self.scheduler.drain is not None and self._stop_deadline is None:
+            waits.append(self.scheduler.drain.allocation.stop_at - time.time())
         publish = self.publisher.deadline()
         if publish is not None:
             waits.append(publish - time.monotonic())
         if not waits:
             return None
         return max(0, int(min(waits) * 1000) + 1)
+
+    def _tick_clock(self) -> None:
+        """A run with an allocation end hears the time once a turn (the walltime decisions go by it)."""
+        if self.scheduler.drain is not None and self._exit_code is None:
+            self._dispatch(sched.ClockTick(time.time()))
 
     def _run_timers(self) -> None:
         now = time.time()

@@ -25,6 +25,8 @@ from disbatch.errors import UsageError
 
 # The run's exit code when it stopped for the end of its allocation with tasks left (documented in cli.py).
 EXIT_WALLTIME = 3
+# --resubmit without N: follow-up jobs in a chain at most.
+DEFAULT_RESUBMITS = 10
 # At the end minus this many seconds, what still runs is stopped: TERM, the stop grace, KILL, the records, the
 # follow-up job's submission and the driver's exit all fit in it.
 STOP_LEAD_SECONDS = 4.0
