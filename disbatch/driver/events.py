@@ -79,8 +79,24 @@ class RetireEngines:
 
 
 @dataclass(frozen=True, slots=True)
+class InterruptEngines:
+    """Stop the tasks of these engines (or of every engine of a context) now, and let those engines go.
+
+    Their running and queued tasks are recorded as interrupted (`RecordKind.INTERRUPTED`) and, while the run goes
+    on, handed to other engines; the run itself continues. For a context about to lose its nodes (a walltime).
+    """
+
+    reason: str
+    engine_ranks: tuple[int, ...] = ()
+    context: str = ''
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequested:
-    """The user asked the run to stop (a signal); `exit_code` is what the run should end with."""
+    """The run is to stop (a signal, a bad task stream); `exit_code` is what the run should end with.
+
+    With `abort`, running tasks are stopped and recorded as interrupted (`RecordKind.INTERRUPTED`, re-run by `-r`).
+    """
 
     reason: str
     exit_code: int
@@ -105,6 +121,7 @@ Event = (
     | EngineGone
     | NoMoreEngines
     | RetireEngines
+    | InterruptEngines
     | StopRequested
     | ClockTick
 )

@@ -287,7 +287,7 @@ class DriverLoop:
             if task is None:
                 log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
                 return
-            kind = RecordKind.TIMED_OUT if done.timed_out else RecordKind.NORMAL
+            kind = _task_kind(done)
             record = _record(done, engine.hostname, kind, task.line_number, task.repeat_index, task.command)
         self._dispatch(sched.TaskFinished(engine.rank, record))
 
@@ -459,6 +459,13 @@ class DriverLoop:
         self._engines.pop(engine.rank, None)
         self._by_peer.pop(engine.peer, None)
         self._by_launch.pop(engine.launch_id, None)
+
+
+def _task_kind(done: TaskDone) -> RecordKind:
+    """What the engine says ended the task: --timeout, the run stopping it, or the task itself."""
+    if done.timed_out:
+        return RecordKind.TIMED_OUT
+    return RecordKind.INTERRUPTED if done.interrupted else RecordKind.NORMAL
 
 
 def _record(

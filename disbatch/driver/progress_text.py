@@ -19,6 +19,7 @@ from typing import Any
 from disbatch.driver.scheduler import LOST_RETURN_CODE
 from disbatch.results.record import RecordKind, StatusRecord
 
+_RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
 RATE_WINDOW_SECONDS = 20.0
 SLOWEST = 3
 BAR_WIDTH = 20
@@ -132,6 +133,8 @@ def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | No
         parts.append((', ', f'{view["pending"]} queued', 2))
     if view.get('skipped'):
         parts.append((', ', f'{view["skipped"]} skipped', 2))
+    if view.get('interrupted'):
+        parts.append((', ', f'{view["interrupted"]} interrupted', 6))
     if view.get('status') == 'stopping':
         parts.append((', ', 'stopping', 7))
     if rate is not None:
@@ -181,10 +184,10 @@ class Stats:
             self.per_engine += 1
             self.per_engine_failed += record.failed
             return
-        if record.kind not in (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE):
+        if record.kind not in _RAN:
             return  # skipped (done by an earlier run) and barriers took no slot time
         if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
-            self.lost_attempts += 1
+            self.lost_attempts += not record.interrupted  # an interrupted one never started, or went with its engine
             return
         self.busy_seconds += max(0.0, record.elapsed)
         if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT) and record.failed:
@@ -268,6 +271,9 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
     finished, failed = int(view.get('finished', 0)), int(view.get('failed', 0))
     skipped, pending = int(view.get('skipped', 0)), int(view.get('pending', 0))
     head = [f'{plural(finished, "task")} run in {format_duration(stats.wall_seconds)}', f'{failed} failed']
+    interrupted = int(view.get('interrupted', 0))
+    if interrupted:
+        head.append(f'{interrupted} interrupted (a plain -r runs them again)')
     if skipped:
         head.append(f'{skipped} skipped (done by an earlier run)')
     if pending:

@@ -31,6 +31,7 @@ from disbatch.driver.events import (
     EngineJoined,
     Event,
     Finish,
+    InterruptEngines,
     ItemRead,
     NoMoreEngines,
     PutBarrierKey,
@@ -82,6 +83,7 @@ class EngineState:
     short_streak: int = 0  # tasks shorter than PIPELINE_BELOW_SECONDS finished in a row
     retiring: bool = False  # gets no new task; drained once idle
     drained: bool = False  # DrainEngine (or AbortEngine) sent
+    aborted: bool = False  # AbortEngine sent: what it still holds when it goes was interrupted, not lost
     given: int = 0  # tasks ever sent to it
     finished: int = 0
     failed: int = 0
@@ -120,6 +122,7 @@ class Counts:
     skipped: int = 0
     barriers: int = 0
     lost: int = 0
+    interrupted: int = 0  # tasks whose final record says the run stopped them (not counted in finished)
 
 
 @dataclass(slots=True)
@@ -157,6 +160,7 @@ class Scheduler:
             EngineGone: self._on_engine_gone,
             NoMoreEngines: self._on_no_more_engines,
             RetireEngines: self._on_retire_engines,
+            InterruptEngines: self._on_interrupt_engines,
             StopRequested: self._on_stop_requested,
             ClockTick: self._on_clock_tick,
         }
@@ -201,8 +205,7 @@ class Scheduler:
         if limit and self._context_assigned.get(event.context, 0) >= limit:
             engine.retiring = True
         if self.state is State.STOPPING:
-            engine.retiring = engine.drained = True
-            actions.append(AbortEngine(engine.rank, 'run is stopping'))
+            self._abort_engine(engine, 'run is stopping', actions)
 
     def _on_context_joined(self, event: ContextJoined, actions: list[Action]) -> None:
         if event.task_limit > 0:
@@ -240,6 +243,9 @@ class Scheduler:
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
         )
         engine.short_streak = engine.short_streak + 1 if record.elapsed < PIPELINE_BELOW_SECONDS else 0
+        if record.interrupted:
+            self._interrupted(task, record, actions)
+            return
         engine.finished += 1
         engine.failed += record.failed
         if self.drain is not None:
@@ -266,9 +272,12 @@ class Scheduler:
             )
         retry: list[Task] = []
         for task in engine.assigned.values():
+            if engine.aborted:  # queued, or killed with its engine after the stop's grace time: we stopped it
+                self._interrupted(task, _unreported_record(task, engine.hostname, event.now, interrupted=True), actions)
+                continue
             self.counts.lost += 1
             again = self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries))
-            actions.append(WriteRecord(_lost_record(task, engine.hostname, event.now), final=not again))
+            actions.append(WriteRecord(_unreported_record(task, engine.hostname, event.now), final=not again))
             if again:
                 retry.append(task)
             else:
@@ -293,6 +302,13 @@ class Scheduler:
             if engine.rank in event.engine_ranks or (event.context and engine.context == event.context):
                 engine.retiring = True
 
+    def _on_interrupt_engines(self, event: InterruptEngines, actions: list[Action]) -> None:
+        for engine in self.engines.values():
+            if not engine.aborted and (
+                engine.rank in event.engine_ranks or (event.context and engine.context == event.context)
+            ):
+                self._abort_engine(engine, event.reason, actions)
+
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
 
@@ -310,6 +326,22 @@ class Scheduler:
             return False
         self._attempts[task_id] = made
         return True
+
+    def _interrupted(self, task: Task, record: StatusRecord, actions: list[Action]) -> None:
+        """The run stopped `task` (or never started it): run it elsewhere while the run goes on, else record it
+        as interrupted, which is neither finished nor failed, and which `-r` runs again."""
+        if self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries)):
+            actions.append(WriteRecord(record, final=False))
+            self.pending.appendleft(task)
+            return
+        actions.append(WriteRecord(record))
+        self._attempts.pop(task.task_id, None)
+        self.counts.interrupted += 1
+
+    def _abort_engine(self, engine: EngineState, reason: str, actions: list[Action]) -> None:
+        """Stop the engine's tasks now and let it go; what it held comes back interrupted."""
+        engine.retiring = engine.drained = engine.aborted = True
+        actions.append(AbortEngine(engine.rank, reason))
 
     def _count_finished(self, actions: list[Action], failed: bool, failure: str) -> None:
         """A task has its final record: count it, and apply -e and --fail-fast when it failed."""
@@ -449,18 +481,21 @@ class Scheduler:
         actions.append(Report(reason))
         for engine in self.engines.values():
             engine.retiring = True
-            if abort or not engine.drained:
+            if abort:
+                self._abort_engine(engine, reason, actions)
+            elif not engine.drained:
                 engine.drained = True
-                actions.append(AbortEngine(engine.rank, reason) if abort else DrainEngine(engine.rank))
+                actions.append(DrainEngine(engine.rank))
 
 
 _ACTIVE = (State.RUNNING, State.DRAINING)
 
 
-def _lost_record(task: Task, hostname: str, now: float) -> StatusRecord:
-    """The line recording an attempt that died with its engine (the reference's PID -1, return code -100)."""
+def _unreported_record(task: Task, hostname: str, now: float, interrupted: bool = False) -> StatusRecord:
+    """The line recording an attempt whose engine never reported it (the reference's PID -1, return code -100): it
+    died with its engine (lost), or the run stopped that engine before the task ended or began (interrupted)."""
     return StatusRecord(
-        kind=RecordKind.NORMAL,
+        kind=RecordKind.INTERRUPTED if interrupted else RecordKind.NORMAL,
         task_id=task.task_id,
         line_number=task.line_number,
         repeat_index=task.repeat_index,
@@ -495,6 +530,7 @@ __all__ = [
     'EngineState',
     'Event',
     'Finish',
+    'InterruptEngines',
     'ItemRead',
     'NoMoreEngines',
     'PutBarrierKey',

@@ -169,8 +169,9 @@ class Session:
                 exit_code = loop.run()
             counts = scheduler.counts
             log.info(
-                'run over: %d finished, %d failed, %d skipped, %d barriers, %d lost; exit code %d',
-                *(counts.finished, counts.failed, counts.skipped, counts.barriers, counts.lost, exit_code),
+                'run over: %d finished, %d failed, %d interrupted, %d skipped, %d barriers, %d lost; exit code %d',
+                *(counts.finished, counts.failed, counts.interrupted, counts.skipped, counts.barriers, counts.lost),
+                exit_code,
             )
             if config.exit_code_on_failure and counts.failed and exit_code == 1:
                 _report('Some tasks failed with non-zero exit codes -- please check the logs')
@@ -188,7 +189,7 @@ class Session:
         if exit_code != EXIT_WALLTIME or scheduler.drain is None:
             return exit_code
         counts = scheduler.counts
-        done = counts.finished - interrupted_count(counts) + counts.skipped
+        done = counts.finished + counts.skipped  # interrupted tasks are counted apart: they are left
         left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
         job = slurm_job(os.environ)
         if self.config.resubmit > 0 and job is not None:
@@ -206,11 +207,6 @@ class Session:
         _report(f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
                 f'disbatch -r {self.files.status} ...')  # fmt: skip
         return exit_code
-
-
-def interrupted_count(counts: object) -> int:
-    """Tasks stopped by the run itself, counted among the finished ones (when the scheduler counts them)."""
-    return int(getattr(counts, 'interrupted', 0))
 
 
 def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:

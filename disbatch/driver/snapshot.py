@@ -62,7 +62,7 @@ def build(
     # The number of tasks is known once the whole stream has been read.
     # Known once the whole stream has been read, or from the start for a regular file (counted before the run).
     total = (
-        counts.finished + counts.skipped + running + len(scheduler.pending)
+        counts.finished + counts.skipped + counts.interrupted + running + len(scheduler.pending)
         if scheduler.stream_ended
         else expected_total
     )
@@ -77,6 +77,7 @@ def build(
         'skipped': counts.skipped,
         'barriers': counts.barriers,
         'lost': counts.lost,
+        'interrupted': counts.interrupted,
         'running': running,
         'pending': len(scheduler.pending),
         'total': total,

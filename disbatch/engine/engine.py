@@ -120,6 +120,7 @@ class Engine:
         self._task_timeout = 0.0
         self._timeouts: dict[int, float | _TimedOut] = {}  # slot -> when its task is to be stopped (--timeout)
         self._terminated: set[int] = set()  # slots whose task was sent SIGTERM for running too long
+        self._interrupted: set[int] = set()  # slots whose task was stopped because the run is stopping (_abort)
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._last_heard = time.monotonic()
         self._draining = False
@@ -305,7 +306,10 @@ class Engine:
         if timed_out and outcome.return_code == 0:
             # It caught SIGTERM and exited 0, but it did not finish in time: record the signal that stopped it.
             outcome = replace(outcome, return_code=-signal.SIGTERM)
-        self._report(job, outcome, timed_out)
+        # Stopped by the abort: interrupted, unless it exited 0 (it finished, or says it did) or had timed out.
+        interrupted = slot in self._interrupted and not timed_out and outcome.return_code != 0
+        self._interrupted.discard(slot)
+        self._report(job, outcome, timed_out, interrupted)
         del self._running[slot]
         if slot != PER_ENGINE_SLOT:
             self._free_slots.append(slot)
@@ -339,6 +343,7 @@ class Engine:
         self._goodbye = reason
         self._queue.clear()
         self._per_engine.clear()
+        self._interrupted.update(self._running)
         for process, _ in self._running.values():
             process.signal_group(signal.SIGTERM)
         self._abort_deadline = time.monotonic() + KILL_GRACE_SECONDS
@@ -407,7 +412,7 @@ class Engine:
         self._link.send(*self._outbox)
         self._outbox.clear()
 
-    def _report(self, job: Job, outcome: Outcome, timed_out: bool = False) -> None:
+    def _report(self, job: Job, outcome: Outcome, timed_out: bool = False, interrupted: bool = False) -> None:
         if not self._outbox:
             self._outbox_deadline = time.monotonic() + REPORT_DELAY_SECONDS
         self._outbox.append(
@@ -423,6 +428,7 @@ class Engine:
                 outcome.err_bytes,
                 outcome.err_snippet,
                 timed_out,
+                interrupted,
             )
         )
 

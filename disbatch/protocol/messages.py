@@ -73,6 +73,7 @@ class TaskDone:
     err_bytes: int
     err_snippet: str
     timed_out: bool  # stopped by the engine after --timeout seconds
+    interrupted: bool = False  # stopped by the engine because the run stopped it (Abort, or a signal to the engine)
 
 
 @dataclass(frozen=True, slots=True)

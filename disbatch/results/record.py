@@ -18,6 +18,7 @@ class RecordKind(enum.Enum):
     SKIPPED = 'S'  # carried over from an earlier run by -r
     ZOMBIE = 'Z'  # reported by an engine after the driver had given the attempt up
     TIMED_OUT = 'T'  # stopped after --timeout seconds (new in disbatch 4; a failure, like a non-zero return code)
+    INTERRUPTED = 'I'  # stopped by the run itself (Ctrl-C, SIGTERM, --fail-fast, walltime drain): re-run by -r
     BARRIER = 'B'
     BARRIER_CHECK = 'C'
 
@@ -42,8 +43,20 @@ class StatusRecord:
 
     @property
     def failed(self) -> bool:
+        """The task ran and did not succeed. An interrupted task did not fail: the run stopped it."""
+        if self.kind is RecordKind.INTERRUPTED:
+            return False
         return self.return_code != 0 or self.kind is RecordKind.TIMED_OUT
+
+    @property
+    def interrupted(self) -> bool:
+        """The run stopped this task (or never started it) before it could end by itself; `-r` runs it again."""
+        return self.kind is RecordKind.INTERRUPTED
 
     def as_skipped(self) -> StatusRecord:
         """The line a resumed run writes for a task an earlier run finished."""
         return replace(self, kind=RecordKind.SKIPPED)
+
+    def as_interrupted(self) -> StatusRecord:
+        """The same attempt, recorded as stopped by the run (its return code, times and output kept)."""
+        return replace(self, kind=RecordKind.INTERRUPTED)

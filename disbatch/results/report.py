@@ -5,8 +5,9 @@ A line is 15 tab-separated fields, the command last so it may hold tabs (referen
     flags  TaskID  LineNum  RepeatIndex  Node  PID  ReturnCode  Elapsed  Start  Finish
     BytesOfLeakedOutput  OutputSnippet  BytesOfLeakedError  ErrorSnippet  Command
 
-Flags are 4 characters `[R ][O ][E ][ PSZT]` (rc != 0, stdout bytes > 0, stderr bytes > 0, kind), or `B`/`C` and
-four spaces for a barrier. `T` (timed out, --timeout) is new in disbatch 4; the header keeps the reference's name.
+Flags are 4 characters `[R ][O ][E ][ PSZTI]` (rc != 0, stdout bytes > 0, stderr bytes > 0, kind), or `B`/`C` and
+four spaces for a barrier. `T` (timed out, --timeout) and `I` (interrupted: stopped by the run itself) are new in
+disbatch 4; the header keeps the reference's name.
 Times are `%.3f`. Snippets are stored as they are given (already Python reprs of a str).
 
 The command is written as its text, except in three cases where it is written as the Python repr of its UTF-8
@@ -65,7 +66,7 @@ def is_header(text: str) -> bool:
 
 
 def flags(record: StatusRecord) -> str:
-    """The first field: `[R ][O ][E ][ PSZT]`, or `B    ` / `C    ` for a barrier."""
+    """The first field: `[R ][O ][E ][ PSZTI]`, or `B    ` / `C    ` for a barrier."""
     if record.kind in _BARRIER_KINDS:
         return record.kind.value + '    '
     return (
@@ -175,7 +176,7 @@ def _parse_kind(flag_text: str) -> RecordKind:
         and flag_text[3] in _TASK_KINDS
     ):
         return _TASK_KINDS[flag_text[3]]
-    raise ValueError(f'bad flags {flag_text[:20]!r}, expected [R ][O ][E ][ PSZT] or a barrier flag')
+    raise ValueError(f'bad flags {flag_text[:20]!r}, expected [R ][O ][E ][ PSZTI] or a barrier flag')
 
 
 def _integer(fields: list[str], index: int) -> int:

@@ -3,6 +3,8 @@
 Fixes over the reference (SPEC §3):
 
 * `S` lines (tasks a resumed run carried over) count as done, like normal lines; `P`, `Z`, `B` and `C` lines do not.
+* `I` lines (tasks the run stopped itself: Ctrl-C, SIGTERM, --fail-fast, the walltime drain) do not count as done
+  either: a plain `-r` runs them again. `T` lines (timed out) count as done, as failures: only `-R` re-runs them.
 * Across every `-r` file the best record of a task id wins: a record with return code 0 beats a failed one; between
   two of the same kind the later `Finish` wins, and on equal `Finish` the one read last (later file, later line).
 * A mismatch names the task, its line and both command texts.

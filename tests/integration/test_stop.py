@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.results.record import StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 
 from ..conftest import Processes, disbatch_cmd
 from .helpers import by_task_id, read_status, run_disbatch, run_files, status_path, wait_for, write_task_file
@@ -47,8 +47,9 @@ def start_sleepers(procs: Processes, tmp_path: Path) -> subprocess.Popen[str]:
 
 
 def check_stopped_tasks(records: list[StatusRecord], task_ids: set[int]) -> None:
-    tasks = by_task_id(records)
+    tasks = by_task_id(records, RecordKind.INTERRUPTED)  # stopped by the run itself: a plain -r runs them again
     assert set(tasks) == task_ids, records
+    assert not by_task_id(records), records
     for record in tasks.values():
         assert record.return_code < 0, record  # killed by a signal
         assert record.finish - record.start < 10, record
@@ -99,10 +100,13 @@ def test_fail_fast_stops_running_tasks(procs: Processes, tmp_path: Path) -> None
     assert result.seconds < 4, f'--fail-fast took {result.seconds:.2f} s'
     assert nothing_left(procs), f'left running: {procs.alive()}'
     assert not (tmp_path / 'A.txt').exists()
-    records = by_task_id(read_status(status_path(tmp_path)))
+    status = read_status(status_path(tmp_path))
+    records = by_task_id(status) | by_task_id(status, RecordKind.INTERRUPTED)
     assert set(records) == {0, 1}
     assert records[1].return_code == 1
+    assert records[1].failed and not records[1].interrupted
     assert records[0].return_code < 0
+    assert records[0].interrupted and not records[0].failed  # the innocent sleep was stopped by the run
     assert 'fail' in result.stderr.lower() and 'Traceback' not in result.stderr
 
 

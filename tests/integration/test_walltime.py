@@ -68,9 +68,7 @@ def test_a_walltime_too_short_for_anything_runs_nothing(procs: Processes, tmp_pa
     ],
 )
 @pytest.mark.timeout(30)
-def test_bad_walltime_flags_are_usage_errors(
-    procs: Processes, tmp_path: Path, flags: list[str], message: str
-) -> None:
+def test_bad_walltime_flags_are_usage_errors(procs: Processes, tmp_path: Path, flags: list[str], message: str) -> None:
     write_task_file(tmp_path / 'Tasks', 'true\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', *flags, 'Tasks')
     assert result.returncode == 2 and message in result.stderr, result.describe()

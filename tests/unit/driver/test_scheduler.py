@@ -26,6 +26,7 @@ from disbatch.driver.scheduler import (
     EngineGone,
     EngineJoined,
     Finish,
+    InterruptEngines,
     ItemRead,
     NoMoreEngines,
     PutBarrierKey,
@@ -662,13 +663,14 @@ def test_a_signal_aborts_every_engine_and_finishes_with_its_exit_code() -> None:
     assert not scheduler.wants_item()
     scheduler.handle(TaskFinished(0, finished(TASKS[0], return_code=-2)))
     assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == []
-    # Engine 1 vanished without reporting: its task is recorded lost and, the run stopping, not re-issued.
+    # Engine 1 vanished without reporting, after the run aborted it: its task is recorded interrupted (the run
+    # stopped it, a plain -r runs it again) and, the run stopping, not re-issued.
     assert scheduler.handle(EngineGone(1, lost=True, now=3.0)) == [
         Report(ANY),
-        WriteRecord(lost(TASKS[1], 'node1', 3.0)),
+        WriteRecord(lost(TASKS[1], 'node1', 3.0).as_interrupted()),
         Finish(130),
     ]
-    assert scheduler.counts == Counts(finished=2, failed=2, lost=1)
+    assert scheduler.counts == Counts(finished=1, failed=1, interrupted=1)
 
 
 def test_a_stop_that_lets_tasks_finish_drains_the_engines() -> None:
@@ -1339,3 +1341,34 @@ def test_every_run_records_each_task_once_and_keeps_its_barriers(
     assert scheduler.counts == Counts(
         finished=len(tasks), failed=sum(1 for code in return_codes.values() if code), barriers=len(barriers)
     )
+
+
+# ---------------------------------------------------------------- interrupted tasks
+
+
+def test_a_task_the_run_stopped_is_recorded_interrupted_neither_finished_nor_failed() -> None:
+    scheduler = make_scheduler(fail_fast=True, exit_code_on_failure=True)
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    scheduler.handle(StopRequested('SIGINT received', 130))
+    stopped = finished(TASKS[0], return_code=-15, kind=RecordKind.INTERRUPTED)
+    assert scheduler.handle(TaskFinished(0, stopped)) == [WriteRecord(stopped)]  # no --fail-fast report, no retry
+    # Task 1 was queued on the engine and never started: it comes back interrupted when the engine leaves.
+    assert scheduler.handle(EngineGone(0, lost=False, now=2.0)) == [
+        WriteRecord(lost(TASKS[1], 'node0', 2.0).as_interrupted()),
+        Finish(130),
+    ]
+    assert scheduler.counts == Counts(interrupted=2)
+
+
+def test_interrupting_one_engine_hands_its_tasks_to_another_while_the_run_goes_on() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert scheduler.handle(InterruptEngines('walltime', engine_ranks=(0,))) == [AbortEngine(0, 'walltime')]
+    stopped = finished(TASKS[0], return_code=-15, kind=RecordKind.INTERRUPTED)
+    actions = scheduler.handle(TaskFinished(0, stopped))
+    assert actions[0] == WriteRecord(stopped, final=False)
+    assert SendTask(1, TASKS[0], 2) in actions or TASKS[0] in scheduler.pending
+    assert scheduler.counts.interrupted == 0

@@ -80,8 +80,8 @@ def test_every_message_round_trips(message: Message) -> None:
 def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Run(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
     assert encode(Drain()) == b'["drain"]'
-    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True)
-    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true]'
+    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, False)
+    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,false]'
     assert encode(Welcome(0, '/w', {}, [], [], 2.5)) == b'["welcome",0,"/w",{},[],[],2.5]'
 
 
@@ -116,6 +116,7 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["run",1,2,-1,"echo"]', id='a field short (the attempt of an older driver)'),
         pytest.param(b'["run",1,2,-1,"echo",1,"extra"]', id='a field over'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]', id='done without timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]', id='done without interrupted'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
         pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
@@ -127,11 +128,13 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["run",1,2,-1,"echo",true]', id='bool for attempt'),
         pytest.param(b'["run",1,2,-1,"echo","2"]', id='string for attempt'),
         pytest.param(b'["abort",false]', id='bool for string'),
-        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false]', id='string for float'),
-        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false]', id='bool for float'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1]', id='int for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null]', id='null for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true"]', id='string for timed_out'),
+        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false,false]', id='string for float'),
+        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false,false]', id='bool for float'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1,false]', id='int for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null,false]', id='null for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true",false]', id='string for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,0]', id='int for interrupted'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,null]', id='null for interrupted'),
         pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
         pytest.param(b'["welcome",0,"/",["A","B"],[],[],0]', id='array for environment'),
         pytest.param(b'["welcome",0,"/",{},{},[],0]', id='object for task list'),
@@ -146,17 +149,22 @@ def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
 
 def test_well_formed_frames_decode() -> None:
     assert decode(b'["run",1,2,-1,"echo",3]') == Run(1, 2, -1, 'echo', 3)
-    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]') == TaskDone(
+    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false]') == TaskDone(
         1, '', 100, 0, 1.5, 2.5, 0, '', 0, '', False
     )
-    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true]') == TaskDone(
+    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true,false]') == TaskDone(
         1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True
+    )
+    assert decode(b'["done",1,"",100,-15,1.5,2.5,0,"",0,"",false,true]') == TaskDone(
+        1, '', 100, -15, 1.5, 2.5, 0, '', 0, '', False, interrupted=True
     )
     assert decode(b'["welcome",0,"/",{},[],[],0.5]') == Welcome(0, '/', {}, [], [], 0.5)
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
-    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false]') == TaskDone(1, '', 100, 0, 1, 2, 0, '', 0, '', False)
+    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,false]') == TaskDone(
+        1, '', 100, 0, 1, 2, 0, '', 0, '', False
+    )
     assert decode(b'["welcome",0,"/",{},[],[],30]') == Welcome(0, '/', {}, [], [], 30)
 
 
