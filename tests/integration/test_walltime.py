@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from disbatch.driver.walltime import EXIT_WALLTIME
+from disbatch.results.record import RecordKind
 
 from ..conftest import Processes
 from .helpers import counts, no_traceback, read_status, run_disbatch, run_files, write_task_file
@@ -40,7 +41,7 @@ def test_a_run_drains_before_its_walltime_and_a_resumed_run_does_the_rest(procs:
     assert started == ended  # nothing was killed mid-task: the margin held back what could not finish
     assert 8 <= len(ended) < TASKS and set(ended.values()) == {1}
     assert f'{TASKS - len(ended)} task(s) left' in first.stderr and no_traceback(first.stderr), first.describe()
-    [status] = run_files(tmp_path / 'run1', '_status.txt')
+    [status] = run_files(tmp_path / 'run1', 'status.txt')
     assert len(read_status(status)) == len(ended)
     assert all(record.return_code == 0 for record in read_status(status))
 
@@ -48,6 +49,27 @@ def test_a_run_drains_before_its_walltime_and_a_resumed_run_does_the_rest(procs:
     second = run_disbatch(procs, tmp_path, '-s', 'localhost:4', '-r', str(status), '-p', 'run2/', 'Tasks', timeout=60)
     assert second.returncode == 0, second.describe()
     assert runs(tmp_path, 'ended') == runs(tmp_path, 'started') == dict.fromkeys(range(TASKS), 1)
+
+
+@pytest.mark.timeout(60)
+def test_what_runs_past_the_margin_is_stopped_recorded_interrupted_and_run_again(
+    procs: Processes, tmp_path: Path
+) -> None:
+    sleepers(tmp_path / 'Tasks', count=2, seconds=30)  # nothing known of them: they start, then outlast the end
+    (tmp_path / 'run1').mkdir()
+    first = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--walltime', '8s', '-p', 'run1/', 'Tasks')
+    assert first.returncode == EXIT_WALLTIME, first.describe()
+    assert first.seconds < 8, first.describe()
+    assert runs(tmp_path, 'started') == {0: 1, 1: 1} and runs(tmp_path, 'ended') == {}
+    [status] = run_files(tmp_path / 'run1', 'status.txt')
+    assert {record.kind for record in read_status(status)} == {RecordKind.INTERRUPTED}
+    assert '2 task(s) left' in first.stderr, first.describe()
+    write_task_file(tmp_path / 'Tasks', (tmp_path / 'Tasks').read_text().replace('sleep 30', 'sleep 0'))
+    (tmp_path / 'run2').mkdir()
+    args = ('-s', 'localhost:2', '-r', str(status), '--force-resume', '-p', 'run2/', 'Tasks')
+    second = run_disbatch(procs, tmp_path, *args)
+    assert second.returncode == 0, second.describe()
+    assert runs(tmp_path, 'started') == {0: 2, 1: 2} and runs(tmp_path, 'ended') == {0: 1, 1: 1}
 
 
 @pytest.mark.timeout(60)
