@@ -71,6 +71,13 @@ def _end(walltime: float | None, environ: Mapping[str, str], started: float) -> 
     return (end, 'squeue') if end is not None else None
 
 
+def slurm_end() -> float | None:
+    """The end of the Slurm job this runs in, as squeue says now (a time limit may be changed while it runs)."""
+    job = slurm_job(os.environ)
+    text = _squeue(job, '%e') if job is not None else None
+    return parse_slurm_time(text) if text else None
+
+
 def parse_slurm_time(text: str) -> float | None:
     """Seconds since the epoch of Slurm's `2026-12-02T17:30:00` (local time); None for `N/A`, `Unknown`, ..."""
     try:

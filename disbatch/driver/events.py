@@ -111,6 +111,13 @@ class ClockTick:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class AllocationEndChanged:
+    """The allocation's end moved (the job's time limit was changed with `scontrol update`)."""
+
+    end: float
+
+
 Event = (
     EngineJoined
     | ContextJoined
@@ -124,6 +131,7 @@ Event = (
     | InterruptEngines
     | StopRequested
     | ClockTick
+    | AllocationEndChanged
 )
 
 

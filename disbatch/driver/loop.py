@@ -51,6 +51,8 @@ log = logging.getLogger('disbatch.driver')
 
 # After Ctrl-C / SIGTERM / --fail-fast, engines get this long to stop their tasks and report before they are killed.
 STOP_GRACE_SECONDS = 1.5
+# How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
+END_CHECK_SECONDS = 60.0
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
@@ -75,6 +77,7 @@ class DriverSettings:
     tasks_per_node: int = 0
     task_timeout: float = 0.0  # --timeout; 0: none
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
+    allocation_end: Callable[[], float | None] | None = None  # reads the Slurm job's end again (its limit may change)
 
 
 class DriverLoop:
@@ -112,6 +115,7 @@ class DriverLoop:
         self._given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
         self._outgoing: dict[bytes, list[Message]] = {}  # peer -> messages to send at the end of this turn
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self._next_end_check = time.monotonic() + END_CHECK_SECONDS
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -401,9 +405,17 @@ class DriverLoop:
         return max(0, int(min(waits) * 1000) + 1)
 
     def _tick_clock(self) -> None:
-        """A run with an allocation end hears the time once a turn (the walltime decisions go by it)."""
-        if self.scheduler.drain is not None and self._exit_code is None:
-            self._dispatch(sched.ClockTick(time.time()))
+        """A run with an allocation end hears the time once a turn (the walltime decisions go by it), and the end
+        itself now and then."""
+        if self.scheduler.drain is None or self._exit_code is not None:
+            return
+        read_end = self.settings.allocation_end
+        if read_end is not None and time.monotonic() >= self._next_end_check:
+            self._next_end_check = time.monotonic() + END_CHECK_SECONDS
+            end = read_end()
+            if end is not None and abs(end - self.scheduler.drain.allocation.end) >= 1:
+                self._dispatch(sched.AllocationEndChanged(end))
+        self._dispatch(sched.ClockTick(time.time()))
 
     def _run_timers(self) -> None:
         now = time.time()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from disbatch.driver.events import (
     AbortEngine,
     Action,
+    AllocationEndChanged,
     ClockTick,
     ContextJoined,
     DrainEngine,
@@ -44,7 +45,7 @@ from disbatch.driver.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate
+from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
@@ -163,6 +164,7 @@ class Scheduler:
             InterruptEngines: self._on_interrupt_engines,
             StopRequested: self._on_stop_requested,
             ClockTick: self._on_clock_tick,
+            AllocationEndChanged: self._on_allocation_end_changed,
         }
 
     # ------------------------------------------------------------ queries
@@ -317,6 +319,11 @@ class Scheduler:
         if self.drain is None or not self.drain.must_stop(self._now) or self.state not in _ACTIVE:
             return
         self._stop(actions, self.drain.stop_reason(self.running), exit_code=EXIT_WALLTIME)
+
+    def _on_allocation_end_changed(self, event: AllocationEndChanged, actions: list[Action]) -> None:
+        if self.drain is not None and self.state in _ACTIVE and event.end != self.drain.allocation.end:
+            self.drain.move_end(event.end)
+            actions.append(Report(f'the allocation now ends at {clock(event.end)}'))
 
     def _may_run_again(self, task_id: int, budget: int) -> bool:
         """Whether a task whose attempt just ended (failed or lost) gets another within `budget` attempts; if so,
@@ -521,6 +528,7 @@ __all__ = [
     'PIPELINE_SECONDS',
     'AbortEngine',
     'Action',
+    'AllocationEndChanged',
     'ClockTick',
     'ContextJoined',
     'Counts',

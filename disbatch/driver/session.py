@@ -20,7 +20,7 @@ from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, LOOPBACK
-from disbatch.driver.allocation import find_allocation, follow_up_script, slurm_job, submit_follow_up
+from disbatch.driver.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
 from disbatch.driver.feeder import Feeder
 from disbatch.driver.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.loop import DriverLoop, DriverSettings
@@ -111,6 +111,7 @@ class Session:
                 print('No tasks to run.', file=sys.stderr)
                 return 0
             hostname = socket.gethostname()
+            allocation = self._allocation()
             scheduler = Scheduler(
                 SchedulerConfig(
                     driver_host=hostname,
@@ -119,7 +120,7 @@ class Session:
                     exit_code_on_failure=config.exit_code_on_failure,
                     wait_for_contexts=config.startup_only,
                     retries=config.retries,
-                    allocation=self._allocation(),
+                    allocation=allocation,
                 )
             )
             for context in self.contexts:
@@ -139,6 +140,7 @@ class Session:
                 tasks_per_node=config.tasks_per_node or 0,
                 task_timeout=config.timeout,
                 expected_total=self.total,
+                allocation_end=slurm_end if allocation is not None and allocation.origin != '--walltime' else None,
             )
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total

@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from disbatch.errors import UsageError
 
@@ -140,6 +140,11 @@ class DrainGate:
         self.durations = Durations()
         self.holding = False  # a task was held: from now on nothing starts
         self.follow_up: str | None = None  # the id of the job that continues the run, once submitted
+
+    def move_end(self, end: float) -> None:
+        """The allocation's time limit was changed (`scontrol update`): decide again from now on."""
+        self.allocation = replace(self.allocation, end=end)
+        self.holding = False
 
     def observe(self, line_number: int, elapsed: float) -> None:
         self.durations.add(line_number, elapsed)

@@ -10,6 +10,7 @@ from unittest.mock import ANY
 
 from disbatch.driver.scheduler import (
     AbortEngine,
+    AllocationEndChanged,
     ClockTick,
     DrainEngine,
     EngineGone,
@@ -141,3 +142,18 @@ def test_a_run_that_finishes_in_time_ends_as_usual() -> None:
     assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record)]
     assert feed(scheduler, [], now=1.0) == [DrainEngine(0)]
     assert scheduler.handle(EngineGone(0, lost=False, now=1.5)) == [Finish(0)]
+
+
+def test_a_time_limit_made_longer_lets_held_tasks_start_again() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(ClockTick(0.0))
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    tasks = [task(number) for number in range(4)]
+    feed(scheduler, tasks, now=0.0)
+    scheduler.handle(ClockTick(60.0))
+    scheduler.handle(TaskFinished(0, done(task(0), 0.0, 60.0)))
+    assert feed(scheduler, tasks, now=60.0) == []  # 60 + 60 > 90: held, task 1 still runs
+    actions = scheduler.handle(AllocationEndChanged(END + 100.0))
+    assert actions == [Report(ANY), SendTask(0, task(2))]
+    assert 'now ends at' in actions[0].message  # type: ignore[union-attr]
+    assert scheduler.drain is not None and not scheduler.drain.holding
