@@ -318,7 +318,8 @@ class Scheduler:
         self._now = max(self._now, event.now)
         if self.drain is None or not self.drain.must_stop(self._now) or self.state not in _ACTIVE:
             return
-        self._stop(actions, self.drain.stop_reason(self.running), exit_code=EXIT_WALLTIME)
+        if self.running or self.pending or not self._stream_ended or self._barrier is not None:
+            self._stop(actions, self.drain.stop_reason(self.running), exit_code=EXIT_WALLTIME)
 
     def _on_allocation_end_changed(self, event: AllocationEndChanged, actions: list[Action]) -> None:
         if self.drain is not None and self.state in _ACTIVE and event.end != self.drain.allocation.end:

@@ -157,3 +157,14 @@ def test_a_time_limit_made_longer_lets_held_tasks_start_again() -> None:
     assert actions == [Report(ANY), SendTask(0, task(2))]
     assert 'now ends at' in actions[0].message  # type: ignore[union-attr]
     assert scheduler.drain is not None and not scheduler.drain.holding
+
+
+def test_the_stop_time_of_a_run_with_nothing_left_changes_nothing() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(ClockTick(0.0))
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed(scheduler, [task(0)], now=0.0)
+    scheduler.handle(TaskFinished(0, done(task(0), 0.0, 1.0)))
+    assert scheduler.handle(StreamEnded(1.0)) == [DrainEngine(0)]
+    assert scheduler.handle(ClockTick(END)) == []  # every task is done; the engine is still leaving
+    assert scheduler.handle(EngineGone(0, lost=False, now=END)) == [Finish(0)]
