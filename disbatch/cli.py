@@ -5,6 +5,8 @@ Exit codes:
     0    the run finished (failed tasks too, unless -e)
     1    -e and a task failed; --fail-fast stopped the run; the run could not go on (a DisbatchError)
     2    bad flags (argparse, UsageError)
+    3    the run stopped for the end of its allocation (--walltime, or the Slurm job's time limit) with tasks left;
+         none is lost: `-r STATUSFILE` runs them (with --resubmit, the follow-up job does, and the code is 0)
     130  SIGINT (Ctrl-C), 143 SIGTERM: running tasks were stopped and recorded
 
 `disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`web/report.py`), unless a file
@@ -21,6 +23,7 @@ from typing import NoReturn
 from disbatch import __version__
 from disbatch.config import RunConfig
 from disbatch.contexts.flags import add_context_arguments
+from disbatch.driver.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.exiting import exit_now
 
@@ -142,6 +145,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="Write the run's events (run start, engines, tasks started and finished with their resource usage) "
         'to FILE as JSON lines, flushed line by line (FILE "auto": <stem>_events.jsonl beside the status file). '
         '`disbatch report` reads it back.',
+    )
+    add(
+        '--walltime',
+        metavar='DURATION',
+        help="The run must end this long after it starts (HH:MM:SS, 90m, 20s, ...); under Slurm the job's own end "
+        'is used without it. Near the end no task starts that is not expected to finish in time, what still runs '
+        f'{STOP_LEAD_SECONDS:g} s before the end is stopped (recorded as interrupted), and the exit code is '
+        f'{EXIT_WALLTIME} when tasks are left.',
+    )
+    add(
+        '--drain-margin',
+        type=float,
+        metavar='SECONDS',
+        help='No task expected to end later than this before the end of the allocation starts (default: '
+        f'{DEFAULT_MARGIN_SECONDS:g} s, or a tenth of the allocation when that is shorter).',
+    )
+    add(
+        '--resubmit',
+        type=int,
+        nargs='?',
+        const=DEFAULT_RESUBMITS,
+        default=0,
+        metavar='N',
+        help="Under Slurm: when the job's end leaves tasks undone, submit a follow-up job (sbatch "
+        '--dependency=afterany:JOBID, same resources) that resumes the run with -r; at most N follow-ups in a '
+        f'chain (default: {DEFAULT_RESUBMITS}).',
     )
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
+from disbatch.driver.walltime import parse_duration
 from disbatch.errors import ContextError, UsageError
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
@@ -55,6 +56,9 @@ class RunConfig:
     mail_server: tuple[str, int]
     results_dir: str | None = None  # --results: keep every task's complete stdout and stderr here
     json_file: str | None = None  # --json: the events file; 'auto' for <stem>_events.jsonl
+    walltime: float | None = None  # --walltime, seconds from the start of the run
+    drain_margin: float | None = None  # None: walltime.default_margin
+    resubmit: int = 0  # --resubmit: follow-up jobs left in the chain
 
     @property
     def slurm(self) -> bool:
@@ -86,6 +90,12 @@ class RunConfig:
             raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
         if arguments.results is not None and not arguments.results:
             raise UsageError('--results needs a directory')
+        if arguments.drain_margin is not None and (
+            not math.isfinite(arguments.drain_margin) or arguments.drain_margin < 0
+        ):
+            raise UsageError(f'--drain-margin {arguments.drain_margin:g}: give a number of seconds, 0 or more')
+        if arguments.resubmit < 0:
+            raise UsageError(f'--resubmit {arguments.resubmit}: give 0 or more follow-up jobs')
         wanted = getattr(arguments, 'batch_system', None)
         nodes: list[Node]
         if arguments.startup_only:
@@ -128,6 +138,9 @@ class RunConfig:
             mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),
             results_dir=arguments.results,
             json_file=arguments.json,
+            walltime=parse_duration(arguments.walltime) if arguments.walltime is not None else None,
+            drain_margin=arguments.drain_margin,
+            resubmit=arguments.resubmit,
         )
 
 

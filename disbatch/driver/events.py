@@ -103,6 +103,21 @@ class StopRequested:
     abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
 
 
+@dataclass(frozen=True, slots=True)
+class ClockTick:
+    """The driver's clock, once a turn, for a run with an allocation end: tasks are held, and the run stopped, by
+    the time it says."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationEndChanged:
+    """The allocation's end moved (the job's time limit was changed with `scontrol update`)."""
+
+    end: float
+
+
 Event = (
     EngineJoined
     | ContextJoined
@@ -115,6 +130,8 @@ Event = (
     | RetireEngines
     | InterruptEngines
     | StopRequested
+    | ClockTick
+    | AllocationEndChanged
 )
 
 

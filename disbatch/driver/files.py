@@ -49,6 +49,9 @@ class RunFiles:
     def events(self) -> str:
         """The default `--json` file."""
         return f'{self.stem}_events.jsonl'
+    def resubmit(self) -> str:
+        """The follow-up job's script (--resubmit)."""
+        return f'{self.stem}_resubmit.sh'
 
     @property
     def kvsinfo(self) -> str:

@@ -55,6 +55,8 @@ log = logging.getLogger('disbatch.driver')
 STOP_GRACE_SECONDS = 1.5
 # With no engine left (and no context that could start one), the run waits this long before it gives up on them.
 NO_ENGINE_GRACE_SECONDS = 3.0
+# How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
+END_CHECK_SECONDS = 60.0
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
@@ -81,6 +83,7 @@ class DriverSettings:
     kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
     results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
+    allocation_end: Callable[[], float | None] | None = None  # reads the Slurm job's end again (its limit may change)
 
 
 class DriverLoop:
@@ -96,6 +99,7 @@ class DriverLoop:
         observers: list[RunObserver],
         report: Callable[[str], None],
         journal: Journal | None = None,
+        before_close: Callable[[int], int] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal  # --json: sees every event and the actions it led to
@@ -105,6 +109,7 @@ class DriverLoop:
         self.status = status
         self.kvs = kvs
         self.report = report
+        self.before_close = before_close  # at the end, before the summary: may change the exit code (--resubmit)
         self.publisher = Publisher(
             settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
         )
@@ -118,6 +123,7 @@ class DriverLoop:
         self._given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
         self._outgoing: dict[bytes, list[Message]] = {}  # peer -> messages to send at the end of this turn
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self._next_end_check = time.monotonic() + END_CHECK_SECONDS
         self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -144,9 +150,12 @@ class DriverLoop:
                 poller.register(fd, zmq.POLLIN)
             watched: dict[int, Context] = {}
             self._watch_contexts(poller, watched)
+            self._tick_clock()
             self._feed()
             while self._exit_code is None:
-                for ready, _ in poller.poll(self._poll_timeout()):
+                ready_now = poller.poll(self._poll_timeout())
+                self._tick_clock()
+                for ready, _ in ready_now:
                     if ready is self.endpoint.socket:
                         self._receive_all()
                     elif ready == wake_read:
@@ -164,6 +173,8 @@ class DriverLoop:
                 self._check_contexts()
                 self._send_batches()
                 self.publisher.tick(self.scheduler)
+            if self.before_close is not None:
+                self._exit_code = self.before_close(self._exit_code)
             self.publisher.close(self.scheduler, self._exit_code)
             return self._exit_code
         finally:
@@ -412,12 +423,27 @@ class DriverLoop:
             )
         if self._alone_since is not None and time.monotonic() < self._alone_since + NO_ENGINE_GRACE_SECONDS:
             waits.append(self._alone_since + NO_ENGINE_GRACE_SECONDS - time.monotonic())
+        if self.scheduler.drain is not None and self._stop_deadline is None:
+            waits.append(self.scheduler.drain.allocation.stop_at - time.time())
         publish = self.publisher.deadline()
         if publish is not None:
             waits.append(publish - time.monotonic())
         if not waits:
             return None
         return max(0, int(min(waits) * 1000) + 1)
+
+    def _tick_clock(self) -> None:
+        """A run with an allocation end hears the time once a turn (the walltime decisions go by it), and the end
+        itself now and then."""
+        if self.scheduler.drain is None or self._exit_code is not None:
+            return
+        read_end = self.settings.allocation_end
+        if read_end is not None and time.monotonic() >= self._next_end_check:
+            self._next_end_check = time.monotonic() + END_CHECK_SECONDS
+            end = read_end()
+            if end is not None and abs(end - self.scheduler.drain.allocation.end) >= 1:
+                self._dispatch(sched.AllocationEndChanged(end))
+        self._dispatch(sched.ClockTick(time.time()))
 
     def _run_timers(self) -> None:
         now = time.time()

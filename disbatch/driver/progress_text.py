@@ -137,6 +137,10 @@ def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | No
         parts.append((', ', f'{view["interrupted"]} interrupted', 6))
     if view.get('status') == 'stopping':
         parts.append((', ', 'stopping', 7))
+    walltime = view.get('walltime')
+    if walltime:
+        draining = ' (draining)' if walltime['state'] == 'draining' else ''
+        parts.append((' | ', f'{format_duration(float(walltime["left"]))} left{draining}', 5))
     if rate is not None:
         parts.append((' | ', format_rate(rate), 4))
     if eta is not None:
@@ -297,5 +301,8 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
         label = '  slowest: ' if position == 0 else '           '
         text = f'{label}{format_duration(slow.elapsed):>6}  task {slow.task_id} (line {slow.line_number}): '
         lines.append(text + shorten(slow.command, max(10, width - len(text))))
+    walltime = view.get('walltime')
+    if walltime and walltime.get('follow_up'):
+        lines.append(f'  follow-up job: {walltime["follow_up"]} (it resumes the run from this status file)')
     lines.append(f'  status file: {status_path}')
     return '\n'.join(lines)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from disbatch.driver.events import (
     AbortEngine,
     Action,
+    AllocationEndChanged,
+    ClockTick,
     ContextJoined,
     DrainEngine,
     EngineGone,
@@ -43,6 +45,7 @@ from disbatch.driver.events import (
     TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
@@ -111,6 +114,7 @@ class SchedulerConfig:
     retries: int = 0  # --retries: runs of a failed task after the first
     wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
     add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
+    allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
 
 
 @dataclass(slots=True)
@@ -147,6 +151,8 @@ class Scheduler:
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
         self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
+        self.drain = DrainGate(config.allocation) if config.allocation is not None else None
+        self._now = 0.0  # the latest ClockTick: what the walltime decisions go by
         self._handlers = {
             EngineJoined: self._on_engine_joined,
             ContextJoined: self._on_context_joined,
@@ -159,6 +165,8 @@ class Scheduler:
             RetireEngines: self._on_retire_engines,
             InterruptEngines: self._on_interrupt_engines,
             StopRequested: self._on_stop_requested,
+            ClockTick: self._on_clock_tick,
+            AllocationEndChanged: self._on_allocation_end_changed,
         }
 
     # ------------------------------------------------------------ queries
@@ -167,6 +175,8 @@ class Scheduler:
         """Should the shell read another item from the task stream now?"""
         if self.state is not State.RUNNING or self._stream_ended or self._barrier is not None:
             return False
+        if self.drain is not None and self.drain.holding:
+            return False  # draining for the end of the allocation: what is not read yet is left for the next run
         return len(self.pending) < sum(engine.free for engine in self.engines.values())
 
     @property
@@ -242,6 +252,8 @@ class Scheduler:
             return
         engine.finished += 1
         engine.failed += record.failed
+        if self.drain is not None:
+            self.drain.observe(task.line_number, record.elapsed)
         if record.failed and self._may_run_again(task.task_id, 1 + self.config.retries):
             actions.append(WriteRecord(record, final=False))
             self.pending.appendleft(task)  # --retries: the failed task goes first in the queue
@@ -308,6 +320,18 @@ class Scheduler:
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
         self._stop(actions, event.reason, event.exit_code, abort=event.abort)
 
+    def _on_clock_tick(self, event: ClockTick, actions: list[Action]) -> None:
+        self._now = max(self._now, event.now)
+        if self.drain is None or not self.drain.must_stop(self._now) or self.state not in _ACTIVE:
+            return
+        if self.running or self.pending or not self._stream_ended or self._barrier is not None:
+            self._stop(actions, self.drain.stop_reason(self.running), exit_code=EXIT_WALLTIME)
+
+    def _on_allocation_end_changed(self, event: AllocationEndChanged, actions: list[Action]) -> None:
+        if self.drain is not None and self.state in _ACTIVE and event.end != self.drain.allocation.end:
+            self.drain.move_end(event.end)
+            actions.append(Report(f'the allocation now ends at {clock(event.end)}'))
+
     def _may_run_again(self, task_id: int, budget: int) -> bool:
         """Whether a task whose attempt just ended (failed or lost) gets another within `budget` attempts; if so,
         the attempt is counted."""
@@ -361,6 +385,7 @@ class Scheduler:
                 self._resolve_barrier(actions)
         if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
             self.state = State.DRAINING
+        self._check_walltime_drain(actions)
         tail = self.state is State.DRAINING and not self.pending
         spare = self._choose_spare() if tail else None
         for engine in self.engines.values():
@@ -371,6 +396,12 @@ class Scheduler:
         if done and not self.engines:
             self.state = State.FINISHED
             actions.append(Finish(self._exit_code))
+
+    def _check_walltime_drain(self, actions: list[Action]) -> None:
+        """Tasks are held for the end of the allocation and nothing runs any more: the run ends here."""
+        if self.drain is None or not self.drain.holding or self.running or self.state not in _ACTIVE:
+            return
+        self._stop(actions, self.drain.drain_reason(), exit_code=EXIT_WALLTIME, abort=False)
 
     def _choose_spare(self) -> EngineState | None:
         """The idle engine kept at the tail while other engines still run tasks, if any."""
@@ -391,6 +422,8 @@ class Scheduler:
         for engine in self.engines.values():
             for _ in range(engine.free):
                 if not self.pending:
+                    return
+                if self.drain is not None and not self.drain.may_start(self.pending[0].line_number, self._now):
                     return
                 task = self.pending.popleft()
                 engine.assigned[task.task_id] = task
@@ -469,6 +502,9 @@ class Scheduler:
                 actions.append(DrainEngine(engine.rank))
 
 
+_ACTIVE = (State.RUNNING, State.DRAINING)
+
+
 def _unreported_record(task: Task, hostname: str, now: float, interrupted: bool = False) -> StatusRecord:
     """The line recording an attempt whose engine never reported it (the reference's PID -1, return code -100): it
     died with its engine (lost), or the run stopped that engine before the task ended or began (interrupted)."""
@@ -499,6 +535,8 @@ __all__ = [
     'PIPELINE_SECONDS',
     'AbortEngine',
     'Action',
+    'AllocationEndChanged',
+    'ClockTick',
     'ContextJoined',
     'Counts',
     'DrainEngine',

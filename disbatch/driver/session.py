@@ -13,12 +13,14 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, LOOPBACK
+from disbatch.driver.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
 from disbatch.driver.feeder import Feeder
 from disbatch.driver.journal import Journal
 from disbatch.driver.kvs_source import KVSTaskSource, ResultPoster
@@ -27,6 +29,7 @@ from disbatch.driver.observe import RunObserver
 from disbatch.driver.progress import ProgressLine, wanted
 from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
 from disbatch.driver.source import FileSource
+from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, clock
 from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError
 from disbatch.kvsstcp.client import TOKEN_VARIABLES
 from disbatch.kvsstcp.outside import KVSStore, OutsideKVS
@@ -124,6 +127,7 @@ class Session:
                 print('No tasks to run.', file=sys.stderr)
                 return 0
             hostname = socket.gethostname()
+            allocation = self._allocation()
             scheduler = Scheduler(
                 SchedulerConfig(
                     driver_host=hostname,
@@ -133,6 +137,7 @@ class Session:
                     wait_for_contexts=config.startup_only,
                     add_context_hint=f'{files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                     retries=config.retries,
+                    allocation=allocation,
                 )
             )
             for context in self.contexts:
@@ -154,6 +159,7 @@ class Session:
                 kill_leftovers=config.kill_leftovers,
                 expected_total=self.total,
                 results_dir=run_files.results_directory(config.results_dir),
+                allocation_end=slurm_end if allocation is not None and allocation.origin != '--walltime' else None,
             )
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total
@@ -174,6 +180,7 @@ class Session:
             loop = DriverLoop(
                 settings, scheduler, feeder, list(self.contexts), self.endpoint, status, kvs, observers, _report,
                 journal,
+                lambda exit_code: self._at_the_end(scheduler, exit_code),
             )  # fmt: skip
             run_files.write_dbutil(files, kvs_address, kvs_token, self.address, credentials)
             if config.startup_only:
@@ -213,6 +220,37 @@ class Session:
             results_dir=results_dir or None,
         )  # fmt: skip
         return journal
+
+    def _allocation(self) -> Allocation | None:
+        allocation = find_allocation(self.config.walltime, self.config.drain_margin, os.environ, time.time())
+        if allocation is not None:
+            log.info('the allocation ends at %s (%s); drain margin %.0f s', clock(allocation.end), allocation.origin,
+                     allocation.margin)  # fmt: skip
+        return allocation
+
+    def _at_the_end(self, scheduler: Scheduler, exit_code: int) -> int:
+        """A run stopped for the end of its allocation: say what is left, and submit the follow-up job (--resubmit)."""
+        if exit_code != EXIT_WALLTIME or scheduler.drain is None:
+            return exit_code
+        counts = scheduler.counts
+        done = counts.finished + counts.skipped  # interrupted tasks are counted apart: they are left
+        left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
+        job = slurm_job(os.environ)
+        if self.config.resubmit > 0 and job is not None:
+            script = follow_up_script(sys.argv[1:], os.getcwd(), self.files.status, self.config.resubmit - 1)
+            try:
+                scheduler.drain.follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
+            except ContextError as error:
+                _report(str(error))
+            else:
+                _report(f'{left} left: follow-up job {scheduler.drain.follow_up} ({self.files.resubmit}) resumes '
+                        f'the run after job {job} (--resubmit: {self.config.resubmit - 1} more after it)')  # fmt: skip
+                return 0
+        elif self.config.resubmit > 0:
+            _report('--resubmit: not in a Slurm job, so no follow-up job is submitted')
+        _report(f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
+                f'disbatch -r {self.files.status} ...')  # fmt: skip
+        return exit_code
 
 
 def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:

@@ -86,7 +86,18 @@ def build(
         'engines': engines,
         'recent': [task_view(record) for record in recent],
         'failures': [task_view(record) for record in failures],
+        'walltime': _walltime(scheduler, now),
     }
+
+
+def _walltime(scheduler: Scheduler, now: float) -> dict[str, Any] | None:
+    """The allocation's end, the time left, the drain state and the follow-up job; None for a run without an end."""
+    drain = scheduler.drain
+    if drain is None:
+        return None
+    end = drain.allocation.end
+    return {'end': round(end, 3), 'left': round(max(0.0, end - now), 1), 'state': drain.state(now),
+            'follow_up': drain.follow_up}  # fmt: skip
 
 
 def task_view(record: StatusRecord) -> dict[str, Any]:

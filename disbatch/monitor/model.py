@@ -125,6 +125,11 @@ def header(view: View, staleness: float = 0.0) -> list[str]:
     people = f'Engines {len(engines)}' + (f' ({retiring} retiring)' if retiring else '')
     if isinstance(view.get('started'), (int, float)) and isinstance(view.get('now'), (int, float)):
         people += f'   Elapsed {clock(view["now"] - view["started"] + staleness)}'
+    walltime = view.get('walltime')
+    if isinstance(walltime, dict) and isinstance(walltime.get('left'), (int, float)):
+        people += f'   Walltime left {clock(walltime["left"])}' + (
+            f' ({walltime["state"]})' if walltime.get('state') in ('draining', 'stopping') else ''
+        )
     return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people]
 
 

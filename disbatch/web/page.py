@@ -187,6 +187,10 @@ SCRIPT = """
     setText('status', known(v.status) ? String(v.status) : 'unknown');
     status.className = `badge ${known(v.status) ? v.status : ''}`;
     setText('more', v.more === true ? 'more tasks' : v.more === false ? 'no more tasks' : '');
+    const wall = v.walltime;
+    setText('walltime', wall && typeof wall.left === 'number'
+      ? `${duration(wall.left)} left in the allocation${wall.state === 'running' ? '' : ` (${wall.state})`}` +
+        (wall.follow_up ? `, follow-up job ${wall.follow_up}` : '') : '');
     for (const key of ['finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots']) {
       setText(key, number(v[key]));
       const element = byId(key);
@@ -291,6 +295,7 @@ TEMPLATE = f"""<!DOCTYPE html>
 <h1><small>disbatch run</small><span id="run">(starting)</span></h1>
 <span id="status" class="badge">starting</span>
 <span id="more"></span>
+<span id="walltime"></span>
 <span id="ended" hidden>run ended</span>
 <span id="updated"></span>
 </header>

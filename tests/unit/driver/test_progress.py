@@ -536,3 +536,11 @@ def test_lines_printed_from_another_thread_stay_whole() -> None:
     thread.join(timeout=10)
     messages = [line.rsplit(CLEAR_TO_END, 1)[-1] for line in stream.getvalue().split('\n') if 'message' in line]
     assert messages == [f'message {index} from a thread' for index in range(300)]
+
+
+def test_progress_line_shows_the_time_left_in_the_allocation_and_the_drain() -> None:
+    walltime = {'end': 2000.0, 'left': 83.0, 'state': 'draining', 'follow_up': None}
+    line = format_progress(view(skipped=0, walltime=walltime), None, None, 200)
+    assert line == 'disbatch: [###########.........] 23/40 done (57%), 2 failed, 4 running | 1:23 left (draining)'
+    running = format_progress(view(skipped=0, walltime={**walltime, 'state': 'running'}), None, None, 200)
+    assert running.endswith('4 running | 1:23 left')

@@ -79,6 +79,15 @@ def test_header_shows_total_skipped_lost_and_retiring_when_known() -> None:
     assert lines[2] == 'Engines 2 (1 retiring)   Elapsed 00:02:05'
 
 
+def test_header_shows_the_time_left_in_the_allocation_and_the_drain() -> None:
+    walltime = {'end': 0.0, 'left': 83.0, 'state': 'draining', 'follow_up': None}
+    assert (
+        model.header(snapshot(walltime=walltime))[2]
+        == 'Engines 2   Elapsed 00:01:05   Walltime left 00:01:23 (draining)'
+    )
+    assert model.header(snapshot(walltime={**walltime, 'state': 'running'}))[2].endswith('Walltime left 00:01:23')
+
+
 @pytest.mark.parametrize(
     ('status', 'more', 'text'),
     [
