@@ -49,6 +49,8 @@ class RunFiles:
     def events(self) -> str:
         """The default `--json` file."""
         return f'{self.stem}_events.jsonl'
+
+    @property
     def resubmit(self) -> str:
         """The follow-up job's script (--resubmit)."""
         return f'{self.stem}_resubmit.sh'
