@@ -73,6 +73,16 @@ class EngineProcesses:
             (launcher.launch_id, launcher.host, _last_line(launcher.log_path)) for launcher in self._launchers.values()
         ]
 
+    def end(self, launch_id: str) -> int | None:
+        """Kill the launcher `launch_id` (its whole process group: `ssh`, `srun`) whose engine was given up for
+        lost; its pidfd then reports the exit as for any other. Returns its pid, None if it is not running."""
+        for launcher in self._launchers.values():
+            if launcher.launch_id == launch_id:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(launcher.process.pid, signal.SIGKILL)
+                return launcher.process.pid
+        return None
+
     def on_ready(self, fd: int) -> EngineExited | None:
         launcher = self._launchers.pop(fd, None)
         if launcher is None:

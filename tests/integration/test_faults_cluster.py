@@ -334,6 +334,75 @@ def test_slurm_node_crash_mid_run(procs: Processes, crash: list[str], tmp_path: 
         kill_quietly(launchers_and_engines(tmp_path))
 
 
+def job_field(procs: Processes, directory: Path, job: str, field: str) -> str:
+    """One `Field=value` of `scontrol show job` ('' once the job is gone from slurmctld's memory)."""
+    result = procs.run(['scontrol', '-o', 'show', 'job', job], cwd=directory, timeout=20)
+    for word in result.stdout.split():
+        if word.startswith(f'{field}='):
+            return word.partition('=')[2]
+    return ''
+
+
+def steps_on(procs: Processes, directory: Path, job: str, host: str) -> list[str]:
+    """The job's srun steps running on `host` (`squeue -s`: "JOBID.STEP NODELIST")."""
+    listed = slurm(procs, directory, 'squeue', '-h', '-s', '-j', job, '-o', '%i %N')
+    return [line.split()[0] for line in listed.splitlines() if line.split()[1:] == [host] and '.batch' not in line]
+
+
+@pytest.mark.timeout(240)
+def test_a_crashed_slurm_node_is_given_back(procs: Processes, crash: list[str], tmp_path: Path) -> None:
+    # the lost engine's srun step is cancelled and the node retired: the job shrinks and ends COMPLETED, not CG
+    count = 30
+    (tmp_path / 'Tasks').write_text('sleep 1\n' * count)
+    job_script = tmp_path / 'job.sh'
+    job_script.write_text(
+        '#!/bin/bash\n'
+        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
+        f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
+    )
+    submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
+    job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
+    assert job.isdigit(), job
+    try:
+        # the shared cluster may be busy with other jobs: wait for this one's turn
+        assert wait_for(lambda: job_field(procs, tmp_path, job, 'JobState') != 'PENDING', 90, 0.5), 'still pending'
+        started = wait_for(lambda: len(engine_processes(tmp_path)) == 3 and status_count(tmp_path) >= 3, 40)
+        assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
+        assert steps_on(procs, tmp_path, job, 'node3'), 'no step on node3'
+        running_engine_on(tmp_path, 'node3')
+        crashed_at = crash_host(crash, 'node3')
+
+        def given_back() -> bool:
+            clear_stale_pyenv_lock(crashed_at)
+            return not steps_on(procs, tmp_path, job, 'node3') and 'node3' not in job_field(
+                procs, tmp_path, job, 'NodeList'
+            )
+
+        assert wait_for(given_back, DETECTION_SECONDS + 4, 0.2), (
+            f'{time.time() - crashed_at:.1f} s after the crash: node3 steps {steps_on(procs, tmp_path, job, "node3")},'
+            f' NodeList={job_field(procs, tmp_path, job, "NodeList")}'
+        )
+        assert int(job_field(procs, tmp_path, job, 'NumNodes')) < 3  # node2 may have finished and gone too
+
+        def job_over() -> bool:
+            clear_stale_pyenv_lock(crashed_at)
+            return job_field(procs, tmp_path, job, 'JobState') not in ('RUNNING', 'PENDING', 'COMPLETING')
+
+        assert wait_for(job_over, 60, 0.5), f'job state {job_field(procs, tmp_path, job, "JobState")}'
+        assert job_field(procs, tmp_path, job, 'JobState') in ('COMPLETED', ''), job_field(
+            procs, tmp_path, job, 'JobState'
+        )
+        [status] = run_files(tmp_path, 'status.txt')
+        check_recovered(read_status(status), count, 'node3', crashed_at)
+        [log] = run_files(tmp_path, 'driver.log')
+        text = log.read_text(errors='replace')
+        assert 'exit code 0' in text, text
+        assert 'lost engine on node3: killed its launcher' in text and 'retiring node3' in text, text
+    finally:
+        procs.run(['scancel', job], cwd=tmp_path, timeout=20)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
 # ------------------------------------------------------------------------------------------- the driver
 
 
