@@ -288,6 +288,46 @@ def test_host_crash_mid_run(procs: Processes, crash: list[str], remote_cleanup: 
     assert wait_for(lambda: not launchers_and_engines(tmp_path), 5), 'engines left running on the nodes'
 
 
+@pytest.fixture
+def unplugged(netns: None) -> Iterator[list[str]]:
+    """The hosts a test unplugged (`kill-host.sh HOST --unplug`); each is plugged back at teardown."""
+    hosts: list[str] = []
+    yield hosts
+    for host in hosts:
+        run_script('kill-host.sh', host, '--plug')
+
+
+def ssh_launcher_on(directory: Path, host: str) -> list[int]:
+    """The ssh client that started the run's engine on `host`."""
+    return [
+        pid
+        for pid in launchers_and_engines(directory)
+        if command_line(pid)[:1] == ['ssh'] and host in command_line(pid)
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_an_unplugged_hosts_ssh_launcher_is_ended(
+    procs: Processes, unplugged: list[str], remote_cleanup: None, tmp_path: Path
+) -> None:
+    # nothing reaches node2: its ssh would hang for minutes; the engine is given up after 8 s and its ssh killed
+    count = 120  # 20 s of work on 6 slots: the run outlasts the detection
+    driver = start_ssh_run(procs, tmp_path, count)
+    running_engine_on(tmp_path, 'node2')
+    assert ssh_launcher_on(tmp_path, 'node2')
+    unplugged.append('node2')
+    cut_at = time.time()
+    run_script('kill-host.sh', 'node2', '--unplug')
+    assert wait_for(lambda: not ssh_launcher_on(tmp_path, 'node2'), DETECTION_SECONDS + 2), 'ssh to node2 still runs'
+    assert driver.poll() is None, 'the run ended before the loss was found'
+    stdout, stderr = finish(driver, cut_at)
+    assert driver.returncode == 0, f'{stdout}\n{stderr}'
+    [status] = run_files(tmp_path, 'status.txt')
+    check_recovered(read_status(status), count, 'node2', cut_at)
+    [log] = run_files(tmp_path, 'driver.log')
+    assert 'lost engine on node2: killed its launcher' in log.read_text(errors='replace')
+
+
 # ------------------------------------------------------------------------------------------- Slurm
 
 
