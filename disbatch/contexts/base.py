@@ -125,6 +125,10 @@ class Context(abc.ABC):
         """When `on_timer` wants to be called next (time.time() clock), if ever."""
         return None
 
+    def abandon(self, launch_id: str) -> None:  # noqa: B027 - contexts without launchers have nothing to end
+        """The engine `launch_id` was given up for lost (silent too long): end its launcher, so that its exit retires
+        the node; a context that owns no such launcher does nothing."""
+
     def on_timer(self, now: float) -> None:  # noqa: B027 - most contexts have no timers
         """Called once `deadline` has passed."""
 

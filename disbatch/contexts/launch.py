@@ -19,6 +19,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from disbatch.privacy import create_private
+
 
 @dataclass(frozen=True, slots=True)
 class EngineExited:
@@ -45,6 +47,7 @@ class EngineProcesses:
         self._admission = b''  # the first line of every engine's stdin, once known
 
     def start(self, launch_id: str, host: str, command: list[str], log_path: str) -> None:
+        create_private(log_path)
         with open(log_path, 'ab') as log:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         pidfd = os.pidfd_open(process.pid)
@@ -72,6 +75,16 @@ class EngineProcesses:
         return [
             (launcher.launch_id, launcher.host, _last_line(launcher.log_path)) for launcher in self._launchers.values()
         ]
+
+    def end(self, launch_id: str) -> int | None:
+        """Kill the launcher `launch_id` (its whole process group: `ssh`, `srun`) whose engine was given up for
+        lost; its pidfd then reports the exit as for any other. Returns its pid, None if it is not running."""
+        for launcher in self._launchers.values():
+            if launcher.launch_id == launch_id:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(launcher.process.pid, signal.SIGKILL)
+                return launcher.process.pid
+        return None
 
     def on_ready(self, fd: int) -> EngineExited | None:
         launcher = self._launchers.pop(fd, None)

@@ -6,7 +6,9 @@ The kinds differ only in how they find their nodes and in the command that start
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ class NodePlan:
 
 # (plan, engine command) -> the command that runs the engine command on the plan's node
 Launcher = Callable[[NodePlan, list[str]], list[str]]
+# host -> a command that ends the batch system's side of that host's launcher (Slurm: `scancel` of its step)
+StepEnder = Callable[[str], list[str]]
 
 
 def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> list[str]:
@@ -47,13 +51,22 @@ def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> li
 
 
 class NodeContext(Context):
-    def __init__(self, label: str, plans: list[NodePlan], launcher: Launcher, retirement: Retirement) -> None:
+    def __init__(
+        self,
+        label: str,
+        plans: list[NodePlan],
+        launcher: Launcher,
+        retirement: Retirement,
+        step_ender: StepEnder | None = None,
+    ) -> None:
         self.label = label
         self.plans = plans
         self.launcher = launcher
         self.retirement = retirement
+        self.step_ender = step_ender
         self.processes = EngineProcesses()
         self._launched = False
+        self._enders: list[subprocess.Popen[bytes]] = []
 
     def launch(self, run: str, log_path: str) -> None:
         for index, plan in enumerate(self.plans):
@@ -80,6 +93,25 @@ class NodeContext(Context):
                 self.retirement.flush()
         return exited
 
+    def abandon(self, launch_id: str) -> None:
+        """End the launcher of a lost engine: a crashed node's `srun` never returns on its own (Slurm finds the node
+        dead only minutes later), so its step is cancelled and the `srun` killed; the launcher's exit then retires
+        the node like any other engine's end. An `ssh` launcher is killed the same way."""
+        host = next((plan.host for index, plan in enumerate(self.plans) if f'{self.label}/{index}' == launch_id), None)
+        if host is None:
+            return
+        if self.step_ender is not None:
+            command = self.step_ender(host)
+            log.info('lost engine on %s: ending its Slurm step: %s', host, ' '.join(command))
+            with open(self.retirement.log_path, 'ab') as output:
+                self._enders.append(
+                    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                     start_new_session=True)
+                )  # fmt: skip
+        pid = self.processes.end(launch_id)
+        if pid is not None:
+            log.info('lost engine on %s: killed its launcher (pid %d)', host, pid)
+
     @property
     def finished(self) -> bool:
         return self._launched and self.processes.running == 0
@@ -97,3 +129,6 @@ class NodeContext(Context):
         self.processes.terminate()
         self.retirement.flush()
         self.retirement.wait(timeout=10.0)
+        for ender in self._enders:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                ender.wait(timeout=5.0)

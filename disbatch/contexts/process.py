@@ -24,6 +24,7 @@ from disbatch.contexts.flags import add_context_arguments
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.errors import DisbatchError, UsageError
+from disbatch.privacy import create_private
 from disbatch.protocol import codec
 from disbatch.protocol.messages import ContextGoodbye, ContextHello, ContextWelcome
 from disbatch.protocol.transport import Credentials, PeerLink
@@ -145,6 +146,7 @@ def _wait(context: NodeContext) -> None:
 
 
 def _log_to(path: str) -> None:
+    create_private(path)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'))
     logger = logging.getLogger('disbatch')

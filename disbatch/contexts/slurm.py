@@ -8,6 +8,7 @@ The reading of the allocation from the environment is pure (`plan_allocation`), 
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,12 @@ from disbatch.contexts.nodes import NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 from disbatch.errors import ContextError
 
-DEFAULT_RETIRE = 'scontrol update JobId="$SLURM_JOBID" NodeList="${DRIVER_NODE:+$DRIVER_NODE,}$ACTIVE"'
+# The nodes kept: the driver's and those still working, each once (the driver's node is among ACTIVE while its engine
+# runs, and a list naming a node twice is not the job's node list).
+DEFAULT_RETIRE = (
+    'scontrol update JobId="$SLURM_JOBID" NodeList="$(printf %s "${DRIVER_NODE:+$DRIVER_NODE,}$ACTIVE"'
+    " | tr , '\\n' | awk '!seen[$0]++' | paste -sd ,)\""
+)
 _RANGE = re.compile(r'^(\d+)(?:-(\d+))?$')
 
 
@@ -131,6 +137,22 @@ def srun_launcher_for(cpus_by_host: dict[str, int]) -> Callable[[NodePlan, list[
     return launcher
 
 
+def step_ender_for(job_id: str) -> Callable[[str], list[str]]:
+    """The command that cancels the step(s) of job `job_id` on a host (`squeue -s` lists "JOBID.STEP NODELIST"; the
+    .batch and .extern steps are left alone): the `srun` of an engine that was lost (a crashed node) never ends on
+    its own, and its step would keep the job in CG."""
+
+    def ender(host: str) -> list[str]:
+        pick = f'$2 == "{host}" && $1 ~ /^[0-9]+[.][0-9]+$/ {{print $1}}'  # host: a Slurm node name, no quotes
+        script = (
+            f'steps=$(squeue -h -s -j {shlex.quote(job_id)} -o "%i %N" | awk {shlex.quote(pick)}); '
+            f'if [ -n "$steps" ]; then echo "cancelling step $steps on {host}"; scancel $steps; fi'
+        )
+        return ['/bin/bash', '-c', script]
+
+    return ender
+
+
 def allocation_hosts(environ: Mapping[str, str]) -> list[str]:
     nodelist = environ.get('SLURM_JOB_NODELIST') or environ.get('SLURM_NODELIST') or ''
     if not nodelist:
@@ -157,7 +179,9 @@ def slurm_context(
     cpus = dict(zip(hosts, expand_counts(environ.get('SLURM_JOB_CPUS_PER_NODE', '')), strict=True))
     driver_node = environ.get('SLURMD_NODENAME') or _short_hostname()
     retirement = Retirement(retire_command, list(hosts), log_path, driver_node=driver_node)
-    context = NodeContext(label, allocation.plans, srun_launcher_for(cpus), retirement)
+    context = NodeContext(
+        label, allocation.plans, srun_launcher_for(cpus), retirement, step_ender_for(allocation.job_id)
+    )
     return context, allocation.warnings
 
 

@@ -457,6 +457,8 @@ class DriverLoop:
                 self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
                             f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
                 self._given_up.add(engine.peer)
+                for context in self.contexts:
+                    context.abandon(engine.launch_id)
                 self._forget(engine)
                 self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
         if monotonic >= self._next_heartbeat:

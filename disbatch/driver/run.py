@@ -27,6 +27,7 @@ from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.scan import open_task_file, validate
 from disbatch.driver.source import FileSource
 from disbatch.errors import ListenError
+from disbatch.privacy import create_private
 
 if TYPE_CHECKING:
     from disbatch.protocol.transport import Credentials, DriverEndpoint
@@ -132,6 +133,7 @@ def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
 
 @contextlib.contextmanager
 def _logging(path: str, level: str) -> Iterator[None]:
+    create_private(path)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger('disbatch')

@@ -281,7 +281,8 @@ def _write_private(path: str, text: str) -> None:
 @contextlib.contextmanager
 def _kvs_info(path: str, address: str) -> Iterator[None]:
     """`<stem>_kvsinfo.txt` holds the KVS address while the run is alive, and only then."""
-    with open(path, 'w') as handle:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, 'w') as handle:
         handle.write(address + '\n')
     try:
         yield

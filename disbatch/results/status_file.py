@@ -19,7 +19,7 @@ from disbatch.errors import StatusFileError
 from disbatch.results.record import StatusRecord
 from disbatch.results.report import HEADER, format_line, is_header, parse_line
 
-_FILE_MODE = 0o666
+_FILE_MODE = 0o600  # the user's only: it holds commands and output (see disbatch/privacy.py)
 
 
 class StatusFileWriter:
@@ -39,6 +39,8 @@ class StatusFileWriter:
         if not append:
             flags |= os.O_TRUNC
         descriptor = os.open(path, flags, _FILE_MODE)
+        if not append:
+            os.fchmod(descriptor, _FILE_MODE)  # a file truncated for this run is this run's
         writer = cls(path, descriptor)
         try:
             if header and os.fstat(descriptor).st_size == 0:

@@ -288,6 +288,46 @@ def test_host_crash_mid_run(procs: Processes, crash: list[str], remote_cleanup: 
     assert wait_for(lambda: not launchers_and_engines(tmp_path), 5), 'engines left running on the nodes'
 
 
+@pytest.fixture
+def unplugged(netns: None) -> Iterator[list[str]]:
+    """The hosts a test unplugged (`kill-host.sh HOST --unplug`); each is plugged back at teardown."""
+    hosts: list[str] = []
+    yield hosts
+    for host in hosts:
+        run_script('kill-host.sh', host, '--plug')
+
+
+def ssh_launcher_on(directory: Path, host: str) -> list[int]:
+    """The ssh client that started the run's engine on `host`."""
+    return [
+        pid
+        for pid in launchers_and_engines(directory)
+        if command_line(pid)[:1] == ['ssh'] and host in command_line(pid)
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_an_unplugged_hosts_ssh_launcher_is_ended(
+    procs: Processes, unplugged: list[str], remote_cleanup: None, tmp_path: Path
+) -> None:
+    # nothing reaches node2: its ssh would hang for minutes; the engine is given up after 8 s and its ssh killed
+    count = 120  # 20 s of work on 6 slots: the run outlasts the detection
+    driver = start_ssh_run(procs, tmp_path, count)
+    running_engine_on(tmp_path, 'node2')
+    assert ssh_launcher_on(tmp_path, 'node2')
+    unplugged.append('node2')
+    cut_at = time.time()
+    run_script('kill-host.sh', 'node2', '--unplug')
+    assert wait_for(lambda: not ssh_launcher_on(tmp_path, 'node2'), DETECTION_SECONDS + 2), 'ssh to node2 still runs'
+    assert driver.poll() is None, 'the run ended before the loss was found'
+    stdout, stderr = finish(driver, cut_at)
+    assert driver.returncode == 0, f'{stdout}\n{stderr}'
+    [status] = run_files(tmp_path, 'status.txt')
+    check_recovered(read_status(status), count, 'node2', cut_at)
+    [log] = run_files(tmp_path, 'driver.log')
+    assert 'lost engine on node2: killed its launcher' in log.read_text(errors='replace')
+
+
 # ------------------------------------------------------------------------------------------- Slurm
 
 
@@ -329,6 +369,77 @@ def test_slurm_node_crash_mid_run(procs: Processes, crash: list[str], tmp_path: 
         [status] = run_files(tmp_path, 'status.txt')
         check_recovered(read_status(status), count, 'node3', crashed_at)
         assert 'exit code 0' in log.read_text(errors='replace'), log.read_text(errors='replace')
+    finally:
+        procs.run(['scancel', job], cwd=tmp_path, timeout=20)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
+def job_field(procs: Processes, directory: Path, job: str, field: str) -> str:
+    """One `Field=value` of `scontrol show job` ('' once the job is gone from slurmctld's memory)."""
+    result = procs.run(['scontrol', '-o', 'show', 'job', job], cwd=directory, timeout=20)
+    for word in result.stdout.split():
+        if word.startswith(f'{field}='):
+            return word.partition('=')[2]
+    return ''
+
+
+def steps_on(procs: Processes, directory: Path, job: str, host: str) -> list[str]:
+    """The job's srun steps running on `host` (`squeue -s`: "JOBID.STEP NODELIST")."""
+    listed = slurm(procs, directory, 'squeue', '-h', '-s', '-j', job, '-o', '%i %N')
+    return [line.split()[0] for line in listed.splitlines() if line.split()[1:] == [host] and '.batch' not in line]
+
+
+@pytest.mark.timeout(240)
+def test_a_crashed_slurm_node_is_given_back(procs: Processes, crash: list[str], tmp_path: Path) -> None:
+    # the lost engine's srun step is cancelled and the node retired: the job shrinks and ends COMPLETED, not CG.
+    # Enough tasks that no other engine runs out of work before the crash: this cluster keeps no accounting, and
+    # Slurm then refuses every resize of a job after the first ("the DB index is being set").
+    count = 60
+    (tmp_path / 'Tasks').write_text('sleep 1\n' * count)
+    job_script = tmp_path / 'job.sh'
+    job_script.write_text(
+        '#!/bin/bash\n'
+        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
+        f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
+    )
+    submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
+    job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
+    assert job.isdigit(), job
+    try:
+        # the shared cluster may be busy with other jobs: wait for this one's turn
+        assert wait_for(lambda: job_field(procs, tmp_path, job, 'JobState') != 'PENDING', 90, 0.5), 'still pending'
+        started = wait_for(lambda: len(engine_processes(tmp_path)) == 3 and status_count(tmp_path) >= 3, 40)
+        assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
+        assert steps_on(procs, tmp_path, job, 'node3'), 'no step on node3'
+        running_engine_on(tmp_path, 'node3')
+        crashed_at = crash_host(crash, 'node3')
+
+        def given_back() -> bool:
+            clear_stale_pyenv_lock(crashed_at)
+            return not steps_on(procs, tmp_path, job, 'node3') and 'node3' not in job_field(
+                procs, tmp_path, job, 'NodeList'
+            )
+
+        assert wait_for(given_back, DETECTION_SECONDS + 4, 0.2), (
+            f'{time.time() - crashed_at:.1f} s after the crash: node3 steps {steps_on(procs, tmp_path, job, "node3")},'
+            f' NodeList={job_field(procs, tmp_path, job, "NodeList")}'
+        )
+        assert int(job_field(procs, tmp_path, job, 'NumNodes')) < 3  # node2 may have finished and gone too
+
+        def job_over() -> bool:
+            clear_stale_pyenv_lock(crashed_at)
+            return job_field(procs, tmp_path, job, 'JobState') not in ('RUNNING', 'PENDING', 'COMPLETING')
+
+        assert wait_for(job_over, 60, 0.5), f'job state {job_field(procs, tmp_path, job, "JobState")}'
+        assert job_field(procs, tmp_path, job, 'JobState') in ('COMPLETED', ''), job_field(
+            procs, tmp_path, job, 'JobState'
+        )
+        [status] = run_files(tmp_path, 'status.txt')
+        check_recovered(read_status(status), count, 'node3', crashed_at)
+        [log] = run_files(tmp_path, 'driver.log')
+        text = log.read_text(errors='replace')
+        assert 'exit code 0' in text, text
+        assert 'lost engine on node3: killed its launcher' in text and 'retiring node3' in text, text
     finally:
         procs.run(['scancel', job], cwd=tmp_path, timeout=20)
         kill_quietly(launchers_and_engines(tmp_path))
