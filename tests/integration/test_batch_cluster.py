@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -51,8 +52,11 @@ def netns(cluster: dict[str, str]) -> None:
 
 @pytest.fixture
 def sge(netns: None, cluster: dict[str, str]) -> dict[str, str]:
-    """The environment of a Grid Engine client, once the cluster's qmaster answers."""
+    """The environment of a Grid Engine client, once the cluster's qmaster answers and every node's sge_execd
+    reports (`start-sge.sh` restarts one a fault elsewhere left dead; 0.5 s when all are up)."""
     environment = dict(os.environ, **SGE_ENVIRONMENT)
+    if shutil.which('sge_qmaster', path=f'{os.environ.get("PATH", "")}:/usr/sbin'):
+        run_script('start-sge.sh')
     try:
         answer = subprocess.run(['qconf', '-sp', 'disbatch'], env=environment, capture_output=True, timeout=10)
     except (FileNotFoundError, subprocess.TimeoutExpired):
@@ -127,7 +131,7 @@ def test_sge_pe_job_one_engine_per_node_through_qrsh_inherit(
 ) -> None:
     count = 24
     (tmp_path / 'Tasks').write_text(
-        '#DISBATCH PERENGINE START echo started on $(hostname)\n' + 'hostname; sleep 0.5\n' * count
+        '#DISBATCH PERENGINE START echo started on $(hostname)\n' + 'hostname; sleep 1\n' * count
     )
     job = qsub(procs, tmp_path, sge, '-pe', 'disbatch', '6', *disbatch_job('Tasks'))
     try:
