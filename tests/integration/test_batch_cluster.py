@@ -7,7 +7,7 @@ running tasks, which run again elsewhere. PBS and LSF are not installable here: 
 job of theirs gets (PBS_NODEFILE, LSB_MCPU_HOSTS / LSB_DJOB_HOSTFILE, written as their documentation describes)
 and start their engines over the cluster's real ssh.
 
-Run the crash test inside `flock /work/wt/cluster-fault.lock` (fault injection disturbs every cluster user); it
+Run the crash test under the cluster fault lock (`flock LOCKFILE pytest …`: fault injection disturbs every user); it
 brings the node, its sshd, slurmd and sge_execd back at teardown.
 """
 
