@@ -169,6 +169,8 @@ def crash(procs: Processes, netns: None) -> Iterator[list[str]]:
         return
     run_script('start-sshd.sh')
     run_script('start-slurm.sh')
+    if Path('/usr/sbin/sge_execd').exists():
+        run_script('start-sge.sh')  # the crashed node's sge_execd, for the Grid Engine tests after this one
     for host in crashed:
         back = procs.run(['ssh', host, 'true'], cwd='/', timeout=20)
         assert back.returncode == 0, f'{host} did not come back: {back.stderr}'
