@@ -167,3 +167,16 @@ def test_different_kvsserver_and_taskserver_are_refused(procs: Processes, tmp_pa
     )
     assert finished.returncode == 2, finished.describe()
     assert '--kvsserver' in finished.stderr and '--taskserver' in finished.stderr
+
+
+def test_a_taskcommand_on_an_outside_server_that_puts_and_exits_at_once(procs: Processes, tmp_path: Path) -> None:
+    # Its puts reach the driver through the outside server after its exit may be seen: none is lost, no false error.
+    producer = (
+        f"{CLIENT} -p 'task source name' quick -p 'task source done task' '#DONE#' -p 'task source result key' R "
+        "-p 'task source task key' T -p T 'echo a' -p T 'echo b' -p T 'echo c'"
+    )
+    command = f'{DISBATCH} -s localhost:2 --kvsserver $KVSSTCP_HOST:$KVSSTCP_PORT --taskcommand "{producer}"'
+    result = procs.run([sys.executable, '-m', 'disbatch.kvsstcp.kvsstcp', '-e', command], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    [status] = tmp_path.glob('*_status.txt')
+    assert sorted(record.command for record in read_status(status)) == ['echo a', 'echo b', 'echo c']
