@@ -18,6 +18,7 @@ import pytest
 from disbatch.kvsstcp import wire
 from disbatch.kvsstcp.client import KVSClient as OurClient
 from disbatch.kvsstcp.kvsclient import KVSClient
+from disbatch.kvsstcp.outside import OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
 
 from ..conftest import Processes, disbatch_cmd
@@ -180,3 +181,24 @@ def test_a_taskcommand_on_an_outside_server_that_puts_and_exits_at_once(procs: P
     assert result.returncode == 0, result.stderr
     [status] = tmp_path.glob('*_status.txt')
     assert sorted(record.command for record in read_status(status)) == ['echo a', 'echo b', 'echo c']
+
+
+def test_the_driver_side_of_an_outside_server_replaces_drains_and_never_shuts_it_down() -> None:
+    with KVSServer(token=TOKEN.encode()) as server:
+        address = f'{server.address[0]}:{server.address[1]}'
+        seen: list[bytes] = []
+        with OutsideKVS(address, TOKEN.encode()) as outside:
+            for n in range(3):
+                outside.replace(b'status', str(n).encode(), b'JSON')
+            assert wait_for(lambda: server.view_nowait(b'status') == (b'JSON', b'2'), timeout=5)
+            outside.watch(b'items', lambda key, encoding, value: seen.append(value))
+            for item in (b'a', b'b'):
+                server.put(b'items', item)
+            assert wait_for(lambda: seen == [b'a', b'b'], timeout=5)
+            assert [outside.get_nowait(b'items'), outside.get_nowait(b'items'), outside.get_nowait(b'items')] == [
+                (b'ASTR', b'a'), (b'ASTR', b'b'), None
+            ]  # fmt: skip
+        assert server.get_nowait(b'status') == (b'JSON', b'2') and server.get_nowait(b'status') is None  # one value
+        assert not server.wait(0.2)  # closing our side did not shut the server down
+        with pytest.raises(OSError):
+            OutsideKVS(address, b'not the token')
