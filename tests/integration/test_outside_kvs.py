@@ -202,3 +202,24 @@ def test_the_driver_side_of_an_outside_server_replaces_drains_and_never_shuts_it
         assert not server.wait(0.2)  # closing our side did not shut the server down
         with pytest.raises(OSError):
             OutsideKVS(address, b'not the token')
+
+
+@pytest.mark.timeout(20)
+def test_a_foreign_get_of_the_status_key_does_not_hang_the_driver() -> None:
+    # Someone's `get` waits on the status key: it takes the first snapshot, and the next replace finds nothing old.
+    with KVSServer() as server:
+        address = f'{server.address[0]}:{server.address[1]}'
+        with OurClient.from_address(address) as foreign, OutsideKVS(address) as outside:
+            foreign.put('warm', 'up')
+            assert foreign.get('warm') == (b'ASTR', b'up')
+            foreign._send(wire.Get(b'status'))  # a pending get, as a reader's blocking KVSClient.get would leave
+            assert wait_for(lambda: server.view_nowait(b'status') is None and _waiting(address, 'status'), timeout=5)
+            for n in range(3):
+                outside.replace(b'status', str(n).encode(), b'JSON')
+            assert foreign._receive_value() == (b'JSON', b'0')
+            assert wait_for(lambda: server.view_nowait(b'status') == (b'JSON', b'2'), timeout=5)
+
+
+def _waiting(address: str, key: str) -> bool:
+    with OurClient.from_address(address) as client:
+        return [key, 1] in client.dump()[1]
