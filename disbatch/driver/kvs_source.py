@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import subprocess
+import threading
+import time
 
 from disbatch.driver.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
@@ -26,6 +28,9 @@ from disbatch.results.report import flags
 log = logging.getLogger('disbatch.driver')
 
 SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result key', 'task source task key')
+# After the producer exits, what it put may still be on its way (through the server's socket, and for an outside
+# server through the driver's drain connections): the stream ends, or a missing sign-in is an error, only this late.
+SETTLE_SECONDS = 0.25
 
 
 class KVSTaskSource:
@@ -42,6 +47,8 @@ class KVSTaskSource:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._producer_fd = os.pidfd_open(producer.pid) if producer is not None else -1
+        self._settled_at: float | None = None  # time.monotonic() from which the exited producer's puts are all in
+        self._settle_timer: threading.Timer | None = None
         for key in SIGN_IN_KEYS:
             kvs.watch(key.encode(), self._wake)
 
@@ -58,13 +65,18 @@ class KVSTaskSource:
             os.close(self._producer_fd)
             self._producer_fd = -1
             log.info('the task command exited with %d: the stream ends with what it has put', code)
-            if code != 0 or not (self._task_key or self._try_sign_in()):
-                command = self.producer.args[-1] if isinstance(self.producer.args, list) else self.producer.args
-                why = f'exited with status {code}' if code else 'exited (status 0) without signing in'
-                raise DisbatchError(f'the task command {command!r} {why}')
-        else:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_read, 4096)
+            if code != 0:
+                raise DisbatchError(f'the task command {self._command()!r} exited with status {code}')
+            self._settled_at = time.monotonic() + SETTLE_SECONDS
+            self._settle_timer = threading.Timer(SETTLE_SECONDS, self._wake, (b'', b'', b''))
+            self._settle_timer.daemon = True
+            self._settle_timer.start()
+            return
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        if not self._ended and self._producer_gone() and not (self._task_key or self._try_sign_in()):
+            self._ended = True
+            raise DisbatchError(f'the task command {self._command()!r} exited (status 0) without signing in')
 
     def read(self) -> bytes | NotYet | None:
         if self._ended:
@@ -80,6 +92,8 @@ class KVSTaskSource:
         return found[1]
 
     def close(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
         for key in SIGN_IN_KEYS:
             self.kvs.unwatch(key.encode(), self._wake)
         if self._task_key:
@@ -107,10 +121,16 @@ class KVSTaskSource:
         return True
 
     def _producer_gone(self) -> bool:
-        return self.producer is not None and self._producer_fd < 0
+        """The producer has exited, and what it put has had time to arrive."""
+        return self._settled_at is not None and time.monotonic() >= self._settled_at
+
+    def _command(self) -> str:
+        assert self.producer is not None
+        args = self.producer.args
+        return str(args[-1] if isinstance(args, list) else args)
 
     def _wake(self, key: bytes, encoding: bytes, value: bytes) -> None:
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(OSError):  # full (a wake is pending anyway), or closed (the run is over)
             os.write(self._wake_write, b'!')
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger('disbatch.driver')
 
 EncodedValue = tuple[bytes, bytes]
 WatchCallback = Callable[[bytes, bytes, bytes], None]
+TRIM_SECONDS = 1.0  # how long `replace` waits to take the previous value (see `_trim`)
 
 
 class KVSStore(Protocol):
@@ -56,6 +57,7 @@ class OutsideKVS:
         self._watchers: dict[bytes, list[WatchCallback]] = {}
         self._drains: dict[bytes, KVSClient] = {}
         self._replaced: set[bytes] = set()
+        self._trimmer: KVSClient | None = None
         self._closed = False
 
     def put(self, key: bytes, value: bytes, encoding: bytes = b'ASTR') -> None:
@@ -65,14 +67,10 @@ class OutsideKVS:
     def replace(self, key: bytes, value: bytes, encoding: bytes = b'ASTR') -> None:
         """Put the new value, then take the oldest (the previous one): readers that `view` always find one."""
         with self._lock:
-
-            def swap() -> None:
-                self._client.put(key, value, encoding)
-                if key in self._replaced:
-                    self._client.get(key)
-                self._replaced.add(key)
-
-            self._quietly(swap, key)
+            self._quietly(lambda: self._client.put(key, value, encoding), key)
+            if key in self._replaced:
+                self._quietly(lambda: self._trim(key, value, encoding), key)
+            self._replaced.add(key)
 
     def get_nowait(self, key: bytes) -> EncodedValue | None:
         with self._lock:
@@ -105,6 +103,8 @@ class OutsideKVS:
             client.interrupt()
         with self._lock:
             self._client.close()
+            if self._trimmer is not None:
+                self._trimmer.close()
 
     def __enter__(self) -> OutsideKVS:
         return self
@@ -116,6 +116,21 @@ class OutsideKVS:
 
     def _connect(self) -> KVSClient:
         return KVSClient(*self.address, token=self._token)
+
+    def _trim(self, key: bytes, value: bytes, encoding: bytes) -> None:
+        """Take the oldest value of `key`, the previous one, on a connection of its own that waits at most
+        TRIM_SECONDS. Someone else's `get` may have taken a value: then the oldest is the one just put, which goes
+        back; or there is none (a waiting `get` took the new one), and the driver must not wait for one."""
+        if self._trimmer is None:
+            self._trimmer = KVSClient(*self.address, token=self._token, timeout=TRIM_SECONDS)
+        try:
+            if self._trimmer.get(key) == (encoding, value):
+                self._client.put(key, value, encoding)
+        except TimeoutError:
+            self._trimmer = None  # the client closed the connection: its wait is cancelled with it
+        except OSError:
+            self._trimmer = None  # the next replace connects again
+            raise
 
     def _drain(self, key: bytes, client: KVSClient) -> None:
         """Thread: take every value put to `key` as it comes, keep it for `get_nowait`, and call the watchers."""

@@ -18,6 +18,7 @@ import pytest
 from disbatch.kvsstcp import wire
 from disbatch.kvsstcp.client import KVSClient as OurClient
 from disbatch.kvsstcp.kvsclient import KVSClient
+from disbatch.kvsstcp.outside import OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
 
 from ..conftest import Processes, disbatch_cmd
@@ -167,3 +168,58 @@ def test_different_kvsserver_and_taskserver_are_refused(procs: Processes, tmp_pa
     )
     assert finished.returncode == 2, finished.describe()
     assert '--kvsserver' in finished.stderr and '--taskserver' in finished.stderr
+
+
+def test_a_taskcommand_on_an_outside_server_that_puts_and_exits_at_once(procs: Processes, tmp_path: Path) -> None:
+    # Its puts reach the driver through the outside server after its exit may be seen: none is lost, no false error.
+    producer = (
+        f"{CLIENT} -p 'task source name' quick -p 'task source done task' '#DONE#' -p 'task source result key' R "
+        "-p 'task source task key' T -p T 'echo a' -p T 'echo b' -p T 'echo c'"
+    )
+    command = f'{DISBATCH} -s localhost:2 --kvsserver $KVSSTCP_HOST:$KVSSTCP_PORT --taskcommand "{producer}"'
+    result = procs.run([sys.executable, '-m', 'disbatch.kvsstcp.kvsstcp', '-e', command], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    [status] = tmp_path.glob('*_status.txt')
+    assert sorted(record.command for record in read_status(status)) == ['echo a', 'echo b', 'echo c']
+
+
+def test_the_driver_side_of_an_outside_server_replaces_drains_and_never_shuts_it_down() -> None:
+    with KVSServer(token=TOKEN.encode()) as server:
+        address = f'{server.address[0]}:{server.address[1]}'
+        seen: list[bytes] = []
+        with OutsideKVS(address, TOKEN.encode()) as outside:
+            for n in range(3):
+                outside.replace(b'status', str(n).encode(), b'JSON')
+            assert wait_for(lambda: server.view_nowait(b'status') == (b'JSON', b'2'), timeout=5)
+            outside.watch(b'items', lambda key, encoding, value: seen.append(value))
+            for item in (b'a', b'b'):
+                server.put(b'items', item)
+            assert wait_for(lambda: seen == [b'a', b'b'], timeout=5)
+            assert [outside.get_nowait(b'items'), outside.get_nowait(b'items'), outside.get_nowait(b'items')] == [
+                (b'ASTR', b'a'), (b'ASTR', b'b'), None
+            ]  # fmt: skip
+        assert server.get_nowait(b'status') == (b'JSON', b'2') and server.get_nowait(b'status') is None  # one value
+        assert not server.wait(0.2)  # closing our side did not shut the server down
+        with pytest.raises(OSError):
+            OutsideKVS(address, b'not the token')
+
+
+@pytest.mark.timeout(20)
+def test_a_foreign_get_of_the_status_key_does_not_hang_the_driver() -> None:
+    # Someone's `get` waits on the status key: it takes the first snapshot, and the next replace finds nothing old.
+    with KVSServer() as server:
+        address = f'{server.address[0]}:{server.address[1]}'
+        with OurClient.from_address(address) as foreign, OutsideKVS(address) as outside:
+            foreign.put('warm', 'up')
+            assert foreign.get('warm') == (b'ASTR', b'up')
+            foreign._send(wire.Get(b'status'))  # a pending get, as a reader's blocking KVSClient.get would leave
+            assert wait_for(lambda: server.view_nowait(b'status') is None and _waiting(address, 'status'), timeout=5)
+            for n in range(3):
+                outside.replace(b'status', str(n).encode(), b'JSON')
+            assert foreign._receive_value() == (b'JSON', b'0')
+            assert wait_for(lambda: server.view_nowait(b'status') == (b'JSON', b'2'), timeout=5)
+
+
+def _waiting(address: str, key: str) -> bool:
+    with OurClient.from_address(address) as client:
+        return [key, 1] in client.dump()[1]
