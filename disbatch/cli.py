@@ -93,9 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument(
         '--progress',
         action='store_true',
-        help='Show the progress line and the end-of-run summary even when stderr is not a terminal.',
+        help='Show the progress and the end-of-run summary even when stderr is not a terminal (now the default).',
     )
     shown.add_argument('--quiet', action='store_true', help='Never show the progress line or the end-of-run summary.')
+    add(
+        '--progress-every',
+        type=float,
+        default=60.0,
+        metavar='SECONDS',
+        help='When stderr is not a terminal (a batch log), print a plain progress line this often (default: 60).',
+    )
     add('--use-address', metavar='HOST:PORT', help='Specify hostname and port to use for this run.')
     add('-w', '--web', action='store_true', help='Enable web interface.')
     add(

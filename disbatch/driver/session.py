@@ -137,8 +137,11 @@ class Session:
                 expected_total=self.total,
             )
             progress = ProgressLine(
-                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total
-            )
+                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total,
+                plain_every=config.progress_every, exit_code_flag=config.exit_code_on_failure,
+                rerun=(sys.argv[1:], config.taskfile) if config.taskfile is not None else None,
+            )  # fmt: skip
+            progress.start(self._start_line())
             observers: list[RunObserver] = [progress]
             if isinstance(feeder.source, KVSTaskSource):
                 observers.append(ResultPoster(kvs, feeder.source))
@@ -171,6 +174,14 @@ class Session:
             if config.exit_code_on_failure and counts.failed and exit_code == 1:
                 _report('Some tasks failed with non-zero exit codes -- please check the logs')
             return exit_code
+
+    def _start_line(self) -> str:
+        """What a batch log says first: the run, its tasks, where its engines are to start, its status file."""
+        tasks = 'tasks from a task stream' if self.total is None else f'{self.total} tasks from {self.tasks_name}'
+        plans = [f'{plan.host}:{plan.slots}' for context in self.contexts for plan in context.plans]
+        labels = ', '.join(context.label for context in self.contexts)
+        engines = f'engines on {", ".join(plans)} ({labels})' if plans else 'no engines yet (add them with dbUtil.sh)'
+        return f'disbatch: run {self.files.job_id} started: {tasks}, {engines}; status file {self.files.status}'
 
 
 def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:

@@ -32,7 +32,7 @@ def test_tasks_stopped_by_a_signal_run_again_with_a_plain_dash_r(
     write_task_file(tmp_path / 'Tasks', TASKS)
     (tmp_path / 'run1').mkdir()
     driver = procs.spawn(
-        disbatch_cmd('-s', f'localhost:{SLOW}', '--progress', '-p', 'run1/', 'Tasks'),
+        disbatch_cmd('-s', f'localhost:{SLOW}', '-p', 'run1/', 'Tasks'),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     all_started = wait_for(lambda: len(counts(tmp_path)) == QUICK + SLOW or driver.poll() is not None, timeout=20)
