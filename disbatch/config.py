@@ -49,6 +49,7 @@ class RunConfig:
     progress: bool  # --progress: the progress line and summary even when stderr is not a terminal (the default now)
     quiet: bool  # --quiet: never
     progress_every: float  # --progress-every: seconds between two plain progress lines when stderr is not a terminal
+    tasks_name: str | None  # --tasks-name (hidden; DisBatcher's tasksname): names the files of a run with no task file
     mail_to: str | None
     mail_every: int
     mail_server: tuple[str, int]
@@ -118,6 +119,7 @@ class RunConfig:
             progress=arguments.progress,
             quiet=arguments.quiet,
             progress_every=arguments.progress_every,
+            tasks_name=arguments.tasks_name,
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
             mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),

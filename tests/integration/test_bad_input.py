@@ -20,6 +20,7 @@ from ..conftest import Processes
 from .helpers import (
     Finished,
     by_task_id,
+    messages,
     no_traceback,
     read_status,
     run_disbatch,
@@ -43,7 +44,7 @@ def one_line_error(result: Finished, *names: str) -> str:
     """The run failed with one line on stderr that names every one of `names`."""
     assert result.returncode != 0, result.describe()
     assert no_traceback(result.stderr), result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)
     assert len(lines) == 1, result.describe()
     for name in names:
         assert name in lines[0], f'{name!r} not named in {lines[0]!r}'
@@ -190,7 +191,7 @@ def test_only_host_is_unreachable(procs: Processes, tmp_path: Path) -> None:
     assert result.seconds < 15, f'took {result.seconds:.1f} s\n{result.describe()}'
     assert no_traceback(result.stderr), result.stderr
     assert any(ABSENT_IP in line for line in result.stderr.splitlines()), result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 3, result.stderr  # the host's failure and the run's end
+    assert len(messages(result.stderr)) <= 3, result.stderr  # the host's failure and the run's end
     assert not (tmp_path / 'ran').exists()
     assert [record for record in read_status(status_path(tmp_path)) if record.pid > 0] == []
     logs_without_traceback(tmp_path)
