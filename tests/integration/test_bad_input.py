@@ -131,8 +131,25 @@ def test_task_file_that_is_a_directory(procs: Processes, tmp_path: Path) -> None
 @pytest.mark.timeout(30)
 def test_missing_task_file(procs: Processes, tmp_path: Path) -> None:
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'NoSuchTasks')
-    one_line_error(result, 'NoSuchTasks')
+    line = one_line_error(result, 'NoSuchTasks')
+    assert line.startswith('disbatch: NoSuchTasks: '), line  # the whole file: no ':0:' line number
     nothing_ran(tmp_path)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ('typed', 'meant'), [('--ssh-nodes', '--ssh-node'), ('--fail-fats', '--fail-fast'), ('--mailto', '--mailTo')]
+)
+def test_a_misspelled_flag_gets_one_line_naming_the_flag_it_is_close_to(
+    procs: Processes, tmp_path: Path, typed: str, meant: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, typed, 'localhost:2', 'Tasks')
+    assert result.returncode == 2, result.describe()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'usage:' not in result.stderr, result.describe()
+    assert f'unrecognized arguments: {typed}' in lines[0] and f'(did you mean {meant}?)' in lines[0], lines
+    assert not (tmp_path / 'ran').exists()
 
 
 @pytest.mark.timeout(30)
