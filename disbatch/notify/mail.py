@@ -239,7 +239,7 @@ class MailNotifier:
             log.debug('could not send mail to %s: %s', self.to, error)
         if self._consecutive_failures >= DISABLE_AFTER:
             self._disabled.set()
-            _tell(f'mail to {self.to} stopped after {self._consecutive_failures} failed messages in a row')
+            log.info('mail to %s stopped after %d failed messages in a row', self.to, self._consecutive_failures)
 
 
 def _tell(message: str) -> None:
