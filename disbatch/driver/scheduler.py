@@ -253,7 +253,7 @@ class Scheduler:
         engine = self.engines.pop(event.engine_rank, None)
         if engine is None:
             return
-        if event.lost and engine.assigned:
+        if event.lost and engine.assigned and not engine.aborted:  # an aborted engine's tasks are interrupted
             actions.append(
                 Report(
                     f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running '
