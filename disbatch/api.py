@@ -58,21 +58,35 @@ class DisBatcher:
         self._line_number = 0
         self._reports: dict[int, Report] = {}
         self._unreturned: deque[int] = deque()  # finished, not yet handed out by wait_one_task
+        self._submitted = 0  # tasks and barriers submitted: wait_one_task knows when none is outstanding
+        self._handed_out = 0
         self._closed = False
 
     def submit(self, line: str) -> int | None:
         """Submit one task-file line (a command or a `#DISBATCH` directive). Returns the id of the task or barrier
-        it makes, or None when it makes none or several (a comment, PREFIX, REPEAT)."""
+        it makes, or None when it makes none or several (a comment, PREFIX, REPEAT). ValueError for a blank line
+        (it makes nothing), DisbatchError once `done()` was called."""
+        if self._closed:
+            raise DisbatchError('this DisBatcher is closed (done() was called): it takes no more tasks')
+        if not line.strip():
+            raise ValueError('submit() needs a task-file line: a blank line makes no task')
         self._line_number += 1
         items = [item for item in self._parser.feed(line.encode('utf-8', 'surrogateescape'), self._line_number)
                  if isinstance(item, (Task, Barrier))]  # fmt: skip
         self._kvs.put(self._tasks, line)
+        self._submitted += len(items)
         return items[0].task_id if len(items) == 1 else None
 
     def wait_one_task(self) -> Report:
-        """The report of the next task to finish (any task, barriers included), waiting for it if need be."""
+        """The report of the next task to finish (any task, barriers included), waiting for it if need be.
+
+        DisbatchError when no submitted task is left to report (it would wait forever).
+        """
         if not self._unreturned:
+            if self._handed_out >= self._submitted:
+                raise DisbatchError(f'wait_one_task(): all {self._submitted} submitted tasks were already returned')
             self._receive_one()
+        self._handed_out += 1
         return self._reports[self._unreturned.popleft()]
 
     def syncTasks(self, ids: Iterable[int]) -> dict[int, Report]:
@@ -118,7 +132,8 @@ class DisBatcher:
         """Start `disbatch --taskserver`; returns its KVS address and token once it listens."""
         self._scratch = tempfile.mkdtemp(prefix='disbatcher-')
         address_file = os.path.join(self._scratch, 'kvs-address')
-        command = [sys.executable, '-m', 'disbatch', '--taskserver', '--address-file', address_file, *args]
+        command = [sys.executable, '-m', 'disbatch', '--taskserver', '--address-file', address_file,
+                   '--tasks-name', self.tasksname, *args]  # fmt: skip
         self._driver = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ named `report` is in the current directory (then it is the task file, as it alwa
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from typing import NoReturn
@@ -30,10 +31,27 @@ from disbatch.exiting import exit_now
 EXIT_CODES: dict[type[DisbatchError], int] = {UsageError: 2}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a one-line error that names the flag a misspelled one was probably meant to be, instead of
+    the whole usage block (which hides the message under thirty lines of flags)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'{self.prog}: error: {message}{self._suggestion(message)}; {self.prog} --help lists the flags\n')
+
+    def _suggestion(self, message: str) -> str:
+        known = [option for action in self._actions if action.help != argparse.SUPPRESS
+                 for option in action.option_strings if option.startswith('--')]  # fmt: skip
+        unknown = message.partition('unrecognized arguments: ')[2].split()
+        guesses = []
+        for word in unknown:
+            if word.startswith('-'):
+                flag = '--' + word.lstrip('-').split('=', 1)[0]
+                guesses += difflib.get_close_matches(flag, known, n=1, cutoff=0.7)
+        return f' (did you mean {" or ".join(guesses)}?)' if guesses else ''
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='disbatch', description='Use batch resources to process a file of tasks, one task per line.'
-    )
+    parser = _Parser(prog='disbatch', description='Use batch resources to process a file of tasks, one task per line.')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('taskfile', nargs='?', help='File with tasks, one task per line ("-" for stdin)')
     source.add_argument(
@@ -100,9 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument(
         '--progress',
         action='store_true',
-        help='Show the progress line and the end-of-run summary even when stderr is not a terminal.',
+        help='Show the progress and the end-of-run summary even when stderr is not a terminal (now the default).',
     )
     shown.add_argument('--quiet', action='store_true', help='Never show the progress line or the end-of-run summary.')
+    add(
+        '--progress-every',
+        type=float,
+        default=60.0,
+        metavar='SECONDS',
+        help='When stderr is not a terminal (a batch log), print a plain progress line this often (default: 60).',
+    )
     add('--use-address', metavar='HOST:PORT', help='Specify hostname and port to use for this run.')
     add('-w', '--web', action='store_true', help='Enable web interface.')
     add(
@@ -174,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
+    add('--tasks-name', metavar='NAME', help=argparse.SUPPRESS)  # DisBatcher(tasksname=...): names the run's files
     add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
     return parser  # fmt: skip

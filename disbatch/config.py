@@ -49,8 +49,10 @@ class RunConfig:
     use_address: tuple[str, int] | None
     label: str | None
     web: bool
-    progress: bool  # --progress: the progress line and summary even when stderr is not a terminal
+    progress: bool  # --progress: the progress line and summary even when stderr is not a terminal (the default now)
     quiet: bool  # --quiet: never
+    progress_every: float  # --progress-every: seconds between two plain progress lines when stderr is not a terminal
+    tasks_name: str | None  # --tasks-name (hidden; DisBatcher's tasksname): names the files of a run with no task file
     mail_to: str | None
     mail_every: int
     mail_server: tuple[str, int]
@@ -82,6 +84,8 @@ class RunConfig:
             raise UsageError(f'--retries {arguments.retries}: give 0 or more')
         if not math.isfinite(arguments.timeout) or arguments.timeout < 0:
             raise UsageError(f'--timeout {arguments.timeout:g}: give a number of seconds (0: no limit)')
+        if not math.isfinite(arguments.progress_every) or arguments.progress_every <= 0:
+            raise UsageError(f'--progress-every {arguments.progress_every:g}: give a number of seconds over 0')
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
         if arguments.startup_only and arguments.ssh_node:
@@ -133,6 +137,8 @@ class RunConfig:
             web=arguments.web,
             progress=arguments.progress,
             quiet=arguments.quiet,
+            progress_every=arguments.progress_every,
+            tasks_name=arguments.tasks_name,
             mail_to=arguments.mailTo,
             mail_every=arguments.mailFreq or 1,
             mail_server=_mail_server(arguments.mail_server) if arguments.mailTo else ('localhost', 25),

@@ -26,10 +26,11 @@ class UsageError(DisbatchError):
 
 
 class TaskFileError(DisbatchError):
-    """A task-file line that cannot be understood; `str()` is `SOURCE:LINE: message`."""
+    """A task-file line that cannot be understood; `str()` is `SOURCE:LINE: message` (`SOURCE: message` for the
+    whole file, line 0: it could not be read)."""
 
     def __init__(self, source: str, line_number: int, message: str) -> None:
-        super().__init__(f'{source}:{line_number}: {message}')
+        super().__init__(f'{_where(source, line_number)}: {message}')
         self.source = source
         self.line_number = line_number
         self.message = message
@@ -50,10 +51,11 @@ class TaskFileErrors(TaskFileError):
 
 
 class StatusFileError(DisbatchError):
-    """A file given to `-r` that is not a disbatch status file; `str()` is `PATH:LINE: message`."""
+    """A file given to `-r` that is not a disbatch status file; `str()` is `PATH:LINE: message` (`PATH: message`
+    for line 0: the whole file)."""
 
     def __init__(self, path: str, line_number: int, message: str) -> None:
-        super().__init__(f'{path}:{line_number}: {message}')
+        super().__init__(f'{_where(path, line_number)}: {message}')
         self.path = path
         self.line_number = line_number
         self.message = message
@@ -77,3 +79,8 @@ class ListenError(DisbatchError):
 
 class OutsideKVSError(DisbatchError):
     """The outside KVS server the run was pointed at does not answer, or refuses the token presented."""
+
+
+def _where(path: str, line_number: int) -> str:
+    """`path:line`, or `path` alone when the problem is the whole file (line 0)."""
+    return f'{path}:{line_number}' if line_number > 0 else path

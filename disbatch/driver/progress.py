@@ -3,8 +3,10 @@
 On a terminal the line is redrawn in place (`\\r`, the text, clear to the end of the line) at each snapshot (the
 publisher sends at most two a second); any other message is printed above it through `message()`, `suspend()` /
 `resume()` or the stream from `guarded_stream()`, so the line never mixes with other text. When the stream is not a
-terminal and the line was asked for anyway (`--progress`), a plain line is printed every `PLAIN_INTERVAL_SECONDS`.
-At the end, the summary. When not enabled, it writes nothing of its own. The text itself is `progress_text`'s.
+terminal (a batch log such as Slurm's `slurm-N.out`), what a log wants instead: a start line (`start()`), a plain
+line every `--progress-every` seconds (no control characters), and the summary. At the end, the summary (with the
+failed tasks and the command that runs them again). `--quiet` disables it all: then it writes nothing of its own.
+The text itself is `progress_text`'s.
 """
 
 from __future__ import annotations
@@ -13,24 +15,26 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
+from disbatch.driver.failures import rerun_command
 from disbatch.driver.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
 from disbatch.results.record import StatusRecord
 
 CLEAR_TO_END = '\x1b[K'
 MIN_REDRAW_SECONDS = 0.2
-PLAIN_INTERVAL_SECONDS = 10.0
+PLAIN_INTERVAL_SECONDS = 60.0  # --progress-every's default
 DEFAULT_WIDTH = 80
 
 
 def wanted(stream: TextIO, progress: bool = False, quiet: bool = False) -> bool:
-    """Whether to show the line: never with `--quiet`, always with `--progress`, else when `stream` is a terminal."""
-    if quiet:
-        return False
-    return progress or _isatty(stream)
+    """Whether to show the line (or, off a terminal, the plain lines of a log) and the summary: unless `--quiet`.
+
+    `--progress` asked for it off a terminal before that became the default; it is kept, and changes nothing.
+    """
+    return not quiet
 
 
 class ProgressLine:
@@ -49,12 +53,18 @@ class ProgressLine:
         clock: Callable[[], float] = time.time,
         *,
         expected_total: int | None = None,
+        plain_every: float = PLAIN_INTERVAL_SECONDS,
+        rerun: tuple[Sequence[str], str] | None = None,
+        exit_code_flag: bool = True,
     ) -> None:
         self.stream = stream
         self.expected_total = expected_total  # from a pre-scan of the task file, until the snapshot knows the total
         self.status_path = status_path
         self.enabled = enabled
         self.clock = clock
+        self.plain_every = plain_every
+        self.rerun = rerun  # (the run's arguments, its task-file argument): for the re-run command of the summary
+        self.exit_code_flag = exit_code_flag  # -e
         self.interactive = enabled and _isatty(stream)
         self.stats = Stats()
         self.rate = RateMeter()
@@ -81,7 +91,7 @@ class ProgressLine:
                 now = self.clock()
                 if now < self._next_draw:
                     return
-                self._next_draw = now + (MIN_REDRAW_SECONDS if self.interactive else PLAIN_INTERVAL_SECONDS)
+                self._next_draw = now + (MIN_REDRAW_SECONDS if self.interactive else self.plain_every)
                 self._draw()
             except (KeyError, TypeError, ValueError, OSError):
                 self._give_up()
@@ -104,9 +114,22 @@ class ProgressLine:
                     self._write('\n')
                     self._shown = ''
                 self._closed = True
-                self._write(format_summary(self.stats, self.status_path, self._width()) + '\n')
+                self._write(self._summary() + '\n')
             except (KeyError, TypeError, ValueError, OSError):
                 self._give_up()
+
+    def start(self, text: str) -> None:
+        """The line saying the run has started, for a log: off a terminal only (there the progress line says it)."""
+        if self.enabled and not self.interactive:
+            self.message(text)
+
+    def _summary(self) -> str:
+        view = self.stats.view or {}
+        rerun = None
+        if self.rerun is not None:
+            argv, taskfile = self.rerun
+            rerun = rerun_command(argv, taskfile, self.status_path, retry_failed=bool(view.get('failed')))
+        return format_summary(self.stats, self.status_path, self._width(), rerun, self.exit_code_flag)
 
     # ------------------------------------------------------------ other messages
 

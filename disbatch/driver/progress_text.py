@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disbatch.driver.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.driver.scheduler import LOST_RETURN_CODE
 from disbatch.results.record import RecordKind, StatusRecord
 
@@ -178,6 +179,7 @@ class Stats:
         self.per_engine = 0
         self.per_engine_failed = 0
         self.view: Mapping[str, Any] | None = None  # the latest snapshot
+        self.failed = FailedTasks()
         self._heap: list[SlowTask] = []
         self._last_time: float | None = None
         self._last_slots = 0
@@ -190,6 +192,7 @@ class Stats:
             return
         if record.kind not in _RAN:
             return  # skipped (done by an earlier run) and barriers took no slot time
+        self.failed.add(record)
         if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
             self.lost_attempts += not record.interrupted  # an interrupted one never started, or went with its engine
             return
@@ -269,8 +272,14 @@ def _describe_code(code: int) -> str:
     return f'killed by signal {-code} ({name})'
 
 
-def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
-    """The end-of-run summary: several lines, no final newline."""
+def format_summary(
+    stats: Stats, status_path: str, width: int = 80, rerun: str | None = None, exit_code_flag: bool = True
+) -> str:
+    """The end-of-run summary: several lines, no final newline.
+
+    `rerun` is the command that runs the failed and interrupted tasks again (None when there is none, as for a task
+    stream); `exit_code_flag` is -e, without which the summary says why the exit code stays 0 despite failures.
+    """
     view = stats.view or {}
     finished, failed = int(view.get('finished', 0)), int(view.get('failed', 0))
     skipped, pending = int(view.get('skipped', 0)), int(view.get('pending', 0))
@@ -304,5 +313,7 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
     walltime = view.get('walltime')
     if walltime and walltime.get('follow_up'):
         lines.append(f'  follow-up job: {walltime["follow_up"]} (it resumes the run from this status file)')
+    lines.extend(failure_lines(stats.failed, failed, width))
     lines.append(f'  status file: {status_path}')
+    lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width))
     return '\n'.join(lines)

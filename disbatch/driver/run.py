@@ -40,7 +40,7 @@ LOG_FORMAT = '%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
 
 def run(config: RunConfig) -> int:
     if config.taskfile is None:
-        return _prepare(config, 'STREAM', None)
+        return _prepare(config, (config.tasks_name or 'STREAM').replace('/', '_'), None)
     handle, name = open_task_file(config.taskfile)
     with handle if config.taskfile != '-' else contextlib.nullcontext(handle):
         total = validate(config.taskfile)

@@ -269,7 +269,7 @@ class Scheduler:
             return
         # Asked to stop (-C limit, the monitor, the tail): its process may end before its goodbye is read.
         self._last_left_on_purpose = not event.lost or engine.retiring or engine.drained
-        if event.lost and engine.assigned:
+        if event.lost and engine.assigned and not engine.aborted:  # an aborted engine's tasks are interrupted
             actions.append(
                 Report(
                     f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running '

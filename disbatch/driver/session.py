@@ -162,8 +162,11 @@ class Session:
                 allocation_end=slurm_end if allocation is not None and allocation.origin != '--walltime' else None,
             )
             progress = ProgressLine(
-                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total
-            )
+                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total,
+                plain_every=config.progress_every, exit_code_flag=config.exit_code_on_failure,
+                rerun=(sys.argv[1:], config.taskfile) if config.taskfile is not None else None,
+            )  # fmt: skip
+            progress.start(self._start_line())
             observers: list[RunObserver] = [progress]
             if isinstance(feeder.source, KVSTaskSource):
                 observers.append(ResultPoster(kvs, feeder.source))
@@ -251,6 +254,14 @@ class Session:
         _report(f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
                 f'disbatch -r {self.files.status} ...')  # fmt: skip
         return exit_code
+
+    def _start_line(self) -> str:
+        """What a batch log says first: the run, its tasks, where its engines are to start, its status file."""
+        tasks = 'tasks from a task stream' if self.total is None else f'{self.total} tasks from {self.tasks_name}'
+        plans = [f'{plan.host}:{plan.slots}' for context in self.contexts for plan in context.plans]
+        labels = ', '.join(context.label for context in self.contexts)
+        engines = f'engines on {", ".join(plans)} ({labels})' if plans else 'no engines yet (add them with dbUtil.sh)'
+        return f'disbatch: run {self.files.job_id} started: {tasks}, {engines}; status file {self.files.status}'
 
 
 def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:

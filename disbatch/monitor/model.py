@@ -29,7 +29,8 @@ HELP = (
     'q                         quit the monitor (the run goes on)',
     '',
     'Stopping is soft: an engine told to stop takes no more tasks, finishes the ones it runs, then leaves.',
-    'Last: seconds since the driver last heard from the engine. Assigned: the tasks given to it so far.',
+    'Heard: seconds since the driver last heard from the engine. Assigned: the tasks given to it so far.',
+    'Waiting: tasks not started yet, those still unread in the task file included (when their number is known).',
 )
 HELP_FOOTER = 'Press any key to go back.'
 HELP_KEY_WIDTH = 26  # where the explanations of the keys start
@@ -67,7 +68,7 @@ COLUMNS = (
     Column('Rank', 4, right=True),
     Column('Context', 7, right=False, flexible=True),
     Column('Host', 8, right=False, flexible=True),
-    Column('Last', 6, right=True),
+    Column('Heard', 6, right=True),
     Column('Free', 4, right=True),
     Column('Assigned', 8, right=True),
     Column('Finished', 8, right=True),
@@ -107,17 +108,33 @@ def status_text(view: View) -> str:
         return 'Finished.'
     if status == 'stopping':
         return 'Stopping.'
-    return 'More tasks.' if view.get('more', True) else 'No more tasks.'
+    if status == 'draining':
+        return 'Finishing the last tasks.'
+    return 'Running.'
+
+
+def _waiting(view: View) -> int | None:
+    """Tasks not started yet: the total less what is done or running when the total is known (the driver reads
+    the task file only as engines free up, so its queue alone says 0 while most tasks wait unread), else the queue."""
+    total, pending = view.get('total'), view.get('pending')
+    if isinstance(total, int):
+        started = sum(_integer(view, key) for key in ('finished', 'skipped', 'interrupted', 'running'))
+        return max(0, total - started)
+    return pending if isinstance(pending, int) else None
 
 
 def header(view: View, staleness: float = 0.0) -> list[str]:
     """The lines above the engine table."""
     counts = f'Slots {_integer(view, "slots")}   Tasks: Finished {_integer(view, "finished")}'
     counts += f'  Failed {_integer(view, "failed")}  Barrier {_integer(view, "barriers")}'
-    for key, title in (('running', 'Running'), ('pending', 'Pending'), ('total', 'Total')):
-        if isinstance(view.get(key), int):
-            counts += f'  {title} {view[key]}'
-    for key, title in (('skipped', 'Skipped'), ('lost', 'Lost')):
+    if isinstance(view.get('running'), int):
+        counts += f'  Running {view["running"]}'
+    waiting = _waiting(view)
+    if waiting is not None:
+        counts += f'  Waiting {waiting}'
+    if isinstance(view.get('total'), int):
+        counts += f'  Total {view["total"]}'
+    for key, title in (('skipped', 'Skipped'), ('interrupted', 'Interrupted'), ('lost', 'Lost')):
         if view.get(key):
             counts += f'  {title} {_integer(view, key)}'
     engines = rows(view)

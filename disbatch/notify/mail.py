@@ -32,6 +32,7 @@ import os
 import queue
 import smtplib
 import socket
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -229,13 +230,23 @@ class MailNotifier:
         self._consecutive_failures += 1
         if not self._warned:
             self._warned = True
-            log.warning(
-                'could not send mail to %s through %s:%d: %s (each message is tried twice; mail stops after %d '
-                'failed messages in a row; this warning is not repeated)',
-                self.to, self.host, self.port, error or 'unknown error', DISABLE_AFTER,
-            )  # fmt: skip
+            _tell(
+                f'could not send mail to {self.to} through {self.host}:{self.port}: {error or "unknown error"} (each '
+                f'message is tried twice; mail stops after {DISABLE_AFTER} failed messages in a row; this warning '
+                'is not repeated)'
+            )
         else:
             log.debug('could not send mail to %s: %s', self.to, error)
         if self._consecutive_failures >= DISABLE_AFTER:
             self._disabled.set()
             log.info('mail to %s stopped after %d failed messages in a row', self.to, self._consecutive_failures)
+
+
+def _tell(message: str) -> None:
+    """A mail problem goes to the driver log and to stderr (a batch log): mail that never comes is otherwise silent.
+
+    From the mail thread: the driver's stderr is then the progress line's guarded stream, which takes its lock.
+    """
+    log.warning('%s', message)
+    with contextlib.suppress(OSError, ValueError):
+        print(f'disbatch: warning: {message}', file=sys.stderr, flush=True)

@@ -161,6 +161,22 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
         time.sleep(interval)
 
 
+_LOG_START = re.compile(r'^disbatch: run \S+ started: ')
+_LOG_PROGRESS = re.compile(r'^disbatch: (\[[#.]+\] )?\d+(/\d+)? done')
+_LOG_SUMMARY = re.compile(r'^disbatch: \d+ tasks? run in ')
+
+
+def messages(stderr: str) -> list[str]:
+    """The driver's own lines on stderr: without what it prints for a batch log when stderr is not a terminal
+    (the start line, the plain progress lines, the end-of-run summary and its indented lines)."""
+    kept, in_summary = [], False
+    for line in stderr.strip().splitlines():
+        in_summary = bool(_LOG_SUMMARY.match(line)) or (in_summary and line.startswith('  '))
+        if not (in_summary or _LOG_START.match(line) or _LOG_PROGRESS.match(line)):
+            kept.append(line)
+    return kept
+
+
 def no_traceback(text: str) -> bool:
     return 'Traceback' not in text
 

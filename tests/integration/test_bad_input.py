@@ -20,6 +20,7 @@ from ..conftest import Processes
 from .helpers import (
     Finished,
     by_task_id,
+    messages,
     no_traceback,
     read_status,
     run_disbatch,
@@ -43,7 +44,7 @@ def one_line_error(result: Finished, *names: str) -> str:
     """The run failed with one line on stderr that names every one of `names`."""
     assert result.returncode != 0, result.describe()
     assert no_traceback(result.stderr), result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)
     assert len(lines) == 1, result.describe()
     for name in names:
         assert name in lines[0], f'{name!r} not named in {lines[0]!r}'
@@ -130,8 +131,25 @@ def test_task_file_that_is_a_directory(procs: Processes, tmp_path: Path) -> None
 @pytest.mark.timeout(30)
 def test_missing_task_file(procs: Processes, tmp_path: Path) -> None:
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'NoSuchTasks')
-    one_line_error(result, 'NoSuchTasks')
+    line = one_line_error(result, 'NoSuchTasks')
+    assert line.startswith('disbatch: NoSuchTasks: '), line  # the whole file: no ':0:' line number
     nothing_ran(tmp_path)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ('typed', 'meant'), [('--ssh-nodes', '--ssh-node'), ('--fail-fats', '--fail-fast'), ('--mailto', '--mailTo')]
+)
+def test_a_misspelled_flag_gets_one_line_naming_the_flag_it_is_close_to(
+    procs: Processes, tmp_path: Path, typed: str, meant: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, typed, 'localhost:2', 'Tasks')
+    assert result.returncode == 2, result.describe()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'usage:' not in result.stderr, result.describe()
+    assert f'unrecognized arguments: {typed}' in lines[0] and f'(did you mean {meant}?)' in lines[0], lines
+    assert not (tmp_path / 'ran').exists()
 
 
 @pytest.mark.timeout(30)
@@ -211,7 +229,7 @@ def test_only_host_is_unreachable(procs: Processes, tmp_path: Path) -> None:
     assert result.seconds < 15, f'took {result.seconds:.1f} s\n{result.describe()}'
     assert no_traceback(result.stderr), result.stderr
     assert any(ABSENT_IP in line for line in result.stderr.splitlines()), result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 3, result.stderr  # the host's failure and the run's end
+    assert len(messages(result.stderr)) <= 3, result.stderr  # the host's failure and the run's end
     assert not (tmp_path / 'ran').exists()
     assert [record for record in read_status(status_path(tmp_path)) if record.pid > 0] == []
     logs_without_traceback(tmp_path)

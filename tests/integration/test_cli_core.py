@@ -26,6 +26,7 @@ from .helpers import (
     DEFAULT_STEM,
     EXAMPLES,
     by_task_id,
+    messages,
     no_traceback,
     read_status,
     run_disbatch,
@@ -328,7 +329,7 @@ def test_prefix_missing_directory(procs: Processes, tmp_path: Path) -> None:
     write_task_file(tmp_path / 'Tasks', 'touch ran.txt\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', 'missing/', 'Tasks')
     assert result.returncode != 0, result.describe()
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(messages(result.stderr)) == 1, result.stderr
     assert 'missing' in result.stderr
     assert no_traceback(result.stderr)
     assert not (tmp_path / 'ran.txt').exists()
@@ -459,7 +460,7 @@ def test_malformed_directive_is_reported_before_anything_runs(procs: Processes, 
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
     assert result.returncode != 0, result.describe()
     assert f'Tasks:{line}: ' in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(messages(result.stderr)) == 1, result.stderr
     assert no_traceback(result.stderr)
     assert not (tmp_path / 'marker').exists()
     assert run_files(tmp_path, 'status.txt') == []
@@ -479,7 +480,7 @@ def test_missing_task_file(procs: Processes, tmp_path: Path) -> None:
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'NoSuchTasks')
     assert result.returncode != 0, result.describe()
     assert 'NoSuchTasks' in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(messages(result.stderr)) == 1, result.stderr
     assert no_traceback(result.stderr)
     assert run_files(tmp_path, 'status.txt') == []
 
@@ -499,7 +500,7 @@ def test_bad_node_list_item(procs: Processes, tmp_path: Path, item: str) -> None
     assert result.returncode != 0, result.describe()
     shown = item.split(',')[-1]
     assert f'-s {shown!r}' in result.stderr or f'-s {shown}' in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(messages(result.stderr)) == 1, result.stderr
     assert no_traceback(result.stderr)
     assert not (tmp_path / 'marker').exists()
 

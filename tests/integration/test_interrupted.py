@@ -32,7 +32,7 @@ def test_tasks_stopped_by_a_signal_run_again_with_a_plain_dash_r(
     write_task_file(tmp_path / 'Tasks', TASKS)
     (tmp_path / 'run1').mkdir()
     driver = procs.spawn(
-        disbatch_cmd('-s', f'localhost:{SLOW}', '--progress', '-p', 'run1/', 'Tasks'),
+        disbatch_cmd('-s', f'localhost:{SLOW}', '-p', 'run1/', 'Tasks'),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     all_started = wait_for(lambda: len(counts(tmp_path)) == QUICK + SLOW or driver.poll() is not None, timeout=20)
@@ -47,9 +47,14 @@ def test_tasks_stopped_by_a_signal_run_again_with_a_plain_dash_r(
     assert all(record.return_code < 0 and not record.failed for record in interrupted.values())
     assert set(by_task_id(first)) == set(range(QUICK))  # the quick ones ended by themselves, task 5 failed
 
+    status1 = str(status_path(tmp_path / 'run1'))
+    rerun = (
+        f'  to run the failed and interrupted tasks again: disbatch -s localhost:{SLOW} -p run1/ -r {status1} -R Tasks'
+    )
+    assert rerun in stderr.splitlines(), stderr  # task 5 failed: -R runs it again too; a plain -r runs only the 8
+
     (tmp_path / 'resumed').touch()
     (tmp_path / 'run2').mkdir()
-    status1 = str(status_path(tmp_path / 'run1'))
     result = run_disbatch(procs, tmp_path, '-s', f'localhost:{SLOW}', '-p', 'run2/', '-r', status1, 'Tasks')
     assert result.returncode == 0, result.describe()
     runs = counts(tmp_path)

@@ -122,8 +122,8 @@ def test_monitor_shows_the_run_and_stops_one_engine(procs: Processes, tmux: Tmux
     # The header and both engines appear, and the counts move.
     assert wait_for(lambda: len(engines(tmux.screen(actor))) == 2, timeout=15), tmux.screen(actor)
     screen = tmux.screen(actor)
-    assert 'Run label: run   Status: More tasks.' in screen, screen
-    assert re.search(r'Slots 4 +Tasks: Finished \d+ +Failed 0 +Barrier 0 +Running \d+ +Pending \d+', screen), screen
+    assert 'Run label: run   Status: Running.' in screen, screen
+    assert re.search(r'Slots 4 +Tasks: Finished \d+ +Failed 0 +Barrier 0 +Running \d+ +Waiting \d+', screen), screen
     assert 'Rank Context Host' in screen and 'Assigned Finished Failed State' in screen, screen
     first = finished(screen)
     assert wait_for(lambda: finished(tmux.screen(actor)) > first, timeout=10), tmux.screen(actor)

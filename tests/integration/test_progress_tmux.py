@@ -112,8 +112,21 @@ def test_quiet_shows_nothing_on_a_terminal(procs: Processes, tmp_path: Path) -> 
     assert 'tasks run in' not in screen and 'status file' not in screen, screen
 
 
-def test_a_pipe_shows_neither_line_nor_summary(procs: Processes, tmp_path: Path, tasks: Path) -> None:
-    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:4', tasks.name)
+def test_a_pipe_gets_what_a_batch_log_wants(procs: Processes, tmp_path: Path, tasks: Path) -> None:
+    # A start line, plain progress lines, the summary: no control characters (a Slurm job's slurm-N.out).
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:4', '--progress-every', '0.5', tasks.name)
+    assert finished.returncode == 0, finished.describe()
+    assert finished.stdout == '', finished.describe()
+    assert '\r' not in finished.stderr and '\x1b' not in finished.stderr, finished.describe()
+    lines = finished.stderr.splitlines()
+    assert lines[0].startswith('disbatch: run ') and ' started: 40 tasks from Tasks, engines on ' in lines[0], lines
+    assert '; status file ' in lines[0] and lines[0].endswith(status_path(tmp_path).name), lines
+    assert len([line for line in lines if PROGRESS.match(line)]) >= 3, finished.describe()  # ~2 s run, every 0.5 s
+    assert any(line.startswith('disbatch: 40 tasks run in ') for line in lines), finished.describe()
+
+
+def test_quiet_in_a_pipe_shows_nothing(procs: Processes, tmp_path: Path, tasks: Path) -> None:
+    finished = run_disbatch(procs, tmp_path, '-s', 'localhost:4', '--quiet', tasks.name)
     assert finished.returncode == 0, finished.describe()
     assert finished.stderr == '', finished.describe()
     assert finished.stdout == '', finished.describe()

@@ -17,6 +17,7 @@ from ..conftest import Processes, disbatch_cmd
 from .helpers import (
     by_task_id,
     counts,
+    messages,
     no_traceback,
     read_status,
     run_disbatch,
@@ -162,7 +163,7 @@ def test_resume_from_a_file_that_is_not_a_status_file(procs: Processes, tmp_path
     for bad in ('Tasks', 'notes.txt', 'missing_status.txt'):
         result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-r', bad, 'Tasks')
         assert result.returncode != 0, result.describe()
-        lines = result.stderr.strip().splitlines()
+        lines = messages(result.stderr)
         assert len(lines) == 1, result.stderr
         assert f'{bad}:' in lines[0], lines[0]
         if bad != 'missing_status.txt':

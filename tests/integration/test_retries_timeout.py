@@ -15,7 +15,16 @@ import pytest
 from disbatch.results.record import RecordKind, StatusRecord
 
 from ..conftest import Processes
-from .helpers import no_traceback, read_status, run_disbatch, status_lines, status_path, wait_for, write_task_file
+from .helpers import (
+    messages,
+    no_traceback,
+    read_status,
+    run_disbatch,
+    status_lines,
+    status_path,
+    wait_for,
+    write_task_file,
+)
 
 # Fails its first two runs, then succeeds: the counter file says how many times it ran.
 FAILS_TWICE = (
@@ -142,7 +151,7 @@ def test_bad_retries_or_timeout_is_a_one_line_usage_error(
     write_task_file(tmp_path / 'Tasks', 'touch ran\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', flag, value, 'Tasks')
     assert result.returncode == 2, result.describe()
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)
     assert len(lines) == 1, result.stderr
     assert f'{flag} {value}' in lines[0]
     assert not (tmp_path / 'ran').exists()
@@ -154,7 +163,7 @@ def test_a_timeout_that_is_not_a_number_is_a_usage_error(procs: Processes, tmp_p
     write_task_file(tmp_path / 'Tasks', 'touch ran\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--timeout', 'nan', 'Tasks')
     assert result.returncode == 2, result.describe()
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(messages(result.stderr)) == 1, result.stderr
     assert not (tmp_path / 'ran').exists()
 
 

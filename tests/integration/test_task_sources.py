@@ -52,6 +52,47 @@ def test_disbatcher_gets_every_result_including_the_last_without_a_barrier(procs
     assert sorted(record.task_id for record in records) == [0, 1, 2, 3, 4]
 
 
+def test_disbatcher_names_its_files_says_what_it_cannot_do_and_never_hangs(procs: Processes, tmp_path: Path) -> None:
+    script = write_task_file(
+        tmp_path / 'use_api.py',
+        _dberscript("""
+            from disbatch.errors import DisbatchError
+            batcher = DisBatcher(tasksname='mini', args=['-s', 'localhost:2'])
+            said = []
+            try:
+                batcher.wait_one_task()  # nothing submitted: must not wait forever
+            except DisbatchError as error:
+                said.append(str(error))
+            try:
+                batcher.submit('  ')
+            except ValueError as error:
+                said.append(str(error))
+            batcher.submit('echo hi')
+            batcher.wait_one_task()
+            try:
+                batcher.wait_one_task()  # its one task was returned already
+            except DisbatchError as error:
+                said.append(str(error))
+            code = batcher.done()
+            try:
+                batcher.submit('echo late')
+            except DisbatchError as error:
+                said.append(str(error))
+            print('\\n'.join(said))
+            sys.exit(code)
+        """),
+    )
+    result = procs.run([sys.executable, str(script)], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    said = result.stdout.strip().splitlines()
+    assert len(said) == 4, result.stdout
+    assert 'all 0 submitted tasks were already returned' in said[0]
+    assert 'blank line' in said[1]
+    assert 'all 1 submitted tasks were already returned' in said[2]
+    assert 'closed' in said[3] and 'kvsstcp' not in said[3].lower()
+    assert status_path(tmp_path).name.startswith('mini_disBatch_')
+
+
 def test_the_shipped_dbertest_example_runs_to_completion(procs: Processes, tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / 'exampleTaskFiles' / 'dberTest.py'
     result = procs.run([sys.executable, str(example), '6', '-s', 'localhost:3'], cwd=tmp_path, timeout=45)

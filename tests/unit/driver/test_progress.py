@@ -312,6 +312,12 @@ def test_summary_text() -> None:
         '  slowest:   4.0s  task 7 (line 8): python3 -c "import time; time.sleep(4)" x...',
         '             3.0s  task 3 (line 4): sleep 3',
         '             2.5s  task 9 (line 10): exit 13',
+        '  failed tasks:',
+        '    task 2 (line 3): exit 1',
+        '    task 4 (line 5): signal 15 (SIGTERM)',
+        '    task 5 (line 6): exit 1',
+        '    task 9 (line 10): exit 13',
+        '    task 11 (line 12): lost with its engine',
         '  status file: /runs/Tasks_disBatch_250101000000_001_status.txt',
     ]
     assert all(len(line) <= 80 for line in text.splitlines()[:-1])
@@ -375,8 +381,9 @@ def snapshots(count: int, slots: int = 4) -> list[dict[str, Any]]:
 
 def test_wanted() -> None:
     assert wanted(Terminal()) is True
-    assert wanted(io.StringIO()) is False
+    assert wanted(io.StringIO()) is True  # a batch log gets its plain lines and the summary too
     assert wanted(io.StringIO(), progress=True) is True
+    assert wanted(io.StringIO(), quiet=True) is False
     assert wanted(Terminal(), progress=True, quiet=True) is False
 
 

@@ -66,8 +66,8 @@ def row(rank: int, **changes: Any) -> EngineRow:
 def test_header_shows_label_status_and_counts() -> None:
     lines = model.header(snapshot())
     assert lines == [
-        'Run label: Tasks_disBatch_250101120000_042   Status: More tasks.',
-        'Slots 4   Tasks: Finished 8  Failed 1  Barrier 2  Running 4  Pending 3',
+        'Run label: Tasks_disBatch_250101120000_042   Status: Running.',
+        'Slots 4   Tasks: Finished 8  Failed 1  Barrier 2  Running 4  Waiting 3',
         'Engines 2   Elapsed 00:01:05',
     ]
 
@@ -75,7 +75,7 @@ def test_header_shows_label_status_and_counts() -> None:
 def test_header_shows_total_skipped_lost_and_retiring_when_known() -> None:
     view = snapshot(total=20, skipped=3, lost=1, engines=[engine(0, retiring=True), engine(1)])
     lines = model.header(view, staleness=60)
-    assert lines[1].endswith('Running 4  Pending 3  Total 20  Skipped 3  Lost 1')
+    assert lines[1].endswith('Running 4  Waiting 5  Total 20  Skipped 3  Lost 1')  # 20 - 8 - 3 - 4: unread ones too
     assert lines[2] == 'Engines 2 (1 retiring)   Elapsed 00:02:05'
 
 
@@ -91,8 +91,8 @@ def test_header_shows_the_time_left_in_the_allocation_and_the_drain() -> None:
 @pytest.mark.parametrize(
     ('status', 'more', 'text'),
     [
-        ('running', True, 'More tasks.'),
-        ('draining', False, 'No more tasks.'),
+        ('running', True, 'Running.'),
+        ('draining', False, 'Finishing the last tasks.'),
         ('stopping', False, 'Stopping.'),
         ('finished', False, 'Finished.'),
     ],
@@ -104,7 +104,7 @@ def test_status_text(status: str, more: bool, text: str) -> None:
 
 def test_header_of_a_sparse_snapshot_does_not_fail() -> None:
     assert model.header({}) == [
-        'Run label: ?   Status: More tasks.',
+        'Run label: ?   Status: Running.',
         'Slots 0   Tasks: Finished 0  Failed 0  Barrier 0',
         'Engines 0',
     ]
@@ -156,7 +156,7 @@ def test_ended_message_gives_counts_only_from_the_final_snapshot() -> None:
 def test_table_at_the_minimum_width() -> None:
     widths = model.column_widths([row(0)], model.MINIMUM_WIDTH)
     header = model.table_header(widths)
-    assert header == 'Rank Context Host       Last Free Assigned Finished Failed State'
+    assert header == 'Rank Context Host      Heard Free Assigned Finished Failed State'
     line = model.format_row(row(0), widths)
     assert line == '   0 SSH0    node0      0.4s    1        5        4      0 active'
     assert len(header) <= model.MINIMUM_WIDTH

@@ -160,6 +160,15 @@ def test_a_server_that_is_down_is_warned_about_once_and_never_blocks(caplog: pyt
     assert any('stopped after 3 failed messages' in entry.getMessage() for entry in caplog.records)
 
 
+def test_a_server_that_is_down_is_said_on_stderr_too(capsys: pytest.CaptureFixture[str]) -> None:
+    mail = notifier(free_port(), every=1, retry_delay=0.01)
+    mail.on_record(record(0))
+    mail.close(view(1, 0, 1), 0)
+    said = capsys.readouterr().err.splitlines()
+    assert [line for line in said if 'could not send mail' in line] == [said[0]], said  # once, as a warning
+    assert said[0].startswith('disbatch: warning: could not send mail to you@example.org through 127.0.0.1:')
+
+
 def test_later_messages_are_still_tried_after_a_failure(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     mail = notifier(port, every=1, retry_delay=0.01)

@@ -1,0 +1,124 @@
+"""What the end-of-run summary says about failed and interrupted tasks: which ones, and how to run them again. Pure.
+
+`FailedTasks` keeps the first few failed tasks' records (memory does not grow with the run); `failure_lines`
+renders them as `task 5 (line 6): exit 3: <first line of its stderr snippet>`; `rerun_command` builds the exact
+command that runs the failed and interrupted tasks again (`disbatch … -r STATUS -R TASKFILE`) from the run's own
+command line; `advice_lines` adds that command and, with failures and no `-e`, why the exit code is still 0.
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import signal
+from collections.abc import Sequence
+
+from disbatch.driver.scheduler import LOST_RETURN_CODE
+from disbatch.results.record import RecordKind, StatusRecord
+
+LISTED = 10  # failed tasks named one by one in the summary
+# Flags of the run's own command line that the re-run command replaces (those taking a value take the next word).
+_RESUME_FLAGS = {'-r': True, '--resume-from': True, '-R': False, '--retry': False, '--force-resume': False}
+
+
+class FailedTasks:
+    """The first `LISTED` failed tasks (their final records), in the order they failed."""
+
+    def __init__(self, listed: int = LISTED) -> None:
+        self.listed = listed
+        self.records: list[StatusRecord] = []
+
+    def add(self, record: StatusRecord) -> None:
+        listed = record.failed and record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT)
+        if listed and len(self.records) < self.listed:
+            self.records.append(record)
+
+
+def describe_end(record: StatusRecord) -> str:
+    """How a failed task ended: `exit 3`, `signal 9 (SIGKILL)`, `timed out (signal 15)`, `lost with its engine`."""
+    code = record.return_code
+    if record.pid == -1 and code == LOST_RETURN_CODE:
+        return 'lost with its engine'
+    if record.kind is RecordKind.TIMED_OUT:
+        return f'timed out (signal {-code})' if code < 0 else f'timed out (exit {code})'
+    if code >= 0:
+        text = f'exit {code}'
+    else:
+        try:
+            text = f'signal {-code} ({signal.Signals(-code).name})'
+        except ValueError:
+            text = f'signal {-code}'
+    return text
+
+
+def first_error_line(snippet: str) -> str:
+    """The first non-blank line of a status-file snippet (the Python repr of a str), '' when there is none."""
+    try:
+        text = ast.literal_eval(snippet)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ''
+    if not isinstance(text, str):
+        return ''
+    return next((line.strip() for line in text.splitlines() if line.strip()), '')
+
+
+def failure_lines(failed: FailedTasks, total_failed: int, width: int) -> list[str]:
+    """`  failed tasks:` and one line a listed task, then how many more there are."""
+    if not failed.records:
+        return []
+    lines = [
+        '  failed tasks:' if total_failed <= len(failed.records) else f'  failed tasks (first {len(failed.records)}):'
+    ]
+    for record in failed.records:
+        text = f'    task {record.task_id} (line {record.line_number}): {describe_end(record)}'
+        error = first_error_line(record.err_snippet)
+        if error:
+            text += ': ' + error
+        lines.append(_cut(text, width))
+    if total_failed > len(failed.records):
+        lines.append(f'    ... and {total_failed - len(failed.records)} more (see the status file)')
+    return lines
+
+
+def rerun_command(argv: Sequence[str], taskfile: str, status_path: str, retry_failed: bool = True) -> str:
+    """The run's command line with its resume flags replaced by `-r STATUS` (and `-R`), just before the task file.
+
+    `argv` is the run's arguments without the program name; `taskfile` is the task-file argument as given.
+    """
+    kept: list[str] = []
+    words = iter(argv)
+    for word in words:
+        name = word.split('=', 1)[0]
+        if name in _RESUME_FLAGS and (name.startswith('--') or word == name):
+            if _RESUME_FLAGS[name] and '=' not in word:
+                next(words, None)
+            continue
+        if word.startswith('-r') and not word.startswith('--') and len(word) > 2:  # -rFILE
+            continue
+        kept.append(word)
+    added = ['-r', status_path] + (['-R'] if retry_failed else [])
+    if taskfile in kept:
+        position = len(kept) - 1 - kept[::-1].index(taskfile)
+        kept[position:position] = added
+    else:
+        kept += added
+    return shlex.join(['disbatch', *kept])
+
+
+def advice_lines(failed: int, interrupted: int, command: str | None, exit_code_flag: bool, width: int) -> list[str]:
+    """The re-run command (when a task failed or was interrupted), and the note on the exit code."""
+    lines = []
+    if command is not None and (failed or interrupted):
+        what = 'the failed and interrupted tasks' if failed and interrupted else (
+            'the failed tasks' if failed else 'the interrupted tasks')  # fmt: skip
+        lines.append(f'  to run {what} again: {command}')
+    if failed and not exit_code_flag:
+        lines.append('  the exit code stays 0 although tasks failed (as in disBatch 3.0); -e makes it 1')
+    return lines
+
+
+def _cut(text: str, width: int) -> str:
+    flat = ' '.join(text.split())
+    indent = text[: len(text) - len(text.lstrip())]
+    flat = indent + flat
+    return flat if len(flat) <= width else flat[: max(0, width - 3)] + '...'
