@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Processes, disbatch_cmd
-from .helpers import read_status, run_disbatch, run_files, status_path, wait_for, write_task_file
+from .helpers import messages, read_status, run_disbatch, run_files, status_path, wait_for, write_task_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 def test_a_taskcommand_that_exits_non_zero_fails_the_run_with_one_line(procs: Processes, tmp_path: Path) -> None:
     finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--taskcommand', 'exit 3', timeout=20)
     assert finished.returncode != 0, finished.describe()
-    lines = finished.stderr.strip().splitlines()
+    lines = messages(finished.stderr)
     assert len(lines) == 1, finished.describe()
     assert "'exit 3'" in lines[0] and 'status 3' in lines[0], finished.describe()
 
@@ -47,7 +47,7 @@ def test_every_bad_directive_is_reported_before_anything_runs(procs: Processes, 
     )
     finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
     assert finished.returncode != 0, finished.describe()
-    lines = finished.stderr.strip().splitlines()
+    lines = messages(finished.stderr)
     assert [line.split(': ')[1] for line in lines] == ['Tasks:2', 'Tasks:4', 'Tasks:5'], finished.describe()
     assert not (tmp_path / 'marker').exists()
     assert run_files(tmp_path, 'status.txt') == []
@@ -57,5 +57,5 @@ def test_bad_directives_past_the_cap_are_summed_up(procs: Processes, tmp_path: P
     write_task_file(tmp_path / 'Tasks', '#DISBATCH FOO\n' * 100)
     finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
     assert finished.returncode != 0, finished.describe()
-    lines = finished.stderr.strip().splitlines()
+    lines = messages(finished.stderr)
     assert len(lines) == 21 and 'only the first 20' in lines[-1], finished.describe()
