@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
+from disbatch.contexts.flags import check_resource_arguments
 from disbatch.errors import ContextError, UsageError
 
 # Flags of the reference that arrive with later work; until then they are refused with a clear message, never
 # accepted and ignored.
 _NOT_YET = {
     'kvsserver': '--kvsserver',
-    'env_resource': '-E/--env-resource',
 }
 
 
@@ -28,6 +28,8 @@ class RunConfig:
     node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST' or 'Slurm', for messages
     cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
     tasks_per_node: int | None
+    gpus_per_task: int  # --gpus-per-task; 0: GPUs are not shared out
+    env_resources: tuple[str, ...]  # -E: variables whose comma lists are shared out, one item per slot
     fill: bool
     startup_only: bool  # -S: no context of the driver's own; contexts are added through dbUtil.sh
     context_task_limit: int  # -C for the driver's own context; 0: no limit
@@ -70,6 +72,7 @@ class RunConfig:
             raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
+        check_resource_arguments(arguments)
         if arguments.retries < 0:
             raise UsageError(f'--retries {arguments.retries}: give 0 or more')
         if not math.isfinite(arguments.timeout) or arguments.timeout < 0:
@@ -94,6 +97,8 @@ class RunConfig:
             node_origin=origin,
             cpus_per_task=arguments.cpusPerTask,
             tasks_per_node=arguments.tasksPerNode,
+            gpus_per_task=arguments.gpus_per_task or 0,
+            env_resources=tuple(arguments.env_resource or ()),
             fill=arguments.fill,
             startup_only=arguments.startup_only,
             context_task_limit=arguments.context_task_limit,

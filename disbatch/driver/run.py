@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from disbatch.config import RunConfig
 from disbatch.contexts.base import duplicate_hosts
-from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.slurm import DEFAULT_RETIRE, slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
@@ -112,11 +112,12 @@ def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
 def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
     """The context the driver starts itself: the `-s` nodes, or the Slurm allocation it runs in."""
     retire = None if config.retire_command == '' else config.retire_command
+    resources = EngineResources(config.gpus_per_task, config.env_resources)
     if config.slurm:
         label = config.label or f'J{slurm_job_id(os.environ)}'
         context, warnings = slurm_context(
             os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            DEFAULT_RETIRE if retire is None else retire, files.context_log(label),
+            DEFAULT_RETIRE if retire is None else retire, files.context_log(label), resources,
         )  # fmt: skip
         for warning in warnings:
             _warn(warning)
@@ -124,7 +125,7 @@ def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
         label = config.label or 'SSH0'
         context = ssh_context(
             label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
-            files.context_log(label),
+            files.context_log(label), resources,
         )  # fmt: skip
     log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
     return context
