@@ -43,7 +43,7 @@ from disbatch.protocol.messages import (
     Welcome,
 )
 from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.status_file import StatusFileWriter
 from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Task
 
@@ -471,4 +471,6 @@ def _record(
         err_bytes=done.err_bytes,
         err_snippet=done.err_snippet,
         command=command,
+        attempt=done.attempt,
+        usage=ResourceUsage(done.max_rss_bytes, done.user_seconds, done.system_seconds) if done.pid > 0 else None,
     )

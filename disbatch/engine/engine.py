@@ -430,6 +430,10 @@ class Engine:
                 outcome.err_bytes,
                 outcome.err_snippet,
                 timed_out,
+                job.attempt if not job.phase else 0,
+                outcome.max_rss_bytes,
+                outcome.user_seconds,
+                outcome.system_seconds,
             )
         )
 

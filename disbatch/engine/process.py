@@ -35,7 +35,7 @@ class Outcome:
     err_snippet: str
     user_seconds: float
     system_seconds: float
-    max_rss_kib: int
+    max_rss_bytes: int  # peak resident set of the largest process of the task's tree (wait4's ru_maxrss)
 
 
 class TaskProcess:
@@ -139,7 +139,7 @@ class TaskProcess:
             err_snippet=self.stderr.snippet(),
             user_seconds=usage.ru_utime,
             system_seconds=usage.ru_stime,
-            max_rss_kib=usage.ru_maxrss,
+            max_rss_bytes=usage.ru_maxrss * 1024,  # Linux counts it in KiB
         )
 
     def signal_group(self, signum: int) -> None:
@@ -165,7 +165,7 @@ def spawn_failure(error: OSError | ValueError, start: float) -> Outcome:
     reason = os.strerror(code) if code != 200 else str(error)
     return Outcome(
         pid=-1, return_code=code, start=start, finish=start, out_bytes=0, out_snippet="''",
-        err_bytes=len(reason), err_snippet=repr(reason), user_seconds=0.0, system_seconds=0.0, max_rss_kib=0,
+        err_bytes=len(reason), err_snippet=repr(reason), user_seconds=0.0, system_seconds=0.0, max_rss_bytes=0,
     )  # fmt: skip
 
 

@@ -73,6 +73,10 @@ class TaskDone:
     err_bytes: int
     err_snippet: str
     timed_out: bool  # stopped by the engine after --timeout seconds
+    attempt: int  # the Run's attempt (0 for a per-engine task)
+    max_rss_bytes: int  # peak resident set of the task's largest process, from wait4
+    user_seconds: float  # CPU time of the task's process tree (its reaped descendants included)
+    system_seconds: float
 
 
 @dataclass(frozen=True, slots=True)

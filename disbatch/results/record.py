@@ -18,8 +18,19 @@ class RecordKind(enum.Enum):
     SKIPPED = 'S'  # carried over from an earlier run by -r
     ZOMBIE = 'Z'  # reported by an engine after the driver had given the attempt up
     TIMED_OUT = 'T'  # stopped after --timeout seconds (new in disbatch 4; a failure, like a non-zero return code)
+    INTERRUPTED = 'I'  # stopped by the run itself (Ctrl-C, SIGTERM, --fail-fast, walltime drain): re-run by -r
     BARRIER = 'B'
     BARRIER_CHECK = 'C'
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """What a task's processes used, from the engine's `wait4`. Not in the status file (its 15 columns stay the
+    reference's); `--json` carries it."""
+
+    max_rss_bytes: int  # peak resident set of the task's largest process (bash or a descendant it waited for)
+    user_seconds: float  # CPU time of the whole tree the task waited for
+    system_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,9 @@ class StatusRecord:
     err_bytes: int
     err_snippet: str
     command: str  # decoded with surrogateescape; formatted as b'...' when not valid UTF-8
+    # Known only while the run is live (not in the status file, so a record read back by -r has the defaults):
+    attempt: int = 1  # which run of the task this is (--retries, a lost engine); 0 for a per-engine task
+    usage: ResourceUsage | None = None  # None when no process ran (lost, skipped, barrier, spawn failure)
 
     @property
     def failed(self) -> bool:

@@ -15,7 +15,7 @@ WAIT_MS = 5000
 
 
 def done(task_id: int) -> TaskDone:
-    return TaskDone(task_id, '', 100 + task_id, 0, 1.0, 2.0, 0, "''", 0, "''", False)
+    return TaskDone(task_id, '', 100 + task_id, 0, 1.0, 2.0, 0, "''", 0, "''", False, 1, 0, 0.0, 0.0)
 
 
 @pytest.fixture

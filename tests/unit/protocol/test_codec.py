@@ -43,14 +43,17 @@ integers = st.integers()
 numbers = st.floats(allow_nan=False)  # NaN is never equal to itself; infinities round-trip
 environments = st.dictionaries(texts, texts, max_size=4)
 
+# task_id phase pid return_code start finish out_bytes out_snippet err_bytes err_snippet timed_out, then the
+# attempt and the usage: attempt max_rss_bytes user_seconds system_seconds.
+TASK_DONE_FIELDS = (integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts)
+TASK_DONE_FIELDS += (st.booleans(), integers, integers, numbers, numbers)
+
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
     st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers),
     st.builds(Run, integers, integers, integers, texts, integers),
-    st.builds(
-        TaskDone, integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts, st.booleans()
-    ),
+    st.builds(TaskDone, *TASK_DONE_FIELDS),
     st.just(Drain()),
     st.builds(Abort, texts),
     st.builds(Goodbye, texts),
@@ -80,8 +83,8 @@ def test_every_message_round_trips(message: Message) -> None:
 def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Run(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
     assert encode(Drain()) == b'["drain"]'
-    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True)
-    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true]'
+    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, 2, 4096, 0.25, 0.5)
+    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,2,4096,0.25,0.5]'
     assert encode(Welcome(0, '/w', {}, [], [], 2.5)) == b'["welcome",0,"/w",{},[],[],2.5]'
 
 
@@ -116,6 +119,9 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["run",1,2,-1,"echo"]', id='a field short (the attempt of an older driver)'),
         pytest.param(b'["run",1,2,-1,"echo",1,"extra"]', id='a field over'),
         pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]', id='done without timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]', id='done without usage (an older engine)'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,1,4096.0,0,0]', id='float for peak RSS'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,1,4096,"0",0]', id='string for CPU seconds'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
         pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
@@ -127,11 +133,11 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["run",1,2,-1,"echo",true]', id='bool for attempt'),
         pytest.param(b'["run",1,2,-1,"echo","2"]', id='string for attempt'),
         pytest.param(b'["abort",false]', id='bool for string'),
-        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false]', id='string for float'),
-        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false]', id='bool for float'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1]', id='int for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null]', id='null for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true"]', id='string for timed_out'),
+        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false,1,0,0,0]', id='string for float'),
+        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false,1,0,0,0]', id='bool for float'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1,1,0,0,0]', id='int for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null,1,0,0,0]', id='null for timed_out'),
+        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true",1,0,0,0]', id='string for timed_out'),
         pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
         pytest.param(b'["welcome",0,"/",["A","B"],[],[],0]', id='array for environment'),
         pytest.param(b'["welcome",0,"/",{},{},[],0]', id='object for task list'),
@@ -146,17 +152,19 @@ def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
 
 def test_well_formed_frames_decode() -> None:
     assert decode(b'["run",1,2,-1,"echo",3]') == Run(1, 2, -1, 'echo', 3)
-    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]') == TaskDone(
-        1, '', 100, 0, 1.5, 2.5, 0, '', 0, '', False
+    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,1,8192,0.5,0.25]') == TaskDone(
+        1, '', 100, 0, 1.5, 2.5, 0, '', 0, '', False, 1, 8192, 0.5, 0.25
     )
-    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true]') == TaskDone(
-        1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True
+    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true,3,0,0.0,0.0]') == TaskDone(
+        1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True, 3, 0, 0.0, 0.0
     )
     assert decode(b'["welcome",0,"/",{},[],[],0.5]') == Welcome(0, '/', {}, [], [], 0.5)
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
-    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false]') == TaskDone(1, '', 100, 0, 1, 2, 0, '', 0, '', False)
+    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,1,0,1,2]') == TaskDone(
+        1, '', 100, 0, 1, 2, 0, '', 0, '', False, 1, 0, 1, 2
+    )
     assert decode(b'["welcome",0,"/",{},[],[],30]') == Welcome(0, '/', {}, [], [], 30)
 
 
