@@ -21,6 +21,7 @@ from disbatch.driver import snapshot
 from disbatch.driver.scheduler import RetireEngines, Scheduler
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.results.record import StatusRecord
+from disbatch.results.usage import UsageBoard
 
 log = logging.getLogger('disbatch.driver')
 
@@ -55,6 +56,7 @@ class Publisher:
         self.started = time.time()
         self._recent: deque[StatusRecord] = deque(maxlen=RECENT)
         self._failures: deque[StatusRecord] = deque(maxlen=RECENT)
+        self.usage = UsageBoard()
         self._dirty = True
         self._next = time.monotonic()
         self._wake_read, self._wake_write = os.pipe()
@@ -69,6 +71,7 @@ class Publisher:
 
     def record(self, record: StatusRecord) -> None:
         self._recent.append(record)
+        self.usage.add(record)
         if record.failed:
             self._failures.append(record)
         for observer in self.observers:
@@ -125,7 +128,7 @@ class Publisher:
     def _view(self, scheduler: Scheduler) -> dict[str, Any]:
         return snapshot.build(
             self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
-            self.expected_total,
+            self.expected_total, self.usage.to_json(),
         )  # fmt: skip
 
     def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:

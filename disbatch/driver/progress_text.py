@@ -18,6 +18,7 @@ from typing import Any
 
 from disbatch.driver.scheduler import LOST_RETURN_CODE
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.usage import UsageBoard
 
 RATE_WINDOW_SECONDS = 20.0
 SLOWEST = 3
@@ -174,9 +175,11 @@ class Stats:
         self._heap: list[SlowTask] = []
         self._last_time: float | None = None
         self._last_slots = 0
+        self.usage = UsageBoard()
 
     def add(self, record: StatusRecord) -> None:
         """One status record, as the driver writes it."""
+        self.usage.add(record)
         if record.kind is RecordKind.PER_ENGINE:
             self.per_engine += 1
             self.per_engine_failed += record.failed
@@ -291,5 +294,6 @@ def format_summary(stats: Stats, status_path: str, width: int = 80) -> str:
         label = '  slowest: ' if position == 0 else '           '
         text = f'{label}{format_duration(slow.elapsed):>6}  task {slow.task_id} (line {slow.line_number}): '
         lines.append(text + shorten(slow.command, max(10, width - len(text))))
+    lines.extend(stats.usage.summary_lines())
     lines.append(f'  status file: {status_path}')
     return '\n'.join(lines)
