@@ -8,6 +8,7 @@ no two tasks that ran at the same time held the same device.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +142,23 @@ def test_minus_g_is_deprecated_and_says_so(procs: Processes, tmp_path: Path) -> 
     assert '-g/--gpu is deprecated and has no effect' in finished.stderr
     (record,) = read_status(status_path(tmp_path))
     assert record.out_snippet == repr('[0,1]\n')  # nothing was changed
+
+
+@pytest.mark.timeout(60)
+def test_a_context_added_through_dbutil_takes_the_drivers_gpus_per_task_unless_given(
+    procs: Processes, tmp_path: Path
+) -> None:
+    from .test_live_contexts import LiveRun, finish_context
+
+    tasks = ''.join(RECORD.replace('SECONDS', '0.3') + '\n' for _ in range(4))
+    run = LiveRun(procs, tmp_path, tasks, '--gpus-per-task', '2')
+    context = procs.spawn(
+        [str(run.dbutil), '-s', 'localhost:4'], cwd=tmp_path, env={'CUDA_VISIBLE_DEVICES': '0,1,2,3'},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert run.wait(30) == 0, run.stderr
+    code, stderr = finish_context(context)
+    assert code == 0, stderr
+    seen = read_seen(tmp_path)
+    assert len(seen) == 4 and all(len(s.devices) == 2 for s in seen)
+    assert most_at_once(seen) <= 2
