@@ -23,7 +23,7 @@ from typing import NoReturn
 
 from disbatch import __version__
 from disbatch.config import RunConfig
-from disbatch.contexts.flags import add_context_arguments
+from disbatch.contexts.flags import add_context_arguments, deprecation_warnings
 from disbatch.driver.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.exiting import exit_now
@@ -200,8 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
     add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('--tasks-name', metavar='NAME', help=argparse.SUPPRESS)  # DisBatcher(tasksname=...): names the run's files
-    add('-E', '--env-resource', action='append', default=[], metavar='VAR', help=argparse.SUPPRESS)
-    add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
     return parser  # fmt: skip
 
 
@@ -215,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.version:
         print(__version__)
         return 0
+    for warning in deprecation_warnings(arguments):
+        print(f'disbatch: warning: {warning}', file=sys.stderr)
     try:
         config = RunConfig.from_arguments(arguments)
         from disbatch.driver.run import run

@@ -9,15 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
+from disbatch.contexts.flags import check_resource_arguments
 from disbatch.driver.walltime import parse_duration
 from disbatch.errors import ContextError, UsageError
-
-# Flags of the reference that arrive with later work; until then they are refused with a clear message, never
-# accepted and ignored.
-_NOT_YET = {
-    'env_resource': '-E/--env-resource',
-}
-
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
@@ -30,6 +24,8 @@ class RunConfig:
     batch_system: str  # 'ssh' (the nodes above), 'slurm', 'sge', 'pbs' or 'lsf': where the engines start
     cpus_per_task: float | None  # -c; None: 1, or SLURM_CPUS_PER_TASK under Slurm
     tasks_per_node: int | None
+    gpus_per_task: int  # --gpus-per-task; 0: GPUs are not shared out
+    env_resources: tuple[str, ...]  # -E: variables whose comma lists are shared out, one item per slot
     fill: bool
     startup_only: bool  # -S: no context of the driver's own; contexts are added through dbUtil.sh
     context_task_limit: int  # -C for the driver's own context; 0: no limit
@@ -69,9 +65,6 @@ class RunConfig:
     @classmethod
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
         environ = os.environ if environ is None else environ
-        for attribute, flag in _NOT_YET.items():
-            if getattr(arguments, attribute) not in (None, False, []):
-                raise UsageError(f'{flag} is not supported by this version of disbatch yet')
         if arguments.mailFreq is not None and not arguments.mailTo:
             raise UsageError('--mailFreq needs --mailTo')
         if arguments.mailFreq is not None and arguments.mailFreq < 1:
@@ -80,6 +73,7 @@ class RunConfig:
             raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
+        check_resource_arguments(arguments)
         if arguments.retries < 0:
             raise UsageError(f'--retries {arguments.retries}: give 0 or more')
         if not math.isfinite(arguments.timeout) or arguments.timeout < 0:
@@ -116,6 +110,8 @@ class RunConfig:
             batch_system=system,
             cpus_per_task=arguments.cpusPerTask,
             tasks_per_node=arguments.tasksPerNode,
+            gpus_per_task=arguments.gpus_per_task or 0,
+            env_resources=tuple(arguments.env_resource or ()),
             fill=arguments.fill,
             startup_only=arguments.startup_only,
             context_task_limit=arguments.context_task_limit,

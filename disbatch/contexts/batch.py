@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 from disbatch.contexts import allocation
 from disbatch.contexts.base import is_this_machine
-from disbatch.contexts.nodes import NodeContext, NodePlan
+from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 from disbatch.contexts.slurm import DEFAULT_RETIRE as SLURM_RETIRE
 from disbatch.contexts.slurm import slurm_context, slurm_job_id
@@ -106,11 +106,12 @@ def batch_context(
     fill: bool,
     retire_command: str | None,
     log_path: str,
+    resources: EngineResources = NO_RESOURCES,
 ) -> tuple[NodeContext, list[str]]:
     """The context of the job this process runs in. `retire_command` None: the scheduler's default; '': none."""
     if kind == 'slurm':
         retire = SLURM_RETIRE if retire_command is None else (retire_command or None)
-        return slurm_context(environ, label, cpus_per_task, tasks_per_node, fill, retire, log_path)
+        return slurm_context(environ, label, cpus_per_task, tasks_per_node, fill, retire, log_path, resources)
     hosts = read_allocation(kind, environ)
     cores = _pbs_cores(environ, hosts) if kind == 'pbs' else None
     plans = allocation.plan_slots(hosts, cpus_per_task, tasks_per_node, fill, cores)
@@ -124,4 +125,4 @@ def batch_context(
         default_retire = PBS_RETIRE
     retire = default_retire if retire_command is None else (retire_command or None)
     retirement = Retirement(retire, [plan.host for plan in plans], log_path)
-    return NodeContext(label, plans, launcher, retirement), []
+    return NodeContext(label, plans, launcher, retirement, resources=resources), []

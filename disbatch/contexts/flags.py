@@ -1,9 +1,22 @@
 """The context flags, shared by `disbatch` (for the context it starts itself) and `<stem>_dbUtil.sh` (a context
-added to a live run): the reference's names and meanings. `default_hint` says where an unset -c/-t comes from."""
+added to a live run): the reference's names and meanings. `default_hint` says where an unset -c/-t comes from.
+
+Beyond the reference: `--gpus-per-task N`. The reference's hidden `-E/--env-resource VAR` works (one item of $VAR
+per slot); its deprecated `-g/--gpu` still does nothing, and says so (`deprecation_warnings`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+
+from disbatch.errors import UsageError
+
+_VARIABLE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# What --gpus-per-task writes: a -E of one of these would fight over the same variable.
+GPU_VARIABLES = frozenset(
+    {'CUDA_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES', 'HIP_VISIBLE_DEVICES', 'GPU_DEVICE_ORDINAL', 'DISBATCH_GPUS'}
+)
 
 
 def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) -> None:  # fmt: skip
@@ -55,3 +68,31 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='N',
         help=f'Maximum concurrently executing tasks per node (up to cores/cpusPerTask; default: {default_hint}).',
     )
+    add(
+        '--gpus-per-task',
+        type=int,
+        default=None,
+        metavar='N',
+        help="Give each task N of its node's GPUs, its own (in CUDA_VISIBLE_DEVICES or its vendor's variable, and "
+        'DISBATCH_GPUS); a node runs at most GPUs/N tasks at once.',
+    )
+    add('-E', '--env-resource', action='append', default=None, metavar='VAR', help=argparse.SUPPRESS)
+    add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
+
+
+def check_resource_arguments(arguments: argparse.Namespace) -> None:
+    """UsageError for a --gpus-per-task or -E that cannot work."""
+    if arguments.gpus_per_task is not None and arguments.gpus_per_task < 1:
+        raise UsageError(f'--gpus-per-task {arguments.gpus_per_task}: give 1 or more')
+    for variable in arguments.env_resource or []:
+        if not _VARIABLE_NAME.match(variable):
+            raise UsageError(f'-E {variable!r}: give the name of an environment variable that holds a comma list')
+        if arguments.gpus_per_task and variable in GPU_VARIABLES:
+            raise UsageError(f'-E {variable} and --gpus-per-task both set {variable}: give one of them')
+
+
+def deprecation_warnings(arguments: argparse.Namespace) -> list[str]:
+    """Flags accepted for the reference's sake that do nothing: say so rather than ignore them silently."""
+    if arguments.gpu:
+        return ['-g/--gpu is deprecated and has no effect (give --gpus-per-task N to give each task its own GPUs)']
+    return []

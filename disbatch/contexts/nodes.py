@@ -29,13 +29,31 @@ class NodePlan:
     cores_per_task: int
 
 
+@dataclass(frozen=True, slots=True)
+class EngineResources:
+    """What every engine of a context shares out among its slots: N GPUs a task, one item of each -E list a task.
+    The engine finds them on its node, and runs no more slots than they allow (engine/devices.py)."""
+
+    gpus_per_task: int = 0
+    env_resources: tuple[str, ...] = ()
+
+    def options(self) -> list[str]:
+        gpus = ['--gpus-per-task', str(self.gpus_per_task)] if self.gpus_per_task else []
+        return [*gpus, *(f'--env-resource={variable}' for variable in self.env_resources)]
+
+
+NO_RESOURCES = EngineResources()
+
+
 # (plan, engine command) -> the command that runs the engine command on the plan's node
 Launcher = Callable[[NodePlan, list[str]], list[str]]
 # host -> a command that ends the batch system's side of that host's launcher (Slurm: `scancel` of its step)
 StepEnder = Callable[[str], list[str]]
 
 
-def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> list[str]:
+def engine_command(
+    run: str, plan: NodePlan, context: str, launch_id: str, resources: EngineResources = NO_RESOURCES
+) -> list[str]:
     """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system). The driver's
     address and the run's credentials come on its stdin."""
     return [
@@ -47,6 +65,7 @@ def engine_command(run: str, plan: NodePlan, context: str, launch_id: str) -> li
         '--hostname', plan.host,
         '--launch-id', launch_id,
         '--secret-stdin', '--watch-stdin',
+        *resources.options(),
     ]  # fmt: skip
 
 
@@ -58,8 +77,10 @@ class NodeContext(Context):
         launcher: Launcher,
         retirement: Retirement,
         step_ender: StepEnder | None = None,
+        resources: EngineResources = NO_RESOURCES,
     ) -> None:
         self.label = label
+        self.resources = resources
         self.plans = plans
         self.launcher = launcher
         self.retirement = retirement
@@ -71,7 +92,7 @@ class NodeContext(Context):
     def launch(self, run: str, log_path: str) -> None:
         for index, plan in enumerate(self.plans):
             launch_id = f'{self.label}/{index}'
-            command = self.launcher(plan, engine_command(run, plan, self.label, launch_id))
+            command = self.launcher(plan, engine_command(run, plan, self.label, launch_id, self.resources))
             log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
             self.processes.start(
                 launch_id, plan.host, command, log_path.replace('{context}', self.label).replace('{host}', plan.host)

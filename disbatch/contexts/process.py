@@ -20,8 +20,8 @@ import zmq
 
 from disbatch.contexts.base import parse_node_list
 from disbatch.contexts.batch import batch_context, detect, job_id
-from disbatch.contexts.flags import add_context_arguments
-from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.flags import add_context_arguments, check_resource_arguments, deprecation_warnings
+from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.privacy import create_private
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    for warning in deprecation_warnings(arguments):
+        print(f'disbatch: warning: {warning}', file=sys.stderr)
     stem = os.environ.get('DISBATCH_RUN_STEM', '')
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     driver = os.environ.get('DISBATCH_DRIVER_ADDRESS', '')
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'disbatch: the run {os.path.basename(stem)} is over: nothing to add engines to', file=sys.stderr)
         return 1
     try:
+        check_resource_arguments(arguments)
         return _run(arguments, stem, credentials, driver)
     except DisbatchError as error:
         print(f'disbatch: {error}', file=sys.stderr)
@@ -113,17 +116,28 @@ def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, ki
     cpus = arguments.cpusPerTask if arguments.cpusPerTask is not None else (welcome.cpus_per_task or None)
     tasks = arguments.tasksPerNode if arguments.tasksPerNode is not None else (welcome.tasks_per_node or None)
     retire = '' if arguments.no_retire else arguments.retire_cmd
+    resources = _resources(arguments, welcome)
     log_path = f'{stem}_{welcome.label}.context.log'
     if kind is not None:
         context, warnings = batch_context(
-            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path
+            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources
         )
         for warning in warnings:
             print(f'disbatch: warning: {warning}', file=sys.stderr)
         return context
     items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
     nodes = parse_node_list([item for item in items if item], '-s')
-    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path)
+    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path, resources)
+
+
+def _resources(arguments: argparse.Namespace, welcome: ContextWelcome) -> EngineResources:
+    """--gpus-per-task and -E as given to this context, else as given to the driver (the reference's rule for -E)."""
+    gpus = arguments.gpus_per_task if arguments.gpus_per_task is not None else welcome.gpus_per_task
+    if arguments.env_resource is not None:
+        variables = tuple(arguments.env_resource)
+    else:
+        variables = tuple(name for name in welcome.env_resources.split(',') if name)
+    return EngineResources(gpus, variables)
 
 
 def _wait(context: NodeContext) -> None:

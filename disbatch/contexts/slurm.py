@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from disbatch.contexts.nodes import NodeContext, NodePlan
+from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 from disbatch.errors import ContextError
 
@@ -126,11 +126,34 @@ def plan_allocation(
     return Allocation(job_id, plans, warnings)
 
 
-def srun_launcher_for(cpus_by_host: dict[str, int]) -> Callable[[NodePlan, list[str]], list[str]]:
+def step_gpu_options(environ: Mapping[str, str]) -> list[str]:
+    """The srun options that ask, for an engine's step, for every GPU the job holds on its node.
+
+    The engine shares those GPUs among its tasks, so its step asks for them in the form the job did:
+    `--gpus-per-node` as given (SLURM_GPUS_PER_NODE, type included), else `--gres=gpu:N` with the count Slurm
+    reports for the job's first node (SLURM_GPUS_ON_NODE, or the length of SLURM_JOB_GPUS), which is every node's
+    count when the job asked per node (`--gres=gpu:N`). A job that asked for GPUs in total (`--gpus=N`, which may
+    put a different count on each node) gets no option: Slurm's default gives a step all of the job's GPUs on its
+    node."""
+    per_node = environ.get('SLURM_GPUS_PER_NODE', '').strip()
+    if per_node:
+        return [f'--gpus-per-node={per_node}']
+    if environ.get('SLURM_GPUS', '').strip():
+        return []
+    on_node = environ.get('SLURM_GPUS_ON_NODE', '').strip()
+    listed = [gpu for gpu in environ.get('SLURM_JOB_GPUS', '').split(',') if gpu.strip()]
+    count = int(on_node) if on_node.isdigit() else len(listed)
+    return [f'--gres=gpu:{count}'] if count > 0 else []
+
+
+def srun_launcher_for(
+    cpus_by_host: dict[str, int], gpu_options: list[str] | None = None
+) -> Callable[[NodePlan, list[str]], list[str]]:
     def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
         return [
             'srun', '--nodes=1', '--ntasks=1', f'--cpus-per-task={cpus_by_host[plan.host]}',
             f'--nodelist={plan.host}', '--exact', '--overlap', '--kill-on-bad-exit=0', '--input=0',
+            *(gpu_options or []),
             *engine,
         ]  # fmt: skip
 
@@ -172,6 +195,7 @@ def slurm_context(
     fill: bool,
     retire_command: str | None,
     log_path: str,
+    resources: EngineResources = NO_RESOURCES,
 ) -> tuple[NodeContext, list[str]]:
     """The context of the allocation this process runs in, and warnings for the user."""
     hosts = allocation_hosts(environ)
@@ -179,9 +203,8 @@ def slurm_context(
     cpus = dict(zip(hosts, expand_counts(environ.get('SLURM_JOB_CPUS_PER_NODE', '')), strict=True))
     driver_node = environ.get('SLURMD_NODENAME') or _short_hostname()
     retirement = Retirement(retire_command, list(hosts), log_path, driver_node=driver_node)
-    context = NodeContext(
-        label, allocation.plans, srun_launcher_for(cpus), retirement, step_ender_for(allocation.job_id)
-    )
+    launcher = srun_launcher_for(cpus, step_gpu_options(environ))
+    context = NodeContext(label, allocation.plans, launcher, retirement, step_ender_for(allocation.job_id), resources)
     return context, allocation.warnings
 
 

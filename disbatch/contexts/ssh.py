@@ -8,7 +8,7 @@ import shlex
 import socket
 
 from disbatch.contexts.base import Node, is_this_machine, slots_for
-from disbatch.contexts.nodes import NodeContext, NodePlan
+from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 
 SSH_OPTIONS = ['-o', 'BatchMode=yes']
@@ -27,6 +27,7 @@ def ssh_context(
     tasks_per_node: int | None,
     retire_command: str | None,
     log_path: str,
+    resources: EngineResources = NO_RESOURCES,
 ) -> NodeContext:
     """Plan one engine per node (`localhost` is named by this machine's hostname, as in the reference)."""
     plans = []
@@ -35,4 +36,4 @@ def ssh_context(
         host = socket.gethostname() if node.host == 'localhost' else node.host
         plans.append(NodePlan(host, slots, cores_per_task))
     retirement = Retirement(retire_command, [plan.host for plan in plans], log_path)
-    return NodeContext(label, plans, ssh_launcher, retirement)
+    return NodeContext(label, plans, ssh_launcher, retirement, resources)

@@ -79,6 +79,8 @@ class DriverSettings:
     engine_log: str  # path with '{context}' and '{host}' where the context label and node name go
     cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
     tasks_per_node: int = 0
+    gpus_per_task: int = 0  # --gpus-per-task and -E of the run, likewise
+    env_resources: tuple[str, ...] = ()
     task_timeout: float = 0.0  # --timeout; 0: none
     kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
@@ -275,7 +277,10 @@ class DriverLoop:
             return
         label = self._unique_label(hello)
         self._context_peers[peer] = label
-        self._send(peer, ContextWelcome(label, self.settings.cpus_per_task, self.settings.tasks_per_node))
+        s = self.settings
+        self._send(
+            peer, ContextWelcome(label, s.cpus_per_task, s.tasks_per_node, s.gpus_per_task, ','.join(s.env_resources))
+        )
         log.info('context %s joined (%s%s)', label, hello.kind,
                  f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
         self._dispatch(sched.ContextJoined(label, hello.task_limit))

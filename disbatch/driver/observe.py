@@ -22,6 +22,7 @@ from disbatch.driver.progress_text import RateMeter, eta_seconds
 from disbatch.driver.scheduler import RetireEngines, Scheduler
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import StatusRecord
+from disbatch.results.usage import UsageBoard
 
 log = logging.getLogger('disbatch.driver')
 
@@ -57,6 +58,7 @@ class Publisher:
         self._rate = RateMeter()  # the rate and ETA the progress line shows, for the monitor and the web page
         self._recent: deque[StatusRecord] = deque(maxlen=RECENT)
         self._failures: deque[StatusRecord] = deque(maxlen=RECENT)
+        self.usage = UsageBoard()
         self._dirty = True
         self._next = time.monotonic()
         self._wake_read, self._wake_write = os.pipe()
@@ -71,6 +73,7 @@ class Publisher:
 
     def record(self, record: StatusRecord) -> None:
         self._recent.append(record)
+        self.usage.add(record)
         if record.failed:
             self._failures.append(record)
         for observer in self.observers:
@@ -127,7 +130,7 @@ class Publisher:
     def _view(self, scheduler: Scheduler) -> dict[str, Any]:
         view = snapshot.build(
             self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
-            self.expected_total,
+            self.expected_total, self.usage.to_json(),
         )  # fmt: skip
         self._rate.add(view['now'], view['finished'])
         rate = self._rate.rate() if view['finished'] else None

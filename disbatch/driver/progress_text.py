@@ -19,6 +19,7 @@ from typing import Any
 from disbatch.driver.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.driver.scheduler import LOST_RETURN_CODE
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.usage import UsageBoard
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
 RATE_WINDOW_SECONDS = 20.0
@@ -183,9 +184,11 @@ class Stats:
         self._heap: list[SlowTask] = []
         self._last_time: float | None = None
         self._last_slots = 0
+        self.usage = UsageBoard()
 
     def add(self, record: StatusRecord) -> None:
         """One status record, as the driver writes it."""
+        self.usage.add(record)
         if record.kind is RecordKind.PER_ENGINE:
             self.per_engine += 1
             self.per_engine_failed += record.failed
@@ -313,6 +316,7 @@ def format_summary(
     walltime = view.get('walltime')
     if walltime and walltime.get('follow_up'):
         lines.append(f'  follow-up job: {walltime["follow_up"]} (it resumes the run from this status file)')
+    lines.extend(stats.usage.summary_lines())
     lines.extend(failure_lines(stats.failed, failed, width))
     lines.append(f'  status file: {status_path}')
     lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width))

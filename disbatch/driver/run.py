@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from disbatch.config import RunConfig
 from disbatch.contexts.base import duplicate_hosts
 from disbatch.contexts.batch import batch_context, job_id
-from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
@@ -112,11 +112,12 @@ def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
 
 def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
     """The context the driver starts itself: the `-s` nodes, or the batch system's job it runs in."""
+    resources = EngineResources(config.gpus_per_task, config.env_resources)
     if config.batch_system != 'ssh':
         label = config.label or f'J{job_id(config.batch_system, os.environ)}'
         context, warnings = batch_context(
             config.batch_system, os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            config.retire_command, files.context_log(label),
+            config.retire_command, files.context_log(label), resources,
         )  # fmt: skip
         for warning in warnings:
             _warn(warning)
@@ -125,7 +126,7 @@ def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
         label = config.label or 'SSH0'
         context = ssh_context(
             label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
-            files.context_log(label),
+            files.context_log(label), resources,
         )  # fmt: skip
     log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
     return context

@@ -155,6 +155,8 @@ class Session:
                 engine_log=files.engine_log('{context}', '{host}'),
                 cpus_per_task=config.cpus_per_task or 0.0,
                 tasks_per_node=config.tasks_per_node or 0,
+                gpus_per_task=config.gpus_per_task,
+                env_resources=config.env_resources,
                 task_timeout=config.timeout,
                 kill_leftovers=config.kill_leftovers,
                 expected_total=self.total,

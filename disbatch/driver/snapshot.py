@@ -38,11 +38,15 @@ def build(
     recent: Iterable[StatusRecord],
     failures: Iterable[StatusRecord],
     expected_total: int | None = None,
+    usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`usage` is `UsageBoard.to_json()`: its per-host figures also go on each engine of that host."""
     counts = scheduler.counts
     engines = []
+    hosts = usage['hosts'] if usage else {}
     for rank, engine in sorted(scheduler.engines.items()):
         fact = facts.get(rank)
+        host = hosts.get(engine.hostname, {})
         engines.append(
             {
                 'rank': rank,
@@ -57,6 +61,8 @@ def build(
                 'finished': engine.finished,
                 'failed': engine.failed,
                 'retiring': engine.retiring,
+                'max_rss': host.get('max_rss'),  # bytes: the biggest task peak on its host (None: none measured)
+                'cpu': host.get('cpu'),  # user + system seconds of the host's tasks
             }
         )
     running = scheduler.running
@@ -87,6 +93,7 @@ def build(
         'recent': [task_view(record) for record in recent],
         'failures': [task_view(record) for record in failures],
         'walltime': _walltime(scheduler, now),
+        'usage': dict(usage) if usage else {},
     }
 
 
@@ -109,6 +116,8 @@ def task_view(record: StatusRecord) -> dict[str, Any]:
         'return_code': record.return_code,
         'elapsed': round(record.elapsed, 3),
         'finish': round(record.finish, 3),
+        'max_rss': record.usage.max_rss_bytes if record.usage else None,
+        'cpu': round(record.usage.user_seconds + record.usage.system_seconds, 3) if record.usage else None,
         'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
     }
     if record.failed:

@@ -7,7 +7,9 @@ import logging
 import os
 import sys
 
+from disbatch.engine.devices import SystemProbe, engine_resources
 from disbatch.engine.engine import Engine, EngineSettings, short_hostname
+from disbatch.engine.shares import limit_reasons, slot_limit
 from disbatch.exiting import exit_now
 from disbatch.protocol.transport import CURVE_KEY_CHARACTERS, Credentials
 
@@ -20,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--slots', type=int, required=True)
     parser.add_argument('--cores-per-task', type=int, default=1)
     parser.add_argument('--context', default='local')
+    parser.add_argument('--gpus-per-task', type=int, default=0, help="this many of the node's GPUs for each task")
+    parser.add_argument(
+        '--env-resource', action='append', default=[], metavar='VAR', help='one item of the comma list $VAR per task'
+    )
     parser.add_argument('--hostname', default=None, help='node name as the context knows it')
     parser.add_argument(
         '--watch-stdin', action='store_true', help='stop at once when stdin ends (the launcher of this engine is gone)'
@@ -41,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         log.info('engine of run %s', args.run)
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
+    # Before the wait for the driver's line: a probe (nvidia-smi) overlaps the driver's start-up.
+    resources, problems = engine_resources(args.gpus_per_task, args.env_resource, os.environ, SystemProbe())
+    for problem in problems:
+        log.error('%s', problem)
+    if problems:
+        return 1
+    for resource in resources:
+        log.info('%s: %s, %d per task', resource.name, ','.join(resource.items), resource.per_task)
+    slots = slot_limit(args.slots, resources)
+    for reason in limit_reasons(args.slots, resources):
+        log.info('%d slots instead of %d: %s', slots, args.slots, reason)
     driver = args.driver
     if args.secret_stdin:
         # Read only now, after the imports: the driver binds its endpoint while this process starts up.
@@ -59,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = EngineSettings(
         driver_address=driver,
         credentials=credentials,
-        slots=args.slots,
+        slots=slots,
         cores_per_task=args.cores_per_task,
         context=args.context,
         hostname=args.hostname or short_hostname(),
         watch_stdin=args.watch_stdin,
         launch_id=args.launch_id,
+        resources=resources,
     )
     return Engine(settings).run()
 

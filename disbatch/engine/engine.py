@@ -33,6 +33,7 @@ import zmq
 
 from disbatch.engine.leftovers import Leftovers
 from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
+from disbatch.engine.shares import Resource, SlotShares
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     HEARTBEAT_SECONDS,
@@ -101,6 +102,7 @@ class EngineSettings:
     hostname: str
     launch_id: str = ''
     watch_stdin: bool = False  # stdin is a pipe from the driver's side (ssh, srun): its end means the driver is gone
+    resources: tuple[Resource, ...] = ()  # GPUs, -E lists: each running task gets its own share (`slots` fits them)
 
 
 class Engine:
@@ -116,6 +118,7 @@ class Engine:
         self._per_engine: deque[Job] = deque()
         self._stop_jobs: list[Job] = []
         self._free_slots = list(range(settings.slots - 1, -1, -1))
+        self._shares = SlotShares(settings.resources)
         self._running: dict[int, tuple[TaskProcess, Job]] = {}  # slot -> task
         self._fd_slots: dict[int, int] = {}  # pipe or pidfd -> slot
         self._pidfds: set[int] = set()
@@ -329,6 +332,7 @@ class Engine:
             self._outbox.append(Leftover(job.task_id, job.phase, left))
         del self._running[slot]
         if slot != PER_ENGINE_SLOT:
+            self._shares.give_back(slot)
             self._free_slots.append(slot)
 
     def _on_signal(self, wake_read: int) -> None:
@@ -395,6 +399,8 @@ class Engine:
     def _start(self, slot: int, job: Job) -> None:
         environment = dict(self._environment)
         environment.update(task_environment(job, slot))
+        # A task gets its own share of the GPUs and -E lists; a per-engine task runs alone and sees all of them.
+        environment.update(self._shares.everything() if slot == PER_ENGINE_SLOT else self._shares.take(slot))
         try:
             outputs = self._output_paths(job)
             process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin, outputs)
@@ -402,6 +408,7 @@ class Engine:
             log.error('cannot start task %d: %s', job.task_id, error)
             self._report(job, spawn_failure(error, time.time()))
             if slot != PER_ENGINE_SLOT:
+                self._shares.give_back(slot)
                 self._free_slots.append(slot)
             return
         self._running[slot] = (process, job)

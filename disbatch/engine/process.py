@@ -235,3 +235,16 @@ def spawn_failure(error: OSError | ValueError, start: float) -> Outcome:
         pid=-1, return_code=code, start=start, finish=start, out_bytes=0, out_snippet="''",
         err_bytes=len(reason), err_snippet=repr(reason), user_seconds=0.0, system_seconds=0.0, max_rss_bytes=0,
     )  # fmt: skip
+
+
+def probe_output(arguments: list[str], timeout: float) -> str | None:
+    """The stdout of a short probe of the machine (`nvidia-smi -L`), or None if it is missing, fails or hangs."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            arguments, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from disbatch.results.usage import format_bytes, short_bytes
+
 View = Mapping[str, Any]
 
 HELP = (
@@ -31,6 +33,7 @@ HELP = (
     'Stopping is soft: an engine told to stop takes no more tasks, finishes the ones it runs, then leaves.',
     'Heard: seconds since the driver last heard from the engine. Assigned: the tasks given to it so far.',
     'Waiting: tasks not started yet, those still unread in the task file included (when their number is known).',
+    'Mem: the largest peak memory of a task on its host; CPU: user + system seconds of its tasks (wide terminals).',
 )
 HELP_FOOTER = 'Press any key to go back.'
 HELP_KEY_WIDTH = 26  # where the explanations of the keys start
@@ -54,6 +57,8 @@ class EngineRow:
     finished: int
     failed: int
     retiring: bool
+    max_rss: int | None = None  # bytes: the biggest task peak on its host; None until a task there is measured
+    cpu: float | None = None  # user + system seconds of the tasks on its host
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +80,13 @@ COLUMNS = (
     Column('Failed', 6, right=True),
     Column('State', 8, right=False),
 )
+# Shown after State when the terminal is wide enough for them as well (they come from the snapshot's usage).
+USAGE_COLUMNS = (Column('Mem', 6, right=True), Column('CPU', 6, right=True))
 CONTEXT_COLUMN, HOST_COLUMN = 1, 2
 CONTEXT_MOST = 16  # the context column grows up to this, the host column takes the rest
 HOST_MOST = 40
 MINIMUM_WIDTH = sum(column.width for column in COLUMNS) + len(COLUMNS) - 1
+USAGE_WIDTH = MINIMUM_WIDTH + sum(column.width + 1 for column in USAGE_COLUMNS)  # the least width that shows them
 MINIMUM_HEIGHT = HEADER_LINES + GAP_LINES + 1 + MINIMUM_TABLE_ROWS + FOOTER_LINES
 
 
@@ -147,7 +155,23 @@ def header(view: View, staleness: float = 0.0) -> list[str]:
         people += f'   Walltime left {clock(walltime["left"])}' + (
             f' ({walltime["state"]})' if walltime.get('state') in ('draining', 'stopping') else ''
         )
-    return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people]
+    return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people + _usage_text(view)]
+
+
+def _usage_text(view: View) -> str:
+    """`   Peak memory 203.9 MiB task 0 (line 1)   CPU 12.3 s`, once a task has been measured."""
+    usage = view.get('usage')
+    biggest = usage.get('biggest') if isinstance(usage, Mapping) else None
+    if not isinstance(usage, Mapping) or not isinstance(biggest, list) or not biggest:
+        return ''
+    top = biggest[0]
+    if not isinstance(top, Mapping) or not isinstance(top.get('max_rss'), int):
+        return ''
+    text = f'   Peak memory {format_bytes(top["max_rss"])} task {top.get("task")} (line {top.get("line")})'
+    user, system = usage.get('user'), usage.get('system')
+    if isinstance(user, (int, float)) and isinstance(system, (int, float)):
+        text += f'   CPU {user + system:.1f} s'
+    return text
 
 
 def rows(view: View, staleness: float = 0.0) -> list[EngineRow]:
@@ -170,6 +194,8 @@ def rows(view: View, staleness: float = 0.0) -> list[EngineRow]:
                 finished=_integer(engine, 'finished'),
                 failed=_integer(engine, 'failed'),
                 retiring=bool(engine.get('retiring', False)),
+                max_rss=engine['max_rss'] if isinstance(engine.get('max_rss'), int) else None,
+                cpu=float(engine['cpu']) if isinstance(engine.get('cpu'), (int, float)) else None,
             )
         )
     return sorted(found, key=lambda row: row.rank)
@@ -193,13 +219,15 @@ def column_widths(rows: Sequence[EngineRow], width: int) -> list[int]:
 
     Fixed columns widen to their longest value (numbers are never cut); the context and then the host column take
     what is left, up to their longest value; a table wider than `width` happens only when the numbers need it.
+    The usage columns (Mem, CPU) are there once a task has been measured and they fit as well.
     """
-    table = [_cells(row) for row in rows]
-    widths = [
-        column.width if column.flexible else max([column.width, *(len(cells[index]) for cells in table)])
-        for index, column in enumerate(COLUMNS)
-    ]
-    spare = max(0, width - sum(widths) - (len(COLUMNS) - 1))
+    table = [_cells(row, len(COLUMNS) + len(USAGE_COLUMNS)) for row in rows]
+    widths = _fixed_widths(COLUMNS, table)
+    if any(row.max_rss is not None or row.cpu is not None for row in rows):
+        wide = _fixed_widths((*COLUMNS, *USAGE_COLUMNS), table)
+        if sum(wide) + len(wide) - 1 <= width:
+            widths = wide
+    spare = max(0, width - sum(widths) - (len(widths) - 1))
     for index, most in ((CONTEXT_COLUMN, CONTEXT_MOST), (HOST_COLUMN, HOST_MOST)):
         longest = max((len(cells[index]) for cells in table), default=0)
         grow = min(spare, max(0, min(longest, most) - widths[index]))
@@ -208,15 +236,35 @@ def column_widths(rows: Sequence[EngineRow], width: int) -> list[int]:
     return widths
 
 
+def _fixed_widths(columns: Sequence[Column], table: Sequence[Sequence[str]]) -> list[int]:
+    return [
+        column.width if column.flexible else max([column.width, *(len(cells[index]) for cells in table)])
+        for index, column in enumerate(columns)
+    ]
+
+
+def _columns(widths: Sequence[int]) -> tuple[Column, ...]:
+    """The columns `column_widths` chose, told by how many widths it gave."""
+    return (*COLUMNS, *USAGE_COLUMNS) if len(widths) > len(COLUMNS) else COLUMNS
+
+
 def table_header(widths: Sequence[int]) -> str:
-    return _join([column.title for column in COLUMNS], widths)
+    return _join([column.title for column in _columns(widths)], widths)
 
 
 def format_row(row: EngineRow, widths: Sequence[int]) -> str:
-    return _join(_cells(row), widths)
+    return _join(_cells(row, len(widths)), widths)
 
 
-def _cells(row: EngineRow) -> list[str]:
+def _cells(row: EngineRow, count: int = len(COLUMNS)) -> list[str]:
+    cells = _base_cells(row)
+    if count > len(COLUMNS):
+        cpu = '-' if row.cpu is None else f'{row.cpu:.0f}s' if row.cpu >= 10 else f'{row.cpu:.1f}s'
+        cells += ['-' if row.max_rss is None else short_bytes(row.max_rss), cpu]
+    return cells
+
+
+def _base_cells(row: EngineRow) -> list[str]:
     return [
         str(row.rank),
         row.context,
@@ -251,7 +299,7 @@ def clock(seconds: float) -> str:
 
 def _join(cells: Sequence[str], widths: Sequence[int]) -> str:
     parts = []
-    for cell, width, column in zip(cells, widths, COLUMNS, strict=True):
+    for cell, width, column in zip(cells, widths, _columns(widths), strict=True):
         text = cell if len(cell) <= width else cell[: max(0, width - 1)] + '~'
         parts.append(text.rjust(width) if column.right else text.ljust(width))
     return ' '.join(parts).rstrip()

@@ -141,12 +141,15 @@ class ContextHello:
 
 @dataclass(frozen=True, slots=True)
 class ContextWelcome:
-    """The driver accepts a context: its unique label, and the run's -c/-t for flags the context left unset."""
+    """The driver accepts a context: its unique label, and the run's -c/-t/--gpus-per-task/-E for flags the context
+    left unset."""
 
     TAG: ClassVar[str] = 'context-welcome'
     label: str
     cpus_per_task: float  # 0: not given to the driver either
     tasks_per_node: int  # 0: not given
+    gpus_per_task: int  # 0: not given
+    env_resources: str  # the -E variables, comma-joined ('' for none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ the DOM as text (never as HTML), so a command line cannot inject markup.
 
 Elements with stable ids, for people and tests: `run`, `status`, `more`, `ended`, `finished`, `failed`, `running`,
 `pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `rate`, `eta`, `progress-bar`,
-`progress-label`, `updated`, and the table bodies `engines`, `recent`, `failures` (one `<tr>` per engine or task;
-`class="empty"` when none; a failed task's row has the snippet of its stderr just before the command).
+`progress-label`, `updated`, and the table bodies `engines`, `recent`, `failures`, `biggest`, `slowest` (one `<tr>`
+per engine or task; `class="empty"` when none; a failed task's row has the snippet of its stderr just before the
+command). Peak memory cells show binary units ("203.9 MiB"), with the bytes in their `title`.
 `disbatch report` embeds a finished run's snapshot and puts its timeline where `render`'s `extra` goes.
 """
 
@@ -96,6 +97,17 @@ SCRIPT = """
     return `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`;
   };
   const fixed = (value, digits) => (typeof value === 'number' ? value.toFixed(digits) : number(value));
+  const bytes = (value) => {
+    if (typeof value !== 'number') return number(value);
+    const units = ['B', 'KiB', 'MiB', 'GiB'];
+    let size = value;
+    let unit = 0;
+    while (size >= 1024 && unit < units.length - 1) {
+      size /= 1024;
+      unit += 1;
+    }
+    return unit === 0 ? `${size} B` : `${size.toFixed(1)} ${units[unit]}`;
+  };
 
   const fillTable = (id, rows, columns, emptyText, rowClass) => {
     const body = byId(id);
@@ -109,6 +121,7 @@ SCRIPT = """
         td.textContent = value;
         if (className) td.className = className;
         if (className && /command|snippet/.test(className)) td.title = value;
+        if (className === 'memory') td.title = title(row.max_rss);
         tr.appendChild(td);
       }
       built.push(tr);
@@ -125,12 +138,15 @@ SCRIPT = """
     body.replaceChildren(...built);
   };
 
+  const title = (value) => (typeof value === 'number' ? `${value} bytes` : '');
   const taskColumns = (task) => [
     [number(task.task), ''],
     [number(task.line), ''],
     [number(task.host), 'text'],
     [number(task.return_code), task.return_code === 0 ? '' : 'bad'],
     [fixed(task.elapsed, 3), ''],
+    [bytes(task.max_rss), 'memory'],
+    [fixed(task.cpu, 2), ''],
     [clock(task.finish), ''],
     [known(task.command) ? String(task.command) : '', 'text command'],
   ];
@@ -155,7 +171,17 @@ SCRIPT = """
     [number(engine.finished), ''],
     [number(engine.failed), engine.failed ? 'bad' : ''],
     [fixed(engine.last_heard, 1), ''],
+    [bytes(engine.max_rss), 'memory'],
+    [fixed(engine.cpu, 1), ''],
     [engine.retiring ? 'yes' : '', 'text'],
+  ];
+  const usageColumns = (task) => [
+    [number(task.task), ''],
+    [number(task.line), ''],
+    [number(task.host), 'text'],
+    [bytes(task.max_rss), 'memory'],
+    [fixed(task.cpu, 2), ''],
+    [fixed(task.elapsed, 3), ''],
   ];
 
   const elapsed = () => {
@@ -215,6 +241,9 @@ SCRIPT = """
     fillTable('recent', Array.isArray(v.recent) ? v.recent.slice().reverse() : [], taskColumns, 'none yet');
     fillTable('failures', Array.isArray(v.failures) ? v.failures.slice().reverse() : [], failureColumns,
       'no failed task');
+    const usage = v.usage && typeof v.usage === 'object' ? v.usage : {};
+    fillTable('biggest', Array.isArray(usage.biggest) ? usage.biggest : [], usageColumns, 'none measured yet');
+    fillTable('slowest', Array.isArray(usage.slowest) ? usage.slowest : [], usageColumns, 'none measured yet');
     setText('updated', lost ? `last update ${clock(receivedAt / 1000)}` : `updated ${clock(receivedAt / 1000)}`);
     document.title = `disbatch ${known(v.run) ? v.run : ''}: ${number(v.finished)}` +
       `${typeof v.total === 'number' ? ' of ' + v.total : ''} finished, ${number(v.failed)} failed`;
@@ -265,7 +294,10 @@ _CARDS = (
 )  # fmt: skip
 _TASK_HEADINGS = (
     '<th>Task</th><th>Line</th><th class="text">Host</th><th>Return code</th><th>Elapsed (s)</th>'
-    '<th>Finished at</th><th class="text command">Command</th>'
+    '<th>Peak memory</th><th>CPU (s)</th><th>Finished at</th><th class="text command">Command</th>'
+)
+_USAGE_HEADINGS = (
+    '<th>Task</th><th>Line</th><th class="text">Host</th><th>Peak memory</th><th>CPU (s)</th><th>Elapsed (s)</th>'
 )
 
 _FAILURE_HEADINGS = _TASK_HEADINGS.replace(
@@ -309,7 +341,7 @@ TEMPLATE = f"""<!DOCTYPE html>
 <div class="table-box"><table>
 <thead><tr><th>Rank</th><th class="text">Context</th><th class="text">Host</th><th>PID</th><th>Slots</th>
 <th>Running</th><th>Free</th><th>Given</th><th>Finished</th><th>Failed</th><th>Last heard (s)</th>
-<th class="text">Retiring</th></tr></thead>
+<th>Peak memory</th><th>CPU (s)</th><th class="text">Retiring</th></tr></thead>
 <tbody id="engines"></tbody>
 </table></div>
 <h2>Recent tasks</h2>
@@ -321,6 +353,16 @@ TEMPLATE = f"""<!DOCTYPE html>
 <div class="table-box"><table>
 <thead><tr>{_FAILURE_HEADINGS}</tr></thead>
 <tbody id="failures"></tbody>
+</table></div>
+<h2>Biggest tasks (peak memory)</h2>
+<div class="table-box"><table>
+<thead><tr>{_USAGE_HEADINGS}</tr></thead>
+<tbody id="biggest"></tbody>
+</table></div>
+<h2>Slowest tasks</h2>
+<div class="table-box"><table>
+<thead><tr>{_USAGE_HEADINGS}</tr></thead>
+<tbody id="slowest"></tbody>
 </table></div>
 <footer>Updates every second. The address of this page is private to this run: do not share it.</footer>
 <script id="initial" type="application/json">@SNAPSHOT@</script>

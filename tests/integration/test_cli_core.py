@@ -523,24 +523,6 @@ def test_nodes_from_environment(procs: Processes, tmp_path: Path) -> None:
     assert (tmp_path / 'marker').exists()
 
 
-# Flags of features not built yet: refused with exit 2, never accepted and ignored (-S, -C, --fill and --retire-cmd
-# arrived with the SSH/Slurm contexts and are no longer here).
-LATER_FLAGS = {
-    '-E': ['-E', 'MY_RESOURCE'],
-}
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.parametrize('flag', list(LATER_FLAGS))
-def test_flags_of_later_features_are_refused(procs: Processes, tmp_path: Path, flag: str) -> None:
-    write_task_file(tmp_path / 'Tasks', 'touch marker\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks', *LATER_FLAGS[flag])
-    assert result.returncode == 2, result.describe()
-    assert flag in result.stderr and 'not supported' in result.stderr, result.stderr
-    assert not (tmp_path / 'marker').exists()
-    assert list(tmp_path.iterdir()) == [tmp_path / 'Tasks']
-
-
 @pytest.mark.timeout(30)
 def test_an_outside_task_server_that_is_not_there(procs: Processes, tmp_path: Path) -> None:
     # --taskserver HOST:PORT is supported now (issue 10): a server that does not answer is one line, exit 1

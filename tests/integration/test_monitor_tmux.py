@@ -25,8 +25,10 @@ from .helpers import REPO_ROOT, read_status, wait_for, write_task_file
 pytestmark = pytest.mark.skipif(shutil.which('tmux') is None, reason='needs tmux')
 
 TASKS = 'sleep 0.5\n' * 60
+# Mem and CPU (peak memory, CPU seconds of the host's tasks) follow State when the pane is wide enough.
 ROW = re.compile(r'^\s*(?P<rank>\d+) +(?P<context>\S+) +(?P<host>\S+) +\S+ +\d+ +\d+ +(?P<finished>\d+) +\d+ +'
-                 r'(?P<state>active|retiring)\s*$', re.MULTILINE)  # fmt: skip
+                 r'(?P<state>active|retiring)(?: +(?P<memory>-|[0-9.]+[BKMGT]) +(?P<cpu>-|[0-9.]+s))?\s*$',
+                 re.MULTILINE)  # fmt: skip
 FINISHED = re.compile(r'Tasks: Finished (\d+)')
 
 

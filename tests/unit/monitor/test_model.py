@@ -292,3 +292,26 @@ def test_help_wraps_under_its_key_column() -> None:
     assert all(len(line) <= 50 for line in narrow)
     position = narrow.index('PgUp / PgDn, Home / End   move a page, or to the')
     assert narrow[position + 1] == ' ' * model.HELP_KEY_WIDTH + 'first or last engine'
+
+
+# ---------------------------------------------------------------- usage (peak memory, CPU)
+
+
+def test_header_shows_the_biggest_task_once_measured() -> None:
+    usage = {'user': 10.0, 'system': 2.5, 'biggest': [{'task': 41, 'line': 42, 'max_rss': 2_040_109_466}]}
+    lines = model.header(snapshot(usage=usage))
+    assert lines[2] == 'Engines 2   Elapsed 00:01:05   Peak memory 1.9 GiB task 41 (line 42)   CPU 12.5 s'
+    assert model.header(snapshot(usage={}))[2] == 'Engines 2   Elapsed 00:01:05'
+
+
+def test_usage_columns_only_when_the_terminal_is_wide_enough() -> None:
+    rows = model.rows({'engines': [engine(0, max_rss=213_778_432, cpu=12.3)]})
+    assert (rows[0].max_rss, rows[0].cpu) == (213_778_432, 12.3)
+    narrow = model.column_widths(rows, model.MINIMUM_WIDTH)
+    assert 'Mem' not in model.table_header(narrow).split()
+    wide = model.column_widths(rows, model.USAGE_WIDTH)
+    assert model.table_header(wide).split()[-3:] == ['State', 'Mem', 'CPU']
+    line = model.format_row(rows[0], wide)
+    assert len(line) <= model.USAGE_WIDTH and line.split()[-3:] == ['active', '204M', '12s']
+    unmeasured = model.rows({'engines': [engine(0)]})
+    assert model.format_row(unmeasured[0], wide).split()[-3:] == ['active', '-', '-']

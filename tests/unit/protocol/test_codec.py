@@ -60,7 +60,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Abort, texts),
     st.builds(Goodbye, texts),
     st.builds(ContextHello, texts, texts, texts, texts, integers),
-    st.builds(ContextWelcome, texts, numbers, integers),
+    st.builds(ContextWelcome, texts, numbers, integers, integers, texts),
     st.builds(ContextGoodbye, texts),
     st.just(Heartbeat()),
 )
