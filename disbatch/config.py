@@ -13,6 +13,7 @@ from disbatch.contexts.flags import check_resource_arguments
 from disbatch.driver.walltime import parse_duration
 from disbatch.errors import ContextError, UsageError
 
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     taskfile: str | None  # None: tasks come from the KVS (--taskcommand, --taskserver)

@@ -36,4 +36,4 @@ def ssh_context(
         host = socket.gethostname() if node.host == 'localhost' else node.host
         plans.append(NodePlan(host, slots, cores_per_task))
     retirement = Retirement(retire_command, [plan.host for plan in plans], log_path)
-    return NodeContext(label, plans, ssh_launcher, retirement, resources)
+    return NodeContext(label, plans, ssh_launcher, retirement, resources=resources)
