@@ -18,6 +18,7 @@ from disbatch.driver.progress_text import Stats, format_summary
 from disbatch.driver.snapshot import task_view
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.run_history import RunHistory, load
+from disbatch.results.usage import UsageBoard
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED, RecordKind.PER_ENGINE, RecordKind.ZOMBIE)
@@ -90,11 +91,16 @@ def snapshot(history: RunHistory) -> dict[str, Any]:
     tasks = [record for record in finals if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT,
                                                             RecordKind.INTERRUPTED)]  # fmt: skip
     failed = [record for record in tasks if record.failed]
+    board = UsageBoard()  # what the live page's usage tables showed, rebuilt from the records
+    for record in tasks:
+        board.add(record)
+    usage = board.to_json()
     lost = sum(1 for record, _, _ in history.records if record.pid == -1 and record.return_code == -100)
     engines = [
         {'rank': e.rank, 'context': e.context, 'host': e.host, 'pid': None, 'last_heard': None, 'slots': e.slots,
          'running': 0, 'free': e.slots, 'given': e.given, 'finished': e.finished, 'failed': e.failed,
-         'retiring': False}
+         'retiring': False, 'max_rss': usage['hosts'].get(e.host, {}).get('max_rss'),
+         'cpu': usage['hosts'].get(e.host, {}).get('cpu')}
         for e in sorted(history.engines.values(), key=lambda e: e.rank)
     ]  # fmt: skip
     slots = sum(e.slots for e in history.engines.values()) or len(lanes(finals))
@@ -107,7 +113,7 @@ def snapshot(history: RunHistory) -> dict[str, Any]:
         'lost': lost, 'running': 0, 'pending': 0, 'total': len(tasks) + skipped, 'slots': slots, 'engines': engines,
         'rate': round(len(tasks) / (now - started), 3) if now > started else None, 'eta': None,
         'recent': [task_view(record) for record in tasks[-20:]], 'failures': [task_view(record) for record in failed],
-        'exit_code': history.exit_code,
+        'usage': usage, 'exit_code': history.exit_code,
     }  # fmt: skip
 
 

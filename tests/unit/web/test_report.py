@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 from disbatch.driver.snapshot import task_view
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import format_line
-from disbatch.results.run_history import load
+from disbatch.results.run_history import RunHistory, load
 from disbatch.web.report import html_report, lanes, snapshot, summary
 
 
@@ -56,3 +56,12 @@ def test_a_status_file_becomes_a_summary_and_a_page(tmp_path: Path) -> None:
     assert page.count('<svg') == 1 and '@EXTRA@' not in page and 'disbatch report' in page
     assert len(re.findall(r'<rect [^>]*fill="#c8372d"', page)) == 2  # both failed attempts are red
     assert len(re.findall(r'<rect ', page)) == 5
+
+
+def test_the_report_rebuilds_the_usage_tables_from_the_records() -> None:
+    big = record(0, 0, 2, usage=ResourceUsage(200_000_000, 1.5, 0.25))
+    small = record(1, 0, 1, usage=ResourceUsage(30_000_000, 0.5, 0.0))
+    history = RunHistory('events.jsonl', 'run', 'run_status.txt', [(big, True, None), (small, True, None)])
+    usage = snapshot(history)['usage']
+    assert [task['task'] for task in usage['biggest']] == [0, 1]
+    assert usage['hosts']['n1']['max_rss'] == 200_000_000
