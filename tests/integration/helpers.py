@@ -15,6 +15,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -189,3 +190,25 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def disbatch_job_script(directory: Path, *arguments: str, prelude: str = '') -> Path:
+    """`directory/job.sh`: a batch job that runs this checkout's disbatch with `arguments` (after `prelude`)."""
+    script = directory / 'job.sh'
+    script.write_text(
+        '#!/bin/bash\n'
+        + prelude
+        + f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
+        + f'exec {shlex.quote(sys.executable)} -m disbatch {shlex.join(arguments)}\n'
+    )
+    return script
+
+
+def check_ran_where_reported(records: list[StatusRecord], count: int) -> dict[int, StatusRecord]:
+    """Every task 0..count-1 is recorded once, with rc 0, and its `hostname` output names its Node column."""
+    tasks = by_task_id(records)
+    assert sorted(tasks) == list(range(count)), f'status file incomplete: {sorted(tasks)}'
+    for record in tasks.values():
+        assert record.return_code == 0, record
+        assert record.out_snippet == repr(f'{record.host}\n'), f'Node {record.host} but hostname said {record}'
+    return tasks

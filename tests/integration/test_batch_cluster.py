@@ -24,10 +24,19 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import RecordKind
 
 from ..conftest import Processes
-from .helpers import REPO_ROOT, by_task_id, no_traceback, read_status, run_disbatch, run_files, status_path, wait_for
+from .helpers import (
+    REPO_ROOT,
+    check_ran_where_reported,
+    no_traceback,
+    read_status,
+    run_disbatch,
+    run_files,
+    status_path,
+    wait_for,
+)
 from .test_faults_cluster import (
     check_recovered,
     clear_stale_pyenv_lock,
@@ -113,15 +122,6 @@ def slave_tasks(procs: Processes, job: str, environment: dict[str, str]) -> list
     return slaves
 
 
-def check_hostnames(records: list[StatusRecord], count: int) -> dict[int, StatusRecord]:
-    tasks = by_task_id(records)
-    assert sorted(tasks) == list(range(count)), f'status file incomplete: {sorted(tasks)}'
-    for record in tasks.values():
-        assert record.return_code == 0, record
-        assert record.out_snippet == repr(f'{record.host}\n'), f'Node {record.host} but hostname said {record}'
-    return tasks
-
-
 # ------------------------------------------------------------------------------------------------ Grid Engine
 
 
@@ -146,7 +146,7 @@ def test_sge_pe_job_one_engine_per_node_through_qrsh_inherit(
         assert not job_running(procs, job, sge), f'the job did not end with its tasks\n{output}'
         assert no_traceback(output), output
         records = read_status(status_path(tmp_path))
-        tasks = check_hostnames(records, count)
+        tasks = check_ran_where_reported(records, count)
         assert {record.host for record in tasks.values()} == set(NODES)
         per_engine = [record for record in records if record.kind is RecordKind.PER_ENGINE]
         assert sorted(record.host for record in per_engine) == sorted(NODES), per_engine
@@ -178,7 +178,7 @@ def test_sge_job_running_dbutil_adds_a_context(procs: Processes, sge: dict[str, 
         job = qsub(procs, tmp_path, sge, '-pe', 'disbatch', '4', '-b', 'y', str(dbutil))
         _, stderr = driver.communicate(timeout=90)
         assert driver.returncode == 0, stderr
-        tasks = check_hostnames(read_status(status_path(tmp_path)), count)
+        tasks = check_ran_where_reported(read_status(status_path(tmp_path)), count)
         hosts = {record.host for record in tasks.values()}
         assert hosts & {'node2', 'node3'}, f"no task ran on the Grid Engine job's nodes: {hosts}"
         context_logs = [path.name for path in tmp_path.glob('*.context.log')]
@@ -263,7 +263,7 @@ def test_pbs_and_lsf_jobs_use_every_node_over_ssh(
         result = run_disbatch(procs, tmp_path, 'Tasks', timeout=60, env=environment)
         assert result.returncode == 0, result.describe()
         assert no_traceback(result.stderr), result.stderr
-        tasks = check_hostnames(read_status(status_path(tmp_path)), count)
+        tasks = check_ran_where_reported(read_status(status_path(tmp_path)), count)
         assert {record.host for record in tasks.values()} == set(NODES)
         [driver_log] = run_files(tmp_path, 'driver.log')
         text = driver_log.read_text()

@@ -14,17 +14,23 @@ import re
 import shlex
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from disbatch.results.record import StatusRecord
-
 from ..conftest import Processes
-from .helpers import REPO_ROOT, Finished, by_task_id, no_traceback, read_status, run_disbatch, status_path, wait_for
+from .helpers import (
+    Finished,
+    check_ran_where_reported,
+    disbatch_job_script,
+    no_traceback,
+    read_status,
+    run_disbatch,
+    status_path,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -73,16 +79,6 @@ def remote_cleanup(tmp_path: Path) -> Iterator[None]:
 
 def hostname_tasks(count: int, seconds: float) -> str:
     return f'hostname; sleep {seconds}\n' * count
-
-
-def check_ran_where_reported(records: list[StatusRecord], count: int) -> dict[int, StatusRecord]:
-    """Every task 0..count-1 is recorded once, with rc 0, and its `hostname` output names its Node column."""
-    tasks = by_task_id(records)
-    assert sorted(tasks) == list(range(count)), f'status file incomplete: {sorted(tasks)}'
-    for record in tasks.values():
-        assert record.return_code == 0, record
-        assert record.out_snippet == repr(f'{record.host}\n'), f'Node {record.host} but hostname said {record}'
-    return tasks
 
 
 def run_on(procs: Processes, tmp_path: Path, hosts: str, tasks: str, timeout: float = 40) -> Finished:
@@ -166,12 +162,7 @@ def test_slurm_allocation_one_step_per_node_and_shrinks_at_the_tail(
 ) -> None:
     count = 30
     (tmp_path / 'Tasks').write_text(hostname_tasks(count - 1, 0.3) + 'hostname; sleep 8\n')
-    job_script = tmp_path / 'job.sh'
-    job_script.write_text(
-        '#!/bin/bash\n'
-        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
-        f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
-    )
+    job_script = disbatch_job_script(tmp_path, 'Tasks')
     submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
     job = slurm_output(procs, tmp_path, *submit).strip().split(';')[0]
     assert job.isdigit(), job

@@ -23,7 +23,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ import pytest
 from disbatch.results.record import StatusRecord
 
 from ..conftest import MARKER_VARIABLE, Processes, disbatch_cmd
-from .helpers import REPO_ROOT, no_traceback, pid_alive, read_status, run_files, wait_for
+from .helpers import REPO_ROOT, disbatch_job_script, no_traceback, pid_alive, read_status, run_files, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -343,12 +342,7 @@ def slurm(procs: Processes, directory: Path, *args: str) -> str:
 def test_slurm_node_crash_mid_run(procs: Processes, crash: list[str], tmp_path: Path) -> None:
     count = 21
     (tmp_path / 'Tasks').write_text('sleep 1\n' * count)
-    job_script = tmp_path / 'job.sh'
-    job_script.write_text(
-        '#!/bin/bash\n'
-        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
-        f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
-    )
+    job_script = disbatch_job_script(tmp_path, 'Tasks')
     submit = ['sbatch', '--parsable', '-N', '3', '-n', '3', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
     job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
     assert job.isdigit(), job
@@ -398,12 +392,7 @@ def test_a_crashed_slurm_node_is_given_back(procs: Processes, crash: list[str], 
     # Slurm then refuses every resize of a job after the first ("the DB index is being set").
     count = 60
     (tmp_path / 'Tasks').write_text('sleep 1\n' * count)
-    job_script = tmp_path / 'job.sh'
-    job_script.write_text(
-        '#!/bin/bash\n'
-        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
-        f'exec {shlex.quote(sys.executable)} -m disbatch Tasks\n'
-    )
+    job_script = disbatch_job_script(tmp_path, 'Tasks')
     submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
     job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
     assert job.isdigit(), job

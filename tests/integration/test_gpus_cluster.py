@@ -5,15 +5,13 @@ asks for its node's 4 GPUs, and every running task on a node holds its own one.
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import Processes
-from .helpers import REPO_ROOT, by_task_id, no_traceback, read_status, status_path
+from .helpers import by_task_id, disbatch_job_script, no_traceback, read_status, status_path
 from .test_contexts_cluster import job_fields, slurm_output
 
 pytestmark = pytest.mark.cluster
@@ -37,12 +35,14 @@ def test_each_task_holds_its_own_gpu_and_the_step_asks_for_them(
 ) -> None:
     count = 12
     (tmp_path / 'Tasks').write_text(RECORD * count)
-    job_script = tmp_path / 'job.sh'
-    job_script.write_text(
-        '#!/bin/bash\n'
-        'env | grep -E "^(SLURM_.*GPU|SLURM_GRES|SLURM_TRES|CUDA|GPU_DEVICE)" | sort\n'
-        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
-        f'exec {shlex.quote(sys.executable)} -m disbatch --gpus-per-task 1 -p run Tasks\n'
+    job_script = disbatch_job_script(
+        tmp_path,
+        '--gpus-per-task',
+        '1',
+        '-p',
+        'run',
+        'Tasks',
+        prelude='env | grep -E "^(SLURM_.*GPU|SLURM_GRES|SLURM_TRES|CUDA|GPU_DEVICE)" | sort\n',
     )
     submit = [
         'sbatch', '--parsable', '-N', '2', '-n', '8', '--gpus-per-node', '4', '-D', str(tmp_path), '-o', 'job.out',

@@ -9,15 +9,13 @@ minutes: `-t 0:01:30` is a limit of 2 minutes.
 from __future__ import annotations
 
 import re
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import Processes
-from .helpers import REPO_ROOT, counts, no_traceback
+from .helpers import counts, disbatch_job_script, no_traceback
 
 pytestmark = pytest.mark.cluster
 
@@ -50,12 +48,7 @@ def wait_until_over(procs: Processes, cwd: Path, job: str, seconds: float) -> di
 def test_a_short_job_drains_and_its_follow_up_finishes_every_task_once(procs: Processes, tmp_path: Path) -> None:
     lines = [f'echo >> started_{n}; sleep {SECONDS}; echo >> ended_{n}' for n in range(TASKS)]
     (tmp_path / 'Tasks').write_text('\n'.join(lines) + '\n')
-    job_script = tmp_path / 'job.sh'
-    job_script.write_text(
-        '#!/bin/bash\n'
-        f'export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n'
-        f'exec {shlex.quote(sys.executable)} -m disbatch --resubmit 3 Tasks\n'
-    )
+    job_script = disbatch_job_script(tmp_path, '--resubmit', '3', 'Tasks')
     submit = ['sbatch', '--parsable', '-t', '0:01:30', '-N', '1', '-n', '4', '-D', str(tmp_path), str(job_script)]
     result = procs.run(submit, cwd=tmp_path, timeout=15)
     assert result.returncode == 0, result.stderr
