@@ -23,6 +23,7 @@ from disbatch.contexts.batch import batch_context, detect, job_id
 from disbatch.contexts.flags import add_context_arguments, check_resource_arguments, deprecation_warnings
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
+from disbatch.contract import RunFiles
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.privacy import create_private
 from disbatch.protocol import codec
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (stem and credentials.secret and credentials.server_key and driver):
         print('disbatch: run this through the <stem>_dbUtil.sh script of a run', file=sys.stderr)
         return 2
-    if not os.path.exists(f'{stem}_kvsinfo.txt'):
+    if not os.path.exists(RunFiles(stem).kvsinfo):
         print(f'disbatch: the run {os.path.basename(stem)} is over: nothing to add engines to', file=sys.stderr)
         return 1
     try:
@@ -89,9 +90,9 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         if not isinstance(welcome, ContextWelcome):
             print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)
             return 1
-        _log_to(f'{stem}_{welcome.label}.context.log')
+        _log_to(RunFiles(stem).context_log(welcome.label))
         context = _build(arguments, welcome, stem, kind)
-        context.launch(os.path.basename(stem), f'{stem}_{{context}}_{{host}}_engine_wrap.log')
+        context.launch(os.path.basename(stem), RunFiles(stem).engine_log_pattern)
         context.admit(driver, credentials.line)
         print(f'disbatch: context {welcome.label}: engines on '
               f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip
@@ -117,7 +118,7 @@ def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, ki
     tasks = arguments.tasksPerNode if arguments.tasksPerNode is not None else (welcome.tasks_per_node or None)
     retire = '' if arguments.no_retire else arguments.retire_cmd
     resources = _resources(arguments, welcome)
-    log_path = f'{stem}_{welcome.label}.context.log'
+    log_path = RunFiles(stem).context_log(welcome.label)
     if kind is not None:
         context, warnings = batch_context(
             kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources

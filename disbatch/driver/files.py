@@ -1,4 +1,4 @@
-"""The files a run leaves beside its task file: where they go, what they are called, the dbUtil helper script.
+"""Where a run's files go (the stem, from `-p`) and the dbUtil helper script; their names are in `disbatch.contract`.
 
 Names follow the reference: the stem is `<Taskfile>_disBatch_<yyMMddHHmmss>_<NNN>` inside the `-p` directory, or
 the `-p` path itself when it does not name an existing directory; every file is `<stem>_<what>`.
@@ -11,59 +11,13 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from disbatch.contract import RunFiles
 from disbatch.errors import OutputPathError
 
 if TYPE_CHECKING:
     from disbatch.protocol.transport import Credentials
-
-
-@dataclass(frozen=True, slots=True)
-class RunFiles:
-    stem: str  # absolute path prefix shared by every file of the run
-
-    @property
-    def job_id(self) -> str:
-        """DISBATCH_JOBID: the stem's last component."""
-        return os.path.basename(self.stem)
-
-    @property
-    def status(self) -> str:
-        return f'{self.stem}_status.txt'
-
-    @property
-    def driver_log(self) -> str:
-        return f'{self.stem}_driver.log'
-
-    @property
-    def dbutil(self) -> str:
-        return f'{self.stem}_dbUtil.sh'
-
-    @property
-    def url(self) -> str:
-        return f'{self.stem}_url'
-
-    @property
-    def events(self) -> str:
-        """The default `--json` file."""
-        return f'{self.stem}_events.jsonl'
-
-    @property
-    def resubmit(self) -> str:
-        """The follow-up job's script (--resubmit)."""
-        return f'{self.stem}_resubmit.sh'
-
-    @property
-    def kvsinfo(self) -> str:
-        return f'{self.stem}_kvsinfo.txt'
-
-    def context_log(self, label: str) -> str:
-        return f'{self.stem}_{label}.context.log'
-
-    def engine_log(self, context: str, host: str) -> str:
-        return f'{self.stem}_{context}_{host}_engine_wrap.log'
 
 
 def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: random.Random | None = None) -> RunFiles:

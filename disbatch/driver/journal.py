@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from disbatch.driver import events as ev
-from disbatch.driver.scheduler import LOST_RETURN_CODE, Counts
-from disbatch.driver.snapshot import snippet_text
+from disbatch.driver.scheduler import Counts
 from disbatch.results.outputs import output_paths, per_engine_output_paths
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 from disbatch.results.report import flags
+from disbatch.results.snippet import snippet_text
 
 log = logging.getLogger('disbatch.driver')
 

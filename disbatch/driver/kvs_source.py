@@ -10,7 +10,6 @@ also ends the stream once what it put has been read.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import logging
@@ -24,6 +23,7 @@ from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
+from disbatch.results.snippet import snippet_text
 
 log = logging.getLogger('disbatch.driver')
 
@@ -171,16 +171,8 @@ def report_dict(record: StatusRecord) -> dict[str, object]:
         'Start': record.start,
         'End': record.finish,
         'OutBytes': record.out_bytes,
-        'OutData': _snippet_text(record.out_snippet),
+        'OutData': snippet_text(record.out_snippet),
         'ErrBytes': record.err_bytes,
-        'ErrData': _snippet_text(record.err_snippet),
+        'ErrData': snippet_text(record.err_snippet),
         'TaskCmd': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'),
     }
-
-
-def _snippet_text(snippet: str) -> str:
-    try:
-        value = ast.literal_eval(snippet)
-    except (ValueError, SyntaxError):
-        return snippet
-    return value if isinstance(value, str) else snippet

@@ -17,10 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from disbatch.contract import CONTROL_KEY, STATUS_KEY
 from disbatch.driver import snapshot
-from disbatch.driver.progress_text import RateMeter, eta_seconds
 from disbatch.driver.scheduler import RetireEngines, Scheduler
 from disbatch.kvsstcp.outside import KVSStore
+from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord
 from disbatch.results.usage import UsageBoard
 
@@ -64,7 +65,7 @@ class Publisher:
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
-        kvs.watch(snapshot.CONTROL_KEY.encode(), self._on_control_put)
+        kvs.watch(CONTROL_KEY.encode(), self._on_control_put)
 
     @property
     def fd(self) -> int:
@@ -94,7 +95,7 @@ class Publisher:
         self._dirty = False
         self._next = now + INTERVAL_SECONDS
         view = self._view(scheduler)
-        self.kvs.replace(snapshot.STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
         for observer in self.observers:
             observer.on_snapshot(view)
 
@@ -103,7 +104,7 @@ class Publisher:
         with contextlib.suppress(BlockingIOError):
             os.read(self._wake_read, 4096)
         events = []
-        while (value := self.kvs.get_nowait(snapshot.CONTROL_KEY.encode())) is not None:
+        while (value := self.kvs.get_nowait(CONTROL_KEY.encode())) is not None:
             try:
                 command = json.loads(value[1])
                 if 'retire engine' in command:
@@ -120,10 +121,10 @@ class Publisher:
 
     def close(self, scheduler: Scheduler, exit_code: int) -> None:
         view = self._view(scheduler)
-        self.kvs.replace(snapshot.STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
         for observer in self.observers:
             observer.close(view, exit_code)
-        self.kvs.unwatch(snapshot.CONTROL_KEY.encode(), self._on_control_put)
+        self.kvs.unwatch(CONTROL_KEY.encode(), self._on_control_put)
         os.close(self._wake_read)
         os.close(self._wake_write)
 

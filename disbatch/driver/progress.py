@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
-from disbatch.driver.failures import rerun_command
-from disbatch.driver.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
+from disbatch.results.failures import rerun_command
+from disbatch.results.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
 from disbatch.results.record import StatusRecord
 
 CLEAR_TO_END = '\x1b[K'

@@ -22,6 +22,7 @@ from disbatch.contexts.base import duplicate_hosts
 from disbatch.contexts.batch import batch_context, job_id
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
+from disbatch.contract import RunFiles
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, advertised, listen_address
 from disbatch.driver.scan import open_task_file, validate
@@ -110,7 +111,7 @@ def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
     return ResumeIndex.load(paths)
 
 
-def _context(config: RunConfig, files: run_files.RunFiles) -> NodeContext:
+def _context(config: RunConfig, files: RunFiles) -> NodeContext:
     """The context the driver starts itself: the `-s` nodes, or the batch system's job it runs in."""
     resources = EngineResources(config.gpus_per_task, config.env_resources)
     if config.batch_system != 'ssh':

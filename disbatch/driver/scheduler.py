@@ -46,7 +46,7 @@ from disbatch.driver.events import (
     WriteRecord,
 )
 from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
 # How many times a task lost with its engine is re-issued before it is given up.
@@ -60,7 +60,6 @@ MAX_ATTEMPTS = 3
 PIPELINE_BELOW_SECONDS = 0.05
 PIPELINE_SECONDS = 0.02
 MAX_AHEAD = 16
-LOST_RETURN_CODE = -100
 
 
 class State(enum.Enum):

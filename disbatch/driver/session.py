@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
+from disbatch.contract import RunFiles
 from disbatch.driver import files as run_files
 from disbatch.driver.address import ANY, LOOPBACK
 from disbatch.driver.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
@@ -45,7 +46,7 @@ class Session:
     def __init__(
         self,
         config: RunConfig,
-        files: run_files.RunFiles,
+        files: RunFiles,
         tasks_name: str,
         contexts: list[NodeContext],
         endpoint: DriverEndpoint,
@@ -266,7 +267,7 @@ class Session:
         return f'disbatch: run {self.files.job_id} started: {tasks}, {engines}; status file {self.files.status}'
 
 
-def _web_page(bind_host: str, files: run_files.RunFiles) -> RunObserver:
+def _web_page(bind_host: str, files: RunFiles) -> RunObserver:
     """The live status page (--web), on the run's own interface; its URL (which holds its access token) is shown
     to the user and written to `<stem>_url`, never to the log."""
     from disbatch.web import WebStatus

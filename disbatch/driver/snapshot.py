@@ -7,18 +7,13 @@ Everything in it is plain JSON; readers must ignore keys they do not know.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disbatch.contract import task_view
 from disbatch.driver.scheduler import Scheduler
 from disbatch.results.record import StatusRecord
-
-STATUS_KEY = 'DisBatch status'
-CONTROL_KEY = (
-    'DisBatch control'  # the monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +100,3 @@ def _walltime(scheduler: Scheduler, now: float) -> dict[str, Any] | None:
     end = drain.allocation.end
     return {'end': round(end, 3), 'left': round(max(0.0, end - now), 1), 'state': drain.state(now),
             'follow_up': drain.follow_up}  # fmt: skip
-
-
-def task_view(record: StatusRecord) -> dict[str, Any]:
-    """One task of the `recent` and `failures` lists; a failed one also carries the snippet of its stderr."""
-    view = {
-        'task': record.task_id,
-        'line': record.line_number,
-        'host': record.host,
-        'return_code': record.return_code,
-        'elapsed': round(record.elapsed, 3),
-        'finish': round(record.finish, 3),
-        'max_rss': record.usage.max_rss_bytes if record.usage else None,
-        'cpu': round(record.usage.user_seconds + record.usage.system_seconds, 3) if record.usage else None,
-        'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
-    }
-    if record.failed:
-        view['stderr'] = snippet_text(record.err_snippet)
-    return view
-
-
-def snippet_text(snippet: str) -> str:
-    """A status snippet (the repr of a str) as its text."""
-    try:
-        value = ast.literal_eval(snippet)
-    except (ValueError, SyntaxError):
-        return snippet
-    return value if isinstance(value, str) else snippet

@@ -13,6 +13,7 @@ import curses
 import os
 import sys
 
+from disbatch.contract import RunFiles
 from disbatch.monitor import model
 from disbatch.monitor.screen import Outcome, watch
 from disbatch.monitor.source import RunSource, read_address
@@ -30,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     address = read_address(given) if given else os.environ.get('DISBATCH_KVSSTCP_HOST')
     run = os.path.basename(stem) if stem else address or '?'
     if not address:
-        where = f'{stem}_kvsinfo.txt does not exist' if given else 'DISBATCH_KVSSTCP_HOST is not set'
+        where = f'{RunFiles(given).kvsinfo} does not exist' if given else 'DISBATCH_KVSSTCP_HOST is not set'
         print(f'{PROGRAM}: no run to watch: {where} (use <stem>_dbUtil.sh --mon)', file=sys.stderr)
         return 1
     if stem and read_address(stem) is None:
-        print(f'{PROGRAM}: the run {run} is not running (no {stem}_kvsinfo.txt).', file=sys.stderr)
+        print(f'{PROGRAM}: the run {run} is not running (no {RunFiles(stem).kvsinfo}).', file=sys.stderr)
         return 1
     try:
         source = RunSource.connect(address, stem=stem)  # the KVS token comes from $DISBATCH_KVSSTCP_TOKEN

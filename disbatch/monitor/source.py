@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from disbatch.driver.snapshot import CONTROL_KEY, STATUS_KEY
+from disbatch.contract import CONTROL_KEY, STATUS_KEY, RunFiles
 from disbatch.kvsstcp.client import KVSClient
 from disbatch.monitor import model
 
@@ -26,7 +26,7 @@ class Poll:
 
 
 def kvsinfo_path(stem: str) -> str:
-    return f'{stem}_kvsinfo.txt'
+    return RunFiles(stem).kvsinfo
 
 
 def read_address(stem: str) -> str | None:

@@ -9,6 +9,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
+# The reference's return code for an attempt no engine reported (lost with its engine, or never started): with
+# PID -1 it marks a line that records what the run knows, not what a task did.
+LOST_RETURN_CODE = -100
+
 
 class RecordKind(enum.Enum):
     """What the fourth flag (or the barrier flag) of a status line says."""

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from disbatch.contract import stem_of
 from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import is_header, parse_line
 
@@ -67,7 +68,7 @@ def load(path: str) -> RunHistory:
 
 
 def _from_status(path: str, lines: list[str]) -> RunHistory:
-    stem = os.path.basename(path).removesuffix('_status.txt')
+    stem = os.path.basename(stem_of(path))
     history = RunHistory(path, stem, path)
     records = []
     for number, line in enumerate(lines, 1):

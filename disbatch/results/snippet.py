@@ -7,6 +7,8 @@ repr of the joined text; `''` when there was no output.
 
 from __future__ import annotations
 
+import ast
+
 SNIPPET_BYTES = 40
 
 
@@ -36,3 +38,12 @@ class OutputCapture:
         if self.total > SNIPPET_BYTES:
             text += '...' + self._tail.decode('utf-8', 'replace')
         return repr(text)
+
+
+def snippet_text(snippet: str) -> str:
+    """A status snippet (the repr of a str) as its text; a snippet that is not one comes back as it is."""
+    try:
+        value = ast.literal_eval(snippet)
+    except (ValueError, SyntaxError):
+        return snippet
+    return value if isinstance(value, str) else snippet

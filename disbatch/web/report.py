@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from disbatch.driver.progress_text import Stats, format_summary
-from disbatch.driver.snapshot import task_view
+from disbatch.contract import task_view
+from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.run_history import RunHistory, load
 from disbatch.results.usage import UsageBoard

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.driver.snapshot import CONTROL_KEY, STATUS_KEY
+from disbatch.contract import CONTROL_KEY, STATUS_KEY
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.monitor.source import REQUEST_TIMEOUT_SECONDS, Poll, RunSource, read_address
 

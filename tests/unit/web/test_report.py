@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from disbatch.driver.snapshot import task_view
+from disbatch.contract import task_view
 from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import format_line
 from disbatch.results.run_history import RunHistory, load

@@ -13,8 +13,7 @@ import shlex
 import signal
 from collections.abc import Sequence
 
-from disbatch.driver.scheduler import LOST_RETURN_CODE
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 
 LISTED = 10  # failed tasks named one by one in the summary
 # Flags of the run's own command line that the re-run command replaces (those taking a value take the next word).

@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from disbatch.driver.failures import FailedTasks, describe_end, first_error_line, rerun_command
-from disbatch.driver.progress_text import Stats, format_summary
-from disbatch.driver.scheduler import LOST_RETURN_CODE
-from disbatch.results.record import RecordKind
+from disbatch.results.failures import FailedTasks, describe_end, first_error_line, rerun_command
+from disbatch.results.progress_text import Stats, format_summary
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind
 
 from .test_progress import record, view
 

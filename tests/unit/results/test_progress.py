@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disbatch.driver.progress import CLEAR_TO_END, PLAIN_INTERVAL_SECONDS, ProgressLine, wanted
-from disbatch.driver.progress_text import (
+from disbatch.results.progress_text import (
     RateMeter,
     Stats,
     eta_seconds,
@@ -23,8 +23,7 @@ from disbatch.driver.progress_text import (
     shorten,
     wrap_items,
 )
-from disbatch.driver.scheduler import LOST_RETURN_CODE
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 
 pytestmark = pytest.mark.timeout(30)
 

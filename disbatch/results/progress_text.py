@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disbatch.driver.failures import FailedTasks, advice_lines, failure_lines
-from disbatch.driver.scheduler import LOST_RETURN_CODE
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)

@@ -1,0 +1,95 @@
+"""The run's contract with everything outside the driver: the names of its files, its KVS keys, the task view.
+
+The driver writes these; the context process, the monitor, the web page, `disbatch report` and the reference's
+tools read them. Nothing else spells a run-file name or a KVS key, so a reader never imports the driver for them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from disbatch.results.record import StatusRecord
+from disbatch.results.snippet import snippet_text
+
+# The KVS key of the run's snapshot, as JSON (the reference's key; readers ignore keys they do not know).
+STATUS_KEY = 'DisBatch status'
+# The monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}.
+CONTROL_KEY = 'DisBatch control'
+
+STATUS_SUFFIX = '_status.txt'
+
+
+@dataclass(frozen=True, slots=True)
+class RunFiles:
+    stem: str  # absolute path prefix shared by every file of the run
+
+    @property
+    def job_id(self) -> str:
+        """DISBATCH_JOBID: the stem's last component."""
+        return os.path.basename(self.stem)
+
+    @property
+    def status(self) -> str:
+        return f'{self.stem}{STATUS_SUFFIX}'
+
+    @property
+    def driver_log(self) -> str:
+        return f'{self.stem}_driver.log'
+
+    @property
+    def dbutil(self) -> str:
+        return f'{self.stem}_dbUtil.sh'
+
+    @property
+    def url(self) -> str:
+        return f'{self.stem}_url'
+
+    @property
+    def events(self) -> str:
+        """The default `--json` file."""
+        return f'{self.stem}_events.jsonl'
+
+    @property
+    def resubmit(self) -> str:
+        """The follow-up job's script (--resubmit)."""
+        return f'{self.stem}_resubmit.sh'
+
+    @property
+    def kvsinfo(self) -> str:
+        return f'{self.stem}_kvsinfo.txt'
+
+    def context_log(self, label: str) -> str:
+        return f'{self.stem}_{label}.context.log'
+
+    def engine_log(self, context: str, host: str) -> str:
+        return f'{self.stem}_{context}_{host}_engine_wrap.log'
+
+    @property
+    def engine_log_pattern(self) -> str:
+        """`engine_log` with `{context}` and `{host}` left for the context to fill in."""
+        return self.engine_log('{context}', '{host}')
+
+
+def stem_of(status_path: str) -> str:
+    """The run's stem (its job id when given a bare name) from the path of its status file."""
+    return status_path.removesuffix(STATUS_SUFFIX)
+
+
+def task_view(record: StatusRecord) -> dict[str, Any]:
+    """One task of the `recent` and `failures` lists; a failed one also carries the snippet of its stderr."""
+    view = {
+        'task': record.task_id,
+        'line': record.line_number,
+        'host': record.host,
+        'return_code': record.return_code,
+        'elapsed': round(record.elapsed, 3),
+        'finish': round(record.finish, 3),
+        'max_rss': record.usage.max_rss_bytes if record.usage else None,
+        'cpu': round(record.usage.user_seconds + record.usage.system_seconds, 3) if record.usage else None,
+        'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
+    }
+    if record.failed:
+        view['stderr'] = snippet_text(record.err_snippet)
+    return view
