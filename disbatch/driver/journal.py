@@ -3,7 +3,7 @@
 The loop hands the journal every scheduler event together with the actions it led to (`on_step`): an engine
 joining or leaving, a task handed to an engine, a record written. Nothing here decides anything or raises into the
 driver: a file that cannot be written is reported once and the journal stops. The lines follow the JSON Schema in
-`docs/events.schema.json` (`SCHEMA_VERSION`); `disbatch report` reads them back (`results/run_history.py`).
+`docs/events.schema.json` (`SCHEMA_VERSION`); `disbatch report` reads them back (`web/run_history.py`).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 from disbatch.contract import task_view
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.run_history import RunHistory, load
 from disbatch.results.usage import UsageBoard
+from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED, RecordKind.PER_ENGINE, RecordKind.ZOMBIE)

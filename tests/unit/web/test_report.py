@@ -9,8 +9,8 @@ from pathlib import Path
 from disbatch.contract import task_view
 from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import format_line
-from disbatch.results.run_history import RunHistory, load
 from disbatch.web.report import html_report, lanes, snapshot, summary
+from disbatch.web.run_history import RunHistory, load
 
 
 def record(task_id: int, start: float, finish: float, rc: int = 0, host: str = 'n1', **more: object) -> StatusRecord:
