@@ -5,13 +5,38 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
 from disbatch.contexts.flags import check_resource_arguments
-from disbatch.driver.walltime import parse_duration
 from disbatch.errors import ContextError, UsageError
+
+_DURATION = re.compile(r'(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})(?:\.(?P<fraction>\d+))?')
+_UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
+
+
+def parse_duration(text: str, flag: str = '--walltime') -> float:
+    """Seconds in `text`: `HH:MM:SS`, `MM:SS`, `SS`, Slurm's `D-HH:MM:SS`, or a number with a unit (`20s`, `90m`,
+    `1.5h`, `2d`). UsageError naming `flag` when it is none of these, or not more than 0."""
+    spoken = text.strip().lower()
+    seconds: float | None = None
+    if spoken and spoken[-1] in _UNITS:
+        try:
+            seconds = float(spoken[:-1]) * _UNITS[spoken[-1]]
+        except ValueError:
+            seconds = None
+    elif (match := _DURATION.fullmatch(spoken)) is not None:
+        fields = [int(part) for part in match['clock'].split(':')]
+        while len(fields) < 3:  # after a day count, Slurm's H, H:M; without, M:S, S
+            fields.insert(len(fields) if match['days'] is not None else 0, 0)
+        hours, minutes, whole = fields
+        seconds = int(match['days'] or 0) * 86400 + hours * 3600 + minutes * 60 + whole
+        seconds += float(f'0.{match["fraction"]}') if match['fraction'] else 0.0
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f'{flag} {text!r}: give a duration such as 1:30:00, 90m, 20s or 2-00:00:00')
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)

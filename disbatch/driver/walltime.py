@@ -15,13 +15,9 @@ Time arrives as arguments (seconds since the epoch): nothing here reads a clock.
 from __future__ import annotations
 
 import enum
-import math
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-
-from disbatch.errors import UsageError
 
 # The run's exit code when it stopped for the end of its allocation with tasks left (documented in cli.py).
 EXIT_WALLTIME = 3
@@ -36,31 +32,6 @@ MARGIN_FRACTION = 0.1
 # The overall estimate is this quantile of the last RECENT_DURATIONS durations of any line.
 OVERALL_QUANTILE = 0.9
 RECENT_DURATIONS = 200
-
-_DURATION = re.compile(r'(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})(?:\.(?P<fraction>\d+))?')
-_UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
-
-
-def parse_duration(text: str, flag: str = '--walltime') -> float:
-    """Seconds in `text`: `HH:MM:SS`, `MM:SS`, `SS`, Slurm's `D-HH:MM:SS`, or a number with a unit (`20s`, `90m`,
-    `1.5h`, `2d`). UsageError naming `flag` when it is none of these, or not more than 0."""
-    spoken = text.strip().lower()
-    seconds: float | None = None
-    if spoken and spoken[-1] in _UNITS:
-        try:
-            seconds = float(spoken[:-1]) * _UNITS[spoken[-1]]
-        except ValueError:
-            seconds = None
-    elif (match := _DURATION.fullmatch(spoken)) is not None:
-        fields = [int(part) for part in match['clock'].split(':')]
-        while len(fields) < 3:  # after a day count, Slurm's H, H:M; without, M:S, S
-            fields.insert(len(fields) if match['days'] is not None else 0, 0)
-        hours, minutes, whole = fields
-        seconds = int(match['days'] or 0) * 86400 + hours * 3600 + minutes * 60 + whole
-        seconds += float(f'0.{match["fraction"]}') if match['fraction'] else 0.0
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise UsageError(f'{flag} {text!r}: give a duration such as 1:30:00, 90m, 20s or 2-00:00:00')
-    return seconds
 
 
 def clock(epoch: float) -> str:

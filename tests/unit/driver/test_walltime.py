@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from disbatch.config import parse_duration
 from disbatch.driver.walltime import (
     DEFAULT_MARGIN_SECONDS,
     STOP_LEAD_SECONDS,
@@ -12,7 +13,6 @@ from disbatch.driver.walltime import (
     DrainGate,
     Durations,
     default_margin,
-    parse_duration,
 )
 from disbatch.errors import UsageError
 
