@@ -42,6 +42,10 @@ _SAME_AS_THIS_JOB = (
 )
 
 
+# A Slurm job whose end is further than this from the start has no time limit: nothing to drain for.
+UNLIMITED_SECONDS = 300 * 86400.0
+
+
 def slurm_job(environ: Mapping[str, str]) -> str | None:
     return environ.get('SLURM_JOB_ID') or environ.get('SLURM_JOBID') or None
 
@@ -54,6 +58,8 @@ def find_allocation(
     if found is None:
         return None
     end, origin = found
+    if origin != '--walltime' and end - started > UNLIMITED_SECONDS:
+        return None  # Slurm gives a job without a time limit (UNLIMITED) an end a year after its start
     return Allocation(end, default_margin(end - started) if margin is None else margin, origin)
 
 

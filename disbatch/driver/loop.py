@@ -55,6 +55,8 @@ log = logging.getLogger('disbatch.driver')
 STOP_GRACE_SECONDS = 1.5
 # With no engine left (and no context that could start one), the run waits this long before it gives up on them.
 NO_ENGINE_GRACE_SECONDS = 3.0
+# The longest one poll waits (zmq_poll takes a C int of milliseconds; a far walltime end must not overflow it).
+MAX_POLL_MS = 60_000
 # How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
 END_CHECK_SECONDS = 60.0
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -435,7 +437,7 @@ class DriverLoop:
             waits.append(publish - time.monotonic())
         if not waits:
             return None
-        return max(0, int(min(waits) * 1000) + 1)
+        return max(0, min(int(min(waits) * 1000) + 1, MAX_POLL_MS))
 
     def _tick_clock(self) -> None:
         """A run with an allocation end hears the time once a turn (the walltime decisions go by it), and the end

@@ -42,10 +42,18 @@ def test_else_squeue_says_when_the_job_ends(monkeypatch: pytest.MonkeyPatch) -> 
         return '2026-12-02T17:30:00'
 
     monkeypatch.setattr(allocation, '_squeue', squeue)
-    found = find_allocation(None, None, {'SLURM_JOBID': '42'}, started=0.0)
+    an_hour_before = time.mktime((2026, 12, 2, 16, 30, 0, 0, 0, -1))
+    found = find_allocation(None, None, {'SLURM_JOBID': '42'}, started=an_hour_before)
     assert asked == [('42', '%e')]
     assert found is not None and found.origin == 'squeue'
     assert found.end == time.mktime((2026, 12, 2, 17, 30, 0, 0, 0, -1))
+
+
+def test_a_slurm_job_without_a_time_limit_has_no_end() -> None:
+    # Slurm dates the end of an UNLIMITED job a year after its start: no drain, and no poll timeout a year long.
+    year = str(365 * 86400)
+    assert find_allocation(None, None, {'SLURM_JOB_ID': '7', 'SLURM_JOB_END_TIME': year}, started=0.0) is None
+    assert find_allocation(365 * 86400.0, None, {}, started=0.0) is not None  # --walltime means what it says
 
 
 def test_a_job_squeue_knows_no_end_of_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
