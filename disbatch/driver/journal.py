@@ -17,7 +17,7 @@ from typing import IO, Any
 from disbatch.driver import events as ev
 from disbatch.driver.scheduler import Counts
 from disbatch.results.outputs import output_paths, per_engine_output_paths
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
 
@@ -33,7 +33,7 @@ def record_state(record: StatusRecord) -> str:
     named = {RecordKind.SKIPPED: 'skipped', RecordKind.TIMED_OUT: 'timed_out', RecordKind.INTERRUPTED: 'interrupted'}
     if record.kind in named:
         return named[record.kind]
-    if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
+    if record.unreported:
         return 'lost'
     return 'failed' if record.return_code != 0 else 'succeeded'
 

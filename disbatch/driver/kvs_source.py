@@ -144,7 +144,7 @@ class ResultPoster:
     def on_record(self, record: StatusRecord) -> None:
         if not self.source.result_key or record.kind in (RecordKind.PER_ENGINE, RecordKind.ZOMBIE):
             return
-        if record.return_code == -100 and record.pid == -1:
+        if record.unreported:
             return  # a lost attempt: the task runs again and reports then
         key = self.source.result_key
         self.kvs.put(f'{key} {record.task_id}'.encode(), json.dumps(report_dict(record)).encode(), b'JSON')

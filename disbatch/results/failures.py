@@ -13,7 +13,7 @@ import shlex
 import signal
 from collections.abc import Sequence
 
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 
 LISTED = 10  # failed tasks named one by one in the summary
 # Flags of the run's own command line that the re-run command replaces (those taking a value take the next word).
@@ -36,7 +36,7 @@ class FailedTasks:
 def describe_end(record: StatusRecord) -> str:
     """How a failed task ended: `exit 3`, `signal 9 (SIGKILL)`, `timed out (signal 15)`, `lost with its engine`."""
     code = record.return_code
-    if record.pid == -1 and code == LOST_RETURN_CODE:
+    if record.unreported:
         return 'lost with its engine'
     if record.kind is RecordKind.TIMED_OUT:
         return f'timed out (signal {-code})' if code < 0 else f'timed out (exit {code})'

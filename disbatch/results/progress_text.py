@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
@@ -195,7 +195,7 @@ class Stats:
         if record.kind not in _RAN:
             return  # skipped (done by an earlier run) and barriers took no slot time
         self.failed.add(record)
-        if record.pid == -1 and record.return_code == LOST_RETURN_CODE:
+        if record.unreported:
             self.lost_attempts += not record.interrupted  # an interrupted one never started, or went with its engine
             return
         self.busy_seconds += max(0.0, record.elapsed)

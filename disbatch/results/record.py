@@ -59,6 +59,11 @@ class StatusRecord:
     usage: ResourceUsage | None = None  # None when no process ran (lost, skipped, barrier, spawn failure)
 
     @property
+    def unreported(self) -> bool:
+        """No engine reported this attempt (PID -1, return code -100): lost with its engine, or stopped unstarted."""
+        return self.pid == -1 and self.return_code == LOST_RETURN_CODE
+
+    @property
     def failed(self) -> bool:
         """The task ran and did not succeed. An interrupted task did not fail: the run stopped it."""
         if self.kind is RecordKind.INTERRUPTED:

@@ -95,7 +95,7 @@ def snapshot(history: RunHistory) -> dict[str, Any]:
     for record in tasks:
         board.add(record)
     usage = board.to_json()
-    lost = sum(1 for record, _, _ in history.records if record.pid == -1 and record.return_code == -100)
+    lost = sum(1 for record, _, _ in history.records if record.unreported)
     engines = [
         {'rank': e.rank, 'context': e.context, 'host': e.host, 'pid': None, 'last_heard': None, 'slots': e.slots,
          'running': 0, 'free': e.slots, 'given': e.given, 'finished': e.finished, 'failed': e.failed,
