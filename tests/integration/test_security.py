@@ -347,16 +347,18 @@ def test_private_files_and_no_secret_on_a_command_line_or_in_a_log(procs: Proces
             assert secret not in text, f'{log.name} holds a secret'
 
 
+def run_under_umask_000(procs: Processes, directory: Path) -> subprocess.CompletedProcess[str]:
+    """`disbatch -s localhost:1 Tasks` in `directory` with a umask that would leave its files open to everyone."""
+    command = ['bash', '-c', 'umask 000; exec "$@"', 'umask', *disbatch_cmd('-s', 'localhost:1', 'Tasks')]
+    return procs.run(command, cwd=directory, timeout=30)
+
+
 @pytest.mark.timeout(60)
 def test_a_runs_files_are_the_users_only_whatever_the_umask(procs: Processes, tmp_path: Path) -> None:
     # they hold commands, output snippets and where the run listens (disbatch/privacy.py); umask 000 would make
     # them world-writable under the usual open(path, 'w')
     (tmp_path / 'Tasks').write_text('echo secret-looking-output\n')
-    result = procs.run(
-        ['bash', '-c', 'umask 000; exec "$@"', 'umask', *disbatch_cmd('-s', 'localhost:1', 'Tasks')],
-        cwd=tmp_path,
-        timeout=30,
-    )
+    result = run_under_umask_000(procs, tmp_path)
     assert result.returncode == 0, result.stderr
     modes = {path.name.split('_', 4)[-1]: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.glob('Tasks_*')}
     expected = {'status.txt': 0o600, 'driver.log': 0o600, 'dbUtil.sh': 0o700}
@@ -368,10 +370,6 @@ def test_a_runs_files_are_the_users_only_whatever_the_umask(procs: Processes, tm
 @pytest.mark.timeout(60)
 def test_kvsinfo_is_the_users_only(procs: Processes, tmp_path: Path) -> None:
     (tmp_path / 'Tasks').write_text('stat -c %a "$DISBATCH_NAMETASKS"_*_kvsinfo.txt > kvsinfo.mode\n')
-    result = procs.run(
-        ['bash', '-c', 'umask 000; exec "$@"', 'umask', *disbatch_cmd('-s', 'localhost:1', 'Tasks')],
-        cwd=tmp_path,
-        timeout=30,
-    )
+    result = run_under_umask_000(procs, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / 'kvsinfo.mode').read_text().strip() == '600'
