@@ -17,6 +17,10 @@ from disbatch.engine import sessions
 
 log = logging.getLogger('disbatch.engine')
 
+# Once this many sessions are tracked, one /proc scan forgets those with no process left (they can leave nothing
+# any more): an engine's memory stays bounded over a million short tasks.
+PRUNE_AT = 4096
+
 
 @dataclass(slots=True)
 class Leftovers:
@@ -25,10 +29,15 @@ class Leftovers:
     # session id (the task's pid) -> task id, for every task this engine ran: looked at when the engine leaves
     _sessions: dict[int, int] = field(default_factory=dict)
     _doomed: list[tuple[float, int]] = field(default_factory=list)  # (when to KILL, session) after a TERM
+    _prune_at: int = PRUNE_AT
 
     def track(self, session: int, task_id: int) -> None:
         """Task `task_id` was started in session `session` (its pid): what it leaves is ended when the engine leaves."""
         self._sessions[session] = task_id
+        if len(self._sessions) >= self._prune_at:
+            alive = sessions.session_members(self._sessions)
+            self._sessions = {tracked: task for tracked, task in self._sessions.items() if tracked in alive}
+            self._prune_at = max(PRUNE_AT, 2 * len(self._sessions))
 
     def task_ended(self, session: int, task_id: int, phase: str, now: float) -> list[int]:
         """The main process of task `task_id` (session `session`) was reaped: its leftovers' pids, maybe none."""
