@@ -24,7 +24,7 @@ from typing import NoReturn
 from disbatch import __version__
 from disbatch.config import RunConfig
 from disbatch.contexts.flags import add_context_arguments, deprecation_warnings
-from disbatch.driver.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
+from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.exiting import exit_now
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'disbatch: warning: {warning}', file=sys.stderr)
     try:
         config = RunConfig.from_arguments(arguments)
-        from disbatch.driver.run import run
+        from disbatch.driver.run.prepare import run
 
         return run(config)
     except DisbatchError as error:

@@ -1,8 +1,8 @@
 """What the `--mon` monitor shows, computed from the run's snapshot. Pure: no curses, no sockets, no clock.
 
-The snapshot is the JSON the driver publishes under `DisBatch status` (see `disbatch.driver.snapshot.build`); readers
-ignore keys they do not know, and a missing key reads as unknown. Time arrives as `staleness`: the seconds the screen
-has held this snapshot, added to the ages it carries (the driver republishes only when something changed).
+The snapshot is the JSON the driver publishes under `DisBatch status` (see `disbatch.driver.observers.snapshot`);
+readers ignore keys they do not know, and a missing key reads as unknown. Time arrives as `staleness`: the seconds
+the screen has held this snapshot, added to the ages it carries (the driver republishes only when something changed).
 
 Here: the header lines, the engine rows and their table layout, the selection and scrolling of the table, the
 commands the monitor puts under `DisBatch control`, the help text, and the smallest usable terminal.

@@ -86,7 +86,7 @@ def timeline_svg(history: RunHistory) -> str:
 
 
 def snapshot(history: RunHistory) -> dict[str, Any]:
-    """The final snapshot of the run, in the form the live page reads (`driver/snapshot.py`)."""
+    """The final snapshot of the run, in the form the live page reads (`driver/observers/snapshot.py`)."""
     finals = history.final_records
     tasks = [record for record in finals if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT,
                                                             RecordKind.INTERRUPTED)]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.driver.loop import _record
+from disbatch.driver.run.loop import _record
 from disbatch.protocol import codec
 from disbatch.protocol.messages import Drain, Hello, Run, TaskDone, Welcome
 from disbatch.protocol.transport import Credentials, DriverEndpoint

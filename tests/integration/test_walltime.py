@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.driver.walltime import EXIT_WALLTIME
+from disbatch.driver.core.walltime import EXIT_WALLTIME
 from disbatch.results.record import RecordKind
 
 from ..conftest import Processes

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from disbatch.driver import allocation
-from disbatch.driver.allocation import find_allocation, follow_up_script, parse_slurm_time, sbatch_command
-from disbatch.driver.walltime import DEFAULT_MARGIN_SECONDS
+from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS
+from disbatch.driver.run import allocation
+from disbatch.driver.run.allocation import find_allocation, follow_up_script, parse_slurm_time, sbatch_command
 
 
 def test_walltime_counts_from_the_start_of_the_run_anywhere() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disbatch.driver.scheduler import (
+from disbatch.driver.core.scheduler import (
     LOST_RETURN_CODE,
     MAX_AHEAD,
     AbortEngine,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from unittest.mock import ANY
 
-from disbatch.driver.scheduler import (
+from disbatch.driver.core.scheduler import (
     AbortEngine,
     AllocationEndChanged,
     ClockTick,
@@ -25,7 +25,7 @@ from disbatch.driver.scheduler import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
+from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task
 

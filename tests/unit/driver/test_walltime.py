@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from disbatch.config import parse_duration
-from disbatch.driver.walltime import (
+from disbatch.driver.core.walltime import (
     DEFAULT_MARGIN_SECONDS,
     STOP_LEAD_SECONDS,
     Allocation,

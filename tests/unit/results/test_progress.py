@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disbatch.driver.progress import CLEAR_TO_END, PLAIN_INTERVAL_SECONDS, ProgressLine, wanted
+from disbatch.driver.observers.progress import CLEAR_TO_END, PLAIN_INTERVAL_SECONDS, ProgressLine, wanted
 from disbatch.results.progress_text import (
     RateMeter,
     Stats,

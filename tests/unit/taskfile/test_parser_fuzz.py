@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disbatch.driver.scan import validate
+from disbatch.driver.stream.scan import validate
 from disbatch.errors import TaskFileError
 from disbatch.taskfile import Barrier, PerEngineTask, Task, TaskFileParser
 

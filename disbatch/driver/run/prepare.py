@@ -23,10 +23,10 @@ from disbatch.contexts.batch import batch_context, job_id
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import RunFiles
-from disbatch.driver import files as run_files
-from disbatch.driver.address import ANY, advertised, listen_address
-from disbatch.driver.scan import open_task_file, validate
-from disbatch.driver.source import FileSource
+from disbatch.driver.run import files as run_files
+from disbatch.driver.run.address import ANY, advertised, listen_address
+from disbatch.driver.stream.scan import open_task_file, validate
+from disbatch.driver.stream.source import FileSource
 from disbatch.errors import ListenError
 from disbatch.privacy import create_private
 
@@ -84,7 +84,7 @@ def _prepare(
                 address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
                 for context in launched:
                     context.admit(address, credentials.line)
-                from disbatch.driver.session import Session
+                from disbatch.driver.run.session import Session
 
                 session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
                 return session.serve(file_source, source_name, resume, kvs_port)

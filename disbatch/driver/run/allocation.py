@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from disbatch.driver.walltime import Allocation, default_margin
+from disbatch.driver.core.walltime import Allocation, default_margin
 from disbatch.errors import ContextError
 
 log = logging.getLogger('disbatch.driver')

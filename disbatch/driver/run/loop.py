@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import zmq
 
 from disbatch.contexts.base import Context
-from disbatch.driver import scheduler as sched
-from disbatch.driver.feeder import Feeder
-from disbatch.driver.journal import Journal
-from disbatch.driver.observe import Publisher, RunObserver
-from disbatch.driver.snapshot import EngineFacts
-from disbatch.driver.source import NOT_YET
+from disbatch.driver.core import scheduler as sched
+from disbatch.driver.observers.journal import Journal
+from disbatch.driver.observers.publisher import Publisher, RunObserver
+from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.stream.feeder import Feeder
+from disbatch.driver.stream.source import NOT_YET
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.protocol import codec

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from disbatch.driver.scheduler import ItemRead, RecordRead
-from disbatch.driver.source import NOT_YET, FileSource, NotYet
+from disbatch.driver.core.scheduler import ItemRead, RecordRead
+from disbatch.driver.stream.source import NOT_YET, FileSource, NotYet
 
 if TYPE_CHECKING:
-    from disbatch.driver.kvs_source import KVSTaskSource
+    from disbatch.driver.stream.kvs_source import KVSTaskSource
 from disbatch.results.resume import ResumeIndex
 from disbatch.taskfile.items import Item, PerEngineTask, Phase, Task
 from disbatch.taskfile.parser import TaskFileParser

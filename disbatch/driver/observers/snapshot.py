@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from disbatch.contract import task_view
-from disbatch.driver.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import StatusRecord
 
 

@@ -19,18 +19,18 @@ from collections.abc import Callable, Iterator
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contract import RunFiles
-from disbatch.driver import files as run_files
-from disbatch.driver.address import ANY, LOOPBACK
-from disbatch.driver.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
-from disbatch.driver.feeder import Feeder
-from disbatch.driver.journal import Journal
-from disbatch.driver.kvs_source import KVSTaskSource, ResultPoster
-from disbatch.driver.loop import DriverLoop, DriverSettings
-from disbatch.driver.observe import RunObserver
-from disbatch.driver.progress import ProgressLine, wanted
-from disbatch.driver.scheduler import ContextJoined, Scheduler, SchedulerConfig
-from disbatch.driver.source import FileSource
-from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, clock
+from disbatch.driver.core.scheduler import ContextJoined, Scheduler, SchedulerConfig
+from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, clock
+from disbatch.driver.observers.journal import Journal
+from disbatch.driver.observers.progress import ProgressLine, wanted
+from disbatch.driver.observers.publisher import RunObserver
+from disbatch.driver.run import files as run_files
+from disbatch.driver.run.address import ANY, LOOPBACK
+from disbatch.driver.run.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
+from disbatch.driver.run.loop import DriverLoop, DriverSettings
+from disbatch.driver.stream.feeder import Feeder
+from disbatch.driver.stream.kvs_source import KVSTaskSource, ResultPoster
+from disbatch.driver.stream.source import FileSource
 from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError
 from disbatch.kvsstcp.client import TOKEN_VARIABLES
 from disbatch.kvsstcp.outside import KVSStore, OutsideKVS

@@ -21,7 +21,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from disbatch.driver.events import (
+from disbatch.driver.core.events import (
     AbortEngine,
     Action,
     AllocationEndChanged,
@@ -45,7 +45,7 @@ from disbatch.driver.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
+from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
 from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 

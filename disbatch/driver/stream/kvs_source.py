@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from disbatch.driver.source import NOT_YET, NotYet
+from disbatch.driver.stream.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
-from disbatch.driver import snapshot
-from disbatch.driver.scheduler import RetireEngines, Scheduler
+from disbatch.driver.core.scheduler import RetireEngines, Scheduler
+from disbatch.driver.observers import snapshot
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from disbatch.driver import events as ev
-from disbatch.driver.scheduler import Counts
+from disbatch.driver.core import events as ev
+from disbatch.driver.core.scheduler import Counts
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
