@@ -182,9 +182,3 @@ class KVSClient:
 
 def _as_bytes(data: str | bytes) -> bytes:
     return data.encode() if isinstance(data, str) else data
-
-
-if __name__ == '__main__':
-    from disbatch.kvsstcp.kvsclient_cli import main
-
-    sys.exit(main())

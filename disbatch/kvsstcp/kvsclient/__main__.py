@@ -1,4 +1,4 @@
-"""`python -m disbatch.kvsstcp.kvsclient`: the reference's client command line.
+"""`python -m disbatch.kvsstcp.kvsclient`: the reference's client command line (the API is the package).
 
     python -m disbatch.kvsstcp.kvsclient [-P | -A | -E CODE] [-T SECS] [-R COUNT]
         (-p KEY VALUE | -g KEY | -v KEY | -d | -m MKEY KEY:EVENTS | -S | -s SECS)... [HOST:PORT]
