@@ -94,7 +94,7 @@ def snapshot(history: RunHistory) -> dict[str, Any]:
     board = UsageBoard()  # what the live page's usage tables showed, rebuilt from the records
     for record in tasks:
         board.add(record)
-    usage = board.to_json()
+    usage: dict[str, Any] = board.to_json()
     lost = sum(1 for record, _, _ in history.records if record.unreported)
     engines = [
         {'rank': e.rank, 'context': e.context, 'host': e.host, 'pid': None, 'last_heard': None, 'slots': e.slots,

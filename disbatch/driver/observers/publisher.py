@@ -129,16 +129,18 @@ class Publisher:
         os.close(self._wake_write)
 
     def _view(self, scheduler: Scheduler) -> dict[str, Any]:
+        now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
         view = snapshot.build(
-            self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
-            self.expected_total, self.usage.to_json(),
+            self.run, scheduler, self.facts(), self.started, now, self._recent, self._failures,
+            self.expected_total, self.usage.view(),
         )  # fmt: skip
-        self._rate.add(view['now'], view['finished'])
-        rate = self._rate.rate() if view['finished'] else None
-        eta = eta_seconds(view, rate)
-        view['rate'] = None if rate is None else round(rate, 3)  # tasks a second, over the last 20 s or so
-        view['eta'] = None if eta is None else round(eta, 1)  # seconds until every task is done at that rate
-        return view
+        self._rate.add(now, view.finished)
+        rate = self._rate.rate() if view.finished else None
+        published = view.to_json()
+        eta = eta_seconds(published, rate)
+        published['rate'] = None if rate is None else round(rate, 3)  # tasks a second, over the last 20 s or so
+        published['eta'] = None if eta is None else round(eta, 1)  # seconds until every task is done at that rate
+        return published
 
     def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:
         with contextlib.suppress(BlockingIOError):
