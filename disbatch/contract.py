@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from disbatch.results.record import StatusRecord
-from disbatch.run_snapshot import TaskView
-
 # The KVS key of the run's snapshot, `Snapshot.to_json()` as JSON (the reference's key).
 STATUS_KEY = 'DisBatch status'
 # The monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}.
@@ -75,8 +72,3 @@ class RunFiles:
 def stem_of(status_path: str) -> str:
     """The run's stem (its job id when given a bare name) from the path of its status file."""
     return status_path.removesuffix(STATUS_SUFFIX)
-
-
-def task_view(record: StatusRecord) -> dict[str, object]:
-    """One task of the `recent` and `failures` lists, as JSON (`TaskView.of(record).to_json()`)."""
-    return TaskView.of(record).to_json()
