@@ -1,19 +1,16 @@
-"""The run's contract with everything outside the driver: the names of its files, its KVS keys, the task view.
+"""The run's contract with everything outside the driver: the names of its files and its KVS keys.
 
 The driver writes these; the context process, the monitor, the web page, `disbatch report` and the reference's
 tools read them. Nothing else spells a run-file name or a KVS key, so a reader never imports the driver for them.
+What the driver publishes under `STATUS_KEY` is a `run_snapshot.Snapshot` (typed, with its JSON in and out).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from disbatch.results.record import StatusRecord
-from disbatch.results.snippet import snippet_text
-
-# The KVS key of the run's snapshot, as JSON (the reference's key; readers ignore keys they do not know).
+# The KVS key of the run's snapshot, `Snapshot.to_json()` as JSON (the reference's key).
 STATUS_KEY = 'DisBatch status'
 # The monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}.
 CONTROL_KEY = 'DisBatch control'
@@ -75,21 +72,3 @@ class RunFiles:
 def stem_of(status_path: str) -> str:
     """The run's stem (its job id when given a bare name) from the path of its status file."""
     return status_path.removesuffix(STATUS_SUFFIX)
-
-
-def task_view(record: StatusRecord) -> dict[str, Any]:
-    """One task of the `recent` and `failures` lists; a failed one also carries the snippet of its stderr."""
-    view = {
-        'task': record.task_id,
-        'line': record.line_number,
-        'host': record.host,
-        'return_code': record.return_code,
-        'elapsed': round(record.elapsed, 3),
-        'finish': round(record.finish, 3),
-        'max_rss': record.usage.max_rss_bytes if record.usage else None,
-        'cpu': round(record.usage.user_seconds + record.usage.system_seconds, 3) if record.usage else None,
-        'command': record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:200],
-    }
-    if record.failed:
-        view['stderr'] = snippet_text(record.err_snippet)
-    return view

@@ -1,8 +1,8 @@
 """What the `--mon` monitor shows, computed from the run's snapshot. Pure: no curses, no sockets, no clock.
 
-The snapshot is the JSON the driver publishes under `DisBatch status` (see `disbatch.driver.observers.snapshot`);
-readers ignore keys they do not know, and a missing key reads as unknown. Time arrives as `staleness`: the seconds
-the screen has held this snapshot, added to the ages it carries (the driver republishes only when something changed).
+The snapshot is the JSON the run publishes under `DisBatch status`, read back as a `Snapshot` (`run_snapshot.py`:
+unknown keys ignored, a missing or mistyped one read as its default or as unknown). Time arrives as `staleness`: the
+seconds the screen has held this snapshot, added to the ages it carries (the run republishes only on a change).
 
 Here: the header lines, the engine rows and their table layout, the selection and scrolling of the table, the
 commands the monitor puts under `DisBatch control`, the help text, and the smallest usable terminal.
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from disbatch.results.usage import format_bytes, short_bytes
-
-View = Mapping[str, Any]
+from disbatch.run_snapshot import EngineView, Snapshot
 
 HELP = (
     'disbatch monitor: the engines of a live run, refreshed twice a second.',
@@ -93,122 +91,95 @@ MINIMUM_HEIGHT = HEADER_LINES + GAP_LINES + 1 + MINIMUM_TABLE_ROWS + FOOTER_LINE
 # ---------------------------------------------------------------- the snapshot
 
 
-def parse(value: bytes) -> dict[str, Any] | None:
+def parse(value: bytes) -> Snapshot | None:
     """The snapshot in a `DisBatch status` value, or None when it is not one (e.g. the reference's `<Starting...>`)."""
     try:
         view = json.loads(value)
     except (ValueError, UnicodeDecodeError):
         return None
-    return view if isinstance(view, dict) else None
+    return Snapshot.from_json(view) if isinstance(view, dict) else None
 
 
-def has_ended(view: View) -> bool:
-    return view.get('status') == 'finished'
+def has_ended(view: Snapshot) -> bool:
+    return view.status == 'finished'
 
 
-def label(view: View) -> str:
-    return str(view.get('run', '?'))
+def label(view: Snapshot) -> str:
+    return view.run or '?'
 
 
-def status_text(view: View) -> str:
-    status = view.get('status')
-    if status == 'finished':
+def status_text(view: Snapshot) -> str:
+    if view.status == 'finished':
         return 'Finished.'
-    if status == 'stopping':
+    if view.status == 'stopping':
         return 'Stopping.'
-    if status == 'draining':
+    if view.status == 'draining':
         return 'Finishing the last tasks.'
     return 'Running.'
 
 
-def _waiting(view: View) -> int | None:
+def _waiting(view: Snapshot) -> int | None:
     """Tasks not started yet: the total less what is done or running when the total is known (the driver reads
     the task file only as engines free up, so its queue alone says 0 while most tasks wait unread), else the queue."""
-    total, pending = view.get('total'), view.get('pending')
-    if isinstance(total, int):
-        started = sum(_integer(view, key) for key in ('finished', 'skipped', 'interrupted', 'running'))
-        return max(0, total - started)
-    return pending if isinstance(pending, int) else None
+    if view.total is not None:
+        return max(0, view.total - view.finished - view.skipped - view.interrupted - (view.running or 0))
+    return view.pending
 
 
-def header(view: View, staleness: float = 0.0) -> list[str]:
+def header(view: Snapshot, staleness: float = 0.0) -> list[str]:
     """The lines above the engine table."""
-    counts = f'Slots {_integer(view, "slots")}   Tasks: Finished {_integer(view, "finished")}'
-    counts += f'  Failed {_integer(view, "failed")}  Barrier {_integer(view, "barriers")}'
-    if isinstance(view.get('running'), int):
-        counts += f'  Running {view["running"]}'
+    counts = f'Slots {view.slots}   Tasks: Finished {view.finished}  Failed {view.failed}  Barrier {view.barriers}'
+    if view.running is not None:
+        counts += f'  Running {view.running}'
     waiting = _waiting(view)
     if waiting is not None:
         counts += f'  Waiting {waiting}'
-    if isinstance(view.get('total'), int):
-        counts += f'  Total {view["total"]}'
-    for key, title in (('skipped', 'Skipped'), ('interrupted', 'Interrupted'), ('lost', 'Lost')):
-        if view.get(key):
-            counts += f'  {title} {_integer(view, key)}'
+    if view.total is not None:
+        counts += f'  Total {view.total}'
+    for count, title in ((view.skipped, 'Skipped'), (view.interrupted, 'Interrupted'), (view.lost, 'Lost')):
+        if count:
+            counts += f'  {title} {count}'
     engines = rows(view)
     retiring = sum(row.retiring for row in engines)
     people = f'Engines {len(engines)}' + (f' ({retiring} retiring)' if retiring else '')
-    if isinstance(view.get('started'), (int, float)) and isinstance(view.get('now'), (int, float)):
-        people += f'   Elapsed {clock(view["now"] - view["started"] + staleness)}'
-    walltime = view.get('walltime')
-    if isinstance(walltime, dict) and isinstance(walltime.get('left'), (int, float)):
-        people += f'   Walltime left {clock(walltime["left"])}' + (
-            f' ({walltime["state"]})' if walltime.get('state') in ('draining', 'stopping') else ''
+    if view.started is not None and view.now is not None:
+        people += f'   Elapsed {clock(view.now - view.started + staleness)}'
+    walltime = view.walltime
+    if walltime is not None and walltime.left is not None:
+        people += f'   Walltime left {clock(walltime.left)}' + (
+            f' ({walltime.state})' if walltime.state in ('draining', 'stopping') else ''
         )
     return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people + _usage_text(view)]
 
 
-def _usage_text(view: View) -> str:
+def _usage_text(view: Snapshot) -> str:
     """`   Peak memory 203.9 MiB task 0 (line 1)   CPU 12.3 s`, once a task has been measured."""
-    usage = view.get('usage')
-    biggest = usage.get('biggest') if isinstance(usage, Mapping) else None
-    if not isinstance(usage, Mapping) or not isinstance(biggest, list) or not biggest:
+    if view.usage is None or not view.usage.biggest:
         return ''
-    top = biggest[0]
-    if not isinstance(top, Mapping) or not isinstance(top.get('max_rss'), int):
-        return ''
-    text = f'   Peak memory {format_bytes(top["max_rss"])} task {top.get("task")} (line {top.get("line")})'
-    user, system = usage.get('user'), usage.get('system')
-    if isinstance(user, (int, float)) and isinstance(system, (int, float)):
-        text += f'   CPU {user + system:.1f} s'
-    return text
+    top = view.usage.biggest[0]
+    text = f'   Peak memory {format_bytes(top.max_rss)} task {top.task} (line {top.line})'
+    return text + f'   CPU {view.usage.user + view.usage.system:.1f} s'
 
 
-def rows(view: View, staleness: float = 0.0) -> list[EngineRow]:
-    """One row per engine of the snapshot, by rank; entries that are not engines are skipped."""
-    found = []
-    for engine in view.get('engines') or ():
-        if not isinstance(engine, Mapping) or not isinstance(engine.get('rank'), int):
-            continue
-        heard = engine.get('last_heard')
-        found.append(
-            EngineRow(
-                rank=engine['rank'],
-                context=str(engine.get('context', '')),
-                host=str(engine.get('host', '')),
-                last_heard=heard + max(0.0, staleness) if isinstance(heard, (int, float)) else None,
-                slots=_integer(engine, 'slots'),
-                free=_integer(engine, 'free'),
-                running=_integer(engine, 'running'),
-                given=_integer(engine, 'given'),
-                finished=_integer(engine, 'finished'),
-                failed=_integer(engine, 'failed'),
-                retiring=bool(engine.get('retiring', False)),
-                max_rss=engine['max_rss'] if isinstance(engine.get('max_rss'), int) else None,
-                cpu=float(engine['cpu']) if isinstance(engine.get('cpu'), (int, float)) else None,
-            )
-        )
-    return sorted(found, key=lambda row: row.rank)
+def rows(view: Snapshot, staleness: float = 0.0) -> list[EngineRow]:
+    """One row per engine of the snapshot, by rank."""
+    return sorted((_row(engine, max(0.0, staleness)) for engine in view.engines), key=lambda row: row.rank)
 
 
-def ended_message(view: View | None, run: str) -> str:
+def _row(engine: EngineView, staleness: float) -> EngineRow:
+    heard = None if engine.last_heard is None else engine.last_heard + staleness
+    return EngineRow(
+        rank=engine.rank, context=engine.context, host=engine.host, last_heard=heard, slots=engine.slots,
+        free=engine.free, running=engine.running, given=engine.given, finished=engine.finished, failed=engine.failed,
+        retiring=engine.retiring, max_rss=engine.max_rss, cpu=engine.cpu,
+    )  # fmt: skip
+
+
+def ended_message(view: Snapshot | None, run: str) -> str:
     """The line printed when the run is over; with the counts when its final snapshot was seen."""
     if view is None or not has_ended(view):
         return f'The run {run} has ended.'
-    return (
-        f'The run {label(view)} has ended: {_integer(view, "finished")} tasks finished, '
-        f'{_integer(view, "failed")} failed.'
-    )
+    return f'The run {label(view)} has ended: {view.finished} tasks finished, {view.failed} failed.'
 
 
 # ---------------------------------------------------------------- the table
@@ -303,11 +274,6 @@ def _join(cells: Sequence[str], widths: Sequence[int]) -> str:
         text = cell if len(cell) <= width else cell[: max(0, width - 1)] + '~'
         parts.append(text.rjust(width) if column.right else text.ljust(width))
     return ' '.join(parts).rstrip()
-
-
-def _integer(mapping: Mapping[str, Any], key: str) -> int:
-    value = mapping.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # ---------------------------------------------------------------- layout, selection, scrolling

@@ -13,12 +13,12 @@ import enum
 import textwrap
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from cursesmenu import CursesMenu  # type: ignore[import-untyped]
 
 from disbatch.monitor import model
 from disbatch.monitor.source import RunSource
+from disbatch.run_snapshot import Snapshot
 
 POLL_SECONDS = 0.5
 MESSAGE_SECONDS = 6.0
@@ -36,12 +36,12 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Result:
     outcome: Outcome
-    view: dict[str, Any] | None  # the last snapshot seen
+    view: Snapshot | None  # the last snapshot seen
 
 
 @dataclass(slots=True)
 class _State:
-    view: dict[str, Any] | None = None
+    view: Snapshot | None = None
     received: float = 0.0  # time.monotonic() when this snapshot was first seen
     selection: model.Selection = field(default_factory=model.Selection)
     visible: int = 1  # engine rows on screen
@@ -61,7 +61,7 @@ def watch(window: curses.window, source: RunSource) -> Result:
             next_poll = now + POLL_SECONDS
             poll = source.poll()
             if poll.view is not None:
-                if state.view is None or poll.view.get('now') != state.view.get('now'):
+                if state.view is None or poll.view.now != state.view.now:
                     state.received = now
                 state.view = poll.view
             if poll.ended:
@@ -90,7 +90,7 @@ def _set_up(window: curses.window) -> None:
 
 
 def _handle(window: curses.window, source: RunSource, state: _State, key: int) -> None:
-    rows = model.rows(state.view or {})
+    rows = model.rows(state.view or Snapshot())
     page = max(1, state.visible - 1)
     steps = {curses.KEY_PPAGE: -page, curses.KEY_NPAGE: page, curses.KEY_HOME: -len(rows), curses.KEY_END: len(rows)}
     if key in UP_KEYS:
@@ -155,7 +155,7 @@ def _draw(window: curses.window, state: _State, now: float) -> None:
 
 
 def _draw_run(window: curses.window, state: _State, place: model.Layout, width: int, now: float) -> None:
-    view = state.view or {}
+    view = state.view or Snapshot()
     staleness = now - state.received
     for line_number, line in enumerate(model.header(view, staleness)):
         _put(window, line_number, 0, line, curses.A_BOLD if line_number == 0 else curses.A_NORMAL)

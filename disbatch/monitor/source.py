@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY, RunFiles
 from disbatch.kvsstcp.client import KVSClient
 from disbatch.monitor import model
+from disbatch.run_snapshot import Snapshot
 
 REQUEST_TIMEOUT_SECONDS = 0.3
 
 
 @dataclass(frozen=True, slots=True)
 class Poll:
-    view: dict[str, Any] | None  # the newest snapshot, None when there is none yet (or it is not JSON)
+    view: Snapshot | None  # the newest snapshot, None when there is none yet (or it is not JSON)
     ended: bool
 
 

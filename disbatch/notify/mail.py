@@ -39,10 +39,10 @@ from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
 
 from disbatch.notify.message import DEFAULT_HOST, DEFAULT_PORT, Batch, body, subject
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.mail')
 
@@ -53,7 +53,6 @@ MAX_COMMAND_CHARACTERS = 2000  # longer commands are cut in the mail (the status
 RETRY_DELAY_SECONDS = 1.0
 DISABLE_AFTER = 3
 FLUSH_SECONDS = 5.0
-PROGRESS_KEYS = ('finished', 'failed', 'skipped', 'barriers', 'lost', 'running', 'pending', 'total')
 
 
 def default_sender() -> str:
@@ -101,7 +100,7 @@ class MailNotifier:
         self._records: list[StatusRecord] = []
         self._left_out = 0
         self._skipped = 0
-        self._progress: dict[str, Any] = {}
+        self._progress = Snapshot()  # the latest
         self._dropped = 0
         self._drop_logged = False
         self._closed = False
@@ -137,10 +136,10 @@ class MailNotifier:
         if self._completed % self.every == 0:
             self._enqueue(self._take(None))
 
-    def on_snapshot(self, view: dict[str, Any]) -> None:
-        self._progress = {key: view.get(key) for key in PROGRESS_KEYS}
+    def on_snapshot(self, view: Snapshot) -> None:
+        self._progress = view
 
-    def close(self, view: dict[str, Any], exit_code: int) -> None:
+    def close(self, view: Snapshot, exit_code: int) -> None:
         """Send the final message and wait (at most `flush_seconds`) for the queue to drain."""
         if self._closed:
             return
@@ -168,7 +167,7 @@ class MailNotifier:
             records=tuple(self._records),
             left_out=self._left_out,
             skipped=self._skipped,
-            progress=dict(self._progress),
+            progress=self._progress,
             dropped=self._dropped,
             exit_code=exit_code,
         )

@@ -7,11 +7,11 @@ subject and plain-text body; `parse_server` reads `--mail-server HOST[:PORT]`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from disbatch.errors import UsageError
 from disbatch.results.record import StatusRecord
 from disbatch.results.report import format_line
+from disbatch.run_snapshot import Snapshot
 
 DEFAULT_HOST = 'localhost'
 DEFAULT_PORT = 25
@@ -56,7 +56,7 @@ class Batch:
     records: tuple[StatusRecord, ...]  # status lines since the last message, at most max_lines
     left_out: int  # status lines since the last message not in `records`
     skipped: int  # lines skipped by -r since the last message (not shown)
-    progress: dict[str, Any]  # PROGRESS_KEYS from the latest snapshot (values may be None)
+    progress: Snapshot  # the latest snapshot (its counts; running, pending, total may be None)
     dropped: int  # earlier messages dropped because the queue was full
     exit_code: int | None = None  # set on the final message
 
@@ -75,16 +75,15 @@ def body(run: str, batch: Batch, status_path: str, unsent: int = 0) -> str:
         lines = [f'{subject(run, batch)}.', '']
         lines.append(f'Finished: {batch.completed}   Failed: {batch.failed}')
         lines.append(
-            f'Running: {_number(progress.get("running"))}   Pending: {_number(progress.get("pending"))}   '
-            f'Total: {_total(progress.get("total"))}'
+            f'Running: {_number(progress.running)}   Pending: {_number(progress.pending)}   '
+            f'Total: {_total(progress.total)}'
         )
     else:
         lines = [f'The run {run} is over: exit code {batch.exit_code}.', '']
-        lines.append(f'Finished: {_number(progress.get("finished"))}   Failed: {_number(progress.get("failed"))}')
+        lines.append(f'Finished: {progress.finished}   Failed: {progress.failed}')
         lines.append(
-            f'Skipped (done by an earlier run): {_number(progress.get("skipped"))}   '
-            f'Barriers: {_number(progress.get("barriers"))}   Lost attempts: {_number(progress.get("lost"))}   '
-            f'Total: {_total(progress.get("total"))}'
+            f'Skipped (done by an earlier run): {progress.skipped}   Barriers: {progress.barriers}   '
+            f'Lost attempts: {progress.lost}   Total: {_total(progress.total)}'
         )
     lines.append(f'Status file: {status_path}')
     if batch.dropped or unsent:
@@ -108,9 +107,9 @@ def _format(record: StatusRecord) -> str:
         return f'task {record.task_id} (line {record.line_number}): return code {record.return_code}'
 
 
-def _number(value: Any) -> str:
+def _number(value: int | None) -> str:
     return '?' if value is None else str(value)
 
 
-def _total(value: Any) -> str:
+def _total(value: int | None) -> str:
     return 'not known yet' if value is None else str(value)

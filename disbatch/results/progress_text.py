@@ -14,11 +14,11 @@ import signal
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
+from disbatch.run_snapshot import Snapshot
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
 RATE_WINDOW_SECONDS = 20.0
@@ -54,17 +54,16 @@ class RateMeter:
         return max(0, last_done - first_done) / (last_time - first_time)
 
 
-def done_count(view: Mapping[str, Any]) -> int:
+def done_count(view: Snapshot) -> int:
     """Tasks with a final record: finished in this run (failed ones too) or skipped (done by an earlier run)."""
-    return int(view['finished']) + int(view['skipped'])
+    return view.finished + view.skipped
 
 
-def eta_seconds(view: Mapping[str, Any], rate: float | None) -> float | None:
+def eta_seconds(view: Snapshot, rate: float | None) -> float | None:
     """Seconds until every task is done at `rate`; None when done, or when the total or the rate is not known."""
-    total = view.get('total')
-    if total is None or not rate or rate <= 0:
+    if view.total is None or not rate or rate <= 0:
         return None
-    remaining = int(total) - done_count(view)
+    remaining = view.total - done_count(view)
     return remaining / rate if remaining > 0 else None
 
 
@@ -109,18 +108,16 @@ def plural(count: int, noun: str) -> str:
 # ---------------------------------------------------------------- the progress line
 
 
-def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | None, width: int = 80) -> str:
+def format_progress(view: Snapshot, rate: float | None, eta: float | None, width: int = 80) -> str:
     """One line, at most `width` characters: what is done, failed, running (and of how many), the rate, the ETA.
 
     `disbatch: [#####...] 26/40 done (65%), 2 failed, 4 running, 3 skipped | 7.8 tasks/s, ETA 2.3s`. When the
     line is too long, the least useful parts go first (bar, queue, skipped, ETA, rate, ...), then it is cut.
     """
-    done = done_count(view)
-    total = view.get('total')
+    done, total = done_count(view), view.total
     # (separator before it, text, priority): the higher the priority, the longer a part survives a narrow screen.
     parts: list[tuple[str, str, int]] = [('', 'disbatch:', 9)]
     if total is not None:
-        total = int(total)
         fraction = done / total if total else 1.0
         filled = int(fraction * BAR_WIDTH)
         parts.append((' ', '[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1))
@@ -128,20 +125,20 @@ def format_progress(view: Mapping[str, Any], rate: float | None, eta: float | No
         parts.append((' ', f'({int(fraction * 100)}%)', 5))
     else:
         parts.append((' ', f'{done} done', 8))
-    parts.append((', ', f'{view["failed"]} failed', 7))
-    parts.append((', ', f'{view["running"]} running', 6))
-    if total is None and view.get('pending'):
-        parts.append((', ', f'{view["pending"]} queued', 2))
-    if view.get('skipped'):
-        parts.append((', ', f'{view["skipped"]} skipped', 2))
-    if view.get('interrupted'):
-        parts.append((', ', f'{view["interrupted"]} interrupted', 6))
-    if view.get('status') == 'stopping':
+    parts.append((', ', f'{view.failed} failed', 7))
+    parts.append((', ', f'{view.running or 0} running', 6))
+    if total is None and view.pending:
+        parts.append((', ', f'{view.pending} queued', 2))
+    if view.skipped:
+        parts.append((', ', f'{view.skipped} skipped', 2))
+    if view.interrupted:
+        parts.append((', ', f'{view.interrupted} interrupted', 6))
+    if view.status == 'stopping':
         parts.append((', ', 'stopping', 7))
-    walltime = view.get('walltime')
-    if walltime:
-        draining = ' (draining)' if walltime['state'] == 'draining' else ''
-        parts.append((' | ', f'{format_duration(float(walltime["left"]))} left{draining}', 5))
+    walltime = view.walltime
+    if walltime is not None and walltime.left is not None:
+        draining = ' (draining)' if walltime.state == 'draining' else ''
+        parts.append((' | ', f'{format_duration(walltime.left)} left{draining}', 5))
     if rate is not None:
         parts.append((' | ', format_rate(rate), 4))
     if eta is not None:
@@ -178,7 +175,7 @@ class Stats:
         self.lost_attempts = 0
         self.per_engine = 0
         self.per_engine_failed = 0
-        self.view: Mapping[str, Any] | None = None  # the latest snapshot
+        self.view: Snapshot | None = None  # the latest snapshot
         self.failed = FailedTasks()
         self._heap: list[SlowTask] = []
         self._last_time: float | None = None
@@ -207,15 +204,17 @@ class Stats:
         elif self._heap and slow.elapsed > self._heap[0].elapsed:
             heapq.heapreplace(self._heap, slow)
 
-    def observe(self, view: Mapping[str, Any]) -> None:
-        """One snapshot: the counts to report, and slots x time since the last one.
+    def observe(self, view: Snapshot) -> None:
+        """One snapshot: the counts to report, and slots x time since the last one (ValueError without its time).
 
         Slots change when engines join or leave, somewhere between two snapshots; the larger of the two counts is
         taken for the interval, so utilisation is never overstated.
         """
-        now, slots = float(view['now']), int(view['slots'])
+        if view.now is None or view.started is None:
+            raise ValueError('a snapshot without its time')
+        now, slots = view.now, view.slots
         if self._last_time is None:
-            self._last_time = float(view['started'])
+            self._last_time = view.started
         if now > self._last_time:
             self.slot_seconds += max(slots, self._last_slots) * (now - self._last_time)
             self._last_time = now
@@ -228,9 +227,9 @@ class Stats:
 
     @property
     def wall_seconds(self) -> float:
-        if self.view is None:
+        if self.view is None or self.view.now is None or self.view.started is None:
             return 0.0
-        return max(0.0, float(self.view['now']) - float(self.view['started']))
+        return max(0.0, self.view.now - self.view.started)
 
     def utilisation(self) -> float | None:
         """Task time over slot time (0..1), or None when no slot time is known."""
@@ -282,18 +281,17 @@ def format_summary(
     `rerun` is the command that runs the failed and interrupted tasks again (None when there is none, as for a task
     stream); `exit_code_flag` is -e, without which the summary says why the exit code stays 0 despite failures.
     """
-    view = stats.view or {}
-    finished, failed = int(view.get('finished', 0)), int(view.get('failed', 0))
-    skipped, pending = int(view.get('skipped', 0)), int(view.get('pending', 0))
+    view = stats.view or Snapshot()
+    finished, failed, skipped, pending = view.finished, view.failed, view.skipped, view.pending or 0
     head = [f'{plural(finished, "task")} run in {format_duration(stats.wall_seconds)}', f'{failed} failed']
-    interrupted = int(view.get('interrupted', 0))
+    interrupted = view.interrupted
     if interrupted:
         head.append(f'{interrupted} interrupted (a plain -r runs them again)')
     if skipped:
         head.append(f'{skipped} skipped (done by an earlier run)')
     if pending:
         head.append(f'{pending} not run (stopped)')
-    elif view.get('more'):
+    elif view.more:
         head.append('stopped before the end of the tasks')
     lines = wrap_items('disbatch:', head, width)
     if stats.failures:
@@ -312,9 +310,8 @@ def format_summary(
         label = '  slowest: ' if position == 0 else '           '
         text = f'{label}{format_duration(slow.elapsed):>6}  task {slow.task_id} (line {slow.line_number}): '
         lines.append(text + shorten(slow.command, max(10, width - len(text))))
-    walltime = view.get('walltime')
-    if walltime and walltime.get('follow_up'):
-        lines.append(f'  follow-up job: {walltime["follow_up"]} (it resumes the run from this status file)')
+    if view.walltime is not None and view.walltime.follow_up:
+        lines.append(f'  follow-up job: {view.walltime.follow_up} (it resumes the run from this status file)')
     lines.extend(stats.usage.summary_lines())
     lines.extend(failure_lines(stats.failed, failed, width))
     lines.append(f'  status file: {status_path}')

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Any
 
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.run_snapshot import HostUsageView, UsageTaskView, UsageView
 
 KEPT = 5  # biggest and slowest tasks shown
 _COUNTED = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
@@ -49,15 +49,15 @@ class TaskUsage:
     cpu_seconds: float
     elapsed: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            'task': self.task_id,
-            'line': self.line_number,
-            'host': self.host,
-            'max_rss': self.max_rss_bytes,
-            'cpu': round(self.cpu_seconds, 3),
-            'elapsed': round(self.elapsed, 3),
-        }
+    def view(self) -> UsageTaskView:
+        return UsageTaskView(
+            task=self.task_id,
+            line=self.line_number,
+            host=self.host,
+            max_rss=self.max_rss_bytes,
+            cpu=round(self.cpu_seconds, 3),
+            elapsed=round(self.elapsed, 3),
+        )
 
 
 @dataclass(slots=True)
@@ -105,18 +105,22 @@ class UsageBoard:
     def slowest(self) -> list[TaskUsage]:
         return sorted(self._slowest, reverse=True)
 
-    def to_json(self) -> dict[str, Any]:
-        """The snapshot's `usage` key."""
-        return {
-            'user': round(self.user_seconds, 3),
-            'system': round(self.system_seconds, 3),
-            'hosts': {
-                name: {'tasks': host.tasks, 'max_rss': host.max_rss_bytes, 'cpu': round(host.cpu_seconds, 3)}
+    def view(self) -> UsageView:
+        """The snapshot's `usage`."""
+        return UsageView(
+            user=round(self.user_seconds, 3),
+            system=round(self.system_seconds, 3),
+            hosts={
+                name: HostUsageView(tasks=host.tasks, max_rss=host.max_rss_bytes, cpu=round(host.cpu_seconds, 3))
                 for name, host in sorted(self.hosts.items())
             },
-            'biggest': [task.to_json() for task in self.biggest()],
-            'slowest': [task.to_json() for task in self.slowest()],
-        }
+            biggest=tuple(task.view() for task in self.biggest()),
+            slowest=tuple(task.view() for task in self.slowest()),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The snapshot's `usage` key."""
+        return self.view().to_json()
 
     def summary_lines(self) -> list[str]:
         """The usage lines of the end-of-run summary (none when no task was measured)."""

@@ -12,12 +12,11 @@ import html
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from disbatch.contract import task_view
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
+from disbatch.run_snapshot import EngineView, Snapshot, TaskView
 from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
@@ -85,8 +84,8 @@ def timeline_svg(history: RunHistory) -> str:
     return ''.join(parts)
 
 
-def snapshot(history: RunHistory) -> dict[str, Any]:
-    """The final snapshot of the run, in the form the live page reads (`driver/observers/snapshot.py`)."""
+def snapshot(history: RunHistory) -> Snapshot:
+    """The final snapshot of the run, as the live page reads it."""
     finals = history.final_records
     tasks = [record for record in finals if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT,
                                                             RecordKind.INTERRUPTED)]  # fmt: skip
@@ -94,27 +93,28 @@ def snapshot(history: RunHistory) -> dict[str, Any]:
     board = UsageBoard()  # what the live page's usage tables showed, rebuilt from the records
     for record in tasks:
         board.add(record)
-    usage = board.to_json()
-    lost = sum(1 for record, _, _ in history.records if record.unreported)
-    engines = [
-        {'rank': e.rank, 'context': e.context, 'host': e.host, 'pid': None, 'last_heard': None, 'slots': e.slots,
-         'running': 0, 'free': e.slots, 'given': e.given, 'finished': e.finished, 'failed': e.failed,
-         'retiring': False, 'max_rss': usage['hosts'].get(e.host, {}).get('max_rss'),
-         'cpu': usage['hosts'].get(e.host, {}).get('cpu')}
-        for e in sorted(history.engines.values(), key=lambda e: e.rank)
-    ]  # fmt: skip
+    usage = board.view()
+    engines = []
+    for e in sorted(history.engines.values(), key=lambda e: e.rank):
+        host = usage.hosts.get(e.host)
+        engines.append(EngineView(
+            rank=e.rank, context=e.context, host=e.host, pid=None, last_heard=None, slots=e.slots, running=0,
+            free=e.slots, given=e.given, finished=e.finished, failed=e.failed, retiring=False,
+            max_rss=host.max_rss if host else None, cpu=host.cpu if host else None,
+        ))  # fmt: skip
     slots = sum(e.slots for e in history.engines.values()) or len(lanes(finals))
     started, now = history.started or history.first_start, history.last_finish
     skipped = sum(record.kind is RecordKind.SKIPPED for record in finals)
-    return {
-        'run': history.run, 'status': 'finished', 'more': False, 'started': round(started, 3), 'now': round(now, 3),
-        'finished': len(tasks), 'failed': len(failed), 'skipped': skipped,
-        'barriers': sum(record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK) for record in finals),
-        'lost': lost, 'running': 0, 'pending': 0, 'total': len(tasks) + skipped, 'slots': slots, 'engines': engines,
-        'rate': round(len(tasks) / (now - started), 3) if now > started else None, 'eta': None,
-        'recent': [task_view(record) for record in tasks[-20:]], 'failures': [task_view(record) for record in failed],
-        'usage': usage, 'exit_code': history.exit_code,
-    }  # fmt: skip
+    return Snapshot(
+        run=history.run, status='finished', more=False, started=round(started, 3), now=round(now, 3),
+        finished=len(tasks), failed=len(failed), skipped=skipped,
+        barriers=sum(record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK) for record in finals),
+        lost=sum(1 for record, _, _ in history.records if record.unreported), running=0, pending=0,
+        total=len(tasks) + skipped, slots=slots, engines=tuple(engines),
+        recent=tuple(TaskView.of(record) for record in tasks[-20:]),
+        failures=tuple(TaskView.of(record) for record in failed), usage=usage,
+        rate=round(len(tasks) / (now - started), 3) if now > started else None, exit_code=history.exit_code,
+    )  # fmt: skip
 
 
 def summary(history: RunHistory) -> str:
@@ -134,7 +134,7 @@ def html_report(history: RunHistory) -> str:
                f'{timeline_svg(history)}</div><div id="legend">' + ' '.join(
                    f'<span style="color:{colour}">&#9632; {name}</span>' for name, colour in COLOURS.items())
                + '</div>')  # fmt: skip
-    page = render(json.dumps(view).encode(), extra=section).decode()
+    page = render(json.dumps(view.to_json()).encode(), extra=section).decode()
     source = html.escape(history.source)
     return page.replace(FOOTER_LIVE, f'Report of the finished run, made by <code>disbatch report</code> from {source}.')
 

@@ -1,7 +1,7 @@
 """The `--web` status page's server: a `RunObserver` that keeps the newest snapshot and serves it over HTTP.
 
-`WebStatus` takes every snapshot from the driver's thread (`on_snapshot`: one `json.dumps`, then a swap under a lock)
-and serves it from a daemon thread with the standard library's `ThreadingHTTPServer`:
+`WebStatus` takes every snapshot from the driver's thread (`on_snapshot`: its `to_json()` through one `json.dumps`,
+then a swap under a lock) and serves it from a daemon thread with the standard library's `ThreadingHTTPServer`:
 
     GET /<token>/              the page (`page.py`: one document, inline CSS and JS, the snapshot embedded)
     GET /<token>/status.json   the newest snapshot (the page fetches it every second)
@@ -28,10 +28,12 @@ import selectors
 import socket
 import socketserver
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from disbatch.results.record import StatusRecord
+from disbatch.run_snapshot import Snapshot
 from disbatch.web import page
 
 log = logging.getLogger('disbatch.web')
@@ -97,12 +99,12 @@ class WebStatus:
     def on_record(self, record: StatusRecord) -> None:
         """Nothing to do: the snapshot carries the recent tasks."""
 
-    def on_snapshot(self, view: dict[str, Any]) -> None:
+    def on_snapshot(self, view: Snapshot) -> None:
         self._store(view)
 
-    def close(self, view: dict[str, Any], exit_code: int) -> None:
+    def close(self, view: Snapshot, exit_code: int) -> None:
         """The run is over: keep its final view (with `exit_code`) and stop serving."""
-        self._store({**view, 'exit_code': exit_code})
+        self._store(replace(view, exit_code=exit_code))
         self.stop()
 
     # ------------------------------------------------------------ the server
@@ -137,9 +139,9 @@ class WebStatus:
             return 'status'
         return None
 
-    def _store(self, view: dict[str, Any]) -> None:
+    def _store(self, view: Snapshot) -> None:
         try:
-            body = json.dumps(view, separators=(',', ':')).encode()
+            body = json.dumps(view.to_json(), separators=(',', ':')).encode()
         except (TypeError, ValueError) as error:
             log.warning('status page: cannot encode the snapshot: %s', error)
             return

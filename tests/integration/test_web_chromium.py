@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from disbatch.run_snapshot import Snapshot
 from disbatch.web import WebStatus
 
 from ..conftest import Processes, disbatch_cmd
@@ -119,7 +120,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def view(finished: int, failed: int = 1, engines: int = 1, **changes: Any) -> dict[str, Any]:
-    """A snapshot shaped like `driver.snapshot.build()`'s."""
+    """A snapshot's JSON, shaped like the driver's."""
     now = time.time()
     base: dict[str, Any] = {
         'run': 'Tasks_disBatch_260101000000_007',
@@ -231,7 +232,7 @@ def watch_requests(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[Calla
 
 
 def test_the_page_shows_the_counts_as_they_change(procs: Processes, tmp_path: Path, web: WebStatus) -> None:
-    web.on_snapshot(view(finished=3, failed=0))
+    web.on_snapshot(Snapshot.from_json(view(finished=3, failed=0)))
     first = dump(procs, tmp_path, web.url)
     assert first.text['run'] == 'Tasks_disBatch_260101000000_007'
     assert first.text['status'] == 'running'
@@ -249,7 +250,7 @@ def test_the_page_shows_the_counts_as_they_change(procs: Processes, tmp_path: Pa
     assert first.rows['failures'] == [['no failed task']]
     assert first.hidden('ended')
 
-    web.on_snapshot(view(finished=42, failed=1, engines=2, status='draining', more=False, total=50))
+    web.on_snapshot(Snapshot.from_json(view(finished=42, failed=1, engines=2, status='draining', more=False, total=50)))
     second = dump(procs, tmp_path, web.url)
     assert (second.text['finished'], second.text['failed'], second.text['running']) == ('42', '1', '4')
     assert second.text['total'] == '50'
@@ -274,9 +275,9 @@ def test_the_page_shows_the_counts_as_they_change(procs: Processes, tmp_path: Pa
 def test_the_page_updates_without_reloading(
     procs: Processes, tmp_path: Path, web: WebStatus, watch_requests: Callable[..., RequestWatcher]
 ) -> None:
-    web.on_snapshot(view(finished=5))
+    web.on_snapshot(Snapshot.from_json(view(finished=5)))
     # The page is loaded with 5 finished embedded; from its second poll on, the server answers 17.
-    watcher = watch_requests(lambda: web.on_snapshot(view(finished=17, failed=4)))
+    watcher = watch_requests(lambda: web.on_snapshot(Snapshot.from_json(view(finished=17, failed=4))))
     dom = dump(procs, tmp_path, web.url, budget_ms=4000)
     assert (dom.text['finished'], dom.text['failed']) == ('17', '4')
     assert watcher.count(f'GET /{web.token}/ ') == 1  # loaded once
@@ -284,7 +285,8 @@ def test_the_page_updates_without_reloading(
 
 
 def test_the_page_says_run_ended_when_the_run_finished(procs: Processes, tmp_path: Path, web: WebStatus) -> None:
-    web.on_snapshot({**view(finished=9, status='finished', more=False, total=9, running=0, pending=0), 'exit_code': 0})
+    final = view(finished=9, status='finished', more=False, total=9, running=0, pending=0, exit_code=0)
+    web.on_snapshot(Snapshot.from_json(final))
     dom = dump(procs, tmp_path, web.url)
     assert not dom.hidden('ended')
     assert dom.text['ended'] == 'run ended \u2014 exit code 0'
@@ -294,7 +296,7 @@ def test_the_page_says_run_ended_when_the_run_finished(procs: Processes, tmp_pat
 def test_the_page_says_run_ended_when_the_driver_stops_answering(
     procs: Processes, tmp_path: Path, web: WebStatus, watch_requests: Callable[..., RequestWatcher]
 ) -> None:
-    web.on_snapshot(view(finished=6))
+    web.on_snapshot(Snapshot.from_json(view(finished=6)))
     watch_requests(lambda: threading.Thread(target=web.stop).start())
     dom = dump(procs, tmp_path, web.url, budget_ms=5000)
     assert not dom.hidden('ended')
@@ -333,12 +335,12 @@ def test_the_page_shows_rate_eta_and_the_stderr_of_failed_tasks(
 ) -> None:
     snapshot = view(finished=42, failed=1, total=50, rate=2.5, eta=3.2)
     snapshot['failures'][0]['stderr'] = 'Traceback: <ValueError>\n'
-    web.on_snapshot(snapshot)
+    web.on_snapshot(Snapshot.from_json(snapshot))
     page = dump(procs, tmp_path, web.url)
     assert (page.text['rate'], page.text['eta']) == ('2.5/s', '0:00:03')
     assert page.rows['failures'][0][-2] == 'Traceback: <ValueError>\n'  # as text, before the command
 
-    web.on_snapshot(view(finished=3, failed=0, rate=0.25, eta=None))
+    web.on_snapshot(Snapshot.from_json(view(finished=3, failed=0, rate=0.25, eta=None)))
     assert dump(procs, tmp_path, web.url).text['rate'] == '15.0/min'
 
 

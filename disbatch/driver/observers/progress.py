@@ -15,13 +15,15 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO, cast
+from dataclasses import replace
+from typing import TextIO, cast
 
 from disbatch.results.failures import rerun_command
 from disbatch.results.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
 from disbatch.results.record import StatusRecord
+from disbatch.run_snapshot import Snapshot
 
 CLEAR_TO_END = '\x1b[K'
 MIN_REDRAW_SECONDS = 0.2
@@ -68,7 +70,7 @@ class ProgressLine:
         self.interactive = enabled and _isatty(stream)
         self.stats = Stats()
         self.rate = RateMeter()
-        self._view: Mapping[str, Any] | None = None
+        self._view: Snapshot | None = None
         self._shown = ''  # the text of the line on the screen now, '' when none
         self._suspended = 0
         self._next_draw = float('-inf')
@@ -82,7 +84,7 @@ class ProgressLine:
         if self.enabled:
             self.stats.add(record)
 
-    def on_snapshot(self, view: dict[str, Any]) -> None:
+    def on_snapshot(self, view: Snapshot) -> None:
         with self.lock:
             if not self.enabled or self._closed:
                 return
@@ -96,13 +98,15 @@ class ProgressLine:
             except (KeyError, TypeError, ValueError, OSError):
                 self._give_up()
 
-    def _absorb(self, view: dict[str, Any]) -> None:
-        """Take in a snapshot: slot use, rate, and the view to draw."""
+    def _absorb(self, view: Snapshot) -> None:
+        """Take in a snapshot: slot use, rate, and the view to draw (ValueError for one without its time)."""
+        if view.now is None:
+            raise ValueError('a snapshot without its time')
         self.stats.observe(view)
-        self.rate.add(float(view['now']), int(view['finished']))
+        self.rate.add(view.now, view.finished)
         self._view = self._with_total(view)
 
-    def close(self, view: dict[str, Any], exit_code: int) -> None:
+    def close(self, view: Snapshot, exit_code: int) -> None:
         with self.lock:
             if not self.enabled or self._closed:
                 return
@@ -124,11 +128,11 @@ class ProgressLine:
             self.message(text)
 
     def _summary(self) -> str:
-        view = self.stats.view or {}
+        failed = self.stats.view.failed if self.stats.view else 0
         rerun = None
         if self.rerun is not None:
             argv, taskfile = self.rerun
-            rerun = rerun_command(argv, taskfile, self.status_path, retry_failed=bool(view.get('failed')))
+            rerun = rerun_command(argv, taskfile, self.status_path, retry_failed=bool(failed))
         return format_summary(self.stats, self.status_path, self._width(), rerun, self.exit_code_flag)
 
     # ------------------------------------------------------------ other messages
@@ -178,17 +182,17 @@ class ProgressLine:
 
     # ------------------------------------------------------------ drawing
 
-    def _with_total(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _with_total(self, view: Snapshot) -> Snapshot:
         """The snapshot, with the expected total filled in while the snapshot does not know it yet."""
-        if view.get('total') is not None or self.expected_total is None:
+        if view.total is not None or self.expected_total is None:
             return view
-        floor = int(view['finished']) + int(view['skipped']) + int(view['running']) + int(view['pending'])
-        return {**view, 'total': max(self.expected_total, floor)}
+        floor = view.finished + view.skipped + (view.running or 0) + (view.pending or 0)
+        return replace(view, total=max(self.expected_total, floor))
 
     def _draw(self) -> None:
         if self._view is None or self._suspended:
             return
-        rate = self.rate.rate() if self._view['finished'] else None  # no '0.0 tasks/s' before the first task ends
+        rate = self.rate.rate() if self._view.finished else None  # no '0.0 tasks/s' before the first task ends
         text = format_progress(self._view, rate, eta_seconds(self._view, rate), self._width())
         if self.interactive:
             self._write('\r' + text + CLEAR_TO_END)

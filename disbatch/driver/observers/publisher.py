@@ -15,7 +15,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
 from disbatch.driver.core.scheduler import RetireEngines, Scheduler
@@ -24,6 +25,7 @@ from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord
 from disbatch.results.usage import UsageBoard
+from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.driver')
 
@@ -36,9 +38,9 @@ class RunObserver(Protocol):
 
     def on_record(self, record: StatusRecord) -> None: ...
 
-    def on_snapshot(self, view: dict[str, Any]) -> None: ...
+    def on_snapshot(self, view: Snapshot) -> None: ...
 
-    def close(self, view: dict[str, Any], exit_code: int) -> None: ...
+    def close(self, view: Snapshot, exit_code: int) -> None: ...
 
 
 class Publisher:
@@ -95,7 +97,7 @@ class Publisher:
         self._dirty = False
         self._next = now + INTERVAL_SECONDS
         view = self._view(scheduler)
-        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view.to_json()).encode(), b'JSON')
         for observer in self.observers:
             observer.on_snapshot(view)
 
@@ -121,24 +123,23 @@ class Publisher:
 
     def close(self, scheduler: Scheduler, exit_code: int) -> None:
         view = self._view(scheduler)
-        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view).encode(), b'JSON')
+        self.kvs.replace(STATUS_KEY.encode(), json.dumps(view.to_json()).encode(), b'JSON')
         for observer in self.observers:
             observer.close(view, exit_code)
         self.kvs.unwatch(CONTROL_KEY.encode(), self._on_control_put)
         os.close(self._wake_read)
         os.close(self._wake_write)
 
-    def _view(self, scheduler: Scheduler) -> dict[str, Any]:
+    def _view(self, scheduler: Scheduler) -> Snapshot:
+        now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
         view = snapshot.build(
-            self.run, scheduler, self.facts(), self.started, time.time(), self._recent, self._failures,
-            self.expected_total, self.usage.to_json(),
+            self.run, scheduler, self.facts(), self.started, now, self._recent, self._failures,
+            self.expected_total, self.usage.view(),
         )  # fmt: skip
-        self._rate.add(view['now'], view['finished'])
-        rate = self._rate.rate() if view['finished'] else None
+        self._rate.add(now, view.finished)
+        rate = self._rate.rate() if view.finished else None
         eta = eta_seconds(view, rate)
-        view['rate'] = None if rate is None else round(rate, 3)  # tasks a second, over the last 20 s or so
-        view['eta'] = None if eta is None else round(eta, 1)  # seconds until every task is done at that rate
-        return view
+        return replace(view, rate=None if rate is None else round(rate, 3), eta=None if eta is None else round(eta, 1))
 
     def _on_control_put(self, key: bytes, encoding: bytes, value: bytes) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -24,6 +24,7 @@ from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
+from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.driver')
 
@@ -150,10 +151,10 @@ class ResultPoster:
         self.kvs.put(f'{key} {record.task_id}'.encode(), json.dumps(report_dict(record)).encode(), b'JSON')
         self.kvs.put(f'{key} done tasks'.encode(), str(record.task_id).encode())
 
-    def on_snapshot(self, view: dict[str, object]) -> None:
+    def on_snapshot(self, view: Snapshot) -> None:
         pass
 
-    def close(self, view: dict[str, object], exit_code: int) -> None:
+    def close(self, view: Snapshot, exit_code: int) -> None:
         pass
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from disbatch.monitor import model
 from disbatch.monitor.model import EngineRow, Selection
+from disbatch.run_snapshot import Snapshot
 
 
 def engine(rank: int, **changes: Any) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def engine(rank: int, **changes: Any) -> dict[str, Any]:
     return entry
 
 
-def snapshot(**changes: Any) -> dict[str, Any]:
+def snapshot_json(**changes: Any) -> dict[str, Any]:
     view: dict[str, Any] = {
         'run': 'Tasks_disBatch_250101120000_042',
         'status': 'running',
@@ -56,8 +57,12 @@ def snapshot(**changes: Any) -> dict[str, Any]:
     return view
 
 
+def snapshot(**changes: Any) -> Snapshot:
+    return Snapshot.from_json(snapshot_json(**changes))
+
+
 def row(rank: int, **changes: Any) -> EngineRow:
-    return model.rows({'engines': [engine(rank, **changes)]})[0]
+    return model.rows(Snapshot.from_json({'engines': [engine(rank, **changes)]}))[0]
 
 
 # ---------------------------------------------------------------- header
@@ -103,7 +108,7 @@ def test_status_text(status: str, more: bool, text: str) -> None:
 
 
 def test_header_of_a_sparse_snapshot_does_not_fail() -> None:
-    assert model.header({}) == [
+    assert model.header(Snapshot.from_json({})) == [
         'Run label: ?   Status: Running.',
         'Slots 0   Tasks: Finished 0  Failed 0  Barrier 0',
         'Engines 0',
@@ -126,15 +131,15 @@ def test_rows_age_by_staleness_and_skip_junk() -> None:
 
 
 def test_rows_of_a_snapshot_without_engines() -> None:
-    assert model.rows({}) == []
-    assert model.rows({'engines': None}) == []
+    assert model.rows(Snapshot.from_json({})) == []
+    assert model.rows(Snapshot.from_json({'engines': None})) == []
 
 
 # ---------------------------------------------------------------- parse and the end
 
 
 def test_parse_accepts_json_objects_only() -> None:
-    assert model.parse(json.dumps(snapshot()).encode()) == snapshot()
+    assert model.parse(json.dumps(snapshot_json()).encode()) == snapshot()
     assert model.parse(b'<Starting...>') is None
     assert model.parse(b'[1, 2]') is None
     assert model.parse(b'\xff') is None
@@ -305,7 +310,7 @@ def test_header_shows_the_biggest_task_once_measured() -> None:
 
 
 def test_usage_columns_only_when_the_terminal_is_wide_enough() -> None:
-    rows = model.rows({'engines': [engine(0, max_rss=213_778_432, cpu=12.3)]})
+    rows = model.rows(Snapshot.from_json({'engines': [engine(0, max_rss=213_778_432, cpu=12.3)]}))
     assert (rows[0].max_rss, rows[0].cpu) == (213_778_432, 12.3)
     narrow = model.column_widths(rows, model.MINIMUM_WIDTH)
     assert 'Mem' not in model.table_header(narrow).split()
@@ -313,5 +318,5 @@ def test_usage_columns_only_when_the_terminal_is_wide_enough() -> None:
     assert model.table_header(wide).split()[-3:] == ['State', 'Mem', 'CPU']
     line = model.format_row(rows[0], wide)
     assert len(line) <= model.USAGE_WIDTH and line.split()[-3:] == ['active', '204M', '12s']
-    unmeasured = model.rows({'engines': [engine(0)]})
+    unmeasured = model.rows(Snapshot.from_json({'engines': [engine(0)]}))
     assert model.format_row(unmeasured[0], wide).split()[-3:] == ['active', '-', '-']

@@ -11,6 +11,7 @@ import pytest
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.monitor.source import REQUEST_TIMEOUT_SECONDS, Poll, RunSource, read_address
+from disbatch.run_snapshot import Snapshot
 
 
 def address(server: KVSServer) -> str:
@@ -29,9 +30,9 @@ def test_no_snapshot_yet_is_a_short_wait_then_the_snapshot() -> None:
         assert source.poll() == Poll(None, ended=False)
         assert time.monotonic() - started < REQUEST_TIMEOUT_SECONDS + 0.5
         publish(server, run='r', status='running')
-        assert source.poll() == Poll({'run': 'r', 'status': 'running'}, ended=False)
+        assert source.poll() == Poll(Snapshot.from_json({'run': 'r', 'status': 'running'}), ended=False)
         publish(server, run='r', status='finished')
-        assert source.poll() == Poll({'run': 'r', 'status': 'finished'}, ended=True)
+        assert source.poll() == Poll(Snapshot.from_json({'run': 'r', 'status': 'finished'}), ended=True)
         source.close()
 
 
@@ -58,7 +59,8 @@ def test_the_run_ends_when_its_kvsinfo_goes(tmp_path: Path) -> None:
         assert source.poll().ended is False
         Path(f'{stem}_kvsinfo.txt').unlink()
         assert read_address(stem) is None
-        assert source.poll() == Poll({'run': 'run', 'status': 'running'}, ended=True)  # the last snapshot comes too
+        last = Snapshot.from_json({'run': 'run', 'status': 'running'})
+        assert source.poll() == Poll(last, ended=True)  # the last snapshot comes too
         source.close()
 
 
@@ -91,5 +93,5 @@ def test_a_guarded_kvs_needs_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
         wrong.close()
         monkeypatch.setenv('DISBATCH_KVSSTCP_TOKEN', 'right')  # what the dbUtil script exports
         right = RunSource.connect(address(server))
-        assert right.poll() == Poll({'run': 'r', 'status': 'running'}, ended=False)
+        assert right.poll() == Poll(Snapshot.from_json({'run': 'r', 'status': 'running'}), ended=False)
         right.close()

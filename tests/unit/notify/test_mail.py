@@ -14,6 +14,7 @@ import pytest
 from disbatch.notify.mail import MailNotifier, default_sender
 from disbatch.results.record import RecordKind
 from disbatch.results.report import format_line
+from disbatch.run_snapshot import Snapshot
 
 from .support import Collector, free_port, mail_server, record
 
@@ -24,18 +25,20 @@ SENDER = 'runner@example.org'
 STATUS = '/tmp/run_status.txt'
 
 
-def view(finished: int, failed: int, total: int | None, running: int = 0) -> dict[str, object]:
-    return {
-        'run': 'Tasks_run',
-        'finished': finished,
-        'failed': failed,
-        'skipped': 0,
-        'barriers': 0,
-        'lost': 0,
-        'running': running,
-        'pending': 0,
-        'total': total,
-    }
+def view(finished: int, failed: int, total: int | None, running: int = 0) -> Snapshot:
+    return Snapshot.from_json(
+        {
+            'run': 'Tasks_run',
+            'finished': finished,
+            'failed': failed,
+            'skipped': 0,
+            'barriers': 0,
+            'lost': 0,
+            'running': running,
+            'pending': 0,
+            'total': total,
+        }
+    )
 
 
 def text(message: EmailMessage) -> str:

@@ -10,6 +10,7 @@ from disbatch.errors import UsageError
 from disbatch.notify.message import Batch, body, parse_server, subject
 from disbatch.results.record import RecordKind
 from disbatch.results.report import format_line
+from disbatch.run_snapshot import Snapshot
 
 from .support import record
 
@@ -21,7 +22,7 @@ def test_subject_and_body_of_a_batch() -> None:
         records=(record(0),),
         left_out=0,
         skipped=0,
-        progress={'running': 2, 'pending': 3, 'total': None},
+        progress=Snapshot.from_json({'running': 2, 'pending': 3, 'total': None}),
         dropped=2,
     )
     assert subject('R', batch) == 'R has completed 4 tasks (1 failed)'
@@ -60,7 +61,7 @@ def test_the_final_body_gives_the_driver_counts() -> None:
         records=(record(5, kind=RecordKind.BARRIER),),
         left_out=2,
         skipped=4,
-        progress={'finished': 3, 'failed': 0, 'skipped': 4, 'barriers': 1, 'lost': 0, 'total': 7},
+        progress=Snapshot.from_json({'finished': 3, 'failed': 0, 'skipped': 4, 'barriers': 1, 'lost': 0, 'total': 7}),
         dropped=0,
         exit_code=0,
     )
@@ -76,7 +77,7 @@ def test_the_final_body_gives_the_driver_counts() -> None:
 
 def test_a_line_that_cannot_be_formatted_still_shows_the_task() -> None:
     broken = replace(record(1, return_code=3), host='a\tb')  # a tab would break the line
-    batch = Batch(completed=1, failed=1, records=(broken,), left_out=0, skipped=0, progress={}, dropped=0)
+    batch = Batch(completed=1, failed=1, records=(broken,), left_out=0, skipped=0, progress=Snapshot(), dropped=0)
     lines = body('R', batch, 'S').splitlines()
     assert lines[-1] == 'task 1 (line 2): return code 3'
     assert 'Running: ?   Pending: ?   Total: not known yet' in lines

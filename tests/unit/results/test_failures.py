@@ -49,7 +49,7 @@ def test_no_failure_no_list_no_advice() -> None:
 def test_interrupted_tasks_get_the_plain_dash_r_command() -> None:
     stats = Stats()
     stats.add(record(1, -15, kind=RecordKind.INTERRUPTED))
-    stats.observe({**view(finished=0, failed=0), 'interrupted': 1})
+    stats.observe(view(finished=0, failed=0, interrupted=1))
     text = format_summary(stats, 's', rerun='disbatch -r s Tasks', exit_code_flag=False)
     assert '1 interrupted (a plain -r runs them again)' in text
     assert '  to run the interrupted tasks again: disbatch -r s Tasks' in text

@@ -24,11 +24,12 @@ from disbatch.results.progress_text import (
     wrap_items,
 )
 from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
+from disbatch.run_snapshot import Snapshot
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def view(**changes: Any) -> dict[str, Any]:
+def view(**changes: Any) -> Snapshot:
     base: dict[str, Any] = {
         'run': 'Tasks_disBatch_250101000000_001',
         'status': 'running',
@@ -49,7 +50,7 @@ def view(**changes: Any) -> dict[str, Any]:
         'failures': [],
     }
     base.update(changes)
-    return base
+    return Snapshot.from_json(base)
 
 
 def record(
@@ -372,7 +373,7 @@ class Clock:
         return self.now
 
 
-def snapshots(count: int, slots: int = 4) -> list[dict[str, Any]]:
+def snapshots(count: int, slots: int = 4) -> list[Snapshot]:
     return [view(now=1000.0 + 0.5 * index, finished=index, failed=0, skipped=0, running=min(slots, 40 - index),
                  pending=max(0, 40 - index - slots), slots=slots)
             for index in range(count)]  # fmt: skip
@@ -505,8 +506,8 @@ def test_a_broken_stream_or_a_strange_snapshot_never_raises() -> None:
     assert progress.enabled is False
     stream = Terminal()
     progress = ProgressLine(stream, 'status.txt', enabled=True)
-    progress.on_snapshot({'now': 'soon'})
-    progress.close({}, 1)
+    progress.on_snapshot(Snapshot.from_json({'now': 'soon'}))
+    progress.close(Snapshot.from_json({}), 1)
     assert stream.getvalue() == ''
 
 

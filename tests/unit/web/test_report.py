@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from disbatch.contract import task_view
 from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import format_line
+from disbatch.run_snapshot import TaskView
 from disbatch.web.report import html_report, lanes, snapshot, summary
 from disbatch.web.run_history import RunHistory, load
 
@@ -36,8 +36,8 @@ def test_a_lost_attempt_takes_no_lane() -> None:
 
 
 def test_a_failed_task_view_carries_its_stderr_snippet() -> None:
-    assert task_view(record(1, 0, 1, rc=2))['stderr'] == 'boom\n'
-    assert 'stderr' not in task_view(record(1, 0, 1))
+    assert TaskView.of(record(1, 0, 1, rc=2)).to_json()['stderr'] == 'boom\n'
+    assert 'stderr' not in TaskView.of(record(1, 0, 1)).to_json()
 
 
 def test_a_status_file_becomes_a_summary_and_a_page(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_a_status_file_becomes_a_summary_and_a_page(tmp_path: Path) -> None:
     path.write_text(''.join(format_line(line) + '\n' for line in lines))
     history = load(str(path))
     assert [final for _, final, _ in history.records] == [True, True, False, True, True]
-    view = snapshot(history)
+    view = snapshot(history).to_json()
     assert (view['finished'], view['failed'], view['total'], view['slots']) == (4, 1, 4, 3)
     assert [task['task'] for task in view['failures']] == [1]
     text = summary(history)
@@ -62,6 +62,6 @@ def test_the_report_rebuilds_the_usage_tables_from_the_records() -> None:
     big = record(0, 0, 2, usage=ResourceUsage(200_000_000, 1.5, 0.25))
     small = record(1, 0, 1, usage=ResourceUsage(30_000_000, 0.5, 0.0))
     history = RunHistory('events.jsonl', 'run', 'run_status.txt', [(big, True, None), (small, True, None)])
-    usage = snapshot(history)['usage']
+    usage = snapshot(history).to_json()['usage']
     assert [task['task'] for task in usage['biggest']] == [0, 1]
     assert usage['hosts']['n1']['max_rss'] == 200_000_000

@@ -11,19 +11,21 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from disbatch.run_snapshot import Snapshot
 from disbatch.web import WebStatus
 from disbatch.web.page import render
 
 pytestmark = pytest.mark.timeout(20)
 
 
-def view(finished: int = 3, **changes: Any) -> dict[str, Any]:
-    """A snapshot shaped like `driver.snapshot.build()`'s."""
+def view(finished: int = 3, **changes: Any) -> Snapshot:
+    """A snapshot shaped like the driver's."""
     base: dict[str, Any] = {
         'run': 'Tasks_disBatch_260101000000_001',
         'status': 'running',
@@ -69,7 +71,7 @@ def view(finished: int = 3, **changes: Any) -> dict[str, Any]:
         'failures': [],
     }
     base.update(changes)
-    return base
+    return Snapshot.from_json(base)
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def test_status_json_follows_the_snapshots(web: WebStatus) -> None:
     code, headers, body = get(web.url + 'status.json')
     assert headers['Content-Type'] == 'application/json'
     assert headers['Cache-Control'] == 'no-store'
-    assert json.loads(body) == view(finished=3)
+    assert json.loads(body) == view(finished=3).to_json()
     web.on_snapshot(view(finished=9, status='draining'))
     assert json.loads(get(web.url + 'status.json?t=1')[2])['finished'] == 9
 
@@ -253,7 +255,7 @@ def test_close_keeps_the_final_view_and_stops_serving(tmp_path: Path) -> None:
     url = web.start()
     web.on_snapshot(view(finished=3))
     web.close(view(finished=10, status='finished'), 0)
-    assert json.loads(web.snapshot_json()) == {**view(finished=10, status='finished'), 'exit_code': 0}
+    assert json.loads(web.snapshot_json()) == {**view(finished=10, status='finished').to_json(), 'exit_code': 0}
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + 'status.json', timeout=2)
     assert (tmp_path / 'run_url').exists()  # close removes nothing
@@ -262,9 +264,9 @@ def test_close_keeps_the_final_view_and_stops_serving(tmp_path: Path) -> None:
 
 
 def test_observer_methods_never_raise(web: WebStatus) -> None:
-    web.on_snapshot({'bad': object()})  # not JSON: kept out, logged
+    web.on_snapshot(replace(view(), run=object()))  # type: ignore[arg-type]  # not JSON: kept out, logged
     web.on_snapshot(view(finished=4))
-    web.on_snapshot({'bad': float('nan'), 'set': {1}})
+    web.on_snapshot(replace(view(), now=float('nan'), run={1}))  # type: ignore[arg-type]
     assert json.loads(get(web.url + 'status.json')[2])['finished'] == 4
 
 
