@@ -1,6 +1,6 @@
 """The scheduler near the end of its allocation: tasks are held, the run drains, and stops at the end's lead.
 
-Events in, exact actions out, as in test_scheduler.py. The allocation ends at 100 with a margin of 10: no task
+Events in, exact actions out, as in test_scheduler_basic.py. The allocation ends at 100 with a margin of 10: no task
 expected to end after 90 starts, and what still runs at 100 - STOP_LEAD_SECONDS is stopped.
 """
 
