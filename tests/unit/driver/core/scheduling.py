@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from disbatch.driver.core.scheduler import (
-    LOST_RETURN_CODE,
     MAX_AHEAD,
     AbortEngine,
     Action,
@@ -30,7 +29,7 @@ from disbatch.driver.core.scheduler import (
     StreamEnded,
     TaskFinished,
 )
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import EMPTY_SNIPPET, LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
 # ---------------------------------------------------------------- builders
@@ -59,48 +58,19 @@ def finished(
     kind: RecordKind = RecordKind.NORMAL,
 ) -> StatusRecord:
     """The record an engine reports for a task that ran."""
-    return StatusRecord(
-        kind=kind,
-        task_id=of.task_id,
-        line_number=of.line_number,
-        repeat_index=of.repeat_index,
-        host=host,
-        pid=4242,
-        return_code=return_code,
-        elapsed=elapsed,
-        start=start,
-        finish=start + elapsed,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=0,
-        err_snippet="''",
-        command=of.command,
-    )
+    return StatusRecord.of_task(of, host, Outcome(4242, return_code, start, start + elapsed, elapsed), kind)
 
 
 def lost(of: Task, host: str, now: float) -> StatusRecord:
     """The record of an attempt that died with its engine: PID -1, return code -100, start = finish = now."""
-    return replace(finished(of, host=host, start=now, elapsed=0.0), pid=-1, return_code=LOST_RETURN_CODE, finish=now)
+    return StatusRecord.of_task(of, host, Outcome(NO_PID, LOST_RETURN_CODE, now, now, 0.0))
 
 
 def barrier_record(of: Barrier, start: float, finish: float) -> StatusRecord:
-    return StatusRecord(
-        kind=RecordKind.BARRIER_CHECK if of.check else RecordKind.BARRIER,
-        task_id=of.task_id,
-        line_number=of.line_number,
-        repeat_index=NO_REPEAT,
-        host='head',
-        pid=1,
-        return_code=0,
-        elapsed=round(finish - start, 3),
-        start=start,
-        finish=finish,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=0,
-        err_snippet="''",
-        command=of.text,
-    )
+    """The record of a barrier: the driver's host and PID, no output, elapsed rounded to the millisecond."""
+    kind = RecordKind.BARRIER_CHECK if of.check else RecordKind.BARRIER
+    outcome = Outcome(1, 0, start, finish, round(finish - start, 3), 0, EMPTY_SNIPPET, 0, EMPTY_SNIPPET)
+    return StatusRecord(kind, of.task_id, of.line_number, NO_REPEAT, of.text, 'head', outcome)
 
 
 TASKS = [task(number) for number in range(10)]

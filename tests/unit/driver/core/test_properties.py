@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disbatch.driver.core.scheduler import (
-    LOST_RETURN_CODE,
     Action,
     Counts,
     Finish,
@@ -46,7 +45,7 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
         action = actions[index]
         if isinstance(action, WriteRecord):
             record = action.record
-            was_lost = record.pid == -1 and record.return_code == LOST_RETURN_CODE
+            was_lost = record.is_lost
             budget = max(max_attempts, 1 + retries) if was_lost else 1 + retries
             assert action.final == (not record.failed or run.runs[record.task_id] >= budget)
             if record.failed and not was_lost and not action.final:  # retried at once, ahead of anything else
@@ -87,7 +86,7 @@ def test_every_task_runs_until_it_succeeds_or_its_attempts_are_spent_and_has_one
         last_index, last = of_task[-1]
         assert not any(isinstance(action, SendTask) and action.task == item for action in log[last_index:])
         results[item.task_id] = last.record
-    lost_records = [action for _, action in written if action.record.return_code == LOST_RETURN_CODE]
+    lost_records = [action for _, action in written if action.record.is_lost]
     if not lost_records:
         assert run.runs == {task_id: min(count + 1, 1 + retries) for task_id, count in enumerate(failures)}
     final_failures = sum(1 for record in results.values() if record.failed)

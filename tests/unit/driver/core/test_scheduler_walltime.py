@@ -26,7 +26,7 @@ from disbatch.driver.core.scheduler import (
     WriteRecord,
 )
 from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task
 
 END = 100.0
@@ -43,11 +43,7 @@ def task(task_id: int) -> Task:
 
 
 def done(of: Task, start: float, elapsed: float) -> StatusRecord:
-    return StatusRecord(
-        kind=RecordKind.NORMAL, task_id=of.task_id, line_number=of.line_number, repeat_index=of.repeat_index,
-        host='node0', pid=7, return_code=0, elapsed=elapsed, start=start, finish=start + elapsed, out_bytes=0,
-        out_snippet="''", err_bytes=0, err_snippet="''", command=of.command,
-    )  # fmt: skip
+    return StatusRecord.of_task(of, 'node0', Outcome(7, 0, start, start + elapsed, elapsed))
 
 
 def feed(scheduler: Scheduler, tasks: list[Task], now: float) -> list[object]:
