@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import zmq
 
 from disbatch.engine.leftovers import Leftovers
-from disbatch.engine.process import Outcome, TaskProcess, spawn_failure
+from disbatch.engine.process import TaskProcess, spawn_failure
 from disbatch.engine.shares import Resource, SlotShares
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -51,6 +51,7 @@ from disbatch.protocol.messages import (
 )
 from disbatch.protocol.transport import Credentials, PeerLink
 from disbatch.results.outputs import output_paths, per_engine_output_paths
+from disbatch.results.record import Outcome
 
 log = logging.getLogger('disbatch.engine')
 
@@ -452,24 +453,7 @@ class Engine:
         if not self._outbox:
             self._outbox_deadline = time.monotonic() + REPORT_DELAY_SECONDS
         self._outbox.append(
-            TaskDone(
-                job.task_id,
-                job.phase,
-                outcome.pid,
-                outcome.return_code,
-                outcome.start,
-                outcome.finish,
-                outcome.out_bytes,
-                outcome.out_snippet,
-                outcome.err_bytes,
-                outcome.err_snippet,
-                timed_out,
-                interrupted,
-                job.attempt if not job.phase else 0,
-                outcome.max_rss_bytes,
-                outcome.user_seconds,
-                outcome.system_seconds,
-            )
+            TaskDone(job.task_id, job.phase, outcome, timed_out, interrupted, job.attempt if not job.phase else 0)
         )
 
     def _kill_everything(self) -> None:

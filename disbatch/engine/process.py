@@ -15,8 +15,8 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 
+from disbatch.results.record import Outcome, ResourceUsage
 from disbatch.results.snippet import OutputCapture
 
 log = logging.getLogger('disbatch.engine')
@@ -25,23 +25,6 @@ BASH = '/bin/bash'
 READ_CHUNK = 65536
 # Linux refuses any single argument longer than 128 KiB; longer commands go to bash through a private file.
 LONG_COMMAND_BYTES = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a task process ended."""
-
-    pid: int
-    return_code: int  # the exit status, or minus the signal number that killed it
-    start: float
-    finish: float
-    out_bytes: int
-    out_snippet: str
-    err_bytes: int
-    err_snippet: str
-    user_seconds: float
-    system_seconds: float
-    max_rss_bytes: int  # peak resident set of the largest process of the task's tree (wait4's ru_maxrss)
 
 
 class OutputFile:
@@ -196,7 +179,7 @@ class TaskProcess:
         if self.script is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.script)
-        return Outcome(
+        return Outcome.ran(
             pid=self.pid,
             return_code=os.waitstatus_to_exitcode(status),
             start=self.start,
@@ -205,9 +188,7 @@ class TaskProcess:
             out_snippet=self.stdout.snippet(),
             err_bytes=self.stderr.total,
             err_snippet=self.stderr.snippet(),
-            user_seconds=usage.ru_utime,
-            system_seconds=usage.ru_stime,
-            max_rss_bytes=usage.ru_maxrss * 1024,  # Linux counts it in KiB
+            usage=ResourceUsage(usage.ru_maxrss * 1024, usage.ru_utime, usage.ru_stime),  # ru_maxrss is in KiB
         )
 
     def signal_group(self, signum: int) -> None:
@@ -231,10 +212,7 @@ def spawn_failure(error: OSError | ValueError, start: float) -> Outcome:
     reason as its error output."""
     code = getattr(error, 'errno', None) or 200
     reason = os.strerror(code) if code != 200 else str(error)
-    return Outcome(
-        pid=-1, return_code=code, start=start, finish=start, out_bytes=0, out_snippet="''",
-        err_bytes=len(reason), err_snippet=repr(reason), user_seconds=0.0, system_seconds=0.0, max_rss_bytes=0,
-    )  # fmt: skip
+    return Outcome.spawn_failure(code, reason, start)
 
 
 def probe_output(arguments: list[str], timeout: float) -> str | None:

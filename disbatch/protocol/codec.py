@@ -1,6 +1,8 @@
 """The only code that turns protocol messages into bytes and back.
 
-A message is one ZeroMQ frame holding a JSON array: the message's tag, then its fields in declaration order.
+A message is one ZeroMQ frame holding a JSON array: the message's tag, then its fields in declaration order. A field
+that is itself a value (`TaskDone.outcome`, an `Outcome`, whose `usage` is a `ResourceUsage` or null) goes as a
+nested array of its fields in declaration order, checked as strictly as the message's own.
 Decoding looks the tag up in a table; anything malformed raises `CodecError` so the caller can log and drop it.
 Strings may hold lone surrogates (commands decoded with `surrogateescape`); JSON's `\\udcXX` escapes carry them.
 """
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from disbatch.protocol.messages import MESSAGE_TYPES, Message
+from disbatch.results.record import Outcome, ResourceUsage
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
@@ -112,6 +115,42 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     'dict[str, str]': _environment,
     'list[PerEngineSpec]': _per_engine_specs,
 }
+# How a field of a value type goes on the wire (a plain field goes as it is): see _value_type below.
+_ENCODERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def _value_type(cls: type[Any], optional: bool = False) -> None:
+    """Let fields of the frozen dataclass `cls` (or of `cls | None` with `optional`) travel as an array of its
+    fields, each checked by its own type's check."""
+    fields = dataclasses.fields(cls)
+    for field in fields:
+        if str(field.type) not in _CHECKS:  # pragma: no cover - a new field type needs a check above
+            raise TypeError(f'{cls.__name__}.{field.name}: no wire check for type {field.type}')
+    checks = tuple(_CHECKS[str(field.type)] for field in fields)
+    encoders = tuple(_ENCODERS.get(str(field.type)) for field in fields)
+    getter = operator.attrgetter(*(field.name for field in fields))
+
+    def encode_value(value: Any) -> Any:
+        if value is None:
+            return None
+        values = getter(value)
+        return [item if encoder is None else encoder(item) for encoder, item in zip(encoders, values, strict=True)]
+
+    def check(value: Any) -> Any:
+        if value is None and optional:
+            return None
+        if type(value) is not list or len(value) != len(checks):
+            return _INVALID
+        values = [field_check(item) for field_check, item in zip(checks, value, strict=True)]
+        return _INVALID if any(item is _INVALID for item in values) else cls(*values)
+
+    name = f'{cls.__name__} | None' if optional else cls.__name__
+    _CHECKS[name] = check
+    _ENCODERS[name] = encode_value
+
+
+_value_type(ResourceUsage, optional=True)
+_value_type(Outcome)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +171,13 @@ def _shape(cls: type[Any]) -> _Shape:
             raise TypeError(f'{cls.__name__}.{field.name}: no wire check for type {field.type}')
     names = tuple(field.name for field in fields)
     getter = operator.attrgetter(*names) if names else None
+    encoders = tuple(_ENCODERS.get(str(field.type)) for field in fields)
     if getter is None:
         values: Callable[[Any], tuple[Any, ...]] = lambda message: ()  # noqa: E731
+    elif any(encoders):
+        values = lambda message: tuple(  # noqa: E731
+            item if encoder is None else encoder(item) for encoder, item in zip(encoders, getter(message), strict=True)
+        )
     elif len(names) == 1:
         values = lambda message: (getter(message),)  # noqa: E731
     else:

@@ -1,7 +1,8 @@
 """Messages between the driver and its engines: one small frozen dataclass per kind.
 
 Each class has a wire `TAG`; `protocol/codec.py` is the only code that turns them into bytes and back. Fields are
-plain JSON values (str, int, float, bool, lists of those), so no message can carry code.
+plain JSON values (str, int, float, bool, lists of those), or an `Outcome` (`results/record.py`: plain values
+too), so no message can carry code.
 
     engine → driver:   Hello, TaskDone, Leftover, Goodbye, Heartbeat
     driver → engine:   Welcome, Run, Drain, Abort, Heartbeat
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+from disbatch.results.record import Outcome
 
 # A per-engine task on the wire: (task_id, line_number, command).
 PerEngineSpec = tuple[int, int, str]
@@ -61,25 +64,15 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class TaskDone:
-    """A task (or per-engine task: phase 'START'/'STOP') has finished on an engine."""
+    """A task (or per-engine task: phase 'START'/'STOP') has finished on an engine, and how."""
 
     TAG: ClassVar[str] = 'done'
     task_id: int
     phase: str  # '' for a normal task
-    pid: int
-    return_code: int
-    start: float
-    finish: float
-    out_bytes: int
-    out_snippet: str
-    err_bytes: int
-    err_snippet: str
+    outcome: Outcome
     timed_out: bool  # stopped by the engine after --timeout seconds
     interrupted: bool  # stopped by the engine because the run stopped it (Abort, or a signal to the engine)
     attempt: int  # the Run's attempt (0 for a per-engine task)
-    max_rss_bytes: int  # peak resident set of the task's largest process, from wait4
-    user_seconds: float  # CPU time of the task's process tree (its reaped descendants included)
-    system_seconds: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class Stats:
             return  # skipped (done by an earlier run) and barriers took no slot time
         self.failed.add(record)
         if record.unreported:
-            self.lost_attempts += not record.interrupted  # an interrupted one never started, or went with its engine
+            self.lost_attempts += record.is_lost  # an interrupted one never started, or went with its engine
             return
         self.busy_seconds += max(0.0, record.elapsed)
         if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT) and record.failed:

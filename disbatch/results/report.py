@@ -27,7 +27,7 @@ from __future__ import annotations
 import ast
 import re
 
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import Outcome, RecordKind, StatusRecord
 
 COLUMNS = (
     'ROE[ PSZ]',
@@ -111,12 +111,9 @@ def parse_line(text: str) -> StatusRecord:
     kind = _parse_kind(fields[0])
     for index in (11, 13):
         _check_snippet(COLUMNS[index], fields[index])
-    return StatusRecord(
-        kind=kind,
-        task_id=_integer(fields, 1),
-        line_number=_integer(fields, 2),
-        repeat_index=_integer(fields, 3),
-        host=fields[4],
+    # Fields are read in their order, so a line with several bad fields is refused for its first.
+    task_id, line_number, repeat_index = _integer(fields, 1), _integer(fields, 2), _integer(fields, 3)
+    outcome = Outcome(
         pid=_integer(fields, 5),
         return_code=_integer(fields, 6),
         elapsed=_decimal(fields, 7),
@@ -126,8 +123,8 @@ def parse_line(text: str) -> StatusRecord:
         out_snippet=fields[11],
         err_bytes=_integer(fields, 12),
         err_snippet=fields[13],
-        command=parse_command(fields[14]),
     )
+    return StatusRecord(kind, task_id, line_number, repeat_index, parse_command(fields[14]), fields[4], outcome)
 
 
 def format_command(command: str) -> str:

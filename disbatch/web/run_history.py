@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from disbatch.contract import stem_of
-from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
+from disbatch.results.record import Outcome, RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.report import is_header, parse_line
 
 _KINDS = {kind.name.lower(): kind for kind in RecordKind}
@@ -124,11 +124,20 @@ def _record(event: dict[str, Any]) -> StatusRecord:
     usage = None
     if event.get('max_rss_bytes') is not None:
         usage = ResourceUsage(int(event['max_rss_bytes']), float(event['user_seconds']), float(event['system_seconds']))
+    outcome = Outcome(
+        pid=int(event['pid']),
+        return_code=int(event['return_code']),
+        elapsed=float(event['elapsed']),
+        start=float(event['start']),
+        finish=float(event['finish']),
+        out_bytes=int(event['out_bytes']),
+        out_snippet=repr(str(event['out_snippet'])),
+        err_bytes=int(event['err_bytes']),
+        err_snippet=repr(str(event['err_snippet'])),
+        usage=usage,
+    )
     return StatusRecord(
         kind=_KINDS[event['kind']], task_id=int(event['task_id']), line_number=int(event['line_number']),
-        repeat_index=int(event['repeat_index']), host=str(event['host']), pid=int(event['pid']),
-        return_code=int(event['return_code']), elapsed=float(event['elapsed']), start=float(event['start']),
-        finish=float(event['finish']), out_bytes=int(event['out_bytes']), out_snippet=repr(str(event['out_snippet'])),
-        err_bytes=int(event['err_bytes']), err_snippet=repr(str(event['err_snippet'])), command=str(event['command']),
-        attempt=int(event['attempt']), usage=usage,
+        repeat_index=int(event['repeat_index']), command=str(event['command']), host=str(event['host']),
+        outcome=outcome, attempt=int(event['attempt']),
     )  # fmt: skip

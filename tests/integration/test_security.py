@@ -29,6 +29,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from disbatch.protocol import codec
 from disbatch.protocol.messages import ContextHello, Hello, TaskDone
+from disbatch.results.record import Outcome
 
 from ..conftest import Processes, disbatch_cmd
 from . import kvs_wire
@@ -234,7 +235,7 @@ def test_dealer_with_the_key_but_a_wrong_secret_is_refused(live_run: LiveRun) ->
         assert wait_for(lambda: 'refused' in live_run.driver_log(), WAIT), live_run.driver_log()
         # neither is a context let in, nor a result taken from a peer that never joined
         dealer.send(codec.encode(ContextHello('not-the-secret', '', 'SSH', '0', 0)))
-        dealer.send(codec.encode(TaskDone(1, '', 4242, 0, 0.0, 0.0, 0, "''", 0, "''", False, False, 1, 0, 0.0, 0.0)))
+        dealer.send(codec.encode(TaskDone(1, '', Outcome(4242, 0, 0.0, 0.0, 0.0), False, False, 1)))
         assert wait_for(lambda: 'refused a context' in live_run.driver_log(), WAIT), live_run.driver_log()
         assert wait_for(lambda: 'dropped done' in live_run.driver_log(), WAIT), live_run.driver_log()
         # the refused peer is not answered: no Welcome arrives

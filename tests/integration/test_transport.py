@@ -10,12 +10,13 @@ import zmq
 from disbatch.protocol import codec
 from disbatch.protocol.messages import Drain, Goodbye, Heartbeat, Run, TaskDone
 from disbatch.protocol.transport import Credentials, DriverEndpoint, PeerLink
+from disbatch.results.record import Outcome
 
 WAIT_MS = 5000
 
 
 def done(task_id: int) -> TaskDone:
-    return TaskDone(task_id, '', 100 + task_id, 0, 1.0, 2.0, 0, "''", 0, "''", False, False, 1, 0, 0.0, 0.0)
+    return TaskDone(task_id, '', Outcome(100 + task_id, 0, 1.0, 2.0, 1.0), False, False, 1)
 
 
 @pytest.fixture

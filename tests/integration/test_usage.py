@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.driver.run.loop import _record
 from disbatch.protocol import codec
 from disbatch.protocol.messages import Drain, Hello, Run, TaskDone, Welcome
 from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.record import RecordKind, ResourceUsage
+from disbatch.results.record import NO_PID, ResourceUsage, StatusRecord
+from disbatch.taskfile.items import NO_REPEAT, Task
 
 from ..conftest import Processes
 
@@ -53,19 +53,20 @@ def _task_done(procs: Processes, tmp_path: Path, command: str, attempt: int) -> 
 @pytest.mark.timeout(60)
 def test_the_engine_reports_peak_rss_and_cpu_of_each_task(procs: Processes, tmp_path: Path) -> None:
     done = _task_done(procs, tmp_path, HUNGRY, attempt=2)
-    assert done.return_code == 0, done
+    usage = done.outcome.usage
+    assert done.outcome.return_code == 0 and usage is not None, done
     assert done.attempt == 2
-    assert 64 << 20 <= done.max_rss_bytes < 1 << 30
-    assert done.user_seconds > 0 and done.system_seconds >= 0
-    assert done.user_seconds + done.system_seconds >= 0.25  # process_time() counts both
+    assert 64 << 20 <= usage.max_rss_bytes < 1 << 30
+    assert usage.user_seconds > 0 and usage.system_seconds >= 0
+    assert usage.user_seconds + usage.system_seconds >= 0.25  # process_time() counts both
 
-    record = _record(done, 'here', RecordKind.NORMAL, 3, -1, HUNGRY)
+    record = StatusRecord.of_task(Task(done.task_id, 3, NO_REPEAT, HUNGRY), 'here', done.outcome, attempt=done.attempt)
     assert record.attempt == 2
-    assert record.usage == ResourceUsage(done.max_rss_bytes, done.user_seconds, done.system_seconds)
+    assert record.usage == ResourceUsage(usage.max_rss_bytes, usage.user_seconds, usage.system_seconds)
 
 
 @pytest.mark.timeout(60)
 def test_a_task_that_could_not_start_has_no_usage(procs: Processes, tmp_path: Path) -> None:
     done = _task_done(procs, tmp_path, 'echo \0 nul', attempt=1)
-    assert done.pid == -1 and done.max_rss_bytes == 0
-    assert _record(done, 'here', RecordKind.NORMAL, 3, -1, 'x').usage is None
+    assert done.outcome.pid == NO_PID and done.outcome.usage is None
+    assert StatusRecord.of_task(Task(done.task_id, 3, NO_REPEAT, 'x'), 'here', done.outcome).usage is None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from disbatch.driver.core.events import (
     AbortEngine,
@@ -46,8 +46,8 @@ from disbatch.driver.core.events import (
     WriteRecord,
 )
 from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
-from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
+from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.taskfile.items import Barrier, Task
 
 # How many times a task lost with its engine is re-issued before it is given up.
 MAX_ATTEMPTS = 3
@@ -239,7 +239,7 @@ class Scheduler:
         task = engine.assigned.pop(record.task_id, None) if engine is not None else None
         if engine is None or task is None:
             # The attempt was given up earlier (its engine was declared lost): record it, but as a zombie.
-            actions.append(WriteRecord(replace(record, kind=RecordKind.ZOMBIE)))
+            actions.append(WriteRecord(record.as_zombie()))
             return
         self._last_finish = max(self._last_finish, record.finish)
         engine.recent_elapsed = (
@@ -278,11 +278,11 @@ class Scheduler:
         retry: list[Task] = []
         for task in engine.assigned.values():
             if engine.aborted:  # queued, or killed with its engine after the stop's grace time: we stopped it
-                self._interrupted(task, _unreported_record(task, engine.hostname, event.now, interrupted=True), actions)
+                self._interrupted(task, StatusRecord.stopped(task, engine.hostname, event.now), actions)
                 continue
             self.counts.lost += 1
             again = self._may_run_again(task.task_id, max(self.config.max_attempts, 1 + self.config.retries))
-            actions.append(WriteRecord(_unreported_record(task, engine.hostname, event.now), final=not again))
+            actions.append(WriteRecord(StatusRecord.lost(task, engine.hostname, event.now), final=not again))
             if again:
                 retry.append(task)
             else:
@@ -450,27 +450,8 @@ class Scheduler:
         self.counts.barriers += 1
         # The barrier is recorded when the last task before it is recorded; that record's finish is the latest.
         now = max(reached, self._last_finish)
-        actions.append(
-            WriteRecord(
-                StatusRecord(
-                    kind=RecordKind.BARRIER_CHECK if barrier.check else RecordKind.BARRIER,
-                    task_id=barrier.task_id,
-                    line_number=barrier.line_number,
-                    repeat_index=NO_REPEAT,
-                    host=self.config.driver_host,
-                    pid=self.config.driver_pid,
-                    return_code=0,
-                    elapsed=round(now - reached, 3),
-                    start=reached,
-                    finish=now,
-                    out_bytes=0,
-                    out_snippet="''",
-                    err_bytes=0,
-                    err_snippet="''",
-                    command=barrier.text,
-                )
-            )
-        )
+        record = StatusRecord.barrier(barrier, self.config.driver_host, self.config.driver_pid, reached, now)
+        actions.append(WriteRecord(record))
         if barrier.key is not None:
             actions.append(PutBarrierKey(barrier.key, barrier.task_id))
         if barrier.check and self._failed_since_barrier:
@@ -504,30 +485,7 @@ class Scheduler:
 _ACTIVE = (State.RUNNING, State.DRAINING)
 
 
-def _unreported_record(task: Task, hostname: str, now: float, interrupted: bool = False) -> StatusRecord:
-    """The line recording an attempt whose engine never reported it (the reference's PID -1, return code -100): it
-    died with its engine (lost), or the run stopped that engine before the task ended or began (interrupted)."""
-    return StatusRecord(
-        kind=RecordKind.INTERRUPTED if interrupted else RecordKind.NORMAL,
-        task_id=task.task_id,
-        line_number=task.line_number,
-        repeat_index=task.repeat_index,
-        host=hostname,
-        pid=-1,
-        return_code=LOST_RETURN_CODE,
-        elapsed=0.0,
-        start=now,
-        finish=now,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=0,
-        err_snippet="''",
-        command=task.command,
-    )
-
-
 __all__ = [
-    'LOST_RETURN_CODE',
     'MAX_AHEAD',
     'MAX_ATTEMPTS',
     'PIPELINE_BELOW_SECONDS',

@@ -45,9 +45,9 @@ from disbatch.protocol.messages import (
     Welcome,
 )
 from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.status_file import StatusFileWriter
-from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Task
+from disbatch.taskfile.items import PerEngineTask, Task
 
 log = logging.getLogger('disbatch.driver')
 
@@ -307,17 +307,14 @@ class DriverLoop:
             if per_engine is None:
                 log.warning('engine %d reported an unknown %s task %d', engine.rank, done.phase, done.task_id)
                 return
-            record = _record(
-                done, engine.hostname, RecordKind.PER_ENGINE, per_engine.line_number, NO_REPEAT, per_engine.command
-            )
+            record = StatusRecord.per_engine(per_engine, engine.hostname, done.outcome)
         else:
             state = self.scheduler.engines.get(engine.rank)
             task: Task | None = state.assigned.get(done.task_id) if state else None
             if task is None:
                 log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
                 return
-            kind = _task_kind(done)
-            record = _record(done, engine.hostname, kind, task.line_number, task.repeat_index, task.command)
+            record = StatusRecord.of_task(task, engine.hostname, done.outcome, _task_kind(done), done.attempt)
         self._dispatch(sched.TaskFinished(engine.rank, record))
 
     def _on_signals(self, wake_read: int) -> None:
@@ -517,27 +514,3 @@ def _task_kind(done: TaskDone) -> RecordKind:
     if done.timed_out:
         return RecordKind.TIMED_OUT
     return RecordKind.INTERRUPTED if done.interrupted else RecordKind.NORMAL
-
-
-def _record(
-    done: TaskDone, host: str, kind: RecordKind, line_number: int, repeat_index: int, command: str
-) -> StatusRecord:
-    return StatusRecord(
-        kind=kind,
-        task_id=done.task_id,
-        line_number=line_number,
-        repeat_index=repeat_index,
-        host=host,
-        pid=done.pid,
-        return_code=done.return_code,
-        elapsed=done.finish - done.start,
-        start=done.start,
-        finish=done.finish,
-        out_bytes=done.out_bytes,
-        out_snippet=done.out_snippet,
-        err_bytes=done.err_bytes,
-        err_snippet=done.err_snippet,
-        command=command,
-        attempt=done.attempt,
-        usage=ResourceUsage(done.max_rss_bytes, done.user_seconds, done.system_seconds) if done.pid > 0 else None,
-    )

@@ -21,7 +21,7 @@ from disbatch.driver.core.walltime import Allocation
 from disbatch.driver.observers.publisher import Publisher
 from disbatch.driver.observers.snapshot import EngineFacts, build
 from disbatch.kvsstcp.outside import WatchCallback
-from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
+from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.run_snapshot import Snapshot
 from disbatch.taskfile.items import NO_REPEAT, Task
@@ -113,14 +113,14 @@ def scenario(walltime: bool = True) -> Run:
     board, records = UsageBoard(), []
     for send, return_code, measured in zip(sent, (0, 3, 0), (True, True, False), strict=True):
         task = send.task
-        record = StatusRecord(
-            kind=RecordKind.NORMAL, task_id=task.task_id, line_number=task.line_number, repeat_index=-1,
-            host=scheduler.engines[send.engine_rank].hostname, pid=4000 + task.task_id, return_code=return_code,
-            elapsed=1.23456 + task.task_id, start=1_700_000_001.0001, finish=1_700_000_002.2346 + task.task_id,
-            out_bytes=3, out_snippet="'ok\\n'", err_bytes=5 if return_code else 0,
-            err_snippet="'boom\\n'" if return_code else "''", command=task.command,
+        outcome = Outcome(
+            pid=4000 + task.task_id, return_code=return_code, start=1_700_000_001.0001,
+            finish=1_700_000_002.2346 + task.task_id, elapsed=1.23456 + task.task_id, out_bytes=3,
+            out_snippet="'ok\\n'", err_bytes=5 if return_code else 0,
+            err_snippet="'boom\\n'" if return_code else EMPTY_SNIPPET,
             usage=ResourceUsage(1_000_000 * (task.task_id + 1), 0.123456, 0.0101) if measured else None,
         )  # fmt: skip
+        record = StatusRecord.of_task(task, scheduler.engines[send.engine_rank].hostname, outcome)
         scheduler.handle(TaskFinished(send.engine_rank, record))
         board.add(record)
         records.append(record)

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import Outcome, RecordKind, StatusRecord
+from disbatch.taskfile.items import NO_REPEAT
 
 
 def free_port() -> int:
@@ -71,20 +72,6 @@ def mail_server(port: int | None = None) -> Iterator[tuple[Collector, int]]:
 
 
 def record(task_id: int, return_code: int = 0, kind: RecordKind = RecordKind.NORMAL, command: str = '') -> StatusRecord:
-    return StatusRecord(
-        kind=kind,
-        task_id=task_id,
-        line_number=task_id + 1,
-        repeat_index=-1,
-        host='node1',
-        pid=1000 + task_id,
-        return_code=return_code,
-        elapsed=0.25,
-        start=1700000000.0 + task_id,
-        finish=1700000000.25 + task_id,
-        out_bytes=6,
-        out_snippet="'hello\\n'",
-        err_bytes=0,
-        err_snippet="''",
-        command=command or f'echo task {task_id}',
-    )
+    start = 1700000000.0 + task_id
+    outcome = Outcome(1000 + task_id, return_code, start, 1700000000.25 + task_id, 0.25, 6, "'hello\\n'")
+    return StatusRecord(kind, task_id, task_id + 1, NO_REPEAT, command or f'echo task {task_id}', 'node1', outcome)

@@ -28,6 +28,7 @@ from disbatch.protocol.messages import (
     TaskDone,
     Welcome,
 )
+from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage
 
 # Text as commands and hostnames really hold it: any Unicode, and bytes decoded with surrogateescape.
 texts = st.one_of(
@@ -44,17 +45,16 @@ integers = st.integers()
 numbers = st.floats(allow_nan=False)  # NaN is never equal to itself; infinities round-trip
 environments = st.dictionaries(texts, texts, max_size=4)
 
-# task_id phase pid return_code start finish out_bytes out_snippet err_bytes err_snippet timed_out interrupted, then
-# the attempt and the usage: attempt max_rss_bytes user_seconds system_seconds.
-TASK_DONE_FIELDS = (integers, texts, integers, integers, numbers, numbers, integers, texts, integers, texts)
-TASK_DONE_FIELDS += (st.booleans(), st.booleans(), integers, integers, numbers, numbers)
+# An Outcome: pid return_code start finish elapsed out_bytes out_snippet err_bytes err_snippet usage (or None).
+usages = st.none() | st.builds(ResourceUsage, integers, numbers, numbers)
+outcomes = st.builds(Outcome, integers, integers, numbers, numbers, numbers, integers, texts, integers, texts, usages)
 
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
     st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts),
     st.builds(Run, integers, integers, integers, texts, integers),
-    st.builds(TaskDone, *TASK_DONE_FIELDS),
+    st.builds(TaskDone, integers, texts, outcomes, st.booleans(), st.booleans(), integers),
     st.builds(Leftover, integers, texts, st.lists(integers, max_size=4)),
     st.just(Drain()),
     st.builds(Abort, texts),
@@ -85,8 +85,11 @@ def test_every_message_round_trips(message: Message) -> None:
 def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(Run(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
     assert encode(Drain()) == b'["drain"]'
-    done = TaskDone(1, '', 100, -15, 1.5, 2.5, 0, "''", 0, "''", True, False, 2, 4096, 0.25, 0.5)
-    assert encode(done) == b'["done",1,"",100,-15,1.5,2.5,0,"\'\'",0,"\'\'",true,false,2,4096,0.25,0.5]'
+    outcome = Outcome(100, -15, 1.5, 2.5, 1.0, 0, EMPTY_SNIPPET, 0, EMPTY_SNIPPET, ResourceUsage(4096, 0.25, 0.5))
+    done = TaskDone(1, '', outcome, True, False, 2)
+    assert encode(done) == b'["done",1,"",[100,-15,1.5,2.5,1.0,0,"\'\'",0,"\'\'",[4096,0.25,0.5]],true,false,2]'
+    unmeasured = TaskDone(0, 'START', Outcome.spawn_failure(2, 'gone', 1.5), False, False, 0)
+    assert encode(unmeasured) == b'["done",0,"START",[-1,2,1.5,1.5,0.0,0,"\'\'",4,"\'gone\'",null],false,false,0]'
     welcome = Welcome(0, '/w', {}, [], [], 2.5, True, '/w/out')
     assert encode(welcome) == b'["welcome",0,"/w",{},[],[],2.5,true,"/w/out"]'
     assert encode(Leftover(3, '', [41, 42])) == b'["leftover",3,"",[41,42]]'
@@ -124,11 +127,38 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["RUN",1,2,-1,"echo",1]', id='tag in the wrong case'),
         pytest.param(b'["run",1,2,-1,"echo"]', id='a field short (the attempt of an older driver)'),
         pytest.param(b'["run",1,2,-1,"echo",1,"extra"]', id='a field over'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,""]', id='done without timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false]', id='done without interrupted'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false]', id='done without usage (an older engine)'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,4096.0,0,0]', id='float for peak RSS'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,4096,"0",0]', id='string for CPU seconds'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null]]', id='done without timed_out'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false]', id='done without interrupted'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,false]', id='done without attempt'),
+        pytest.param(
+            b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,4096,0,0]',
+            id='flat done (an older engine)',
+        ),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,0,"",0,"",null],false,false,1]', id='outcome without elapsed'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,""],false,false,1]', id='outcome without usage'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null,0],false,false,1]', id='outcome a field over'),
+        pytest.param(b'["done",1,"",null,false,false,1]', id='null for outcome'),
+        pytest.param(b'["done",1,"",{"pid":100},false,false,1]', id='object for outcome'),
+        pytest.param(b'["done",1,"","[100]",false,false,1]', id='string for outcome'),
+        pytest.param(b'["done",1,"",[],false,false,1]', id='empty outcome'),
+        pytest.param(b'["done",1,"",[true,0,1.5,2.5,1.0,0,"",0,"",null],false,false,1]', id='bool for pid'),
+        pytest.param(b'["done",1,"",[100,0.0,1.5,2.5,1.0,0,"",0,"",null],false,false,1]', id='float for return code'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,null,0,"",0,"",null],false,false,1]', id='null for elapsed'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,"0","",0,"",null],false,false,1]', id='string for out_bytes'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,0,0,"",null],false,false,1]', id='int for out_snippet'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,["x"],null],false,false,1]', id='array for err_snippet'),
+        pytest.param(
+            b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[4096.0,0,0]],false,false,1]', id='float for peak RSS'
+        ),
+        pytest.param(
+            b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[4096,"0",0]],false,false,1]', id='string for CPU seconds'
+        ),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[4096,0]],false,false,1]', id='usage a field short'),
+        pytest.param(
+            b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[4096,0,0,0]],false,false,1]', id='usage a field over'
+        ),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",0],false,false,1]', id='int for usage'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",{}],false,false,1]', id='object for usage'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
         pytest.param(b'["welcome",0,"/",{},[],[],0,false]', id='welcome without results_dir (an older driver)'),
         pytest.param(b'["welcome",0,"/",{},[],[],0,false,null]', id='null for results_dir'),
@@ -142,13 +172,14 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["run",1,2,-1,"echo",true]', id='bool for attempt'),
         pytest.param(b'["run",1,2,-1,"echo","2"]', id='string for attempt'),
         pytest.param(b'["abort",false]', id='bool for string'),
-        pytest.param(b'["done",1,"",100,0,"1.5",2.5,0,"",0,"",false,false,1,0,0,0]', id='string for float'),
-        pytest.param(b'["done",1,"",100,0,true,2.5,0,"",0,"",false,false,1,0,0,0]', id='bool for float'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",1,false,1,0,0,0]', id='int for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",null,false,1,0,0,0]', id='null for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"","true",false,1,0,0,0]', id='string for timed_out'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,0,1,0,0,0]', id='int for interrupted'),
-        pytest.param(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,null,1,0,0,0]', id='null for interrupted'),
+        pytest.param(b'["done",1,"",[100,0,"1.5",2.5,1.0,0,"",0,"",null],false,false,1]', id='string for float'),
+        pytest.param(b'["done",1,"",[100,0,true,2.5,1.0,0,"",0,"",null],false,false,1]', id='bool for float'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],1,false,1]', id='int for timed_out'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],null,false,1]', id='null for timed_out'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],"true",false,1]', id='string for timed_out'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,0,1]', id='int for interrupted'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,null,1]', id='null for interrupted'),
+        pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,false,true]', id='bool for attempt'),
         pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
         pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,false,""]', id='array for environment'),
         pytest.param(b'["welcome",0,"/",{},{},[],0,false,""]', id='object for task list'),
@@ -163,23 +194,32 @@ def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
 
 def test_well_formed_frames_decode() -> None:
     assert decode(b'["run",1,2,-1,"echo",3]') == Run(1, 2, -1, 'echo', 3)
-    assert decode(b'["done",1,"",100,0,1.5,2.5,0,"",0,"",false,false,1,8192,0.5,0.25]') == TaskDone(
-        1, '', 100, 0, 1.5, 2.5, 0, '', 0, '', False, False, 1, 8192, 0.5, 0.25
+    assert decode(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[8192,0.5,0.25]],false,false,1]') == TaskDone(
+        1, '', Outcome(100, 0, 1.5, 2.5, 1.0, 0, '', 0, '', ResourceUsage(8192, 0.5, 0.25)), False, False, 1
     )
-    assert decode(b'["done",1,"",100,-9,1.5,2.5,0,"",0,"",true,false,3,0,0.0,0.0]') == TaskDone(
-        1, '', 100, -9, 1.5, 2.5, 0, '', 0, '', True, False, 3, 0, 0.0, 0.0
+    assert decode(b'["done",1,"",[100,-9,1.5,2.5,1.0,0,"",0,"",[0,0.0,0.0]],true,false,3]') == TaskDone(
+        1, '', Outcome(100, -9, 1.5, 2.5, 1.0, 0, '', 0, '', ResourceUsage(0, 0.0, 0.0)), True, False, 3
     )
-    assert decode(b'["done",1,"",100,-15,1.5,2.5,0,"",0,"",false,true,1,0,0.0,0.0]') == TaskDone(
-        1, '', 100, -15, 1.5, 2.5, 0, '', 0, '', False, True, 1, 0, 0.0, 0.0
+    assert decode(b'["done",1,"",[100,-15,1.5,2.5,1.0,0,"",0,"",[0,0.0,0.0]],false,true,1]') == TaskDone(
+        1, '', Outcome(100, -15, 1.5, 2.5, 1.0, 0, '', 0, '', ResourceUsage(0, 0.0, 0.0)), False, True, 1
+    )
+    assert decode(b'["done",0,"STOP",[-1,2,1.5,1.5,0.0,0,"",4,"\'x\'",null],false,false,0]') == TaskDone(
+        0, 'STOP', Outcome(-1, 2, 1.5, 1.5, 0.0, 0, '', 4, "'x'", None), False, False, 0
     )
     assert decode(b'["welcome",0,"/",{},[],[],0.5,false,""]') == Welcome(0, '/', {}, [], [], 0.5, False, '')
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
-    assert decode(b'["done",1,"",100,0,1,2,0,"",0,"",false,false,1,0,1,2]') == TaskDone(
-        1, '', 100, 0, 1, 2, 0, '', 0, '', False, False, 1, 0, 1, 2
+    assert decode(b'["done",1,"",[100,0,1,2,1,0,"",0,"",[0,1,2]],false,false,1]') == TaskDone(
+        1, '', Outcome(100, 0, 1, 2, 1, 0, '', 0, '', ResourceUsage(0, 1, 2)), False, False, 1
     )
     assert decode(b'["welcome",0,"/",{},[],[],30,false,"/r"]') == Welcome(0, '/', {}, [], [], 30, False, '/r')
+
+
+def test_a_decoded_outcome_is_an_outcome_and_its_usage_a_resource_usage() -> None:
+    done = decode(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[8192,0.5,0.25]],false,false,1]')
+    assert isinstance(done, TaskDone)
+    assert type(done.outcome) is Outcome and type(done.outcome.usage) is ResourceUsage
 
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import Outcome, RecordKind, StatusRecord
 from disbatch.results.snippet import OutputCapture
 
 
@@ -25,21 +25,25 @@ commands = st.one_of(
     st.sampled_from(['', 'echo hello', "b''", 'b""', "b'\\xff'", 'a\tb\t', '\x85\u2028\x0c']),
 )
 
+outcomes = st.builds(
+    Outcome,
+    pid=st.integers(),
+    return_code=st.integers(),
+    start=times,
+    finish=times,
+    elapsed=times,
+    out_bytes=st.integers(),
+    out_snippet=snippets,
+    err_bytes=st.integers(),
+    err_snippet=snippets,
+)
 records = st.builds(
     StatusRecord,
     kind=st.sampled_from(RecordKind),
     task_id=st.integers(),
     line_number=st.integers(),
     repeat_index=st.integers(),
-    host=hosts,
-    pid=st.integers(),
-    return_code=st.integers(),
-    elapsed=times,
-    start=times,
-    finish=times,
-    out_bytes=st.integers(),
-    out_snippet=snippets,
-    err_bytes=st.integers(),
-    err_snippet=snippets,
     command=commands,
+    host=hosts,
+    outcome=outcomes,
 )

@@ -8,14 +8,16 @@ import pytest
 
 from disbatch.results.failures import FailedTasks, describe_end, first_error_line, rerun_command
 from disbatch.results.progress_text import Stats, format_summary
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind
+from disbatch.results.record import EMPTY_SNIPPET, LOST_RETURN_CODE, NO_PID, RecordKind
 
 from .test_progress import record, view
 
 
 def test_a_failed_task_is_listed_with_its_line_its_end_and_the_first_line_of_its_stderr() -> None:
     stats = Stats()
-    failed = replace(record(5, 3), err_bytes=30, err_snippet="'\\nTraceback (most recent call last):\\n  File'")
+    base = record(5, 3)
+    snippet = "'\\nTraceback (most recent call last):\\n  File'"
+    failed = replace(base, outcome=replace(base.outcome, err_bytes=30, err_snippet=snippet))
     stats.add(failed)
     stats.observe(view(finished=1, failed=1))
     lines = format_summary(stats, 'run_status.txt', rerun='disbatch -r run_status.txt -R Tasks', exit_code_flag=False)
@@ -80,12 +82,12 @@ def test_how_a_task_ended() -> None:
     assert describe_end(record(1, 2)) == 'exit 2'
     assert describe_end(record(1, -9)) == 'signal 9 (SIGKILL)'
     assert describe_end(record(1, -15, kind=RecordKind.TIMED_OUT)) == 'timed out (signal 15)'
-    assert describe_end(record(1, LOST_RETURN_CODE, pid=-1)) == 'lost with its engine'
+    assert describe_end(record(1, LOST_RETURN_CODE, pid=NO_PID)) == 'lost with its engine'
 
 
 def test_first_error_line_reads_a_snippet_and_survives_a_bad_one() -> None:
     assert first_error_line("'  \\n oops: no\\nmore'") == 'oops: no'
-    assert first_error_line("''") == ''
+    assert first_error_line(EMPTY_SNIPPET) == ''
     assert first_error_line('not a repr') == ''
 
 

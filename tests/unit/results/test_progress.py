@@ -23,8 +23,9 @@ from disbatch.results.progress_text import (
     shorten,
     wrap_items,
 )
-from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
 from disbatch.run_snapshot import Snapshot
+from disbatch.taskfile.items import NO_REPEAT
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,23 +62,8 @@ def record(
     pid: int = 4242,
     command: str = 'sleep 1',
 ) -> StatusRecord:
-    return StatusRecord(
-        kind=kind,
-        task_id=task_id,
-        line_number=task_id + 1,
-        repeat_index=-1,
-        host='node',
-        pid=pid,
-        return_code=return_code,
-        elapsed=elapsed,
-        start=1000.0,
-        finish=1000.0 + elapsed,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=0,
-        err_snippet="''",
-        command=command,
-    )
+    outcome = Outcome(pid, return_code, 1000.0, 1000.0 + elapsed, elapsed)
+    return StatusRecord(kind, task_id, task_id + 1, NO_REPEAT, command, 'node', outcome)
 
 
 # ---------------------------------------------------------------- small formats
@@ -245,7 +231,7 @@ def test_stats_count_failures_by_code_and_keep_other_kinds_apart() -> None:
     stats = Stats()
     for task_id, code in enumerate([0, 1, 1, 1, 13, -15, -15, 0]):
         stats.add(record(task_id, code, elapsed=0.5))
-    stats.add(record(20, LOST_RETURN_CODE, elapsed=0.0, pid=-1))
+    stats.add(record(20, LOST_RETURN_CODE, elapsed=0.0, pid=NO_PID))
     stats.add(record(21, 0, elapsed=9.0, kind=RecordKind.SKIPPED))
     stats.add(record(22, 0, elapsed=0.0, kind=RecordKind.BARRIER))
     stats.add(record(-1, 2, elapsed=0.1, kind=RecordKind.PER_ENGINE))
@@ -300,7 +286,7 @@ def test_summary_text() -> None:
         elapsed = {3: 3.0, 7: 4.0, 9: 2.5}.get(task_id, 1.0)
         code = {2: 1, 5: 1, 9: 13, 4: -15}.get(task_id, 0)
         stats.add(record(task_id, code, elapsed, command=commands.get(task_id, 'true')))
-    stats.add(record(11, LOST_RETURN_CODE, 0.0, pid=-1))
+    stats.add(record(11, LOST_RETURN_CODE, 0.0, pid=NO_PID))
     stats.observe(view(now=1005.5, slots=4, finished=10, failed=4, skipped=2, pending=0, more=False, total=12))
     text = format_summary(stats, '/runs/Tasks_disBatch_250101000000_001_status.txt', width=80)
     assert text.splitlines() == [

@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, Outcome, RecordKind, StatusRecord
 from disbatch.results.report import HEADER, flags, format_line, is_header, parse_line
 
 from .strategies import records
 
+_OUTCOME_FIELDS = {field.name for field in dataclasses.fields(Outcome)}
+
 
 def make(**changes: object) -> StatusRecord:
-    fields: dict[str, object] = dict(
-        kind=RecordKind.NORMAL,
-        task_id=0,
-        line_number=1,
-        repeat_index=-1,
-        host='vm',
-        pid=100,
-        return_code=0,
-        elapsed=0.5,
-        start=1795502033.848,
-        finish=1795502034.348,
-        out_bytes=0,
-        out_snippet="''",
-        err_bytes=0,
-        err_snippet="''",
-        command='true',
+    """A record; `changes` may name fields of the record or of its outcome."""
+    identity: dict[str, object] = dict(
+        kind=RecordKind.NORMAL, task_id=0, line_number=1, repeat_index=-1, host='vm', command='true'
     )
-    fields.update(changes)
-    return StatusRecord(**fields)  # type: ignore[arg-type]
+    outcome = Outcome(pid=100, return_code=0, start=1795502033.848, finish=1795502034.348, elapsed=0.5)
+    identity.update((name, value) for name, value in changes.items() if name not in _OUTCOME_FIELDS)
+    outcome = replace(outcome, **{name: value for name, value in changes.items() if name in _OUTCOME_FIELDS})
+    return StatusRecord(outcome=outcome, **identity)  # type: ignore[arg-type]
 
 
 START, FINISH = '1795502033.848', '1795502033.855'
@@ -89,7 +82,9 @@ def test_round_trip(record: StatusRecord) -> None:
 
 @pytest.mark.parametrize(
     ('return_code', 'out_bytes', 'err_bytes', 'kind'),
-    itertools.product([0, 1, -100], [0, 6], [0, 9], [RecordKind.NORMAL, RecordKind.PER_ENGINE, RecordKind.ZOMBIE]),
+    itertools.product(
+        [0, 1, LOST_RETURN_CODE], [0, 6], [0, 9], [RecordKind.NORMAL, RecordKind.PER_ENGINE, RecordKind.ZOMBIE]
+    ),
 )
 def test_flags_every_combination(return_code: int, out_bytes: int, err_bytes: int, kind: RecordKind) -> None:
     record = make(return_code=return_code, out_bytes=out_bytes, err_bytes=err_bytes, kind=kind)

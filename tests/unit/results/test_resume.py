@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from disbatch.errors import ResumeMismatchError, StatusFileError
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
 from disbatch.results.report import format_line
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
@@ -67,7 +67,7 @@ def test_skipped_lines_count_and_other_kinds_do_not() -> None:
 
 def test_success_beats_failure_whatever_the_order() -> None:
     success = old(return_code=0, finish=10.0)
-    failure = old(return_code=-100, finish=20.0)
+    failure = old(return_code=LOST_RETURN_CODE, finish=20.0)
     for order in ([success, failure], [failure, success]):
         index = ResumeIndex.from_records(order)
         assert index.record(3) == success

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbatch.results.record import EMPTY_SNIPPET
 from disbatch.results.snippet import OutputCapture
 
 
@@ -27,7 +28,7 @@ def capture(chunks: list[bytes]) -> OutputCapture:
 
 
 def test_empty_is_two_quotes() -> None:
-    assert OutputCapture().snippet() == "''"
+    assert OutputCapture().snippet() == EMPTY_SNIPPET == "''"
     assert capture([b'', b'']).total == 0
 
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
+from disbatch.results.record import Outcome, RecordKind, ResourceUsage, StatusRecord
 from disbatch.results.usage import UsageBoard, format_bytes, short_bytes
 
 BASE = StatusRecord(
-    RecordKind.NORMAL, 0, 1, -1, 'node1', 100, 0, 1.0, 10.0, 11.0, 0, "''", 0, "''", 'true',
-    usage=ResourceUsage(1 << 20, 0.5, 0.25),
+    RecordKind.NORMAL, 0, 1, -1, 'true', 'node1',
+    Outcome(100, 0, 10.0, 11.0, 1.0, usage=ResourceUsage(1 << 20, 0.5, 0.25)),
 )  # fmt: skip
 
 
 def task(task_id: int, rss: int, elapsed: float, host: str = 'node1', **changes: object) -> StatusRecord:
-    return replace(
-        BASE, task_id=task_id, line_number=task_id + 1, host=host, elapsed=elapsed,
-        usage=ResourceUsage(rss, 1.0, 0.5), **changes,
-    )  # fmt: skip
+    """A task's record; `changes` are fields of its outcome."""
+    outcome = replace(BASE.outcome, elapsed=elapsed, usage=ResourceUsage(rss, 1.0, 0.5), **changes)
+    return replace(BASE, task_id=task_id, line_number=task_id + 1, host=host, outcome=outcome)
 
 
 def test_format_bytes() -> None:
@@ -52,7 +51,7 @@ def test_the_board_keeps_the_biggest_and_slowest_and_sums_per_host() -> None:
 
 def test_records_without_a_process_or_per_engine_are_left_out() -> None:
     board = UsageBoard()
-    board.add(replace(BASE, usage=None))
+    board.add(replace(BASE, outcome=replace(BASE.outcome, usage=None)))
     board.add(replace(BASE, kind=RecordKind.PER_ENGINE))
     board.add(replace(BASE, kind=RecordKind.SKIPPED))
     assert board.to_json()['biggest'] == [] and board.summary_lines() == []

@@ -4,23 +4,36 @@ view (a failed task carries its stderr snippet)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
-from disbatch.results.record import RecordKind, ResourceUsage, StatusRecord
+from disbatch.results.record import (
+    EMPTY_SNIPPET,
+    LOST_RETURN_CODE,
+    NO_PID,
+    Outcome,
+    RecordKind,
+    ResourceUsage,
+    StatusRecord,
+)
 from disbatch.results.report import format_line
 from disbatch.run_snapshot import TaskView
+from disbatch.taskfile.items import NO_REPEAT
 from disbatch.web.report import html_report, lanes, snapshot, summary
 from disbatch.web.run_history import RunHistory, load
 
 
-def record(task_id: int, start: float, finish: float, rc: int = 0, host: str = 'n1', **more: object) -> StatusRecord:
-    fields: dict[str, object] = dict(
-        kind=RecordKind.NORMAL, task_id=task_id, line_number=task_id + 1, repeat_index=-1, host=host, pid=100 + task_id,
-        return_code=rc, elapsed=finish - start, start=start, finish=finish, out_bytes=0, out_snippet="''",
-        err_bytes=5 if rc else 0, err_snippet="'boom\\n'" if rc else "''", command=f'task {task_id}',
+def record(
+    task_id: int, start: float, finish: float, rc: int = 0, host: str = 'n1', pid: int | None = None, **more: object
+) -> StatusRecord:
+    """A task's record; `more` changes fields of its outcome (usage, ...)."""
+    outcome = Outcome(
+        pid=100 + task_id if pid is None else pid, return_code=rc, start=start, finish=finish, elapsed=finish - start,
+        err_bytes=5 if rc else 0, err_snippet="'boom\\n'" if rc else EMPTY_SNIPPET,
     )  # fmt: skip
-    fields.update(more)
-    return StatusRecord(**fields)  # type: ignore[arg-type]
+    return StatusRecord(
+        RecordKind.NORMAL, task_id, task_id + 1, NO_REPEAT, f'task {task_id}', host, replace(outcome, **more)
+    )
 
 
 def test_tasks_are_packed_onto_the_fewest_lanes_of_their_host() -> None:
@@ -32,7 +45,7 @@ def test_tasks_are_packed_onto_the_fewest_lanes_of_their_host() -> None:
 
 
 def test_a_lost_attempt_takes_no_lane() -> None:
-    assert lanes([record(0, 0, 0, rc=-100, pid=-1)]) == []
+    assert lanes([record(0, 0, 0, rc=LOST_RETURN_CODE, pid=NO_PID)]) == []
 
 
 def test_a_failed_task_view_carries_its_stderr_snippet() -> None:

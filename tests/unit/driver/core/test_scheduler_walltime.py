@@ -1,6 +1,6 @@
 """The scheduler near the end of its allocation: tasks are held, the run drains, and stops at the end's lead.
 
-Events in, exact actions out, as in test_scheduler.py. The allocation ends at 100 with a margin of 10: no task
+Events in, exact actions out, as in test_scheduler_basic.py. The allocation ends at 100 with a margin of 10: no task
 expected to end after 90 starts, and what still runs at 100 - STOP_LEAD_SECONDS is stopped.
 """
 
@@ -26,7 +26,7 @@ from disbatch.driver.core.scheduler import (
     WriteRecord,
 )
 from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task
 
 END = 100.0
@@ -43,11 +43,7 @@ def task(task_id: int) -> Task:
 
 
 def done(of: Task, start: float, elapsed: float) -> StatusRecord:
-    return StatusRecord(
-        kind=RecordKind.NORMAL, task_id=of.task_id, line_number=of.line_number, repeat_index=of.repeat_index,
-        host='node0', pid=7, return_code=0, elapsed=elapsed, start=start, finish=start + elapsed, out_bytes=0,
-        out_snippet="''", err_bytes=0, err_snippet="''", command=of.command,
-    )  # fmt: skip
+    return StatusRecord.of_task(of, 'node0', Outcome(7, 0, start, start + elapsed, elapsed))
 
 
 def feed(scheduler: Scheduler, tasks: list[Task], now: float) -> list[object]:
