@@ -88,7 +88,9 @@ class SlotShellSpawner(Spawner):
         base = base_environment()
         following = iter(enumerate(batch.commands))
         shared_path = batch.scratch / f'{self.key}.out'
-        shared = os.open(shared_path if batch.capture else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+        shared = os.open(
+            shared_path if batch.capture else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        )
         slots: list[_Slot] = []
         by_fd: dict[int, _Slot] = {}
         epoll = select.epoll()
