@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASH = '/bin/bash'
+# what Python ignores at start-up and subprocess.Popen (restore_signals=True) sets back to default in a child
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 READ_CHUNK = 65536
 
 

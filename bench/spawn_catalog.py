@@ -37,6 +37,13 @@ def all_spawners() -> list[Spawner]:
             starter=posix_spawn_starter(session=True),
         ),
         ExecSpawner(
+            'spawn-sigdef',
+            '`spawn` with SIGPIPE and SIGXFSZ set back to their defaults in the child (posix_spawn setsigdef)',
+            own_group=True,
+            task_variables=True,
+            starter=posix_spawn_starter(session=True, default_signals=True),
+        ),
+        ExecSpawner(
             'spawn-pgroup',
             '`spawn` with setpgroup=0 (a process group of its own, not a session)',
             own_group=True,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from bench.spawn_base import (
     BASH,
+    RESTORED_SIGNALS,
     Batch,
     Collected,
     RunFailed,
@@ -154,7 +155,12 @@ class SlotShellSpawner(Spawner):
         ]
         try:
             pid = os.posix_spawn(
-                BASH, [BASH, '-c', SCRIPTS[self.protocol], BASH], base, file_actions=actions, setsid=True
+                BASH,
+                [BASH, '-c', SCRIPTS[self.protocol], BASH],
+                base,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=RESTORED_SIGNALS,  # else bash could not give its tasks SIGPIPE back
             )
         finally:
             close_all(sources)

@@ -66,3 +66,16 @@ def verify(spawner: Spawner, slots: int, scratch: Path) -> list[str]:
     else:
         problems.append(f'{slots} slots: nothing captured of stdout')
     return problems
+
+
+def sigpipe_in_tasks(spawner: Spawner, scratch: Path) -> str:
+    """'default' when a task's writer to a closed pipe dies of SIGPIPE (as under a shell, xargs or
+    subprocess.Popen), 'ignored' when it gets EPIPE instead (the signal stayed ignored from Python), else '?'."""
+    probe = 'seq 100000 | head -1 >/dev/null; echo "pipe ${PIPESTATUS[0]}"'
+    batch = Batch((probe,), 1, time.monotonic() + CHECK_TIMEOUT, scratch, capture=True)
+    try:
+        collected = spawner.run(batch)
+    except (RunFailed, OSError):
+        return '?'
+    output = collected.stdout[0] if collected.stdout is not None else collected.shared_stdout or b''
+    return {b'pipe 141\n': 'default', b'pipe 1\n': 'ignored'}.get(output, '?')

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.spawn_base import Batch, RunFailed, Spawner
 from bench.spawn_catalog import catalog
-from bench.spawn_verify import verify
+from bench.spawn_verify import sigpipe_in_tasks, verify
 from bench.tools import run_quietly
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -162,8 +162,11 @@ def _percent(ratio: float | None) -> str:
     return '' if ratio is None else f'{ratio * 100:.1f} %'
 
 
-def legend(spawners: Sequence[Spawner]) -> str:
-    return '\n'.join(f'- `{spawner.key}`: {spawner.description}' for spawner in spawners)
+def legend(spawners: Sequence[Spawner], sigpipe: dict[str, str]) -> str:
+    return '\n'.join(
+        f'- `{spawner.key}` (SIGPIPE in tasks: {sigpipe.get(spawner.key, "?")}): {spawner.description}'
+        for spawner in spawners
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix='disbatch-spawners-'))
     failures: list[str] = []
     samples: dict[tuple[int, str], list[Sample]] = {}
+    sigpipe: dict[str, str] = {}
     try:
         working = []
         for spawner in spawners:
@@ -184,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failures.extend(f'{spawner.key}: verification: {problem}' for problem in problems)
             else:
                 working.append(spawner)
+            sigpipe[spawner.key] = sigpipe_in_tasks(spawner, scratch)
         commands = (arguments.command,) * arguments.tasks
         for rep in range(arguments.reps):
             order = working[rep % len(working) :] + working[: rep % len(working)] if working else []
@@ -207,13 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         '',
         table(spawners, samples, arguments.slot_counts, arguments.tasks),
         '',
-        legend(spawners),
+        legend(spawners, sigpipe),
         '- verification: '
         + ('every spawner ran its check tasks right' if not failures else f'{len(failures)} problem(s), below'),
         *(f'- FAILED: {failure}' for failure in failures),
         *(f'- note: {note}' for note in notes),
         '- CPU: getrusage SELF + CHILDREN deltas over the run (this process and every descendant it reaped), '
         'median over reps; parent CPU: this process alone. Ratios on median walls; % of a floor = its wall / ours.',
+        '- SIGPIPE in tasks: what `seq 100000 | head -1` does to seq in a task: dies of SIGPIPE (default, as under a '
+        'shell) or gets EPIPE and exits 1 (ignored: Python ignores SIGPIPE, and os.posix_spawn without setsigdef '
+        'leaves it so in the child); ?: not told (sh has no PIPESTATUS)',
     ]
     print('\n'.join(blocks))
     if arguments.append:
