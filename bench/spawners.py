@@ -52,6 +52,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument('--slots', default='2,8', help='comma-separated slot counts (default 2,8)')
     parser.add_argument('--reps', type=int, default=5, help=f'interleaved reps (default 5, at most {MAX_REPS})')
     parser.add_argument('--command', default='true', help='the command of every timed task (default true)')
+    parser.add_argument(
+        '--pad',
+        type=int,
+        default=0,
+        help='make every timed command this many bytes longer (a leading `: xxx…;`): what a long command costs',
+    )
     parser.add_argument('--spawners', help='comma-separated subset of the keys in the table (default: all)')
     parser.add_argument('--no-parallel', action='store_true', help='leave GNU parallel out (it is the slowest)')
     parser.add_argument('--timeout', type=float, default=120, help='seconds before one run is abandoned (default 120)')
@@ -64,6 +70,8 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f'--slots: not a list of numbers: {arguments.slots!r}')
     if not 1 <= arguments.tasks <= MAX_TASKS:
         parser.error(f'--tasks must be 1..{MAX_TASKS}')
+    if not 0 <= arguments.pad <= 1_000_000:
+        parser.error('--pad must be 0..1000000')
     if not 1 <= arguments.reps <= MAX_REPS:
         parser.error(f'--reps must be 1..{MAX_REPS}')
     if any(not 1 <= slots <= 256 for slots in arguments.slot_counts):
@@ -189,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 working.append(spawner)
             sigpipe[spawner.key] = sigpipe_in_tasks(spawner, scratch)
-        commands = (arguments.command,) * arguments.tasks
+        padding = f': {"x" * (arguments.pad - 3)};' if arguments.pad >= 3 else ''
+        commands = (padding + arguments.command,) * arguments.tasks
         for rep in range(arguments.reps):
             order = working[rep % len(working) :] + working[: rep % len(working)] if working else []
             for slots in arguments.slot_counts:
@@ -202,7 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         failures.append(f'{spawner.key}, {slots} slots, rep {rep + 1}: {error}')
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    title = f'{arguments.tasks:,} x `{arguments.command}`, spawners side by side, {arguments.reps} interleaved reps'
+    padded = f' (padded by {arguments.pad:,} bytes)' if arguments.pad else ''
+    title = (
+        f'{arguments.tasks:,} x `{arguments.command}`{padded}, spawners side by side, {arguments.reps} interleaved reps'
+    )
     blocks = [
         f'Command: `{command}`',
         '',
