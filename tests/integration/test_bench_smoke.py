@@ -44,3 +44,42 @@ def test_bench_smoke_runs_and_prints_the_table() -> None:
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith('  ')]
     assert any(row[:1] == ['ours'] for row in rows)
     assert any(row[:2] == ['xargs', '-P'] for row in rows)
+
+
+@pytest.mark.timeout(120)
+def test_bench_spawners_runs_every_spawner_and_prints_the_table() -> None:
+    """`python -m bench.spawners` with tiny N: every spawner passes its verification and is timed once."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith('DISBATCH_')}
+    environment['PYTHONPATH'] = str(REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, '-m', 'bench.spawners', '--tasks', '20', '--reps', '1', '--slots', '2', '--no-parallel'],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'every spawner ran its check tasks right' in done.stdout
+    rows = [line.split(' | ') for line in done.stdout.splitlines() if line.startswith('| 2 | ')]
+    keys = {row[1] for row in rows}
+    assert {'spawn', 'fork', 'fork-pgrp', 'fork-engine'} <= keys
+    assert all(row[2] == '1' for row in rows)  # one timed rep each, none failed
+
+
+def test_bench_spawners_verification_catches_a_spawner_that_kills_its_slot_shell(tmp_path: Path) -> None:
+    """The plain forking shell shares its process group with its tasks: a spawner that claimed otherwise fails
+    its verification (a task's kill of its own group takes the slot shell with it)."""
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        from bench.spawn_fork import SlotShellSpawner
+        from bench.spawn_verify import verify
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+    honest = SlotShellSpawner('fork', '', signal_status=128, protocol='plain')
+    claiming = SlotShellSpawner('fork', '', own_group=True, signal_status=128, protocol='plain')
+    assert verify(honest, 2, tmp_path) == []
+    problems = verify(claiming, 2, tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith('2 slots: the check batch did not run: the shell of slot ')  # the one that ran it
+    assert problems[0].endswith(' exited')
