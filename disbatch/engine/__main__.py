@@ -8,7 +8,7 @@ import os
 import sys
 
 from disbatch.engine.devices import SystemProbe, engine_resources
-from disbatch.engine.engine import Engine, EngineSettings, short_hostname
+from disbatch.engine.engine import EngineLoop, EngineSettings, short_hostname
 from disbatch.engine.shares import limit_reasons, slot_limit
 from disbatch.exiting import exit_now
 from disbatch.protocol.transport import CURVE_KEY_CHARACTERS, Credentials
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         launch_id=args.launch_id,
         resources=resources,
     )
-    return Engine(settings).run()
+    return EngineLoop(settings).run()
 
 
 def _read_line(fd: int) -> str:

@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from signal import SIGKILL, SIGTERM
-from typing import TYPE_CHECKING
 
 from disbatch.engine.core_events import (
     PER_ENGINE_SLOT,
@@ -62,9 +61,7 @@ from disbatch.protocol.messages import (
     Run,
     TaskDone,
 )
-
-if TYPE_CHECKING:
-    from disbatch.engine.process import Outcome
+from disbatch.results.record import Outcome
 
 KILL_GRACE_SECONDS = 1.0  # between a TERM (a timeout, an abort) and the KILL that follows it
 ABORT_KILL_AGAIN_SECONDS = 5.0  # an aborting engine sends SIGKILL again this often while a task is not reaped
@@ -341,24 +338,7 @@ class EngineCore:
         if not self._outbox:
             self._outbox_deadline = now + REPORT_DELAY_SECONDS
         self._outbox.append(
-            TaskDone(
-                job.task_id,
-                job.phase,
-                outcome.pid,
-                outcome.return_code,
-                outcome.start,
-                outcome.finish,
-                outcome.out_bytes,
-                outcome.out_snippet,
-                outcome.err_bytes,
-                outcome.err_snippet,
-                timed_out,
-                interrupted,
-                job.attempt if not job.phase else 0,
-                outcome.max_rss_bytes,
-                outcome.user_seconds,
-                outcome.system_seconds,
-            )
+            TaskDone(job.task_id, job.phase, outcome, timed_out, interrupted, job.attempt if not job.phase else 0)
         )
 
 

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from disbatch.protocol.messages import Leftover, Message, TaskDone, Welcome
-
-if TYPE_CHECKING:
-    from disbatch.engine.process import Outcome
+from disbatch.results.record import Outcome
 
 PER_ENGINE_SLOT = -1  # the slot of a per-engine task (PERENGINE START/STOP): it runs alone, outside the N slots
 

@@ -17,7 +17,7 @@ found in; CUDA_VISIBLE_DEVICES for nvidia-smi and /dev/nvidia*; for Slurm's list
 ROCR_VISIBLE_DEVICES on a node with /dev/kfd and no /dev/nvidia*), to every other of these variables that lists the
 same devices (Slurm sets GPU_DEVICE_ORDINAL beside CUDA_VISIBLE_DEVICES), and to DISBATCH_GPUS.
 
-Everything here is pure but `SystemProbe`, which asks the machine (through `engine.process.probe_output`).
+Everything here is pure but `SystemProbe`, which asks the machine (through `engine.task_process.probe_output`).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class SystemProbe:
     """The real machine: `nvidia-smi -L` (at most a few seconds) and a listing of /dev."""
 
     def nvidia_smi(self) -> str | None:
-        from disbatch.engine.process import probe_output  # the one module that starts processes
+        from disbatch.engine.task_process import probe_output  # the one module that starts processes
 
         return probe_output(list(NVIDIA_SMI), timeout=10.0)
 

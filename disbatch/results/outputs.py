@@ -1,6 +1,6 @@
 """`--results DIR`: the names of the files that keep each task's complete stdout and stderr. Pure.
 
-The engine writes them (streaming each chunk as it reads it from the task's pipes, see `engine/process.py`); the
+The engine writes them (streaming each chunk as it reads it from the task's pipes, see `engine/task_process.py`); the
 driver names them in `--json` and `disbatch report`. One pair per attempt, so a retried task keeps every attempt:
 
     DIR/000042.1.out   DIR/000042.1.err      task 42, attempt 1 (task ids zero-padded like DISBATCH_TASKID_ZP)
