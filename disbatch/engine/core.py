@@ -22,9 +22,10 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from signal import SIGKILL, SIGTERM
+from types import MappingProxyType
 
 from disbatch.engine.core_events import (
     PER_ENGINE_SLOT,
@@ -94,7 +95,8 @@ class EngineCore:
         self._per_engine: deque[Job] = deque()
         self._stop_jobs: list[Job] = []
         self._free_slots = list(range(slots - 1, -1, -1))  # the lowest is taken first, a freed one next
-        self._shares = SlotShares(resources)
+        self._shares = SlotShares(resources) if resources else None  # None: nothing to share out
+        self._no_shares: Mapping[str, str] = MappingProxyType({})
         self._running: dict[int, Job] = {}  # slot -> job, in the order they started
         self._task_timeout = 0.0
         self._timeouts: dict[int, float | _TimedOut] = {}  # slot -> when its task is to be stopped (--timeout)
@@ -126,13 +128,15 @@ class EngineCore:
 
     def next_deadline(self) -> float:
         """The earliest time a `Tick` or `TurnEnded` has something to do (without new events)."""
-        deadlines = [self._next_heartbeat, self._last_heard + SILENCE_SECONDS]
-        if self._outbox:
-            deadlines.append(self._outbox_deadline)
-        if self._abort_deadline is not None:
-            deadlines.append(self._abort_deadline)
-        deadlines.extend(deadline for deadline in self._timeouts.values() if isinstance(deadline, float))
-        return min(deadlines)
+        deadline = min(self._next_heartbeat, self._last_heard + SILENCE_SECONDS)
+        if self._outbox and self._outbox_deadline < deadline:
+            deadline = self._outbox_deadline
+        if self._abort_deadline is not None and self._abort_deadline < deadline:
+            deadline = self._abort_deadline
+        for timeout in self._timeouts.values():
+            if isinstance(timeout, float) and timeout < deadline:
+                deadline = timeout
+        return deadline
 
     @property
     def running(self) -> dict[int, Job]:
@@ -222,7 +226,8 @@ class EngineCore:
             actions.extend(SignalGroup(slot, SIGKILL) for slot in self._running)
             actions.append(SignalLeftovers(SIGKILL))
             self._abort_deadline = now + ABORT_KILL_AGAIN_SECONDS
-        self._stop_overdue_tasks(now, actions)
+        if self._timeouts:
+            self._stop_overdue_tasks(now, actions)
         self._step(now, actions)
 
     def _on_turn_ended(self, event: TurnEnded, actions: list[Action]) -> None:
@@ -321,7 +326,10 @@ class EngineCore:
 
     def _start(self, slot: int, job: Job, now: float, actions: list[Action]) -> None:
         # A task gets its own share of the GPUs and -E lists; a per-engine task runs alone and sees all of them.
-        shares = self._shares.everything() if slot == PER_ENGINE_SLOT else self._shares.take(slot)
+        if self._shares is None:
+            shares = self._no_shares
+        else:
+            shares = self._shares.everything() if slot == PER_ENGINE_SLOT else self._shares.take(slot)
         self._running[slot] = job
         if self._task_timeout:
             self._timeouts[slot] = now + self._task_timeout
@@ -329,7 +337,8 @@ class EngineCore:
 
     def _free(self, slot: int) -> None:
         if slot != PER_ENGINE_SLOT:
-            self._shares.give_back(slot)
+            if self._shares is not None:
+                self._shares.give_back(slot)
             self._free_slots.append(slot)
 
     def _report(

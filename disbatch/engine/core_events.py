@@ -11,7 +11,7 @@ shell cannot carry out comes back at once as `SpawnFailed`, before the turn goes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from disbatch.protocol.messages import Leftover, Message, TaskDone, Welcome
@@ -119,7 +119,7 @@ class Spawn:
 
     slot: int
     job: Job
-    shares: dict[str, str] = field(default_factory=dict)
+    shares: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,8 @@ class EngineLoop:
         self._epoll = select.epoll()
         self._environment: dict[str, str] = {}
         self._tasks: dict[int, tuple[TaskProcess, Job]] = {}  # slot -> task
-        self._fd_slots: dict[int, int] = {}  # pipe or pidfd -> slot
-        self._pidfds: set[int] = set()
+        self._pipes: dict[int, int] = {}  # a task's stdout or stderr pipe -> its slot
+        self._pidfds: dict[int, int] = {}  # a task's pidfd -> its slot
         self._results_dir = ''  # --results: where each task's complete stdout and stderr go ('' for nowhere)
         self._unsent: tuple[TaskDone | Leftover, ...] = ()  # results of a send that raised: tried again on the way out
         self._scratch = ''
@@ -178,12 +178,14 @@ class EngineLoop:
     def _turn(self, wake_read: int) -> None:
         timeout = 0.0 if self._link.readable() else self._timeout_ms() / 1000
         for fd, _ in self._epoll.poll(timeout):
-            if fd == wake_read:
+            if (slot := self._pipes.get(fd)) is not None:
+                self._on_pipe(fd, slot)
+            elif (slot := self._pidfds.get(fd)) is not None:
+                self._on_exit(fd, slot)
+            elif fd == wake_read:
                 self._on_signal(wake_read)
             elif fd == 0 and self._stdin_watched:
                 self._on_stdin()
-            elif fd in self._fd_slots:
-                self._on_task_fd(fd)
         if self._link.readable():
             self._receive_all()
         now = time.monotonic()
@@ -205,17 +207,20 @@ class EngineLoop:
         while self._link.readable():
             self._carry_out(self.core.handle(Received(self._link.receive(), now)))
 
-    def _on_task_fd(self, fd: int) -> None:
-        slot = self._fd_slots[fd]
+    def _on_pipe(self, fd: int, slot: int) -> None:
+        process = self._tasks[slot][0]
+        if process.read(fd):  # its end: the task closed it (or exited)
+            del self._pipes[fd]
+            self._epoll.unregister(fd)
+            process.close(fd)
+
+    def _on_exit(self, fd: int, slot: int) -> None:
         process, job = self._tasks[slot]
-        if fd not in self._pidfds:
-            if process.read(fd):  # its end: the task closed it (or exited)
-                self._forget(fd)
-                process.close(fd)
-            return
         for pipe in process.open_fds:
-            self._forget(pipe)
-        self._forget(fd)
+            del self._pipes[pipe]
+            self._epoll.unregister(pipe)
+        del self._pidfds[fd]
+        self._epoll.unregister(fd)
         outcome = process.reap()
         now = time.monotonic()
         left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, now)
@@ -275,10 +280,11 @@ class EngineLoop:
             return
         self._tasks[slot] = (process, job)
         self._leftovers.track(process.pid, job.task_id)
-        for fd in (*process.open_fds, process.pidfd):
-            self._fd_slots[fd] = slot
+        for fd in process.open_fds:
+            self._pipes[fd] = slot
             self._epoll.register(fd, select.EPOLLIN)
-        self._pidfds.add(process.pidfd)
+        self._pidfds[process.pidfd] = slot
+        self._epoll.register(process.pidfd, select.EPOLLIN)
 
     def _send(self, batch: tuple[TaskDone | Leftover, ...], goodbye: Goodbye | None = None) -> None:
         self._unsent = batch
@@ -295,11 +301,6 @@ class EngineLoop:
         if job.phase:
             return per_engine_output_paths(self._results_dir, job.line_number, self.rank)
         return output_paths(self._results_dir, job.task_id, job.attempt)
-
-    def _forget(self, fd: int) -> None:
-        del self._fd_slots[fd]
-        self._pidfds.discard(fd)
-        self._epoll.unregister(fd)
 
     def _kill_everything(self) -> None:
         """Last line of defence on any exit path: no task of this engine outlives it."""

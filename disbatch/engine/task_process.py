@@ -110,12 +110,14 @@ class TaskProcess:
     def _spawn(cls, command: str, environment: dict[str, str], scratch: str, null_stdin: bool) -> TaskProcess:
         script = None
         arguments = [BASH, '-c', command]
-        encoded = command.encode('utf-8', 'surrogateescape')
-        if len(encoded) > LONG_COMMAND_BYTES:
-            descriptor, script = tempfile.mkstemp(dir=scratch, suffix='.sh')
-            with os.fdopen(descriptor, 'wb') as handle:
-                handle.write(encoded + b'\n')
-            arguments = [BASH, script]
+        # A character is at most 4 bytes in UTF-8: a command this short is never long, and need not be encoded.
+        if len(command) * 4 > LONG_COMMAND_BYTES:
+            encoded = command.encode('utf-8', 'surrogateescape')
+            if len(encoded) > LONG_COMMAND_BYTES:
+                descriptor, script = tempfile.mkstemp(dir=scratch, suffix='.sh')
+                with os.fdopen(descriptor, 'wb') as handle:
+                    handle.write(encoded + b'\n')
+                arguments = [BASH, script]
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
