@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from disbatch.engine.core import EngineCore
 from disbatch.engine.core_events import Action, Job, Joined, Leaving, Received, TaskExited, Tick, TurnEnded
 from disbatch.engine.shares import Resource
-from disbatch.engine.task_process import Outcome
 from disbatch.protocol.messages import Message, PerEngineSpec, Run, TaskDone, Welcome
+from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage
 
 
 def welcome(
@@ -43,23 +41,20 @@ def stop_spec(task_id: int) -> PerEngineSpec:
 
 
 def outcome(return_code: int = 0, pid: int = 4242, start: float = 100.0, finish: float = 101.0) -> Outcome:
-    return Outcome(
-        pid=pid, return_code=return_code, start=start, finish=finish, out_bytes=3, out_snippet="'ok'", err_bytes=0,
-        err_snippet="''", user_seconds=0.25, system_seconds=0.125, max_rss_bytes=1 << 20,
-    )  # fmt: skip
+    return Outcome.ran(
+        pid, return_code, start, finish, 3, "'ok'", 0, EMPTY_SNIPPET, ResourceUsage(1 << 20, 0.25, 0.125)
+    )
 
 
 def failed_spawn(code: int = 2) -> Outcome:
-    return replace(outcome(code, pid=-1, finish=100.0), out_bytes=0, out_snippet="''")
+    return Outcome.spawn_failure(code, 'No such file or directory', 100.0)
 
 
 def done(of: Job, result: Outcome | None = None, timed_out: bool = False, interrupted: bool = False) -> TaskDone:
     """The TaskDone an engine reports for `of` that ended with `result`."""
-    o = outcome() if result is None else result
     return TaskDone(
-        of.task_id, of.phase, o.pid, o.return_code, o.start, o.finish, o.out_bytes, o.out_snippet, o.err_bytes,
-        o.err_snippet, timed_out, interrupted, of.attempt if not of.phase else 0, o.max_rss_bytes, o.user_seconds,
-        o.system_seconds,
+        of.task_id, of.phase, outcome() if result is None else result, timed_out, interrupted,
+        of.attempt if not of.phase else 0,
     )  # fmt: skip
 
 
