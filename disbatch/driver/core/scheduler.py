@@ -34,6 +34,7 @@ from disbatch.driver.core.events import (
     Finish,
     InterruptEngines,
     ItemRead,
+    LogWarning,
     NoMoreEngines,
     PutBarrierKey,
     RecordRead,
@@ -46,8 +47,8 @@ from disbatch.driver.core.events import (
     WriteRecord,
 )
 from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
-from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.taskfile.items import Barrier, Task
+from disbatch.results.record import RecordKind, StatusRecord, task_kind
+from disbatch.taskfile.items import Barrier, PerEngineTask, Task
 
 # How many times a task lost with its engine is re-issued before it is given up.
 MAX_ATTEMPTS = 3
@@ -114,6 +115,7 @@ class SchedulerConfig:
     wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
     add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
     allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
+    per_engine_tasks: tuple[PerEngineTask, ...] = ()  # PERENGINE START and STOP: what an engine reports of them
 
 
 @dataclass(slots=True)
@@ -147,6 +149,7 @@ class Scheduler:
         self._exit_code = 0
         self._context_limits: dict[str, int] = {}
         self._context_assigned: dict[str, int] = {}
+        self._per_engine = {(task.phase.value, task.task_id): task for task in config.per_engine_tasks}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
         self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
@@ -231,16 +234,26 @@ class Scheduler:
         self._stream_ended = True
 
     def _on_task_finished(self, event: TaskFinished, actions: list[Action]) -> None:
-        record = event.record
         engine = self.engines.get(event.engine_rank)
-        if record.kind is RecordKind.PER_ENGINE:
-            actions.append(WriteRecord(record))
+        if engine is None:
+            actions.append(LogWarning(f'engine {event.engine_rank}, gone, reported task {event.task_id}'))
             return
-        task = engine.assigned.pop(record.task_id, None) if engine is not None else None
-        if engine is None or task is None:
-            # The attempt was given up earlier (its engine was declared lost): record it, but as a zombie.
-            actions.append(WriteRecord(record.as_zombie()))
+        if event.phase:
+            per_engine = self._per_engine.get((event.phase, event.task_id))
+            if per_engine is None:
+                message = f'engine {engine.rank} reported an unknown {event.phase} task {event.task_id}'
+                actions.append(LogWarning(message))
+            else:
+                actions.append(WriteRecord(StatusRecord.per_engine(per_engine, engine.hostname, event.outcome)))
             return
+        task = engine.assigned.pop(event.task_id, None)
+        if task is None:
+            message = f'engine {engine.rank} reported task {event.task_id}, which it was not running'
+            actions.append(LogWarning(message))
+            return
+        kind = task_kind(event.timed_out, event.interrupted)
+        attempt = self._attempts.get(task.task_id, 0) + 1  # the attempt it was sent as (SendTask)
+        record = StatusRecord.of_task(task, engine.hostname, event.outcome, kind, attempt)
         self._last_finish = max(self._last_finish, record.finish)
         engine.recent_elapsed = (
             record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
@@ -504,6 +517,7 @@ __all__ = [
     'Finish',
     'InterruptEngines',
     'ItemRead',
+    'LogWarning',
     'NoMoreEngines',
     'PutBarrierKey',
     'RecordRead',

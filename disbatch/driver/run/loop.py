@@ -45,9 +45,7 @@ from disbatch.protocol.messages import (
     Welcome,
 )
 from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.status_file import StatusFileWriter
-from disbatch.taskfile.items import PerEngineTask, Task
 
 log = logging.getLogger('disbatch.driver')
 
@@ -133,10 +131,6 @@ class DriverLoop:
         self._stop_deadline: float | None = None
         self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
         self._starting_is_news = True  # say so when an engine had not joined by the end
-        self._per_engine = {
-            'START': {task.task_id: task for task in feeder.start_tasks},
-            'STOP': {task.task_id: task for task in feeder.stop_tasks},
-        }
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
@@ -302,20 +296,9 @@ class DriverLoop:
         return label
 
     def _on_task_done(self, engine: _Engine, done: TaskDone) -> None:
-        if done.phase:
-            per_engine: PerEngineTask | None = self._per_engine.get(done.phase, {}).get(done.task_id)
-            if per_engine is None:
-                log.warning('engine %d reported an unknown %s task %d', engine.rank, done.phase, done.task_id)
-                return
-            record = StatusRecord.per_engine(per_engine, engine.hostname, done.outcome)
-        else:
-            state = self.scheduler.engines.get(engine.rank)
-            task: Task | None = state.assigned.get(done.task_id) if state else None
-            if task is None:
-                log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
-                return
-            record = StatusRecord.of_task(task, engine.hostname, done.outcome, _task_kind(done), done.attempt)
-        self._dispatch(sched.TaskFinished(engine.rank, record))
+        self._dispatch(
+            sched.TaskFinished(engine.rank, done.task_id, done.outcome, done.timed_out, done.interrupted, done.phase)
+        )
 
     def _on_signals(self, wake_read: int) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -398,6 +381,8 @@ class DriverLoop:
             self.kvs.put(action.key.encode(), str(action.task_id).encode())
         elif isinstance(action, sched.Report):
             self.report(action.message)
+        elif isinstance(action, sched.LogWarning):
+            log.warning('%s', action.message)
         elif isinstance(action, sched.Finish):
             self._exit_code = action.exit_code
 
@@ -507,10 +492,3 @@ class DriverLoop:
         self._engines.pop(engine.rank, None)
         self._by_peer.pop(engine.peer, None)
         self._by_launch.pop(engine.launch_id, None)
-
-
-def _task_kind(done: TaskDone) -> RecordKind:
-    """What the engine says ended the task: --timeout, the run stopping it, or the task itself."""
-    if done.timed_out:
-        return RecordKind.TIMED_OUT
-    return RecordKind.INTERRUPTED if done.interrupted else RecordKind.NORMAL

@@ -139,6 +139,7 @@ class Session:
                     add_context_hint=f'{files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                     retries=config.retries,
                     allocation=allocation,
+                    per_engine_tasks=(*feeder.start_tasks, *feeder.stop_tasks),
                 )
             )
             for context in self.contexts:
