@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import zmq
 
 from disbatch.contexts.base import Context
-from disbatch.driver.core import scheduler as sched
+from disbatch.driver.core import events as ev
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
 from disbatch.driver.observers.snapshot import EngineFacts
@@ -92,7 +93,7 @@ class DriverLoop:
     def __init__(
         self,
         settings: DriverSettings,
-        scheduler: sched.Scheduler,
+        scheduler: Scheduler,
         feeder: Feeder,
         contexts: list[Context],
         endpoint: DriverEndpoint,
@@ -232,7 +233,7 @@ class DriverLoop:
         elif isinstance(message, Goodbye):
             log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
             self._forget(engine)
-            self._dispatch(sched.EngineGone(engine.rank, lost=False, now=time.time()))
+            self._dispatch(ev.EngineGone(engine.rank, lost=False, now=time.time()))
         else:
             log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
@@ -265,7 +266,7 @@ class DriverLoop:
             ),
         )
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
-        self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
+        self._dispatch(ev.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
 
     def _on_context_hello(self, peer: bytes, hello: ContextHello) -> None:
         if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
@@ -279,7 +280,7 @@ class DriverLoop:
         )
         log.info('context %s joined (%s%s)', label, hello.kind,
                  f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
-        self._dispatch(sched.ContextJoined(label, hello.task_limit))
+        self._dispatch(ev.ContextJoined(label, hello.task_limit))
 
     def _unique_label(self, hello: ContextHello) -> str:
         wanted = hello.label or (f'J{hello.job_id}' if hello.kind != 'SSH' and hello.job_id else '')
@@ -297,7 +298,7 @@ class DriverLoop:
 
     def _on_task_done(self, engine: _Engine, done: TaskDone) -> None:
         self._dispatch(
-            sched.TaskFinished(engine.rank, done.task_id, done.outcome, done.timed_out, done.interrupted, done.phase)
+            ev.TaskFinished(engine.rank, done.task_id, done.outcome, done.timed_out, done.interrupted, done.phase)
         )
 
     def _on_signals(self, wake_read: int) -> None:
@@ -307,7 +308,7 @@ class DriverLoop:
                 name = signal.Signals(signum).name
                 code = SIGNAL_EXIT_CODES.get(signal.Signals(signum), 128 + signum)
                 self._begin_stop()
-                self._dispatch(sched.StopRequested(f'{name} received: stopping every running task', code))
+                self._dispatch(ev.StopRequested(f'{name} received: stopping every running task', code))
 
     def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
         poller.unregister(fd)
@@ -326,7 +327,7 @@ class DriverLoop:
             return
         log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
         self._forget(engine)
-        self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
 
     # ------------------------------------------------------------ progress
 
@@ -337,11 +338,11 @@ class DriverLoop:
                 event = self.feeder.next_event(time.time())
             except DisbatchError as error:
                 self._begin_stop()
-                self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
+                self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
                 return
             if event is NOT_YET:
                 return
-            self._dispatch(event if event is not None else sched.StreamEnded(time.time()))
+            self._dispatch(event if event is not None else ev.StreamEnded(time.time()))
 
     def _on_source(self, fd: int, poller: zmq.Poller) -> None:
         try:
@@ -349,11 +350,11 @@ class DriverLoop:
         except DisbatchError as error:  # the --taskcommand producer failed: nothing more is handed out
             self._starting_is_news = False  # engines still starting are no news then: the error is the message
             self._begin_stop()
-            self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
+            self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
         if fd not in self.feeder.source.fds:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
-    def _dispatch(self, event: sched.Event) -> None:
+    def _dispatch(self, event: ev.Event) -> None:
         actions = self.scheduler.handle(event)
         if self.journal is not None:
             self.journal.on_step(event, actions)
@@ -361,29 +362,29 @@ class DriverLoop:
             self._carry_out(action)
         self.publisher.changed()
 
-    def _carry_out(self, action: sched.Action) -> None:
-        if isinstance(action, sched.SendTask):
+    def _carry_out(self, action: ev.Action) -> None:
+        if isinstance(action, ev.SendTask):
             task = action.task
             engine = self._engines[action.engine_rank]
             self._send(
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
-        elif isinstance(action, sched.WriteRecord):
+        elif isinstance(action, ev.WriteRecord):
             self.status.write(action.record)
             if action.final:
                 self.publisher.record(action.record)  # observers see each task's result, not every attempt
-        elif isinstance(action, sched.DrainEngine):
+        elif isinstance(action, ev.DrainEngine):
             self._send(self._engines[action.engine_rank].peer, Drain())
-        elif isinstance(action, sched.AbortEngine):
+        elif isinstance(action, ev.AbortEngine):
             self._begin_stop()
             self._send(self._engines[action.engine_rank].peer, Abort(action.reason))
-        elif isinstance(action, sched.PutBarrierKey):
+        elif isinstance(action, ev.PutBarrierKey):
             self.kvs.put(action.key.encode(), str(action.task_id).encode())
-        elif isinstance(action, sched.Report):
+        elif isinstance(action, ev.Report):
             self.report(action.message)
-        elif isinstance(action, sched.LogWarning):
+        elif isinstance(action, ev.LogWarning):
             log.warning('%s', action.message)
-        elif isinstance(action, sched.Finish):
+        elif isinstance(action, ev.Finish):
             self._exit_code = action.exit_code
 
     def _send(self, peer: bytes, message: Message) -> None:
@@ -431,8 +432,8 @@ class DriverLoop:
             self._next_end_check = time.monotonic() + END_CHECK_SECONDS
             end = read_end()
             if end is not None and abs(end - self.scheduler.drain.allocation.end) >= 1:
-                self._dispatch(sched.AllocationEndChanged(end))
-        self._dispatch(sched.ClockTick(time.time()))
+                self._dispatch(ev.AllocationEndChanged(end))
+        self._dispatch(ev.ClockTick(time.time()))
 
     def _run_timers(self) -> None:
         now = time.time()
@@ -449,7 +450,7 @@ class DriverLoop:
                 for context in self.contexts:
                     context.abandon(engine.launch_id)
                 self._forget(engine)
-                self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
+                self._dispatch(ev.EngineGone(engine.rank, lost=True, now=now))
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines.values():
@@ -464,8 +465,8 @@ class DriverLoop:
         for engine in list(self._engines.values()):
             log.warning('engine %d did not stop in time; killed', engine.rank)
             self._forget(engine)
-            self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
-        self._dispatch(sched.NoMoreEngines(time.time()))
+            self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _check_contexts(self) -> None:
         """No engine and no context left: after a short grace (a context being added may say hello), tell the
@@ -476,7 +477,7 @@ class DriverLoop:
         elif self._alone_since is None:
             self._alone_since = time.monotonic()
         elif time.monotonic() - self._alone_since >= NO_ENGINE_GRACE_SECONDS:
-            self._dispatch(sched.NoMoreEngines(time.time()))
+            self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:
         for context in self.contexts:

@@ -10,8 +10,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from disbatch.driver.core.scheduler import (
-    MAX_AHEAD,
+from disbatch.driver.core.engines import MAX_AHEAD
+from disbatch.driver.core.events import (
     AbortEngine,
     Action,
     DrainEngine,
@@ -22,14 +22,13 @@ from disbatch.driver.core.scheduler import (
     ItemRead,
     RecordRead,
     Report,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
-    State,
     StreamEnded,
     TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import RunState, SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import EMPTY_SNIPPET, LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
@@ -119,7 +118,7 @@ def check_the_spare(scheduler: Scheduler, drained: bool) -> None:
     """At the tail (stream over, nothing pending) at most one idle engine is left undrained while tasks run, and
     none once nothing runs; when an engine was just drained while tasks run, one idle engine was kept (no engine is
     retired in the runs that call this)."""
-    if scheduler.state is not State.DRAINING or scheduler.pending:
+    if scheduler.state is not RunState.DRAINING or scheduler.pending:
         return
     idle = [rank for rank, engine in scheduler.engines.items() if not engine.drained and not engine.assigned]
     if scheduler.running == 0:
@@ -173,7 +172,7 @@ class SimulatedDriver:
 
     @property
     def finished(self) -> bool:
-        return self.scheduler.state is State.FINISHED
+        return self.scheduler.state is RunState.FINISHED
 
     # ------------------------------------------------------------ steps
 

@@ -6,8 +6,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
-    Counts,
+from disbatch.driver.core.events import (
     DrainEngine,
     EngineGone,
     EngineJoined,
@@ -17,6 +16,7 @@ from disbatch.driver.core.scheduler import (
     SendTask,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts
 
 from .scheduling import (
     TASKS,

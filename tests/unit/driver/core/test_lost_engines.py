@@ -7,9 +7,8 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
@@ -18,9 +17,9 @@ from disbatch.driver.core.scheduler import (
     NoMoreEngines,
     Report,
     SendTask,
-    State,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState
 
 from .scheduling import (
     TASKS,
@@ -116,7 +115,7 @@ def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> No
     # The stream ends while both engines are busy. A busy engine could still take a lost task, so it is only
     # drained once it is idle (the reference stops each slot behind its running task).
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
     assert actions == [
         Report(ANY),

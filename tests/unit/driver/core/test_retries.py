@@ -7,20 +7,19 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
     Action,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
     Finish,
     Report,
     SendTask,
-    State,
     StopRequested,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState
 from disbatch.results.record import RecordKind
 
 from .scheduling import (
@@ -126,7 +125,7 @@ def test_fail_fast_waits_for_the_last_retry_of_a_task() -> None:
         WriteRecord(first, final=False),
         SendTask(0, TASKS[0], attempt=2),
     ]
-    assert scheduler.state is State.RUNNING
+    assert scheduler.state is RunState.RUNNING
     second = finished(TASKS[0], return_code=1, start=11.0, attempt=2)
     actions = scheduler.handle(reported(0, second))
     reason = reports(actions)[0]

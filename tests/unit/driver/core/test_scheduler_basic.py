@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
-    MAX_AHEAD,
+from disbatch.driver.core.engines import MAX_AHEAD
+from disbatch.driver.core.events import (
     AbortEngine,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
@@ -18,11 +17,11 @@ from disbatch.driver.core.scheduler import (
     LogWarning,
     NoMoreEngines,
     SendTask,
-    State,
     StopRequested,
     TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState
 from disbatch.results.record import Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Phase
 
@@ -167,7 +166,7 @@ def test_the_end_of_the_stream_drains_each_engine_once_idle_and_the_run_finishes
     scheduler.handle(reported(0, finished(TASKS[0])))
     # Engine 0 is the only idle engine at the tail: kept as the spare while engines 1 and 2 run.
     assert feed_stream(scheduler, stream, now=11.0) == []
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     # Engine 1 goes idle: the spare stays the same, and engine 1 is released at once.
     record = finished(TASKS[1], host='node1')
     assert scheduler.handle(reported(1, record)) == [WriteRecord(record), DrainEngine(1)]
@@ -208,7 +207,7 @@ def test_an_engine_joining_while_the_run_drains_is_drained() -> None:
     stream = Stream(TASKS[:1])
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     # The first to join while engine 0 runs is kept as the spare; the next one is drained at once.
     assert scheduler.handle(EngineJoined(1, 'node1', slots=4)) == []
     assert scheduler.handle(EngineJoined(2, 'node2', slots=4)) == [DrainEngine(2)]

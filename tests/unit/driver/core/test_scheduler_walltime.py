@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from unittest.mock import ANY
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
     AllocationEndChanged,
     ClockTick,
@@ -18,12 +18,12 @@ from disbatch.driver.core.scheduler import (
     Finish,
     ItemRead,
     Report,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
     StreamEnded,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
 from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task

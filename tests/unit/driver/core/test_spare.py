@@ -6,21 +6,19 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     ContextJoined,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
     Finish,
     Report,
     RetireEngines,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
-    State,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 
 from .scheduling import (
     TASKS,
@@ -42,7 +40,7 @@ def test_one_idle_engine_is_kept_as_a_spare_while_another_runs_and_drained_when_
         scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
     # The stream ends with engines 0 and 1 busy: engine 2, the only idle one, is kept as the spare.
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     # Engine 0 goes idle: the spare stays engine 2 (not the first idle engine), so engine 0 is drained.
     first = finished(TASKS[0])
     assert scheduler.handle(reported(0, first)) == [WriteRecord(first), DrainEngine(0)]
@@ -140,7 +138,7 @@ def test_an_engine_retired_by_the_monitor_is_never_kept_as_the_spare() -> None:
     assert scheduler.handle(reported(1, last)) == [WriteRecord(last), DrainEngine(1)]
     for rank in range(3):
         scheduler.handle(EngineGone(rank, lost=False, now=12.0))
-    assert scheduler.state is State.FINISHED
+    assert scheduler.state is RunState.FINISHED
 
 
 def test_an_engine_whose_context_reached_its_task_limit_is_never_kept_as_the_spare() -> None:

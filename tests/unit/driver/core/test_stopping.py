@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from unittest.mock import ANY
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
     ContextJoined,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
@@ -16,10 +15,10 @@ from disbatch.driver.core.scheduler import (
     NoMoreEngines,
     Report,
     SendTask,
-    State,
     StopRequested,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState
 from disbatch.results.record import RecordKind
 
 from .scheduling import (
@@ -47,7 +46,7 @@ def test_fail_fast_aborts_every_engine_at_the_first_failure_and_finishes_with_1(
     reason = reports(actions)[0]
     assert actions == [WriteRecord(failure), Report(reason), AbortEngine(0, reason), AbortEngine(1, reason)]
     assert 'task 1 (line 2) failed with return code 1' in reason
-    assert scheduler.state is State.STOPPING
+    assert scheduler.state is RunState.STOPPING
     assert feed_stream(scheduler, stream, now=11.0) == []
     assert list(stream.unread) == TASKS[3:5]
     # The aborted engines report the tasks they killed, then leave.
@@ -68,7 +67,7 @@ def test_fail_fast_also_stops_the_tail_of_the_run() -> None:
     actions = scheduler.handle(reported(0, failure))
     assert actions == [WriteRecord(failure), Report(ANY), AbortEngine(0, ANY)]  # task 1 must not run on
     assert 'task 0 (line 1) failed with return code 1' in reports(actions)[0]
-    assert scheduler.state is State.STOPPING
+    assert scheduler.state is RunState.STOPPING
     scheduler.handle(reported(0, finished(TASKS[1], return_code=-15)))
     assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == [Finish(1)]
 
