@@ -29,7 +29,8 @@ from disbatch.driver.observers.publisher import RunObserver
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, LOOPBACK
 from disbatch.driver.run.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
-from disbatch.driver.run.loop import DriverLoop, DriverSettings
+from disbatch.driver.run.loop import DriverLoop
+from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.stream.source import FileSource
