@@ -2,7 +2,7 @@
 
 import sys
 
-from disbatch.contexts.process import main
+from disbatch.contexts.context_process import main
 
 if __name__ == '__main__':
     sys.exit(main())

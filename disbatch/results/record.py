@@ -37,6 +37,14 @@ class RecordKind(enum.Enum):
     BARRIER_CHECK = 'C'
 
 
+def task_kind(timed_out: bool, interrupted: bool) -> RecordKind:
+    """The kind of a task's record from what its engine says ended it: --timeout, the run stopping it, or the task
+    itself."""
+    if timed_out:
+        return RecordKind.TIMED_OUT
+    return RecordKind.INTERRUPTED if interrupted else RecordKind.NORMAL
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceUsage:
     """What a task's processes used, from the engine's `wait4`. Not in the status file (its 15 columns stay the
@@ -219,7 +227,3 @@ class StatusRecord:
     def as_interrupted(self) -> StatusRecord:
         """The same attempt, recorded as stopped by the run (its return code, times and output kept)."""
         return replace(self, kind=RecordKind.INTERRUPTED)
-
-    def as_zombie(self) -> StatusRecord:
-        """The same attempt, reported after the driver had given it up."""
-        return replace(self, kind=RecordKind.ZOMBIE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from disbatch.results.record import StatusRecord
+from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import Item, Task
 
 # ---------------------------------------------------------------- events
@@ -50,8 +50,15 @@ class StreamEnded:
 
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
+    """An engine reports how a task it ran ended. The scheduler records it: it knows the task (which it gave that
+    engine, or the run's per-engine tasks), the engine's host, and which attempt this was."""
+
     engine_rank: int
-    record: StatusRecord  # kind NORMAL or PER_ENGINE
+    task_id: int
+    outcome: Outcome
+    timed_out: bool = False  # the engine stopped it after --timeout seconds
+    interrupted: bool = False  # the engine stopped it because the run stopped it
+    phase: str = ''  # 'START' or 'STOP' for a per-engine task
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +183,15 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class LogWarning:
+    """Something for the log only (an engine's report the run cannot place)."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     exit_code: int
 
 
-Action = SendTask | WriteRecord | PutBarrierKey | DrainEngine | AbortEngine | Report | Finish
+Action = SendTask | WriteRecord | PutBarrierKey | DrainEngine | AbortEngine | Report | LogWarning | Finish

@@ -17,10 +17,10 @@ Life of a run:
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from disbatch.driver.core.engines import EngineLoad, TaskLimits, choose_spare
 from disbatch.driver.core.events import (
     AbortEngine,
     Action,
@@ -34,6 +34,7 @@ from disbatch.driver.core.events import (
     Finish,
     InterruptEngines,
     ItemRead,
+    LogWarning,
     NoMoreEngines,
     PutBarrierKey,
     RecordRead,
@@ -45,85 +46,10 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
+from disbatch.driver.core.walltime import EXIT_WALLTIME, DrainGate, clock
+from disbatch.results.record import RecordKind, StatusRecord, task_kind
 from disbatch.taskfile.items import Barrier, Task
-
-# How many times a task lost with its engine is re-issued before it is given up.
-MAX_ATTEMPTS = 3
-# Engines whose recent tasks are shorter than this get tasks queued ahead of their slots, so a slot never waits a
-# round trip for its next task: about PIPELINE_SECONDS of work per slot (at least one task, at most MAX_AHEAD), which
-# also lets results and assignments travel in batches. The queue grows only with the short tasks an engine has
-# finished in a row (one more task per slot for each slot's worth of them), and a long task empties it at once: a
-# few quick tasks before long ones cannot pile long ones up on one engine. Engines running longer tasks get exactly
-# one task per slot, so the balance stays dynamic.
-PIPELINE_BELOW_SECONDS = 0.05
-PIPELINE_SECONDS = 0.02
-MAX_AHEAD = 16
-
-
-class State(enum.Enum):
-    RUNNING = 'running'
-    DRAINING = 'draining'
-    STOPPING = 'stopping'
-    FINISHED = 'finished'
-
-
-# ---------------------------------------------------------------- state
-
-
-@dataclass(slots=True)
-class EngineState:
-    rank: int
-    hostname: str
-    slots: int
-    context: str = ''
-    assigned: dict[int, Task] = field(default_factory=dict)
-    recent_elapsed: float | None = None  # moving average of task durations; None until one finished
-    short_streak: int = 0  # tasks shorter than PIPELINE_BELOW_SECONDS finished in a row
-    retiring: bool = False  # gets no new task; drained once idle
-    drained: bool = False  # DrainEngine (or AbortEngine) sent
-    aborted: bool = False  # AbortEngine sent: what it still holds when it goes was interrupted, not lost
-    given: int = 0  # tasks ever sent to it
-    finished: int = 0
-    failed: int = 0
-
-    @property
-    def capacity(self) -> int:
-        if self.retiring:
-            return 0
-        if self.recent_elapsed is None or self.recent_elapsed >= PIPELINE_BELOW_SECONDS or not self.short_streak:
-            return self.slots
-        by_time = int(PIPELINE_SECONDS / max(self.recent_elapsed, 1e-6))
-        ahead = min(MAX_AHEAD, by_time, self.short_streak // self.slots)
-        return self.slots * (1 + max(1, ahead))
-
-    @property
-    def free(self) -> int:
-        return max(0, self.capacity - len(self.assigned))
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    driver_host: str
-    driver_pid: int
-    fail_fast: bool = False
-    exit_code_on_failure: bool = False  # -e
-    max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
-    retries: int = 0  # --retries: runs of a failed task after the first
-    wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
-    add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
-    allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
-
-
-@dataclass(slots=True)
-class Counts:
-    finished: int = 0
-    failed: int = 0
-    skipped: int = 0
-    barriers: int = 0
-    lost: int = 0
-    interrupted: int = 0  # tasks whose final record says the run stopped them (not counted in finished)
 
 
 @dataclass(slots=True)
@@ -135,8 +61,8 @@ class _OpenBarrier:
 class Scheduler:
     def __init__(self, config: SchedulerConfig) -> None:
         self.config = config
-        self.state = State.RUNNING
-        self.engines: dict[int, EngineState] = {}
+        self.state = RunState.RUNNING
+        self.engines: dict[int, EngineLoad] = {}
         self.pending: deque[Task] = deque()
         self.counts = Counts()
         self._attempts: dict[int, int] = {}
@@ -145,8 +71,8 @@ class Scheduler:
         self._failed_since_barrier = False
         self._last_finish = 0.0
         self._exit_code = 0
-        self._context_limits: dict[str, int] = {}
-        self._context_assigned: dict[str, int] = {}
+        self._task_limits = TaskLimits()  # -C
+        self._per_engine = {(task.phase.value, task.task_id): task for task in config.per_engine_tasks}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
         self._waiting_reported = config.wait_for_contexts  # -S: the start-up message already says we wait
         self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
@@ -172,7 +98,7 @@ class Scheduler:
 
     def wants_item(self) -> bool:
         """Should the shell read another item from the task stream now?"""
-        if self.state is not State.RUNNING or self._stream_ended or self._barrier is not None:
+        if self.state is not RunState.RUNNING or self._stream_ended or self._barrier is not None:
             return False
         if self.drain is not None and self.drain.holding:
             return False  # draining for the end of the allocation: what is not read yet is left for the next run
@@ -193,7 +119,7 @@ class Scheduler:
     # ------------------------------------------------------------ events
 
     def handle(self, event: Event) -> list[Action]:
-        if self.state is State.FINISHED:
+        if self.state is RunState.FINISHED:
             return []
         actions: list[Action] = []
         self._handlers[type(event)](event, actions)  # type: ignore[operator]
@@ -201,18 +127,16 @@ class Scheduler:
         return actions
 
     def _on_engine_joined(self, event: EngineJoined, actions: list[Action]) -> None:
-        engine = EngineState(event.engine_rank, event.hostname, event.slots, event.context)
+        engine = EngineLoad(event.engine_rank, event.hostname, event.slots, event.context)
         self.engines[event.engine_rank] = engine
         self._waiting_reported = False
-        limit = self._context_limits.get(event.context, 0)
-        if limit and self._context_assigned.get(event.context, 0) >= limit:
+        if self._task_limits.reached(event.context):
             engine.retiring = True
-        if self.state is State.STOPPING:
+        if self.state is RunState.STOPPING:
             self._abort_engine(engine, 'run is stopping', actions)
 
     def _on_context_joined(self, event: ContextJoined, actions: list[Action]) -> None:
-        if event.task_limit > 0:
-            self._context_limits[event.label] = event.task_limit
+        self._task_limits.set(event.label, event.task_limit)
 
     def _on_item_read(self, event: ItemRead, actions: list[Action]) -> None:
         item = event.item
@@ -231,21 +155,28 @@ class Scheduler:
         self._stream_ended = True
 
     def _on_task_finished(self, event: TaskFinished, actions: list[Action]) -> None:
-        record = event.record
         engine = self.engines.get(event.engine_rank)
-        if record.kind is RecordKind.PER_ENGINE:
-            actions.append(WriteRecord(record))
+        if engine is None:
+            actions.append(LogWarning(f'engine {event.engine_rank}, gone, reported task {event.task_id}'))
             return
-        task = engine.assigned.pop(record.task_id, None) if engine is not None else None
-        if engine is None or task is None:
-            # The attempt was given up earlier (its engine was declared lost): record it, but as a zombie.
-            actions.append(WriteRecord(record.as_zombie()))
+        if event.phase:
+            per_engine = self._per_engine.get((event.phase, event.task_id))
+            if per_engine is None:
+                message = f'engine {engine.rank} reported an unknown {event.phase} task {event.task_id}'
+                actions.append(LogWarning(message))
+            else:
+                actions.append(WriteRecord(StatusRecord.per_engine(per_engine, engine.hostname, event.outcome)))
             return
+        task = engine.assigned.pop(event.task_id, None)
+        if task is None:
+            message = f'engine {engine.rank} reported task {event.task_id}, which it was not running'
+            actions.append(LogWarning(message))
+            return
+        kind = task_kind(event.timed_out, event.interrupted)
+        attempt = self._attempts.get(task.task_id, 0) + 1  # the attempt it was sent as (SendTask)
+        record = StatusRecord.of_task(task, engine.hostname, event.outcome, kind, attempt)
         self._last_finish = max(self._last_finish, record.finish)
-        engine.recent_elapsed = (
-            record.elapsed if engine.recent_elapsed is None else (0.8 * engine.recent_elapsed + 0.2 * record.elapsed)
-        )
-        engine.short_streak = engine.short_streak + 1 if record.elapsed < PIPELINE_BELOW_SECONDS else 0
+        engine.observe(record.elapsed)
         if record.interrupted:
             self._interrupted(task, record, actions)
             return
@@ -269,12 +200,8 @@ class Scheduler:
         # Asked to stop (-C limit, the monitor, the tail): its process may end before its goodbye is read.
         self._last_left_on_purpose = not event.lost or engine.retiring or engine.drained
         if event.lost and engine.assigned and not engine.aborted:  # an aborted engine's tasks are interrupted
-            actions.append(
-                Report(
-                    f'engine {engine.rank} on {engine.hostname} was lost with {len(engine.assigned)} task(s) running '
-                    'or queued'
-                )
-            )
+            held = f'{len(engine.assigned)} task(s) running or queued'
+            actions.append(Report(f'engine {engine.rank} on {engine.hostname} was lost with {held}'))
         retry: list[Task] = []
         for task in engine.assigned.values():
             if engine.aborted:  # queued, or killed with its engine after the stop's grace time: we stopped it
@@ -293,7 +220,7 @@ class Scheduler:
         self.pending.extendleft(reversed(retry))
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
-        if self.state not in (State.RUNNING, State.DRAINING) or self.engines or not self.more_tasks:
+        if self.state not in _ACTIVE or self.engines or not self.more_tasks:
             return
         if self.config.wait_for_contexts or self._last_left_on_purpose:
             # Engines that left on purpose mean the user means to add resources: wait for them, and say how.
@@ -306,14 +233,12 @@ class Scheduler:
 
     def _on_retire_engines(self, event: RetireEngines, actions: list[Action]) -> None:
         for engine in self.engines.values():
-            if engine.rank in event.engine_ranks or (event.context and engine.context == event.context):
+            if engine.matches(event.engine_ranks, event.context):
                 engine.retiring = True
 
     def _on_interrupt_engines(self, event: InterruptEngines, actions: list[Action]) -> None:
         for engine in self.engines.values():
-            if not engine.aborted and (
-                engine.rank in event.engine_ranks or (event.context and engine.context == event.context)
-            ):
+            if not engine.aborted and engine.matches(event.engine_ranks, event.context):
                 self._abort_engine(engine, event.reason, actions)
 
     def _on_stop_requested(self, event: StopRequested, actions: list[Action]) -> None:
@@ -335,7 +260,7 @@ class Scheduler:
         """Whether a task whose attempt just ended (failed or lost) gets another within `budget` attempts; if so,
         the attempt is counted."""
         made = self._attempts.get(task_id, 0) + 1
-        if self.state not in (State.RUNNING, State.DRAINING) or made >= budget:
+        if self.state not in _ACTIVE or made >= budget:
             return False
         self._attempts[task_id] = made
         return True
@@ -351,7 +276,7 @@ class Scheduler:
         self._attempts.pop(task.task_id, None)
         self.counts.interrupted += 1
 
-    def _abort_engine(self, engine: EngineState, reason: str, actions: list[Action]) -> None:
+    def _abort_engine(self, engine: EngineLoad, reason: str, actions: list[Action]) -> None:
         """Stop the engine's tasks now and let it go; what it held comes back interrupted."""
         engine.retiring = engine.drained = engine.aborted = True
         actions.append(AbortEngine(engine.rank, reason))
@@ -365,7 +290,7 @@ class Scheduler:
         self._failed_since_barrier = True
         if self.config.exit_code_on_failure:
             self._exit_code = 1
-        if self.config.fail_fast and self.state in (State.RUNNING, State.DRAINING):
+        if self.config.fail_fast and self.state in _ACTIVE:
             self._stop(actions, f'{failure}; --fail-fast stops the run', exit_code=1)
 
     # ------------------------------------------------------------ progress
@@ -378,22 +303,26 @@ class Scheduler:
         one on the driver's own host when there is one: that node is never given back anyway), so a task lost at
         the tail still has somewhere to run.
         """
-        if self.state in (State.RUNNING, State.DRAINING):
+        if self.state in _ACTIVE:
             self._assign(actions)
             if self._barrier is not None and not self.pending and self.running == 0:
                 self._resolve_barrier(actions)
-        if self.state in (State.RUNNING, State.DRAINING) and self._stream_ended and self._barrier is None:
-            self.state = State.DRAINING
+        if self.state in _ACTIVE and self._stream_ended and self._barrier is None:
+            self.state = RunState.DRAINING
         self._check_walltime_drain(actions)
-        tail = self.state is State.DRAINING and not self.pending
-        spare = self._choose_spare() if tail else None
+        tail = self.state is RunState.DRAINING and not self.pending
+        spare = None
+        if tail and self.running:
+            spare = choose_spare(self.engines.values(), self.config.driver_host, self._spare_rank)
+            if spare is not None:
+                self._spare_rank = spare.rank
         for engine in self.engines.values():
             if (engine.retiring or tail) and not engine.drained and not engine.assigned and engine is not spare:
                 engine.retiring = engine.drained = True
                 actions.append(DrainEngine(engine.rank))
-        done = self.state is State.STOPPING or (self.state is State.DRAINING and not self.pending)
+        done = self.state is RunState.STOPPING or (self.state is RunState.DRAINING and not self.pending)
         if done and not self.engines:
-            self.state = State.FINISHED
+            self.state = RunState.FINISHED
             actions.append(Finish(self._exit_code))
 
     def _check_walltime_drain(self, actions: list[Action]) -> None:
@@ -401,19 +330,6 @@ class Scheduler:
         if self.drain is None or not self.drain.holding or self.running or self.state not in _ACTIVE:
             return
         self._stop(actions, self.drain.drain_reason(), exit_code=EXIT_WALLTIME, abort=False)
-
-    def _choose_spare(self) -> EngineState | None:
-        """The idle engine kept at the tail while other engines still run tasks, if any."""
-        if self.running == 0:
-            return None
-        idle = [e for e in self.engines.values() if not e.drained and not e.retiring and not e.assigned]
-        if not idle:
-            return None
-        here = [engine for engine in idle if engine.hostname.split('.')[0] == self.config.driver_host.split('.')[0]]
-        kept = [engine for engine in idle if engine.rank == self._spare_rank]
-        spare = (here or kept or idle)[0]
-        self._spare_rank = spare.rank
-        return spare
 
     def _assign(self, actions: list[Action]) -> None:
         if not self.pending:
@@ -428,20 +344,19 @@ class Scheduler:
                 engine.assigned[task.task_id] = task
                 engine.given += 1
                 actions.append(SendTask(engine.rank, task, self._attempts.get(task.task_id, 0) + 1))
-                if self._context_limits.get(engine.context):
-                    self._count_for_context(engine.context, actions)
-                    if engine.retiring:
-                        break
+                if self._task_limits.limited(engine.context) and self._count_for_context(engine.context, actions):
+                    break
 
-    def _count_for_context(self, context: str, actions: list[Action]) -> None:
-        """A task went to an engine of a context with a task limit (-C): at the limit, its engines retire."""
-        count = self._context_assigned.get(context, 0) + 1
-        self._context_assigned[context] = count
-        if count == self._context_limits[context]:
-            actions.append(Report(f'context {context} has been given its {count} tasks (-C): its engines stop'))
-            for engine in self.engines.values():
-                if engine.context == context:
-                    engine.retiring = True
+    def _count_for_context(self, context: str, actions: list[Action]) -> bool:
+        """A task went to an engine of a context with a task limit (-C): at the limit, its engines retire (True)."""
+        count = self._task_limits.count(context)
+        if count is None:
+            return False
+        actions.append(Report(f'context {context} has been given its {count} tasks (-C): its engines stop'))
+        for engine in self.engines.values():
+            if engine.context == context:
+                engine.retiring = True
+        return True
 
     def _resolve_barrier(self, actions: list[Action]) -> None:
         assert self._barrier is not None
@@ -466,10 +381,10 @@ class Scheduler:
 
     def _stop(self, actions: list[Action], reason: str, exit_code: int, abort: bool = True) -> None:
         """End the run early: nothing more is handed out; engines are aborted (or drained when nothing runs)."""
-        if self.state in (State.STOPPING, State.FINISHED):
+        if self.state in (RunState.STOPPING, RunState.FINISHED):
             self._exit_code = max(self._exit_code, exit_code)
             return
-        self.state = State.STOPPING
+        self.state = RunState.STOPPING
         self._exit_code = max(self._exit_code, exit_code)
         self.pending.clear()
         actions.append(Report(reason))
@@ -482,39 +397,4 @@ class Scheduler:
                 actions.append(DrainEngine(engine.rank))
 
 
-_ACTIVE = (State.RUNNING, State.DRAINING)
-
-
-__all__ = [
-    'MAX_AHEAD',
-    'MAX_ATTEMPTS',
-    'PIPELINE_BELOW_SECONDS',
-    'PIPELINE_SECONDS',
-    'AbortEngine',
-    'Action',
-    'AllocationEndChanged',
-    'ClockTick',
-    'ContextJoined',
-    'Counts',
-    'DrainEngine',
-    'EngineGone',
-    'EngineJoined',
-    'EngineState',
-    'Event',
-    'Finish',
-    'InterruptEngines',
-    'ItemRead',
-    'NoMoreEngines',
-    'PutBarrierKey',
-    'RecordRead',
-    'Report',
-    'RetireEngines',
-    'Scheduler',
-    'SchedulerConfig',
-    'SendTask',
-    'State',
-    'StopRequested',
-    'StreamEnded',
-    'TaskFinished',
-    'WriteRecord',
-]
+_ACTIVE = (RunState.RUNNING, RunState.DRAINING)

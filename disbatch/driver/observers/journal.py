@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from disbatch.driver.core import events as ev
-from disbatch.driver.core.scheduler import Counts
+from disbatch.driver.core.run_state import Counts
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags

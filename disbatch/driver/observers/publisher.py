@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
-from disbatch.driver.core.scheduler import RetireEngines, Scheduler
+from disbatch.driver.core.events import RetireEngines
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers import snapshot
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds

@@ -6,22 +6,21 @@ Nothing here decides anything: every decision is `Scheduler.handle`. The loop on
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import zmq
 
 from disbatch.contexts.base import Context
-from disbatch.driver.core import scheduler as sched
+from disbatch.driver.core import events as ev
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
 from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox
+from disbatch.driver.run.settings import DriverSettings
+from disbatch.driver.run.signals import received, signal_pipe
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.source import NOT_YET
 from disbatch.errors import DisbatchError
@@ -33,7 +32,6 @@ from disbatch.protocol.messages import (
     Abort,
     ContextGoodbye,
     ContextHello,
-    ContextWelcome,
     Drain,
     Goodbye,
     Heartbeat,
@@ -42,12 +40,9 @@ from disbatch.protocol.messages import (
     Message,
     Run,
     TaskDone,
-    Welcome,
 )
-from disbatch.protocol.transport import Credentials, DriverEndpoint
-from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.protocol.transport import DriverEndpoint
 from disbatch.results.status_file import StatusFileWriter
-from disbatch.taskfile.items import PerEngineTask, Task
 
 log = logging.getLogger('disbatch.driver')
 
@@ -59,42 +54,13 @@ NO_ENGINE_GRACE_SECONDS = 3.0
 MAX_POLL_MS = 60_000
 # How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
 END_CHECK_SECONDS = 60.0
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-
-
-@dataclass(slots=True)
-class _Engine:
-    rank: int
-    peer: bytes
-    hostname: str
-    launch_id: str
-    pid: int
-    last_heard: float  # time.monotonic() of its last message
-
-
-@dataclass(frozen=True, slots=True)
-class DriverSettings:
-    bind_host: str
-    cwd: str
-    credentials: Credentials
-    task_environment: dict[str, str]  # DISBATCH_JOBID, DISBATCH_NAMETASKS, DISBATCH_KVSSTCP_HOST
-    engine_log: str  # path with '{context}' and '{host}' where the context label and node name go
-    cpus_per_task: float = 0.0  # -c and -t of the run, for contexts added later that do not set them (0: unset)
-    tasks_per_node: int = 0
-    gpus_per_task: int = 0  # --gpus-per-task and -E of the run, likewise
-    env_resources: tuple[str, ...] = ()
-    task_timeout: float = 0.0  # --timeout; 0: none
-    kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
-    expected_total: int | None = None  # tasks in a regular task file, counted before the run
-    results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
-    allocation_end: Callable[[], float | None] | None = None  # reads the Slurm job's end again (its limit may change)
 
 
 class DriverLoop:
     def __init__(
         self,
         settings: DriverSettings,
-        scheduler: sched.Scheduler,
+        scheduler: Scheduler,
         feeder: Feeder,
         contexts: list[Context],
         endpoint: DriverEndpoint,
@@ -118,33 +84,22 @@ class DriverLoop:
             settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
         )
         self.endpoint = endpoint
-        self._engines: dict[int, _Engine] = {}  # rank -> engine
-        self._by_peer: dict[bytes, _Engine] = {}
-        self._by_launch: dict[str, _Engine] = {}
-        self._joined: set[str] = set()  # launch ids of every engine that ever joined
-        self._context_peers: dict[bytes, str] = {}  # context processes (added through dbUtil.sh) still running
-        self._labels = {context.label for context in contexts}
-        self._given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
-        self._outgoing: dict[bytes, list[Message]] = {}  # peer -> messages to send at the end of this turn
+        self._engines = EnginePeers()
+        self._context_peers = ContextPeers(context.label for context in contexts)  # added through dbUtil.sh
+        self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_end_check = time.monotonic() + END_CHECK_SECONDS
-        self._next_rank = 0
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
         self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
         self._starting_is_news = True  # say so when an engine had not joined by the end
-        self._per_engine = {
-            'START': {task.task_id: task for task in feeder.start_tasks},
-            'STOP': {task.task_id: task for task in feeder.stop_tasks},
-        }
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
-        wake_read, wake_write = os.pipe()
-        os.set_blocking(wake_write, False)
-        os.set_blocking(wake_read, False)
-        previous_wakeup = signal.set_wakeup_fd(wake_write)
-        previous_handlers = {signum: signal.signal(signum, lambda *_: None) for signum in SIGNAL_EXIT_CODES}
+        with signal_pipe() as wake_read:
+            return self._run(wake_read)
+
+    def _run(self, wake_read: int) -> int:
         poller = zmq.Poller()
         try:
             poller.register(self.endpoint.socket, zmq.POLLIN)
@@ -175,7 +130,7 @@ class DriverLoop:
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
-                self._send_batches()
+                self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
             if self.before_close is not None:
                 self._exit_code = self.before_close(self._exit_code)
@@ -184,15 +139,10 @@ class DriverLoop:
         finally:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
-                    if launch_id not in self._joined and self._starting_is_news:
+                    if launch_id not in self._engines.joined and self._starting_is_news:
                         self.report(f'the engine on {host} had not joined when the run ended'
                                     + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
                 context.terminate()
-            signal.set_wakeup_fd(previous_wakeup)
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
-            os.close(wake_read)
-            os.close(wake_write)
 
     # ------------------------------------------------------------ inputs
 
@@ -202,7 +152,7 @@ class DriverLoop:
             if not payloads:
                 log.warning('dropped an empty message from peer %s', peer.hex())
                 continue
-            engine = self._by_peer.get(peer)
+            engine = self._engines.by_peer(peer)
             if engine is not None:
                 engine.last_heard = time.monotonic()
             for payload in payloads:
@@ -214,17 +164,17 @@ class DriverLoop:
                 self._on_message(peer, message)
 
     def _on_message(self, peer: bytes, message: Message) -> None:
-        engine = self._by_peer.get(peer)
+        engine = self._engines.by_peer(peer)
         if isinstance(message, Hello):
             self._on_hello(peer, message)
         elif isinstance(message, ContextHello):
             self._on_context_hello(peer, message)
-        elif isinstance(message, ContextGoodbye) and peer in self._context_peers:
-            log.info('context %s left', self._context_peers.pop(peer))
+        elif isinstance(message, ContextGoodbye) and (label := self._context_peers.leave(peer)) is not None:
+            log.info('context %s left', label)
         elif engine is None:
             log.warning('dropped %s from a peer that is not an engine of the run (%s)', message.TAG, peer.hex())
-            if peer in self._given_up:
-                self._send(peer, Abort('this engine was given up for lost; its tasks went elsewhere'))
+            if peer in self._engines.given_up:
+                self._outbox.put(peer, Abort('this engine was given up for lost; its tasks went elsewhere'))
         elif isinstance(message, TaskDone):
             self._on_task_done(engine, message)
         elif isinstance(message, Heartbeat):
@@ -237,103 +187,52 @@ class DriverLoop:
                         else '; they are ended when the engine leaves')  # fmt: skip
         elif isinstance(message, Goodbye):
             log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
-            self._forget(engine)
-            self._dispatch(sched.EngineGone(engine.rank, lost=False, now=time.time()))
+            self._engines.forget(engine)
+            self._dispatch(ev.EngineGone(engine.rank, lost=False, now=time.time()))
         else:
             log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
     def _on_hello(self, peer: bytes, hello: Hello) -> None:
-        if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
+        if not self.settings.knows_secret(hello.secret):
             log.warning('refused an engine that does not know the run secret (%s, pid %d)', hello.hostname, hello.pid)
             return
-        if peer in self._by_peer:
-            log.warning('engine %d said hello twice', self._by_peer[peer].rank)
+        known = self._engines.by_peer(peer)
+        if known is not None:
+            log.warning('engine %d said hello twice', known.rank)
             return
-        engine = _Engine(self._next_rank, peer, hello.hostname, hello.launch_id, hello.pid, time.monotonic())
-        self._next_rank += 1
-        self._engines[engine.rank] = engine
-        self._by_peer[peer] = engine
-        if hello.launch_id:
-            self._by_launch[hello.launch_id] = engine
-            self._joined.add(hello.launch_id)
-        environment = dict(self.settings.task_environment)
-        self._send(
-            peer,
-            Welcome(
-                engine.rank,
-                self.settings.cwd,
-                environment,
-                [(t.task_id, t.line_number, t.command) for t in self.feeder.start_tasks],
-                [(t.task_id, t.line_number, t.command) for t in self.feeder.stop_tasks],
-                self.settings.task_timeout,
-                self.settings.kill_leftovers,
-                self.settings.results_dir,
-            ),
-        )
+        engine = self._engines.join(peer, hello, time.monotonic())
+        self._outbox.put(peer, self.settings.welcome(engine.rank, self.feeder.start_tasks, self.feeder.stop_tasks))
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
-        self._dispatch(sched.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
+        self._dispatch(ev.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
 
     def _on_context_hello(self, peer: bytes, hello: ContextHello) -> None:
-        if not hmac.compare_digest(hello.secret.encode(), self.settings.credentials.secret.encode()):
+        if not self.settings.knows_secret(hello.secret):
             log.warning('refused a context that does not know the run secret')
             return
-        label = self._unique_label(hello)
-        self._context_peers[peer] = label
-        s = self.settings
-        self._send(
-            peer, ContextWelcome(label, s.cpus_per_task, s.tasks_per_node, s.gpus_per_task, ','.join(s.env_resources))
-        )
+        label = self._context_peers.join(peer, hello)
+        self._outbox.put(peer, self.settings.context_welcome(label))
         log.info('context %s joined (%s%s)', label, hello.kind,
                  f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
-        self._dispatch(sched.ContextJoined(label, hello.task_limit))
+        self._dispatch(ev.ContextJoined(label, hello.task_limit))
 
-    def _unique_label(self, hello: ContextHello) -> str:
-        wanted = hello.label or (f'J{hello.job_id}' if hello.kind != 'SSH' and hello.job_id else '')
-        if not wanted:
-            number = 0
-            while f'SSH{number}' in self._labels:
-                number += 1
-            wanted = f'SSH{number}'
-        label, number = wanted, 1
-        while label in self._labels:
-            number += 1
-            label = f'{wanted}.{number}'
-        self._labels.add(label)
-        return label
-
-    def _on_task_done(self, engine: _Engine, done: TaskDone) -> None:
-        if done.phase:
-            per_engine: PerEngineTask | None = self._per_engine.get(done.phase, {}).get(done.task_id)
-            if per_engine is None:
-                log.warning('engine %d reported an unknown %s task %d', engine.rank, done.phase, done.task_id)
-                return
-            record = StatusRecord.per_engine(per_engine, engine.hostname, done.outcome)
-        else:
-            state = self.scheduler.engines.get(engine.rank)
-            task: Task | None = state.assigned.get(done.task_id) if state else None
-            if task is None:
-                log.warning('engine %d reported task %d, which it was not running', engine.rank, done.task_id)
-                return
-            record = StatusRecord.of_task(task, engine.hostname, done.outcome, _task_kind(done), done.attempt)
-        self._dispatch(sched.TaskFinished(engine.rank, record))
+    def _on_task_done(self, engine: EnginePeer, done: TaskDone) -> None:
+        self._dispatch(
+            ev.TaskFinished(engine.rank, done.task_id, done.outcome, done.timed_out, done.interrupted, done.phase)
+        )
 
     def _on_signals(self, wake_read: int) -> None:
-        with contextlib.suppress(BlockingIOError):
-            received = os.read(wake_read, 64)
-            for signum in received:
-                name = signal.Signals(signum).name
-                code = SIGNAL_EXIT_CODES.get(signal.Signals(signum), 128 + signum)
-                self._begin_stop()
-                self._dispatch(sched.StopRequested(f'{name} received: stopping every running task', code))
+        for name, code in received(wake_read):
+            self._begin_stop()
+            self._dispatch(ev.StopRequested(f'{name} received: stopping every running task', code))
 
     def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
         poller.unregister(fd)
         exited = context.on_ready(fd, time.time())
         if exited is None:
             return
-        engine = self._by_launch.get(exited.launch_id)
+        engine = self._engines.by_launch(exited.launch_id)
         if engine is None:
-            if exited.launch_id in self._joined:
+            if exited.launch_id in self._engines.joined:
                 return  # it said goodbye first
             if exited.exit_code != 0 or self.scheduler.more_tasks:
                 self.report(
@@ -342,8 +241,8 @@ class DriverLoop:
                 )
             return
         log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
-        self._forget(engine)
-        self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._engines.forget(engine)
+        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
 
     # ------------------------------------------------------------ progress
 
@@ -354,11 +253,11 @@ class DriverLoop:
                 event = self.feeder.next_event(time.time())
             except DisbatchError as error:
                 self._begin_stop()
-                self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
+                self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
                 return
             if event is NOT_YET:
                 return
-            self._dispatch(event if event is not None else sched.StreamEnded(time.time()))
+            self._dispatch(event if event is not None else ev.StreamEnded(time.time()))
 
     def _on_source(self, fd: int, poller: zmq.Poller) -> None:
         try:
@@ -366,11 +265,11 @@ class DriverLoop:
         except DisbatchError as error:  # the --taskcommand producer failed: nothing more is handed out
             self._starting_is_news = False  # engines still starting are no news then: the error is the message
             self._begin_stop()
-            self._dispatch(sched.StopRequested(str(error), exit_code=1, abort=False))
+            self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
         if fd not in self.feeder.source.fds:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
-    def _dispatch(self, event: sched.Event) -> None:
+    def _dispatch(self, event: ev.Event) -> None:
         actions = self.scheduler.handle(event)
         if self.journal is not None:
             self.journal.on_step(event, actions)
@@ -378,37 +277,30 @@ class DriverLoop:
             self._carry_out(action)
         self.publisher.changed()
 
-    def _carry_out(self, action: sched.Action) -> None:
-        if isinstance(action, sched.SendTask):
+    def _carry_out(self, action: ev.Action) -> None:
+        if isinstance(action, ev.SendTask):
             task = action.task
             engine = self._engines[action.engine_rank]
-            self._send(
+            self._outbox.put(
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
-        elif isinstance(action, sched.WriteRecord):
+        elif isinstance(action, ev.WriteRecord):
             self.status.write(action.record)
             if action.final:
                 self.publisher.record(action.record)  # observers see each task's result, not every attempt
-        elif isinstance(action, sched.DrainEngine):
-            self._send(self._engines[action.engine_rank].peer, Drain())
-        elif isinstance(action, sched.AbortEngine):
+        elif isinstance(action, ev.DrainEngine):
+            self._outbox.put(self._engines[action.engine_rank].peer, Drain())
+        elif isinstance(action, ev.AbortEngine):
             self._begin_stop()
-            self._send(self._engines[action.engine_rank].peer, Abort(action.reason))
-        elif isinstance(action, sched.PutBarrierKey):
+            self._outbox.put(self._engines[action.engine_rank].peer, Abort(action.reason))
+        elif isinstance(action, ev.PutBarrierKey):
             self.kvs.put(action.key.encode(), str(action.task_id).encode())
-        elif isinstance(action, sched.Report):
+        elif isinstance(action, ev.Report):
             self.report(action.message)
-        elif isinstance(action, sched.Finish):
+        elif isinstance(action, ev.LogWarning):
+            log.warning('%s', action.message)
+        elif isinstance(action, ev.Finish):
             self._exit_code = action.exit_code
-
-    def _send(self, peer: bytes, message: Message) -> None:
-        """Queue a message for a peer; each peer's queue goes out as one batch at the end of the turn."""
-        self._outgoing.setdefault(peer, []).append(message)
-
-    def _send_batches(self) -> None:
-        for peer, messages in self._outgoing.items():
-            self.endpoint.send(peer, *messages)
-        self._outgoing.clear()
 
     def _begin_stop(self) -> None:
         if self._stop_deadline is None:
@@ -420,11 +312,10 @@ class DriverLoop:
                  if (context_deadline := context.deadline()) is not None]  # fmt: skip
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
-        if self._engines:
+        last_heard = self._engines.last_heard()
+        if last_heard is not None:
             waits.append(self._next_heartbeat - time.monotonic())
-            waits.append(
-                min(engine.last_heard for engine in self._engines.values()) + SILENCE_SECONDS - time.monotonic()
-            )
+            waits.append(last_heard + SILENCE_SECONDS - time.monotonic())
         if self._alone_since is not None and time.monotonic() < self._alone_since + NO_ENGINE_GRACE_SECONDS:
             waits.append(self._alone_since + NO_ENGINE_GRACE_SECONDS - time.monotonic())
         if self.scheduler.drain is not None and self._stop_deadline is None:
@@ -446,8 +337,8 @@ class DriverLoop:
             self._next_end_check = time.monotonic() + END_CHECK_SECONDS
             end = read_end()
             if end is not None and abs(end - self.scheduler.drain.allocation.end) >= 1:
-                self._dispatch(sched.AllocationEndChanged(end))
-        self._dispatch(sched.ClockTick(time.time()))
+                self._dispatch(ev.AllocationEndChanged(end))
+        self._dispatch(ev.ClockTick(time.time()))
 
     def _run_timers(self) -> None:
         now = time.time()
@@ -456,19 +347,18 @@ class DriverLoop:
             if deadline is not None and deadline <= now:
                 context.on_timer(now)
         monotonic = time.monotonic()
-        for engine in list(self._engines.values()):
+        for engine in self._engines:
             if monotonic - engine.last_heard > SILENCE_SECONDS:
                 self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
                             f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
-                self._given_up.add(engine.peer)
                 for context in self.contexts:
                     context.abandon(engine.launch_id)
-                self._forget(engine)
-                self._dispatch(sched.EngineGone(engine.rank, lost=True, now=now))
+                self._engines.give_up(engine)
+                self._dispatch(ev.EngineGone(engine.rank, lost=True, now=now))
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
-            for engine in self._engines.values():
-                self._send(engine.peer, Heartbeat())
+            for engine in self._engines:
+                self._outbox.put(engine.peer, Heartbeat())
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""
@@ -476,11 +366,11 @@ class DriverLoop:
             return
         for context in self.contexts:
             context.terminate()
-        for engine in list(self._engines.values()):
+        for engine in self._engines:
             log.warning('engine %d did not stop in time; killed', engine.rank)
-            self._forget(engine)
-            self._dispatch(sched.EngineGone(engine.rank, lost=True, now=time.time()))
-        self._dispatch(sched.NoMoreEngines(time.time()))
+            self._engines.forget(engine)
+            self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _check_contexts(self) -> None:
         """No engine and no context left: after a short grace (a context being added may say hello), tell the
@@ -491,7 +381,7 @@ class DriverLoop:
         elif self._alone_since is None:
             self._alone_since = time.monotonic()
         elif time.monotonic() - self._alone_since >= NO_ENGINE_GRACE_SECONDS:
-            self._dispatch(sched.NoMoreEngines(time.time()))
+            self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:
         for context in self.contexts:
@@ -500,17 +390,4 @@ class DriverLoop:
                 poller.register(fd, zmq.POLLIN)
 
     def _facts(self) -> dict[int, EngineFacts]:
-        now = time.monotonic()
-        return {rank: EngineFacts(engine.pid, now - engine.last_heard) for rank, engine in self._engines.items()}
-
-    def _forget(self, engine: _Engine) -> None:
-        self._engines.pop(engine.rank, None)
-        self._by_peer.pop(engine.peer, None)
-        self._by_launch.pop(engine.launch_id, None)
-
-
-def _task_kind(done: TaskDone) -> RecordKind:
-    """What the engine says ended the task: --timeout, the run stopping it, or the task itself."""
-    if done.timed_out:
-        return RecordKind.TIMED_OUT
-    return RecordKind.INTERRUPTED if done.interrupted else RecordKind.NORMAL
+        return self._engines.facts(time.monotonic())

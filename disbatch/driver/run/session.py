@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterator
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contract import RunFiles
-from disbatch.driver.core.scheduler import ContextJoined, Scheduler, SchedulerConfig
+from disbatch.driver.core.events import ContextJoined
+from disbatch.driver.core.run_state import SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, clock
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.progress import ProgressLine, wanted
@@ -27,7 +29,8 @@ from disbatch.driver.observers.publisher import RunObserver
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, LOOPBACK
 from disbatch.driver.run.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
-from disbatch.driver.run.loop import DriverLoop, DriverSettings
+from disbatch.driver.run.loop import DriverLoop
+from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.stream.source import FileSource
@@ -139,6 +142,7 @@ class Session:
                     add_context_hint=f'{files.dbutil} -s HOST:N, or sbatch {files.dbutil}',
                     retries=config.retries,
                     allocation=allocation,
+                    per_engine_tasks=(*feeder.start_tasks, *feeder.stop_tasks),
                 )
             )
             for context in self.contexts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from disbatch.driver.core.scheduler import ItemRead, RecordRead
+from disbatch.driver.core.events import ItemRead, RecordRead
 from disbatch.driver.stream.source import NOT_YET, FileSource, NotYet
 
 if TYPE_CHECKING:

@@ -7,16 +7,17 @@ import json
 from dataclasses import dataclass, field
 
 from disbatch.contract import STATUS_KEY
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     Action,
     EngineJoined,
     ItemRead,
     RetireEngines,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
     TaskFinished,
+    WriteRecord,
 )
+from disbatch.driver.core.run_state import SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.core.walltime import Allocation
 from disbatch.driver.observers.publisher import Publisher
 from disbatch.driver.observers.snapshot import EngineFacts, build
@@ -121,7 +122,7 @@ def scenario(walltime: bool = True) -> Run:
             usage=ResourceUsage(1_000_000 * (task.task_id + 1), 0.123456, 0.0101) if measured else None,
         )  # fmt: skip
         record = StatusRecord.of_task(task, scheduler.engines[send.engine_rank].hostname, outcome)
-        scheduler.handle(TaskFinished(send.engine_rank, record))
+        assert scheduler.handle(TaskFinished(send.engine_rank, task.task_id, outcome))[0] == WriteRecord(record)
         board.add(record)
         records.append(record)
     scheduler.handle(RetireEngines(engine_ranks=(2,)))

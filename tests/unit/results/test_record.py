@@ -10,6 +10,7 @@ from disbatch.results.record import (
     RecordKind,
     ResourceUsage,
     StatusRecord,
+    task_kind,
 )
 from disbatch.results.report import format_line, parse_line
 from disbatch.taskfile.items import NO_REPEAT, Barrier, PerEngineTask, Phase, Task
@@ -79,7 +80,13 @@ def test_a_task_record_carries_the_tasks_identity_and_reads_its_outcome_through(
     assert (record.pid, record.return_code, record.start, record.finish, record.elapsed) == (42, -15, 10.0, 13.0, 3.0)
     assert (record.out_bytes, record.out_snippet, record.err_bytes, record.err_snippet) == (1, "'x'", 2, "'e'")
     assert record.usage == usage and record.attempt == 2 and record.failed and not record.unreported
-    assert record.as_zombie().kind is RecordKind.ZOMBIE and record.as_zombie().outcome == outcome
+
+
+def test_the_engines_flags_say_the_kind_of_a_tasks_record() -> None:
+    assert task_kind(timed_out=False, interrupted=False) is RecordKind.NORMAL
+    assert task_kind(timed_out=True, interrupted=False) is RecordKind.TIMED_OUT
+    assert task_kind(timed_out=False, interrupted=True) is RecordKind.INTERRUPTED
+    assert task_kind(timed_out=True, interrupted=True) is RecordKind.TIMED_OUT  # --timeout stopped it first
 
 
 def test_a_line_read_back_keeps_its_elapsed_column_to_the_digit() -> None:

@@ -10,8 +10,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from disbatch.driver.core.scheduler import (
-    MAX_AHEAD,
+from disbatch.driver.core.engines import MAX_AHEAD
+from disbatch.driver.core.events import (
     AbortEngine,
     Action,
     DrainEngine,
@@ -22,13 +22,13 @@ from disbatch.driver.core.scheduler import (
     ItemRead,
     RecordRead,
     Report,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
-    State,
     StreamEnded,
     TaskFinished,
+    WriteRecord,
 )
+from disbatch.driver.core.run_state import RunState, SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import EMPTY_SNIPPET, LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 
@@ -56,9 +56,21 @@ def finished(
     start: float = 10.0,
     elapsed: float = 1.0,
     kind: RecordKind = RecordKind.NORMAL,
+    attempt: int = 1,
 ) -> StatusRecord:
-    """The record an engine reports for a task that ran."""
-    return StatusRecord.of_task(of, host, Outcome(4242, return_code, start, start + elapsed, elapsed), kind)
+    """The record of an attempt of a task that ran (on the engine on `host`)."""
+    return StatusRecord.of_task(of, host, Outcome(4242, return_code, start, start + elapsed, elapsed), kind, attempt)
+
+
+def reported(engine_rank: int, record: StatusRecord) -> TaskFinished:
+    """What the engine reports of the attempt `record` records: the scheduler is to record exactly `record`."""
+    return TaskFinished(
+        engine_rank,
+        record.task_id,
+        record.outcome,
+        timed_out=record.kind is RecordKind.TIMED_OUT,
+        interrupted=record.kind is RecordKind.INTERRUPTED,
+    )
 
 
 def lost(of: Task, host: str, now: float) -> StatusRecord:
@@ -106,7 +118,7 @@ def check_the_spare(scheduler: Scheduler, drained: bool) -> None:
     """At the tail (stream over, nothing pending) at most one idle engine is left undrained while tasks run, and
     none once nothing runs; when an engine was just drained while tasks run, one idle engine was kept (no engine is
     retired in the runs that call this)."""
-    if scheduler.state is not State.DRAINING or scheduler.pending:
+    if scheduler.state is not RunState.DRAINING or scheduler.pending:
         return
     idle = [rank for rank, engine in scheduler.engines.items() if not engine.drained and not engine.assigned]
     if scheduler.running == 0:
@@ -160,7 +172,7 @@ class SimulatedDriver:
 
     @property
     def finished(self) -> bool:
-        return self.scheduler.state is State.FINISHED
+        return self.scheduler.state is RunState.FINISHED
 
     # ------------------------------------------------------------ steps
 
@@ -182,9 +194,18 @@ class SimulatedDriver:
         """The engine holding `task_id` reports it ended, started at the current clock."""
         held = self.running.pop(task_id)
         record = finished(
-            held.task, host=f'node{held.rank}', return_code=return_code, start=self.clock, elapsed=elapsed, kind=kind
+            held.task,
+            host=self.hostnames[held.rank],
+            return_code=return_code,
+            start=self.clock,
+            elapsed=elapsed,
+            kind=kind,
+            attempt=held.attempt,
         )
-        self.step(TaskFinished(held.rank, record))
+        mark = len(self.log)
+        self.step(reported(held.rank, record))
+        # The scheduler records the attempt as the engine ran it: its task, its engine's host, its attempt.
+        assert [action.record for action in self.log[mark:] if isinstance(action, WriteRecord)][:1] == [record]
 
     def lose(self, rank: int) -> None:
         """The engine vanishes with what it holds."""

@@ -6,8 +6,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
-    Counts,
+from disbatch.driver.core.events import (
     DrainEngine,
     EngineGone,
     EngineJoined,
@@ -15,9 +14,9 @@ from disbatch.driver.core.scheduler import (
     PutBarrierKey,
     Report,
     SendTask,
-    TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts
 
 from .scheduling import (
     TASKS,
@@ -27,6 +26,7 @@ from .scheduling import (
     feed_stream,
     finished,
     make_scheduler,
+    reported,
     reports,
 )
 
@@ -42,16 +42,16 @@ def test_nothing_after_a_barrier_is_read_until_everything_before_it_has_finished
     assert list(stream.unread) == [TASKS[3]]  # the barrier was read (a slot was free), and nothing after it
     first = finished(TASKS[0], start=6.0, elapsed=9.0)  # finishes last, at 15.0
     second = finished(TASKS[1], start=6.0, elapsed=2.0)
-    assert scheduler.handle(TaskFinished(0, second)) == [WriteRecord(second)]
+    assert scheduler.handle(reported(0, second)) == [WriteRecord(second)]
     assert feed_stream(scheduler, stream, now=8.0) == []
     # The barrier is recorded with the last record before it: start = when reached, finish = the last finish.
-    assert scheduler.handle(TaskFinished(0, first)) == [
+    assert scheduler.handle(reported(0, first)) == [
         WriteRecord(first),
         WriteRecord(barrier_record(wall, 5.0, 15.0)),
     ]
     assert feed_stream(scheduler, stream, now=15.0) == [SendTask(0, TASKS[3])]  # busy: drained once idle
     last = finished(TASKS[3], start=15.0)
-    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.handle(reported(0, last)) == [WriteRecord(last), DrainEngine(0)]
     assert scheduler.counts == Counts(finished=3, barriers=1)
 
 
@@ -73,7 +73,7 @@ def test_a_keyed_barrier_puts_its_task_id_under_its_key() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0])]
     record = finished(TASKS[0], start=5.0, elapsed=2.0)
-    assert scheduler.handle(TaskFinished(0, record)) == [
+    assert scheduler.handle(reported(0, record)) == [
         WriteRecord(record),
         WriteRecord(barrier_record(wall, 5.0, 7.0)),
         PutBarrierKey('phase1done', 1),
@@ -87,13 +87,13 @@ def test_a_barrier_check_with_no_failure_lets_the_run_go_on() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     feed_stream(scheduler, stream, now=5.0)
     record = finished(TASKS[0], start=5.0, elapsed=1.0)
-    assert scheduler.handle(TaskFinished(0, record)) == [
+    assert scheduler.handle(reported(0, record)) == [
         WriteRecord(record),
         WriteRecord(barrier_record(check, 5.0, 6.0)),
     ]
     assert feed_stream(scheduler, stream, now=6.0) == [SendTask(0, TASKS[2])]
     last = finished(TASKS[2], start=6.0)
-    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.handle(reported(0, last)) == [WriteRecord(last), DrainEngine(0)]
     assert scheduler.counts == Counts(finished=2, barriers=1)
 
 
@@ -104,19 +104,19 @@ def test_a_barrier_check_ignores_failures_before_the_previous_barrier() -> None:
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0])]
     failure = finished(TASKS[0], return_code=1, start=1.0, elapsed=10.0)
-    assert scheduler.handle(TaskFinished(0, failure)) == [
+    assert scheduler.handle(reported(0, failure)) == [
         WriteRecord(failure),
         WriteRecord(barrier_record(wall, 1.0, 11.0)),
     ]
     assert feed_stream(scheduler, stream, now=11.0) == [SendTask(0, TASKS[2])]
     success = finished(TASKS[2], start=11.0)
-    assert scheduler.handle(TaskFinished(0, success)) == [
+    assert scheduler.handle(reported(0, success)) == [
         WriteRecord(success),
         WriteRecord(barrier_record(check, 11.0, 12.0)),
     ]
     assert feed_stream(scheduler, stream, now=12.0) == [SendTask(0, TASKS[4])]
     last = finished(TASKS[4], start=12.0)
-    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0)]
+    assert scheduler.handle(reported(0, last)) == [WriteRecord(last), DrainEngine(0)]
     assert scheduler.counts == Counts(finished=3, failed=1, barriers=2)
 
 
@@ -130,8 +130,8 @@ def test_a_barrier_check_after_a_failure_ends_the_run(exit_code_on_failure: bool
     assert feed_stream(scheduler, stream, now=5.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1])]
     failure = finished(TASKS[0], return_code=3, start=5.0, elapsed=1.0)
     success = finished(TASKS[1], start=5.0, elapsed=2.0)
-    assert scheduler.handle(TaskFinished(0, failure)) == [WriteRecord(failure)]
-    actions = scheduler.handle(TaskFinished(0, success))
+    assert scheduler.handle(reported(0, failure)) == [WriteRecord(failure)]
+    actions = scheduler.handle(reported(0, success))
     assert actions == [
         WriteRecord(success),
         WriteRecord(barrier_record(check, 5.0, 7.0)),

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
     Finish,
+    LogWarning,
     NoMoreEngines,
     Report,
     SendTask,
-    State,
-    TaskFinished,
     WriteRecord,
 )
-from disbatch.results.record import RecordKind
+from disbatch.driver.core.run_state import Counts, RunState
 
 from .scheduling import (
     TASKS,
@@ -31,6 +28,7 @@ from .scheduling import (
     finished,
     lost,
     make_scheduler,
+    reported,
     reports,
 )
 
@@ -117,7 +115,7 @@ def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> No
     # The stream ends while both engines are busy. A busy engine could still take a lost task, so it is only
     # drained once it is idle (the reference stops each slot behind its running task).
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     actions = scheduler.handle(EngineGone(0, lost=True, now=3.0))
     assert actions == [
         Report(ANY),
@@ -126,9 +124,9 @@ def test_a_task_lost_at_the_tail_of_the_run_is_reissued_to_a_busy_engine() -> No
     ]
     assert scheduler.counts == Counts(lost=1)
     # Engine 1 is drained when the last of its tasks has finished, and the run is over when it has gone.
-    records = [finished(TASKS[1], host='node1'), finished(TASKS[0], host='node1', start=11.0)]
-    assert scheduler.handle(TaskFinished(1, records[0])) == [WriteRecord(records[0])]
-    assert scheduler.handle(TaskFinished(1, records[1])) == [WriteRecord(records[1]), DrainEngine(1)]
+    records = [finished(TASKS[1], host='node1'), finished(TASKS[0], host='node1', start=11.0, attempt=2)]
+    assert scheduler.handle(reported(1, records[0])) == [WriteRecord(records[0])]
+    assert scheduler.handle(reported(1, records[1])) == [WriteRecord(records[1]), DrainEngine(1)]
     assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=2, lost=1)
 
@@ -146,8 +144,8 @@ def test_a_task_lost_at_the_tail_when_the_spare_is_gone_too_waits_for_a_new_engi
         WriteRecord(lost(TASKS[0], 'node0', 3.0), final=False),
     ]
     assert scheduler.handle(EngineJoined(3, 'node3', slots=1)) == [SendTask(3, TASKS[0], attempt=2)]
-    record = finished(TASKS[0], host='node3', start=5.0)
-    assert scheduler.handle(TaskFinished(3, record)) == [WriteRecord(record), DrainEngine(3)]
+    record = finished(TASKS[0], host='node3', start=5.0, attempt=2)
+    assert scheduler.handle(reported(3, record)) == [WriteRecord(record), DrainEngine(3)]
     assert scheduler.handle(EngineGone(3, lost=False, now=6.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=1, lost=1)
 
@@ -168,8 +166,8 @@ def test_a_task_lost_at_the_tail_with_every_engine_gone_waits_for_a_context_with
     assert 'waiting for a context' in reports(actions)[0]
     assert scheduler.handle(NoMoreEngines(now=5.0)) == []
     assert scheduler.handle(EngineJoined(2, 'node2', slots=1)) == [SendTask(2, TASKS[0], attempt=2)]
-    record = finished(TASKS[0], host='node2', start=5.0)
-    assert scheduler.handle(TaskFinished(2, record)) == [WriteRecord(record), DrainEngine(2)]
+    record = finished(TASKS[0], host='node2', start=5.0, attempt=2)
+    assert scheduler.handle(reported(2, record)) == [WriteRecord(record), DrainEngine(2)]
     assert scheduler.handle(EngineGone(2, lost=False, now=6.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=1, lost=1)
 
@@ -199,19 +197,24 @@ def test_a_lost_engine_with_nothing_running_is_just_forgotten() -> None:
     assert scheduler.counts == Counts()
 
 
-def test_a_late_report_of_a_task_given_up_is_recorded_as_a_zombie() -> None:
+def test_a_report_of_a_task_the_engine_does_not_hold_is_only_logged() -> None:
+    """The scheduler builds a record from the task it gave the engine: a report of a task given up with a lost
+    engine (the loop drops what a forgotten engine still sends anyway) or never sent to it cannot be recorded."""
     scheduler = make_scheduler()
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     feed_stream(scheduler, Stream(TASKS[:3]), now=1.0)
     scheduler.handle(EngineGone(0, lost=True, now=2.0))
     assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], attempt=2)]
     late = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, late)) == [WriteRecord(replace(late, kind=RecordKind.ZOMBIE))]
-    # Engine 1 holds task 0 but was never sent task 1: a report of task 1 from it is a zombie too.
+    assert scheduler.handle(reported(0, late)) == [LogWarning('engine 0, gone, reported task 0')]
+    # Engine 1 holds task 0 but was never sent task 1.
     stray = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, stray)) == [WriteRecord(replace(stray, kind=RecordKind.ZOMBIE))]
+    assert scheduler.handle(reported(1, stray)) == [LogWarning('engine 1 reported task 1, which it was not running')]
     assert scheduler.running == 1
     assert scheduler.counts == Counts(lost=1)
+    # What engine 1 does hold is recorded as its second attempt.
+    record = finished(TASKS[0], host='node1', attempt=2)
+    assert scheduler.handle(reported(1, record))[0] == WriteRecord(record, final=True)
 
 
 def test_no_more_engines_with_work_left_reports_and_finishes_with_1() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from unittest.mock import ANY
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     AbortEngine,
     AllocationEndChanged,
     ClockTick,
@@ -18,16 +18,17 @@ from disbatch.driver.core.scheduler import (
     Finish,
     ItemRead,
     Report,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
     StreamEnded,
-    TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
 from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task
+
+from .scheduling import reported
 
 END = 100.0
 MARGIN = 10.0
@@ -70,21 +71,21 @@ def test_tasks_start_while_they_fit_then_the_run_drains_and_ends_with_the_wallti
     assert feed(scheduler, tasks, now=0.0) == [SendTask(0, task(0)), SendTask(0, task(1))]  # nothing known yet
     scheduler.handle(ClockTick(35.0))
     first = done(task(0), 0.0, 35.0)
-    assert scheduler.handle(TaskFinished(0, first)) == [WriteRecord(first)]
+    assert scheduler.handle(reported(0, first)) == [WriteRecord(first)]
     assert feed(scheduler, tasks, now=35.0) == [SendTask(0, task(2))]  # 35 + 35 <= 90
     scheduler.handle(ClockTick(36.0))
     second = done(task(1), 0.0, 36.0)
-    scheduler.handle(TaskFinished(0, second))
+    scheduler.handle(reported(0, second))
     assert feed(scheduler, tasks, now=36.0) == [SendTask(0, task(3))]
     scheduler.handle(ClockTick(70.0))
     third = done(task(2), 35.0, 35.0)
-    assert scheduler.handle(TaskFinished(0, third)) == [WriteRecord(third)]
+    assert scheduler.handle(reported(0, third)) == [WriteRecord(third)]
     assert feed(scheduler, tasks, now=70.0) == []  # task 4 is read, and held: 70 + 36 > 90
     assert scheduler.drain is not None and scheduler.drain.holding
     assert not scheduler.wants_item()  # nothing more is read: it is left for the next run
     scheduler.handle(ClockTick(72.0))
     fourth = done(task(3), 36.0, 36.0)
-    actions = scheduler.handle(TaskFinished(0, fourth))
+    actions = scheduler.handle(reported(0, fourth))
     assert actions == [WriteRecord(fourth), Report(ANY), DrainEngine(0)]
     assert 'the run stops here' in actions[1].message  # type: ignore[union-attr]
     assert scheduler.handle(EngineGone(0, lost=False, now=73.0)) == [Finish(EXIT_WALLTIME)]
@@ -98,7 +99,7 @@ def test_a_task_of_unknown_duration_starts_until_the_margin_then_none_does() -> 
     assert feed(scheduler, [task(0), task(1)], now=89.0) == [SendTask(0, task(0))]
     scheduler.handle(ClockTick(90.0))
     record = done(task(0), 89.0, 0.5)
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record)]
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record)]
     assert feed(scheduler, [task(1)], now=90.0) == [Report(ANY), DrainEngine(0)]
 
 
@@ -133,7 +134,7 @@ def test_a_run_that_finishes_in_time_ends_as_usual() -> None:
     feed(scheduler, [task(0)], now=0.0)
     record = done(task(0), 0.0, 1.0)
     scheduler.handle(ClockTick(1.0))
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record)]
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record)]
     assert feed(scheduler, [], now=1.0) == [DrainEngine(0)]
     assert scheduler.handle(EngineGone(0, lost=False, now=1.5)) == [Finish(0)]
 
@@ -145,7 +146,7 @@ def test_a_time_limit_made_longer_lets_held_tasks_start_again() -> None:
     tasks = [task(number) for number in range(4)]
     feed(scheduler, tasks, now=0.0)
     scheduler.handle(ClockTick(60.0))
-    scheduler.handle(TaskFinished(0, done(task(0), 0.0, 60.0)))
+    scheduler.handle(reported(0, done(task(0), 0.0, 60.0)))
     assert feed(scheduler, tasks, now=60.0) == []  # 60 + 60 > 90: held, task 1 still runs
     actions = scheduler.handle(AllocationEndChanged(END + 100.0))
     assert actions == [Report(ANY), SendTask(0, task(2))]
@@ -158,7 +159,7 @@ def test_the_stop_time_of_a_run_with_nothing_left_changes_nothing() -> None:
     scheduler.handle(ClockTick(0.0))
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     feed(scheduler, [task(0)], now=0.0)
-    scheduler.handle(TaskFinished(0, done(task(0), 0.0, 1.0)))
+    scheduler.handle(reported(0, done(task(0), 0.0, 1.0)))
     assert scheduler.handle(StreamEnded(1.0)) == [DrainEngine(0)]
     assert scheduler.handle(ClockTick(END)) == []  # every task is done; the engine is still leaving
     assert scheduler.handle(EngineGone(0, lost=False, now=END)) == [Finish(0)]

@@ -6,22 +6,19 @@ from unittest.mock import ANY
 
 import pytest
 
-from disbatch.driver.core.scheduler import (
+from disbatch.driver.core.events import (
     ContextJoined,
-    Counts,
     DrainEngine,
     EngineGone,
     EngineJoined,
     Finish,
     Report,
     RetireEngines,
-    Scheduler,
-    SchedulerConfig,
     SendTask,
-    State,
-    TaskFinished,
     WriteRecord,
 )
+from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
+from disbatch.driver.core.scheduler import Scheduler
 
 from .scheduling import (
     TASKS,
@@ -30,6 +27,7 @@ from .scheduling import (
     finished,
     lost,
     make_scheduler,
+    reported,
     reports,
 )
 
@@ -42,14 +40,14 @@ def test_one_idle_engine_is_kept_as_a_spare_while_another_runs_and_drained_when_
         scheduler.handle(EngineJoined(rank, f'node{rank}', slots=1))
     # The stream ends with engines 0 and 1 busy: engine 2, the only idle one, is kept as the spare.
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
-    assert scheduler.state is State.DRAINING
+    assert scheduler.state is RunState.DRAINING
     # Engine 0 goes idle: the spare stays engine 2 (not the first idle engine), so engine 0 is drained.
     first = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, first)) == [WriteRecord(first), DrainEngine(0)]
+    assert scheduler.handle(reported(0, first)) == [WriteRecord(first), DrainEngine(0)]
     assert scheduler.handle(EngineGone(0, lost=False, now=11.0)) == []
     # The last task finishes: nothing runs any more, so the spare is drained too.
     last = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(reported(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
     assert scheduler.handle(EngineGone(1, lost=False, now=11.0)) == []
     assert scheduler.handle(EngineGone(2, lost=False, now=11.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=2)
@@ -64,7 +62,7 @@ def test_the_first_idle_engine_in_rank_order_is_the_spare_when_the_tail_begins()
         DrainEngine(4),
     ]
     record = finished(TASKS[0], host='node5')
-    assert scheduler.handle(TaskFinished(5, record)) == [WriteRecord(record), DrainEngine(5), DrainEngine(3)]
+    assert scheduler.handle(reported(5, record)) == [WriteRecord(record), DrainEngine(5), DrainEngine(3)]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +76,7 @@ def test_the_engine_on_the_driver_host_is_preferred_as_the_spare(driver_host: st
     # All idle at the tail while engine 0 runs: the driver host's engine is kept, though not first in rank order.
     assert feed_stream(scheduler, Stream(TASKS[:1]), now=1.0) == [SendTask(0, TASKS[0]), DrainEngine(1)]
     record = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0), DrainEngine(2)]
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record), DrainEngine(0), DrainEngine(2)]
 
 
 def test_the_driver_host_engine_going_idle_takes_over_as_the_spare_and_the_previous_spare_is_drained() -> None:
@@ -88,14 +86,14 @@ def test_the_driver_host_engine_going_idle_takes_over_as_the_spare_and_the_previ
     scheduler.handle(EngineJoined(2, 'node2', slots=1))
     assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
     # Engine 2 is the spare until the driver host's engine is idle; then engine 2 is drained.
-    here = finished(TASKS[1], host='head')
-    assert scheduler.handle(TaskFinished(1, here)) == [WriteRecord(here), DrainEngine(2)]
+    here = finished(TASKS[1], host='head.cluster.org')
+    assert scheduler.handle(reported(1, here)) == [WriteRecord(here), DrainEngine(2)]
     # An engine joining now does not displace the driver host's spare.
     assert scheduler.handle(EngineJoined(3, 'node3', slots=1)) == [DrainEngine(3)]
     assert scheduler.handle(EngineGone(2, lost=False, now=2.0)) == []
     assert scheduler.handle(EngineGone(3, lost=False, now=2.0)) == []
     last = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, last)) == [WriteRecord(last), DrainEngine(0), DrainEngine(1)]
+    assert scheduler.handle(reported(0, last)) == [WriteRecord(last), DrainEngine(0), DrainEngine(1)]
     assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
     assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == [Finish(0)]
 
@@ -114,10 +112,10 @@ def test_a_task_lost_at_the_tail_runs_on_the_spare_and_the_run_finishes_with_0()
     ]
     assert 'engine 0 on node0 was lost with 1 task(s) running or queued' in reports(actions)[0]
     # The spare, idle again while engine 1 still runs, is kept again.
-    retried = finished(TASKS[0], host='node2', start=4.0)
-    assert scheduler.handle(TaskFinished(2, retried)) == [WriteRecord(retried, final=True)]
+    retried = finished(TASKS[0], host='node2', start=4.0, attempt=2)
+    assert scheduler.handle(reported(2, retried)) == [WriteRecord(retried, final=True)]
     last = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(reported(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
     assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == []
     assert scheduler.handle(EngineGone(2, lost=False, now=12.0)) == [Finish(0)]
     assert scheduler.counts == Counts(finished=2, lost=1)
@@ -135,12 +133,12 @@ def test_an_engine_retired_by_the_monitor_is_never_kept_as_the_spare() -> None:
     # engine 1 still runs.
     assert scheduler.handle(RetireEngines(engine_ranks=(0,))) == []
     record = finished(TASKS[0])
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record), DrainEngine(0)]
     last = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1)]
+    assert scheduler.handle(reported(1, last)) == [WriteRecord(last), DrainEngine(1)]
     for rank in range(3):
         scheduler.handle(EngineGone(rank, lost=False, now=12.0))
-    assert scheduler.state is State.FINISHED
+    assert scheduler.state is RunState.FINISHED
 
 
 def test_an_engine_whose_context_reached_its_task_limit_is_never_kept_as_the_spare() -> None:
@@ -154,9 +152,9 @@ def test_an_engine_whose_context_reached_its_task_limit_is_never_kept_as_the_spa
     assert 'context local has been given its 1 tasks (-C)' in reports(actions)[0]
     # Engine 0 is on the driver host but retiring (-C): drained when idle; engine 2 stays the spare.
     record = finished(TASKS[0], host='head')
-    assert scheduler.handle(TaskFinished(0, record)) == [WriteRecord(record), DrainEngine(0)]
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record), DrainEngine(0)]
     last = finished(TASKS[1], host='node1')
-    assert scheduler.handle(TaskFinished(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
+    assert scheduler.handle(reported(1, last)) == [WriteRecord(last), DrainEngine(1), DrainEngine(2)]
     assert scheduler.handle(EngineGone(0, lost=False, now=12.0)) == []
     assert scheduler.handle(EngineGone(1, lost=False, now=12.0)) == []
     assert scheduler.handle(EngineGone(2, lost=False, now=12.0)) == [Finish(0)]

@@ -1,0 +1,128 @@
+"""The driver loop's peers: its engines as socket peers (`EnginePeer`), the context processes added through
+`_dbUtil.sh` (with the run-unique labels they are given), and the `Outbox` of what they are sent each turn.
+
+An `EnginePeer` is the loop's side of an engine (its ZeroMQ identity, its launch, its PID, when it was last
+heard); the scheduler's side of the same engine is its `EngineLoad` (`driver/core/engines.py`). Both go by rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.protocol.messages import ContextHello, Hello, Message
+from disbatch.protocol.transport import DriverEndpoint
+
+
+@dataclass(slots=True)
+class EnginePeer:
+    rank: int
+    peer: bytes
+    hostname: str
+    launch_id: str
+    pid: int
+    last_heard: float  # time.monotonic() of its last message
+
+
+class EnginePeers:
+    """The engines in the run, by rank, by peer identity and by launch; and what is remembered of engines gone."""
+
+    def __init__(self) -> None:
+        self._by_rank: dict[int, EnginePeer] = {}
+        self._by_peer: dict[bytes, EnginePeer] = {}
+        self._by_launch: dict[str, EnginePeer] = {}
+        self.joined: set[str] = set()  # launch ids of every engine that ever joined
+        self.given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
+        self._next_rank = 0
+
+    def join(self, peer: bytes, hello: Hello, now: float) -> EnginePeer:
+        """A new engine, with the next rank."""
+        engine = EnginePeer(self._next_rank, peer, hello.hostname, hello.launch_id, hello.pid, now)
+        self._next_rank += 1
+        self._by_rank[engine.rank] = engine
+        self._by_peer[peer] = engine
+        if hello.launch_id:
+            self._by_launch[hello.launch_id] = engine
+            self.joined.add(hello.launch_id)
+        return engine
+
+    def __getitem__(self, rank: int) -> EnginePeer:
+        return self._by_rank[rank]
+
+    def __iter__(self) -> Iterator[EnginePeer]:
+        return iter(list(self._by_rank.values()))  # a copy: forgetting while iterating is fine
+
+    def __bool__(self) -> bool:
+        return bool(self._by_rank)
+
+    def by_peer(self, peer: bytes) -> EnginePeer | None:
+        return self._by_peer.get(peer)
+
+    def by_launch(self, launch_id: str) -> EnginePeer | None:
+        return self._by_launch.get(launch_id)
+
+    def forget(self, engine: EnginePeer) -> None:
+        self._by_rank.pop(engine.rank, None)
+        self._by_peer.pop(engine.peer, None)
+        self._by_launch.pop(engine.launch_id, None)
+
+    def give_up(self, engine: EnginePeer) -> None:
+        """Forget an engine taken for lost; what its peer still sends is answered with an Abort."""
+        self.given_up.add(engine.peer)
+        self.forget(engine)
+
+    def last_heard(self) -> float | None:
+        """When the engine heard from longest ago was last heard, or None with no engine."""
+        return min((engine.last_heard for engine in self._by_rank.values()), default=None)
+
+    def facts(self, now: float) -> dict[int, EngineFacts]:
+        """What the snapshot shows of each engine that only the loop knows, at `now` (time.monotonic())."""
+        return {rank: EngineFacts(engine.pid, now - engine.last_heard) for rank, engine in self._by_rank.items()}
+
+
+class ContextPeers:
+    """The context processes still in the run, and the label of every context the run has had."""
+
+    def __init__(self, labels: Iterable[str]) -> None:
+        self._by_peer: dict[bytes, str] = {}
+        self._labels = set(labels)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_peer)
+
+    def join(self, peer: bytes, hello: ContextHello) -> str:
+        """A new context process: its label, unique in the run (the one asked for, else `J<job>` or `SSH<n>`, with
+        `.2`, `.3`, ... when taken)."""
+        wanted = hello.label or (f'J{hello.job_id}' if hello.kind != 'SSH' and hello.job_id else '')
+        if not wanted:
+            number = 0
+            while f'SSH{number}' in self._labels:
+                number += 1
+            wanted = f'SSH{number}'
+        label, number = wanted, 1
+        while label in self._labels:
+            number += 1
+            label = f'{wanted}.{number}'
+        self._labels.add(label)
+        self._by_peer[peer] = label
+        return label
+
+    def leave(self, peer: bytes) -> str | None:
+        """The label of the context process at `peer`, which has left; None if it is not one."""
+        return self._by_peer.pop(peer, None)
+
+
+class Outbox:
+    """What the loop sends its peers in one turn: queued, then one batch (one multi-frame message) per peer."""
+
+    def __init__(self) -> None:
+        self._queued: dict[bytes, list[Message]] = {}
+
+    def put(self, peer: bytes, message: Message) -> None:
+        self._queued.setdefault(peer, []).append(message)
+
+    def flush(self, endpoint: DriverEndpoint) -> None:
+        for peer, messages in self._queued.items():
+            endpoint.send(peer, *messages)
+        self._queued.clear()
