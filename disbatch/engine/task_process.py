@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
 import time
 
@@ -25,6 +26,9 @@ BASH = '/bin/bash'
 READ_CHUNK = 65536
 # Linux refuses any single argument longer than 128 KiB; longer commands go to bash through a private file.
 LONG_COMMAND_BYTES = 100_000
+# Python ignores these two; a task gets them back at their default, as under a shell, xargs or `subprocess`: the
+# writer of `seq 1000000 | head -1` dies of SIGPIPE (status 141) instead of failing with 'Broken pipe'.
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class OutputFile:
@@ -132,6 +136,7 @@ class TaskProcess:
                     *([(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)] if null_stdin else []),
                 ],
                 setsid=True,
+                setsigdef=DEFAULT_SIGNALS,
             )
         except BaseException:
             for fd in (out_read, err_read):

@@ -180,3 +180,21 @@ def test_caller_environment_reaches_tasks_but_not_callers_disbatch_secret(procs:
     assert result.returncode == 0, result.describe()
     assert (tmp_path / 'setting').read_text() == 'kept as is\n'
     assert run_secret(stem_of(status_path(tmp_path))) not in (tmp_path / 'all').read_text()
+
+
+def test_tasks_get_the_signals_python_ignores_back_at_their_default(procs: Processes, tmp_path: Path) -> None:
+    """The engine is Python, which ignores SIGPIPE and SIGXFSZ; a task must not inherit that: the writer of a pipe
+    whose reader left dies of SIGPIPE (141), as under bash, xargs or GNU parallel, and does not fail with a
+    'Broken pipe' error of its own."""
+    write_task_file(
+        tmp_path / 'Tasks',
+        'seq 1000000 | head -1 > /dev/null; echo "pipe ${PIPESTATUS[0]}" > pipe.txt\n'
+        "grep -E '^Sig(Ign|Blk)' /proc/self/status > signals.txt\n",
+    )
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
+    assert result.returncode == 0, result.describe()
+    assert (tmp_path / 'pipe.txt').read_text() == 'pipe 141\n'
+    masks = dict(line.split(':\t') for line in (tmp_path / 'signals.txt').read_text().splitlines())
+    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
+        assert not int(masks['SigIgn'], 16) & 1 << (signum - 1), masks
+        assert not int(masks['SigBlk'], 16) & 1 << (signum - 1), masks
