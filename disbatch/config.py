@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
 from disbatch.contexts.flags import check_resource_arguments
+from disbatch.contract import NAMED_IN_MESSAGES
 from disbatch.errors import ContextError, UsageError
 
 _DURATION = re.compile(r'(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})(?:\.(?P<fraction>\d+))?')
@@ -109,7 +110,9 @@ class RunConfig:
         if (arguments.retry or arguments.force_resume) and not arguments.resume_from:
             raise UsageError('-R and --force-resume need -r STATUSFILE')
         if arguments.startup_only and arguments.ssh_node:
-            raise UsageError('-S starts no context of its own: add one later with <stem>_dbUtil.sh -s HOST:N, not -s')
+            raise UsageError(
+                f'-S starts no context of its own: add one later with {NAMED_IN_MESSAGES.dbutil} -s HOST:N, not -s'
+            )
         if arguments.context_task_limit < 0:
             raise UsageError(f'-C {arguments.context_task_limit}: the task limit must be 0 (none) or more')
         if arguments.results is not None and not arguments.results:

@@ -69,6 +69,10 @@ class RunFiles:
         return self.engine_log('{context}', '{host}')
 
 
+# The files of a run as messages to a user name them: `<stem>_dbUtil.sh`, ...
+NAMED_IN_MESSAGES = RunFiles('<stem>')
+
+
 def stem_of(status_path: str) -> str:
     """The run's stem (its job id when given a bare name) from the path of its status file."""
     return status_path.removesuffix(STATUS_SUFFIX)

@@ -23,7 +23,7 @@ from disbatch.contexts.batch import batch_context, detect, job_id
 from disbatch.contexts.flags import add_context_arguments, check_resource_arguments, deprecation_warnings
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
-from disbatch.contract import RunFiles
+from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.privacy import create_private
 from disbatch.protocol import codec
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     driver = os.environ.get('DISBATCH_DRIVER_ADDRESS', '')
     if not (stem and credentials.secret and credentials.server_key and driver):
-        print('disbatch: run this through the <stem>_dbUtil.sh script of a run', file=sys.stderr)
+        print(f'disbatch: run this through the {NAMED_IN_MESSAGES.dbutil} script of a run', file=sys.stderr)
         return 2
     if not os.path.exists(RunFiles(stem).kvsinfo):
         print(f'disbatch: the run {os.path.basename(stem)} is over: nothing to add engines to', file=sys.stderr)

@@ -13,7 +13,7 @@ import curses
 import os
 import sys
 
-from disbatch.contract import RunFiles
+from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.monitor import model
 from disbatch.monitor.screen import Outcome, watch
 from disbatch.monitor.source import RunSource, read_address
@@ -23,8 +23,8 @@ PROGRAM = 'disbatch monitor'
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m disbatch.monitor', description='Watch a live disbatch run.')
-    parser.add_argument('stem', nargs='?', help='the run stem (the files are STEM_status.txt, ...); default: the '
-                        'run of $DISBATCH_RUN_STEM / $DISBATCH_KVSSTCP_HOST')  # fmt: skip
+    stem_help = f'the run stem (the files are {RunFiles("STEM").status}, ...); default: the run of $DISBATCH_RUN_STEM'
+    parser.add_argument('stem', nargs='?', help=f'{stem_help} / $DISBATCH_KVSSTCP_HOST')
     arguments = parser.parse_args(argv)
     given: str | None = arguments.stem
     stem = given or os.environ.get('DISBATCH_RUN_STEM') or None
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     run = os.path.basename(stem) if stem else address or '?'
     if not address:
         where = f'{RunFiles(given).kvsinfo} does not exist' if given else 'DISBATCH_KVSSTCP_HOST is not set'
-        print(f'{PROGRAM}: no run to watch: {where} (use <stem>_dbUtil.sh --mon)', file=sys.stderr)
+        print(f'{PROGRAM}: no run to watch: {where} (use {NAMED_IN_MESSAGES.dbutil} --mon)', file=sys.stderr)
         return 1
     if stem and read_address(stem) is None:
         print(f'{PROGRAM}: the run {run} is not running (no {RunFiles(stem).kvsinfo}).', file=sys.stderr)
