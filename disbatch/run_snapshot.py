@@ -16,9 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from disbatch.results.record import StatusRecord
-from disbatch.results.snippet import snippet_text
-
 Json = dict[str, object]
 COMMAND_CHARACTERS = 200  # a task's command is cut to this in the snapshot
 
@@ -149,22 +146,6 @@ class TaskView:
     cpu: float | None = None  # user + system seconds
     command: str = ''  # at most COMMAND_CHARACTERS, valid UTF-8
     stderr: str | None = None  # failed tasks only (the key is left out of the JSON otherwise)
-
-    @classmethod
-    def of(cls, record: StatusRecord) -> TaskView:
-        usage = record.usage
-        return cls(
-            task=record.task_id,
-            line=record.line_number,
-            host=record.host,
-            return_code=record.return_code,
-            elapsed=round(record.elapsed, 3),
-            finish=round(record.finish, 3),
-            max_rss=usage.max_rss_bytes if usage else None,
-            cpu=round(usage.user_seconds + usage.system_seconds, 3) if usage else None,
-            command=record.command.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')[:COMMAND_CHARACTERS],
-            stderr=snippet_text(record.err_snippet) if record.failed else None,
-        )
 
     def to_json(self) -> Json:
         view: Json = {

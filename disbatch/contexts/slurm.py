@@ -81,7 +81,7 @@ def expand_counts(text: str) -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
-class Allocation:
+class SlurmPlan:
     job_id: str
     plans: list[NodePlan]
     warnings: list[str]
@@ -93,7 +93,7 @@ def plan_allocation(
     cpus_per_task: float | None,
     tasks_per_node: int | None,
     fill: bool,
-) -> Allocation:
+) -> SlurmPlan:
     """Slots per node the way the reference computes them (reference §1, "Slots per node", Slurm)."""
     job_id = slurm_job_id(environ)
     warnings: list[str] = []
@@ -123,7 +123,7 @@ def plan_allocation(
             raise ContextError(f'node {host}: {cpus} CPU(s) with -c {per_task:g} leave no slot to run a task')
         cores = int(per_task) if cpus_per_task is not None or env_cpus else cpus // slots
         plans.append(NodePlan(host, slots, cores))
-    return Allocation(job_id, plans, warnings)
+    return SlurmPlan(job_id, plans, warnings)
 
 
 def step_gpu_options(environ: Mapping[str, str]) -> list[str]:

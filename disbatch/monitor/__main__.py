@@ -15,7 +15,7 @@ import sys
 
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.monitor import model
-from disbatch.monitor.screen import Outcome, watch
+from disbatch.monitor.screen import WatchEnd, watch
 from disbatch.monitor.source import RunSource, read_address
 
 PROGRAM = 'disbatch monitor'
@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         source.close()
-    if result.outcome is Outcome.ENDED and result.view is None and stem and read_address(stem) is not None:
+    if result.end is WatchEnd.ENDED and result.view is None and stem and read_address(stem) is not None:
         print(f'{PROGRAM}: the run {run} closed the connection before showing its state '
               '(is DISBATCH_KVSSTCP_TOKEN the one of its dbUtil script?)', file=sys.stderr)  # fmt: skip
         return 1
-    if result.outcome is Outcome.ENDED:
+    if result.end is WatchEnd.ENDED:
         print(model.ended_message(result.view, run))
     return 0
 

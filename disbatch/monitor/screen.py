@@ -28,14 +28,14 @@ HELP_KEYS = frozenset({ord('h'), ord('?'), curses.KEY_F1})
 QUIT_KEYS = frozenset({ord('q'), ord('Q')})
 
 
-class Outcome(enum.Enum):
+class WatchEnd(enum.Enum):
     QUIT = 'quit'
     ENDED = 'ended'
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
-    outcome: Outcome
+class WatchResult:
+    end: WatchEnd
     view: Snapshot | None  # the last snapshot seen
 
 
@@ -50,7 +50,7 @@ class _State:
     message_until: float = 0.0
 
 
-def watch(window: curses.window, source: RunSource) -> Result:
+def watch(window: curses.window, source: RunSource) -> WatchResult:
     """Show the run until the user quits (`q`) or it ends."""
     _set_up(window)
     state = _State(received=time.monotonic())
@@ -65,7 +65,7 @@ def watch(window: curses.window, source: RunSource) -> Result:
                     state.received = now
                 state.view = poll.view
             if poll.ended:
-                return Result(Outcome.ENDED, state.view)
+                return WatchResult(WatchEnd.ENDED, state.view)
         _draw(window, state, now)
         window.timeout(max(10, int((next_poll - time.monotonic()) * 1000)))
         key = window.getch()
@@ -76,7 +76,7 @@ def watch(window: curses.window, source: RunSource) -> Result:
         elif state.help:
             state.help = False
         elif key in QUIT_KEYS:
-            return Result(Outcome.QUIT, state.view)
+            return WatchResult(WatchEnd.QUIT, state.view)
         else:
             _handle(window, source, state, key)
 

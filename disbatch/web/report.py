@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import EngineView, Snapshot, TaskView
+from disbatch.results.views import task_view
+from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
@@ -111,8 +112,8 @@ def snapshot(history: RunHistory) -> Snapshot:
         barriers=sum(record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK) for record in finals),
         lost=sum(1 for record, _, _ in history.records if record.unreported), running=0, pending=0,
         total=len(tasks) + skipped, slots=slots, engines=tuple(engines),
-        recent=tuple(TaskView.of(record) for record in tasks[-20:]),
-        failures=tuple(TaskView.of(record) for record in failed), usage=usage,
+        recent=tuple(task_view(record) for record in tasks[-20:]),
+        failures=tuple(task_view(record) for record in failed), usage=usage,
         rate=round(len(tasks) / (now - started), 3) if now > started else None, exit_code=history.exit_code,
     )  # fmt: skip
 

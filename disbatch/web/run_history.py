@@ -21,7 +21,7 @@ _RUN_KINDS = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED)  
 
 
 @dataclass(slots=True)
-class EngineRow:
+class EngineHistory:
     rank: int
     host: str
     slots: int
@@ -37,7 +37,7 @@ class RunHistory:
     run: str
     status_file: str
     records: list[tuple[StatusRecord, bool, int | None]] = field(default_factory=list)  # record, final, engine
-    engines: dict[int, EngineRow] = field(default_factory=dict)
+    engines: dict[int, EngineHistory] = field(default_factory=dict)
     started: float | None = None
     ended: float | None = None
     exit_code: int | None = None
@@ -106,7 +106,7 @@ def _take(history: RunHistory, event: dict[str, Any]) -> None:
         history.run, history.status_file, history.started = event['run'], event['status_file'], event['time']
     elif kind == 'engine_joined':
         rank = int(event['engine'])
-        history.engines[rank] = EngineRow(rank, event['host'], int(event['slots']), event['context'])
+        history.engines[rank] = EngineHistory(rank, event['host'], int(event['slots']), event['context'])
     elif kind == 'task_started' and event['engine'] in history.engines:
         history.engines[event['engine']].given += 1
     elif kind == 'task_finished':

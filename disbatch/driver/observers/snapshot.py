@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import StatusRecord
-from disbatch.run_snapshot import EngineView, Snapshot, TaskView, UsageView, WalltimeView
+from disbatch.results.views import task_view
+from disbatch.run_snapshot import EngineView, Snapshot, UsageView, WalltimeView
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +86,8 @@ def build(
         total=total,
         slots=sum(engine.slots for engine in scheduler.engines.values()),
         engines=tuple(engines),
-        recent=tuple(TaskView.of(record) for record in recent),
-        failures=tuple(TaskView.of(record) for record in failures),
+        recent=tuple(task_view(record) for record in recent),
+        failures=tuple(task_view(record) for record in failures),
         walltime=_walltime(scheduler, now),
         usage=usage,
     )

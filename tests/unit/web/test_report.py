@@ -17,7 +17,7 @@ from disbatch.results.record import (
     StatusRecord,
 )
 from disbatch.results.report import format_line
-from disbatch.run_snapshot import TaskView
+from disbatch.results.views import task_view
 from disbatch.taskfile.items import NO_REPEAT
 from disbatch.web.report import html_report, lanes, snapshot, summary
 from disbatch.web.run_history import RunHistory, load
@@ -49,8 +49,8 @@ def test_a_lost_attempt_takes_no_lane() -> None:
 
 
 def test_a_failed_task_view_carries_its_stderr_snippet() -> None:
-    assert TaskView.of(record(1, 0, 1, rc=2)).to_json()['stderr'] == 'boom\n'
-    assert 'stderr' not in TaskView.of(record(1, 0, 1)).to_json()
+    assert task_view(record(1, 0, 1, rc=2)).to_json()['stderr'] == 'boom\n'
+    assert 'stderr' not in task_view(record(1, 0, 1)).to_json()
 
 
 def test_a_status_file_becomes_a_summary_and_a_page(tmp_path: Path) -> None:
