@@ -112,44 +112,58 @@ def format_progress(view: Snapshot, rate: float | None, eta: float | None, width
     """One line, at most `width` characters: what is done, failed, running (and of how many), the rate, the ETA.
 
     `disbatch: [#####...] 26/40 done (65%), 2 failed, 4 running, 3 skipped | 7.8 tasks/s, ETA 2.3s`. When the
-    line is too long, the least useful parts go first (bar, queue, skipped, ETA, rate, ...), then it is cut.
+    line is too long, the least useful part goes first (bar, queue, skipped, ETA, rate, ...): a part with a shorter
+    form takes that form before it goes (`26/40 done` becomes `65% done`); what is left is then cut.
     """
     done, total = done_count(view), view.total
-    # (separator before it, text, priority): the higher the priority, the longer a part survives a narrow screen.
-    parts: list[tuple[str, str, int]] = [('', 'disbatch:', 9)]
+    # (separator before it, its forms from the longest, priority): the higher the priority, the longer a part
+    # survives a narrow screen.
+    parts: list[tuple[str, tuple[str, ...], int]] = [('', ('disbatch:',), 9)]
+
+    def add(separator: str, text: str, priority: int, *shorter: str) -> None:
+        parts.append((separator, (text, *shorter), priority))
+
     if total is not None:
         fraction = done / total if total else 1.0
         filled = int(fraction * BAR_WIDTH)
-        parts.append((' ', '[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1))
-        parts.append((' ', f'{done}/{total} done', 8))
-        parts.append((' ', f'({int(fraction * 100)}%)', 5))
+        percent = int(fraction * 100)
+        add(' ', '[' + '#' * filled + '.' * (BAR_WIDTH - filled) + ']', 1)
+        add(' ', f'{done}/{total} done', 8, f'{percent}% done')
+        add(' ', f'({percent}%)', 5)
     else:
-        parts.append((' ', f'{done} done', 8))
-    parts.append((', ', f'{view.failed} failed', 7))
-    parts.append((', ', f'{view.running or 0} running', 6))
+        add(' ', f'{done} done', 8)
+    add(', ', f'{view.failed} failed', 7)
+    add(', ', f'{view.running or 0} running', 6)
     if total is None and view.pending:
-        parts.append((', ', f'{view.pending} queued', 2))
+        add(', ', f'{view.pending} queued', 2)
     if view.skipped:
-        parts.append((', ', f'{view.skipped} skipped', 2))
+        add(', ', f'{view.skipped} skipped', 2)
     if view.interrupted:
-        parts.append((', ', f'{view.interrupted} interrupted', 6))
+        add(', ', f'{view.interrupted} interrupted', 6)
     if view.status == 'stopping':
-        parts.append((', ', 'stopping', 7))
+        add(', ', 'stopping', 7)
     walltime = view.walltime
     if walltime is not None and walltime.left is not None:
         draining = ' (draining)' if walltime.state == 'draining' else ''
-        parts.append((' | ', f'{format_duration(walltime.left)} left{draining}', 5))
+        add(' | ', f'{format_duration(walltime.left)} left{draining}', 5)
     if rate is not None:
-        parts.append((' | ', format_rate(rate), 4))
+        add(' | ', format_rate(rate), 4)
     if eta is not None:
-        parts.append((', ' if rate is not None else ' | ', f'ETA {format_duration(eta)}', 3))
-    while len(parts) > 1 and len(_join(parts)) > width:
-        del parts[min(range(len(parts)), key=lambda index: (parts[index][2], -index))]
+        add(', ' if rate is not None else ' | ', f'ETA {format_duration(eta)}', 3)
+    while len(_join(parts)) > width:
+        index = min(range(len(parts)), key=lambda index: (parts[index][2], -index))
+        separator, forms, priority = parts[index]
+        if len(forms) > 1:
+            parts[index] = (separator, forms[1:], priority)
+        elif len(parts) > 1:
+            del parts[index]
+        else:
+            break
     return _join(parts)[: max(0, width)]
 
 
-def _join(parts: list[tuple[str, str, int]]) -> str:
-    return ''.join(separator + text for separator, text, _ in parts)
+def _join(parts: list[tuple[str, tuple[str, ...], int]]) -> str:
+    return ''.join(separator + forms[0] for separator, forms, _ in parts)
 
 
 # ---------------------------------------------------------------- the summary

@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from disbatch.driver.observers.progress import CLEAR_TO_END, PLAIN_INTERVAL_SECONDS, ProgressLine, wanted
@@ -160,6 +160,8 @@ def test_an_empty_total_is_complete() -> None:
     eta=st.none() | st.floats(0, 1e8),
     width=st.integers(0, 300),
 )
+@example(finished=0, skipped=9_980_000, running=10_000, pending=10_000, known=True, rate=None, eta=None, width=30)
+@example(finished=5_000_000, skipped=5_000_000, running=0, pending=0, known=True, rate=1.0, eta=2.0, width=31)
 def test_the_line_always_fits(
     finished: int,
     skipped: int,
