@@ -30,18 +30,18 @@ def all_spawners() -> list[Spawner]:
         ),
         ExecSpawner(
             'spawn',
-            'what the engine does: os.posix_spawn of `/bin/bash -c CMD` per task, setsid, per-task environment, '
-            'stdout/stderr pipes, pidfd + epoll, wait4',
+            'what the engine does: os.posix_spawn of `/bin/bash -c CMD` per task, setsid, SIGPIPE and SIGXFSZ '
+            'back to default (setsigdef), per-task environment, stdout/stderr pipes, pidfd + epoll, wait4',
             own_group=True,
             task_variables=True,
-            starter=posix_spawn_starter(session=True),
+            starter=posix_spawn_starter(),
         ),
         ExecSpawner(
-            'spawn-sigdef',
-            '`spawn` with SIGPIPE and SIGXFSZ set back to their defaults in the child (posix_spawn setsigdef)',
+            'spawn-sigign',
+            '`spawn` without setsigdef (the engine before its SIGPIPE fix): tasks inherit SIGPIPE and SIGXFSZ ignored',
             own_group=True,
             task_variables=True,
-            starter=posix_spawn_starter(session=True, default_signals=True),
+            starter=posix_spawn_starter(default_signals=False),
         ),
         ExecSpawner(
             'spawn-pgroup',
@@ -55,7 +55,7 @@ def all_spawners() -> list[Spawner]:
             '`spawn` of `/bin/bash --norc --noprofile -c CMD`, BASH_ENV left out of the environment',
             own_group=True,
             task_variables=True,
-            starter=posix_spawn_starter(session=True),
+            starter=posix_spawn_starter(),
             bash_flags=('--norc', '--noprofile'),
             drop=('BASH_ENV',),
         ),

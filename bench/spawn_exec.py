@@ -150,20 +150,17 @@ class ExecSpawner(Spawner):
         del running[fd]
 
 
-def posix_spawn_starter(*, session: bool, default_signals: bool = False) -> Starter:
+def posix_spawn_starter(*, session: bool = True, default_signals: bool = True) -> Starter:
     """os.posix_spawn (glibc: clone(CLONE_VM | CLONE_VFORK)) in a new session (as the engine) or process group.
-    `default_signals`: SIGPIPE and SIGXFSZ back to their defaults in the child (Python ignores both, and an ignored
-    signal stays ignored across exec; subprocess.Popen resets them, restore_signals=True)."""
+    `default_signals`: SIGPIPE and SIGXFSZ back to their defaults in the child (setsigdef, as the engine does since
+    it was found here that they stayed ignored: Python ignores both, and an ignored signal stays so across exec)."""
+    restored = RESTORED_SIGNALS if default_signals else ()
 
     def start(argv: list[str], environment: dict[str, str], stdout: int, stderr: int) -> int:
         actions = [(os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)]
-        if default_signals:  # a separate call: `spawn` passes exactly what the engine passes
-            return os.posix_spawn(
-                argv[0], argv, environment, file_actions=actions, setsid=session, setsigdef=RESTORED_SIGNALS
-            )
         if session:
-            return os.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=True)
-        return os.posix_spawn(argv[0], argv, environment, file_actions=actions, setpgroup=0)
+            return os.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=True, setsigdef=restored)
+        return os.posix_spawn(argv[0], argv, environment, file_actions=actions, setpgroup=0, setsigdef=restored)
 
     return start
 
