@@ -106,6 +106,25 @@ def test_an_engine_of_another_protocol_is_refused_clearly(
 
 
 @pytest.mark.timeout(60)
+def test_a_context_process_of_another_protocol_is_refused_clearly(procs: Processes, tmp_path: Path) -> None:
+    run = LiveRun(procs, tmp_path, 'sleep 0.1\n' * 3)
+    start_context = 'import sys\nfrom disbatch.contexts.context_process import main\nsys.exit(main(sys.argv[1:]))\n'
+    command = [sys.executable, '-c', OTHER_VERSION + start_context, '-s', 'localhost:1', '-l', 'odd']
+    odd = procs.spawn(
+        command, cwd=tmp_path, env=dbutil_exports(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    code, stderr = finish_context(odd, timeout=15)
+    refusal = f'context odd refused: it speaks wire protocol {PROTOCOL_VERSION + 1} (disbatch '
+    assert code == 1 and f'disbatch: the driver refused this context: {refusal}' in stderr, stderr
+    assert wait_for(lambda: refusal in run.stderr, 5), run.stderr
+    context = run.add_context('-s', 'localhost:1')
+    assert run.wait(30) == 0, run.stderr
+    assert finish_context(context)[0] == 0
+    check_complete(run.records(), 3)
+    assert 'context odd joined' not in driver_log(run)
+
+
+@pytest.mark.timeout(60)
 def test_a_joined_engine_whose_results_cannot_be_read_is_lost_and_its_task_run_again(
     procs: Processes, tmp_path: Path
 ) -> None:

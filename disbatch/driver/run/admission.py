@@ -25,13 +25,18 @@ class Admission:
         self.settings = settings
         self.outbox = outbox
         self.report = report
+        self.refused: set[str] = set()  # launch ids of the engines refused for their protocol version
 
     def refuses_engine(self, peer: bytes, hello: Hello) -> bool:
         """Whether the engine saying `hello` is refused (then it has been said and answered)."""
         if not self.settings.knows_secret(hello.secret):
             log.warning('refused an engine that does not know the run secret (%s, pid %d)', hello.hostname, hello.pid)
             return True
-        return self._refuses_version(peer, f'engine on {hello.hostname}', hello.protocol_version, hello.software)
+        if not self._refuses_version(peer, f'engine on {hello.hostname}', hello.protocol_version, hello.software):
+            return False
+        if hello.launch_id:
+            self.refused.add(hello.launch_id)  # its exit, which follows, is no news
+        return True
 
     def refuses_context(self, peer: bytes, hello: ContextHello) -> bool:
         """Whether the context process saying `hello` is refused (then it has been said and answered)."""

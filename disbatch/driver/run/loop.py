@@ -161,9 +161,9 @@ class DriverLoop:
                 try:
                     message = codec.decode(payload)
                 except codec.CodecError as error:
-                    if engine is not None:  # a joined engine: its result is lost, so is the engine
-                        log.error('engine %d on %s sent a malformed message: %s', engine.rank, engine.hostname, error)
-                        self._give_up(engine, 'sent a message this driver cannot read (from another disbatch?)')
+                    if (joined := self._engines.by_peer(peer)) is not None:  # its result is lost, so is the engine
+                        log.error('engine %d on %s sent a malformed message: %s', joined.rank, joined.hostname, error)
+                        self._give_up(joined, 'sent a message this driver cannot read (from another disbatch?)')
                         break
                     self._admission.on_unreadable(peer, payload, error)
                     continue
@@ -232,8 +232,8 @@ class DriverLoop:
             return
         engine = self._engines.by_launch(exited.launch_id)
         if engine is None:
-            if exited.launch_id in self._engines.joined:
-                return  # it said goodbye first
+            if exited.launch_id in self._engines.joined or exited.launch_id in self._admission.refused:
+                return  # it said goodbye first, or was refused (and that said)
             if exited.exit_code != 0 or self.scheduler.more_tasks:
                 self.report(
                     f'the engine on {exited.host} exited with {exited.exit_code} before joining the run: '

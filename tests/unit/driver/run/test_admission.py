@@ -74,6 +74,7 @@ def test_another_version_is_reported_and_told(admission: tuple[Admission, list[s
     assert f'this run speaks {PROTOCOL_VERSION} (disbatch ' in reports[0]
     assert reports[0].endswith('; run the same disbatch on every node')
     assert sent(outbox) == [(PEER, Abort(reports[0]))]
+    assert door.refused == {'SSH0/1'}  # the loop does not report its exit again
 
 
 def test_a_context_of_another_version_is_refused(admission: tuple[Admission, list[str], Outbox]) -> None:
