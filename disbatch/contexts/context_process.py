@@ -27,7 +27,14 @@ from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.privacy import create_private
 from disbatch.protocol import codec
-from disbatch.protocol.messages import ContextGoodbye, ContextHello, ContextWelcome
+from disbatch.protocol.messages import (
+    PROTOCOL_VERSION,
+    Abort,
+    ContextGoodbye,
+    ContextHello,
+    ContextWelcome,
+    this_software,
+)
 from disbatch.protocol.transport import Credentials, PeerLink
 
 log = logging.getLogger('disbatch.context')
@@ -74,8 +81,8 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
     try:
         link.send(
             ContextHello(
-                credentials.secret, arguments.label or '', (kind or 'ssh').upper(), job_id(kind or '', os.environ),
-                arguments.context_task_limit,
+                credentials.secret, PROTOCOL_VERSION, this_software(), arguments.label or '', (kind or 'ssh').upper(),
+                job_id(kind or '', os.environ), arguments.context_task_limit,
             )
         )  # fmt: skip
         if not link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
@@ -86,6 +93,9 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         welcome = link.receive()[0]
         if isinstance(welcome, codec.CodecError):
             print(f'disbatch: unreadable answer from the driver: {welcome}', file=sys.stderr)
+            return 1
+        if isinstance(welcome, Abort):
+            print(f'disbatch: the driver refused this context: {welcome.reason}', file=sys.stderr)
             return 1
         if not isinstance(welcome, ContextWelcome):
             print(f'disbatch: unexpected answer from the driver: {welcome.TAG}', file=sys.stderr)

@@ -52,7 +52,17 @@ from disbatch.engine.leftovers import Leftovers
 from disbatch.engine.shares import Resource
 from disbatch.engine.task_process import TaskProcess, spawn_failure
 from disbatch.protocol import codec
-from disbatch.protocol.messages import Goodbye, Heartbeat, Hello, Leftover, TaskDone, Welcome
+from disbatch.protocol.messages import (
+    PROTOCOL_VERSION,
+    Abort,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Leftover,
+    TaskDone,
+    Welcome,
+    this_software,
+)
 from disbatch.protocol.transport import Credentials, PeerLink
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 
@@ -144,8 +154,9 @@ class EngineLoop:
     def _join(self) -> Joined | None:
         s = self.settings
         self._link.send(
-            Hello(s.credentials.secret, s.hostname, os.getpid(), s.slots, s.cores_per_task, s.context, s.launch_id)
-        )
+            Hello(s.credentials.secret, PROTOCOL_VERSION, this_software(), s.hostname, os.getpid(), s.slots,
+                  s.cores_per_task, s.context, s.launch_id)
+        )  # fmt: skip
         waiting = zmq.Poller()
         waiting.register(self._link.socket, zmq.POLLIN)
         if self._stdin_watched:
@@ -160,6 +171,9 @@ class EngineLoop:
         welcome, *more = self._link.receive()
         if isinstance(welcome, codec.CodecError):
             log.error('the driver answered with a malformed message: %s', welcome)
+            return None
+        if isinstance(welcome, Abort):
+            log.error('the driver refused this engine: %s', welcome.reason)
             return None
         if not isinstance(welcome, Welcome):
             log.error('the driver answered %s instead of welcome', type(welcome).__name__)

@@ -4,6 +4,8 @@ A message is one ZeroMQ frame holding a JSON array: the message's tag, then its 
 that is itself a value (`TaskDone.outcome`, an `Outcome`, whose `usage` is a `ResourceUsage` or null) goes as a
 nested array of its fields in declaration order, checked as strictly as the message's own.
 Decoding looks the tag up in a table; anything malformed raises `CodecError` so the caller can log and drop it.
+`read_greeting` reads what a hello of another protocol version still says (see `messages.py`), so the driver can
+refuse it clearly instead.
 Strings may hold lone surrogates (commands decoded with `surrogateescape`); JSON's `\\udcXX` escapes carry them.
 """
 
@@ -15,7 +17,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from disbatch.protocol.messages import MESSAGE_TYPES, Message
+from disbatch.protocol.messages import MESSAGE_TYPES, ContextHello, Hello, Message
 from disbatch.results.record import Outcome, ResourceUsage
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -53,6 +55,41 @@ def decode(frame: bytes) -> Message:
             raise CodecError(f'{parts[0]}.{name} has the wrong type')
     message: Message = shape.cls(*values)
     return message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Greeting:
+    """The fields every version's hello begins with, read from a hello that does not decode."""
+
+    tag: str  # Hello.TAG or ContextHello.TAG
+    secret: str
+    protocol_version: int
+    software: str  # '' when the peer does not say (version 1)
+    name: str  # the Hello's hostname, the ContextHello's label ('' when it does not say)
+
+
+FIRST_VERSION = 1  # the protocol of hellos without a version field
+
+
+def read_greeting(frame: bytes) -> Greeting | None:
+    """What a malformed `Hello` or `ContextHello` (a peer of another protocol version) says of itself; None for any
+    other frame."""
+    try:
+        parts = _decoder.decode(frame.decode('ascii')) if len(frame) <= MAX_FRAME_BYTES else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not (isinstance(parts, list) and len(parts) >= 3 and parts[0] in (Hello.TAG, ContextHello.TAG)):
+        return None
+    tag, secret, version = parts[0], parts[1], parts[2]
+    if type(secret) is not str:
+        return None
+    if type(version) is not int:  # version 1: the secret, then a string (the hostname, the label)
+        return Greeting(tag, secret, FIRST_VERSION, '', version if type(version) is str else '')
+    return Greeting(tag, secret, version, _text(parts, 3), _text(parts, 4))
+
+
+def _text(parts: list[Any], index: int) -> str:
+    return parts[index] if len(parts) > index and type(parts[index]) is str else ''
 
 
 class _Invalid:

@@ -8,14 +8,35 @@ too), so no message can carry code.
     driver → engine:   Welcome, Run, Drain, Abort, Heartbeat
     context → driver:  ContextHello, ContextGoodbye
     driver → context:  ContextWelcome
+
+Every part of a run must speak the same `PROTOCOL_VERSION`: `Hello` and `ContextHello` say which they speak, and the
+driver refuses a peer that speaks another (with an `Abort` saying why). So that a driver can still read that much of
+a hello whose shape it does not know, both hellos begin with the same fields in every version from 2 on: `secret`,
+`protocol_version`, `software`, then `hostname` (Hello) or `label` (ContextHello) (`codec.read_greeting`; version 1
+had no version field: `secret`, then `hostname` or `label`). `Abort(reason)` keeps its shape too, so a refused peer
+of any version can read why.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
+from disbatch import __version__
 from disbatch.results.record import Outcome
+
+# The version of the wire protocol: bump it whenever the shape of a message changes (a field added, removed,
+# retyped or moved), and say what changed in docs/architecture.md ("Wire messages").
+#   1: no version in the hellos.
+#   2: Hello and ContextHello begin with secret, protocol_version, software (then hostname or label, as before).
+PROTOCOL_VERSION = 2
+
+
+def this_software() -> str:
+    """How a hello names the disbatch that sends it (for messages only): 'disbatch <version> at <python>'."""
+    return f'disbatch {__version__} at {sys.executable}'
+
 
 # A per-engine task on the wire: (task_id, line_number, command).
 PerEngineSpec = tuple[int, int, str]
@@ -27,6 +48,8 @@ class Hello:
 
     TAG: ClassVar[str] = 'hello'
     secret: str
+    protocol_version: int  # PROTOCOL_VERSION of the engine
+    software: str  # this_software() of the engine
     hostname: str
     pid: int
     slots: int
@@ -126,6 +149,8 @@ class ContextHello:
 
     TAG: ClassVar[str] = 'context-hello'
     secret: str
+    protocol_version: int  # PROTOCOL_VERSION of the context process
+    software: str  # this_software() of the context process
     label: str  # the one asked for with -l, or '' for the default
     kind: str  # 'SSH', 'SLURM', 'SGE', 'PBS' or 'LSF'
     job_id: str  # the Slurm job, for the default label

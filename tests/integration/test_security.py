@@ -28,7 +28,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from disbatch.protocol import codec
-from disbatch.protocol.messages import ContextHello, Hello, TaskDone
+from disbatch.protocol.messages import PROTOCOL_VERSION, ContextHello, Hello, TaskDone, this_software
 from disbatch.results.record import Outcome
 
 from ..conftest import Processes, disbatch_cmd
@@ -168,7 +168,7 @@ def curve_dealer(context: zmq.Context[zmq.Socket[bytes]], server_key: bytes) -> 
 
 
 def hello(secret: str) -> bytes:
-    return codec.encode(Hello(secret, INTRUDER, 4242, 8, 1, 'SSH', ''))
+    return codec.encode(Hello(secret, PROTOCOL_VERSION, this_software(), INTRUDER, 4242, 8, 1, 'SSH', ''))
 
 
 def wait_for_event(monitor: zmq.Socket[bytes], wanted: set[int], timeout: float = WAIT) -> list[int]:
@@ -234,7 +234,7 @@ def test_dealer_with_the_key_but_a_wrong_secret_is_refused(live_run: LiveRun) ->
         dealer.send(hello('not-the-secret'))
         assert wait_for(lambda: 'refused' in live_run.driver_log(), WAIT), live_run.driver_log()
         # neither is a context let in, nor a result taken from a peer that never joined
-        dealer.send(codec.encode(ContextHello('not-the-secret', '', 'SSH', '0', 0)))
+        dealer.send(codec.encode(ContextHello('not-the-secret', PROTOCOL_VERSION, this_software(), '', 'SSH', '0', 0)))
         dealer.send(codec.encode(TaskDone(1, '', Outcome(4242, 0, 0.0, 0.0, 0.0), False, False, 1)))
         assert wait_for(lambda: 'refused a context' in live_run.driver_log(), WAIT), live_run.driver_log()
         assert wait_for(lambda: 'dropped done' in live_run.driver_log(), WAIT), live_run.driver_log()

@@ -18,7 +18,8 @@ from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
 from disbatch.driver.observers.snapshot import EngineFacts
-from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox
+from disbatch.driver.run.admission import Admission
+from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox, leftover_line
 from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.run.signals import received, signal_pipe
 from disbatch.driver.stream.feeder import Feeder
@@ -87,6 +88,7 @@ class DriverLoop:
         self._engines = EnginePeers()
         self._context_peers = ContextPeers(context.label for context in contexts)  # added through dbUtil.sh
         self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
+        self._admission = Admission(settings, self._outbox, report)  # the secret and the protocol version of hellos
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_end_check = time.monotonic() + END_CHECK_SECONDS
         self._exit_code: int | None = None
@@ -159,7 +161,11 @@ class DriverLoop:
                 try:
                     message = codec.decode(payload)
                 except codec.CodecError as error:
-                    log.warning('dropped a malformed message from peer %s: %s', peer.hex(), error)
+                    if (joined := self._engines.by_peer(peer)) is not None:  # its result is lost, so is the engine
+                        log.error('engine %d on %s sent a malformed message: %s', joined.rank, joined.hostname, error)
+                        self._give_up(joined, 'sent a message this driver cannot read (from another disbatch?)')
+                        break
+                    self._admission.on_unreadable(peer, payload, error)
                     continue
                 self._on_message(peer, message)
 
@@ -180,11 +186,7 @@ class DriverLoop:
         elif isinstance(message, Heartbeat):
             pass
         elif isinstance(message, Leftover):
-            log.warning('task %d%s on engine %d (%s) exited leaving %d process(es) running: pid %s%s',
-                        message.task_id, f' ({message.phase})' if message.phase else '', engine.rank, engine.hostname,
-                        len(message.pids), ' '.join(map(str, message.pids)),
-                        '; ended now' if self.settings.kill_leftovers and message.phase != 'START'
-                        else '; they are ended when the engine leaves')  # fmt: skip
+            log.warning('%s', leftover_line(engine, message, self.settings.kill_leftovers))
         elif isinstance(message, Goodbye):
             log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
             self._engines.forget(engine)
@@ -193,8 +195,7 @@ class DriverLoop:
             log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
     def _on_hello(self, peer: bytes, hello: Hello) -> None:
-        if not self.settings.knows_secret(hello.secret):
-            log.warning('refused an engine that does not know the run secret (%s, pid %d)', hello.hostname, hello.pid)
+        if self._admission.refuses_engine(peer, hello):
             return
         known = self._engines.by_peer(peer)
         if known is not None:
@@ -206,8 +207,7 @@ class DriverLoop:
         self._dispatch(ev.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
 
     def _on_context_hello(self, peer: bytes, hello: ContextHello) -> None:
-        if not self.settings.knows_secret(hello.secret):
-            log.warning('refused a context that does not know the run secret')
+        if self._admission.refuses_context(peer, hello):
             return
         label = self._context_peers.join(peer, hello)
         self._outbox.put(peer, self.settings.context_welcome(label))
@@ -232,8 +232,8 @@ class DriverLoop:
             return
         engine = self._engines.by_launch(exited.launch_id)
         if engine is None:
-            if exited.launch_id in self._engines.joined:
-                return  # it said goodbye first
+            if exited.launch_id in self._engines.joined or exited.launch_id in self._admission.refused:
+                return  # it said goodbye first, or was refused (and that said)
             if exited.exit_code != 0 or self.scheduler.more_tasks:
                 self.report(
                     f'the engine on {exited.host} exited with {exited.exit_code} before joining the run: '
@@ -349,16 +349,20 @@ class DriverLoop:
         monotonic = time.monotonic()
         for engine in self._engines:
             if monotonic - engine.last_heard > SILENCE_SECONDS:
-                self.report(f'engine {engine.rank} on {engine.hostname} has not been heard from for '
-                            f'{monotonic - engine.last_heard:.0f} s: taken for lost')  # fmt: skip
-                for context in self.contexts:
-                    context.abandon(engine.launch_id)
-                self._engines.give_up(engine)
-                self._dispatch(ev.EngineGone(engine.rank, lost=True, now=now))
+                self._give_up(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines:
                 self._outbox.put(engine.peer, Heartbeat())
+
+    def _give_up(self, engine: EnginePeer, why: str) -> None:
+        """Take a joined engine for lost: its tasks are re-issued; its launcher is ended, and the engine told."""
+        self.report(f'engine {engine.rank} on {engine.hostname} {why}: taken for lost')
+        for context in self.contexts:
+            context.abandon(engine.launch_id)
+        self._engines.give_up(engine)
+        self._outbox.put(engine.peer, Abort(f'the driver took this engine for lost: it {why}'))
+        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from disbatch.driver.observers.snapshot import EngineFacts
-from disbatch.protocol.messages import ContextHello, Hello, Message
+from disbatch.protocol.messages import ContextHello, Hello, Leftover, Message
 from disbatch.protocol.transport import DriverEndpoint
 
 
@@ -23,6 +23,14 @@ class EnginePeer:
     launch_id: str
     pid: int
     last_heard: float  # time.monotonic() of its last message
+
+
+def leftover_line(engine: EnginePeer, leftover: Leftover, kill_leftovers: bool) -> str:
+    """The driver log's line for what a task of `engine` left running."""
+    phase = f' ({leftover.phase})' if leftover.phase else ''
+    when = '; ended now' if kill_leftovers and leftover.phase != 'START' else '; they are ended when the engine leaves'
+    return (f'task {leftover.task_id}{phase} on engine {engine.rank} ({engine.hostname}) exited leaving '
+            f'{len(leftover.pids)} process(es) running: pid {" ".join(map(str, leftover.pids))}{when}')  # fmt: skip
 
 
 class EnginePeers:

@@ -50,7 +50,7 @@ usages = st.none() | st.builds(ResourceUsage, integers, numbers, numbers)
 outcomes = st.builds(Outcome, integers, integers, numbers, numbers, numbers, integers, texts, integers, texts, usages)
 
 messages: st.SearchStrategy[Message] = st.one_of(
-    st.builds(Hello, texts, texts, integers, integers, integers, texts, texts),
+    st.builds(Hello, texts, integers, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
     st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts),
     st.builds(Run, integers, integers, integers, texts, integers),
@@ -59,7 +59,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.just(Drain()),
     st.builds(Abort, texts),
     st.builds(Goodbye, texts),
-    st.builds(ContextHello, texts, texts, texts, texts, integers),
+    st.builds(ContextHello, texts, integers, texts, texts, texts, texts, integers),
     st.builds(ContextWelcome, texts, numbers, integers, integers, texts),
     st.builds(ContextGoodbye, texts),
     st.just(Heartbeat()),
@@ -93,6 +93,10 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     welcome = Welcome(0, '/w', {}, [], [], 2.5, True, '/w/out')
     assert encode(welcome) == b'["welcome",0,"/w",{},[],[],2.5,true,"/w/out"]'
     assert encode(Leftover(3, '', [41, 42])) == b'["leftover",3,"",[41,42]]'
+    hello = Hello('s', 2, 'disbatch 4 at /py', 'node2', 7, 4, 1, 'SSH', 'SSH0/1')
+    assert encode(hello) == b'["hello","s",2,"disbatch 4 at /py","node2",7,4,1,"SSH","SSH0/1"]'
+    context_hello = ContextHello('s', 2, 'disbatch 4 at /py', 'L', 'SLURM', '12', 0)
+    assert encode(context_hello) == b'["context-hello","s",2,"disbatch 4 at /py","L","SLURM","12",0]'
 
 
 def test_a_lone_surrogate_survives_the_round_trip() -> None:
@@ -180,7 +184,9 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,0,1]', id='int for interrupted'),
         pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,null,1]', id='null for interrupted'),
         pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",null],false,false,true]', id='bool for attempt'),
-        pytest.param(b'["hello","s","h",1,true,1,"ssh","launch"]', id='bool for slots'),
+        pytest.param(b'["hello","s",2,"d","h",1,true,1,"ssh","launch"]', id='bool for slots'),
+        pytest.param(b'["hello","s",true,"d","h",1,2,1,"ssh","launch"]', id='bool for protocol_version'),
+        pytest.param(b'["hello","s","h",1,2,1,"ssh","launch"]', id='hello of protocol 1'),
         pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,false,""]', id='array for environment'),
         pytest.param(b'["welcome",0,"/",{},{},[],0,false,""]', id='object for task list'),
         pytest.param(b'["welcome",0,"/",{},[],[],"1",false,""]', id='string for timeout'),
