@@ -24,6 +24,7 @@ from typing import NoReturn
 from disbatch import __version__
 from disbatch.config import RunConfig
 from disbatch.contexts.flags import add_context_arguments, deprecation_warnings
+from disbatch.contract import NAMED_IN_MESSAGES
 from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.exiting import exit_now
@@ -168,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--json',
         metavar='FILE',
         help="Write the run's events (run start, engines, tasks started and finished with their resource usage) "
-        'to FILE as JSON lines, flushed line by line (FILE "auto": <stem>_events.jsonl beside the status file). '
+        f'to FILE as JSON lines, flushed line by line (FILE "auto": {NAMED_IN_MESSAGES.events} beside the status '
+        'file). '
         '`disbatch report` reads it back.',
     )
     add(

@@ -4,6 +4,7 @@ of the driver to find them."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,33 @@ def test_readers_of_a_run_never_import_the_driver(reader: str) -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(name == 'disbatch.driver' or name.startswith('disbatch.driver.') for name in names), path
+
+
+RUN_FILE_NAME = re.compile(
+    r'_(kvsinfo\.txt|dbUtil\.sh|url\b|status\.txt|driver\.log|events\.jsonl|resubmit\.sh|engine_wrap\.log)|\.context\.log'
+)
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the string constants that are docstrings (prose may name a file; code must ask `RunFiles`)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def test_no_run_file_name_is_spelled_outside_the_contract() -> None:
+    spelled = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        if path.name == 'contract.py' and path.parent == PACKAGE:
+            continue
+        tree = ast.parse(path.read_text())
+        prose = docstrings(tree)
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in prose else None
+            if isinstance(text, str) and RUN_FILE_NAME.search(text):
+                spelled.append(f'{path.relative_to(PACKAGE)}:{node.lineno}: {text!r}')
+    assert spelled == []
