@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import datetime
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -33,7 +32,16 @@ from bench.remote import (
 from bench.remote_report import remote_markdown, remote_text
 from bench.report import FOOTNOTES, Comparison, compare, markdown_table, memory_report, text_report
 from bench.suite import MemoryRun, Run, Settings, run_memory, run_suite
-from bench.tools import Tool, ToolKind, default_cache, find_ours, find_parallel, find_reference, find_xargs, run_quietly
+from bench.tools import (
+    Tool,
+    ToolKind,
+    default_cache,
+    find_ours,
+    find_parallel,
+    find_reference,
+    find_xargs,
+    machine_parts,
+)
 from bench.workloads import full_suite, smoke_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -166,17 +174,7 @@ def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool]
 
 
 def machine_description(tools: Sequence[Tool]) -> str:
-    nproc = len(os.sched_getaffinity(0))
-    load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
-    parts = [
-        f'nproc {nproc}',
-        f'Python {platform.python_version()}',
-        platform.platform(terse=True),
-        f'load {load} at start',
-    ]
-    revision = run_quietly(['git', 'rev-parse', '--short', 'HEAD'], REPO_ROOT)
-    if revision:
-        parts.append(f'repo at {revision} (+ uncommitted changes, if any)')
+    parts = machine_parts(REPO_ROOT)
     parts.extend(f'{tool.label}: {tool.version}' for tool in tools)
     return '; '.join(parts)
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import resource
 import shlex
 import shutil
@@ -28,7 +26,7 @@ from pathlib import Path
 from bench.spawn_base import Batch, RunFailed, Spawner
 from bench.spawn_catalog import catalog
 from bench.spawn_verify import sigpipe_in_tasks, verify
-from bench.tools import run_quietly
+from bench.tools import machine_parts, run_quietly
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_TASKS = 100_000
@@ -102,16 +100,7 @@ def measure(spawner: Spawner, batch: Batch) -> Sample:
 
 
 def machine_line() -> str:
-    load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
-    parts = [
-        f'nproc {len(os.sched_getaffinity(0))}',
-        f'Python {platform.python_version()}',
-        platform.platform(terse=True),
-        f'load {load} at start',
-    ]
-    revision = run_quietly(['git', 'rev-parse', '--short', 'HEAD'], REPO_ROOT)
-    if revision:
-        parts.append(f'repo at {revision} (+ uncommitted changes, if any)')
+    parts = machine_parts(REPO_ROOT)
     for name, argv in (('bash', ['/bin/bash', '--version']), ('xargs', ['xargs', '--version'])):
         version = run_quietly(argv, REPO_ROOT).splitlines()
         parts.append(f'{name}: {version[0] if version else "?"}')

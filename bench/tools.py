@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -202,3 +203,18 @@ def run_quietly(argv: list[str], cwd: Path) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ''
     return done.stdout.strip() if done.returncode == 0 else ''
+
+
+def machine_parts(repo: Path) -> list[str]:
+    """What every results entry says of the machine: cores, Python, kernel, load, the checkout's revision."""
+    load = ' '.join(f'{value:.2f}' for value in os.getloadavg())
+    parts = [
+        f'nproc {len(os.sched_getaffinity(0))}',
+        f'Python {platform.python_version()}',
+        platform.platform(terse=True),
+        f'load {load} at start',
+    ]
+    revision = run_quietly(['git', 'rev-parse', '--short', 'HEAD'], repo)
+    if revision:
+        parts.append(f'repo at {revision} (+ uncommitted changes, if any)')
+    return parts
