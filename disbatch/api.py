@@ -22,6 +22,7 @@ driver's, so `submit` returns the id the driver gives the task. The last task ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -147,9 +148,11 @@ class DisBatcher:
             self._unclaimed[task_id] = None
 
     def _close(self) -> None:
-        """End the task stream: the run ends once the tasks it has are done."""
+        """End the task stream: the run ends once the tasks it has are done (a run that ended already, after Ctrl-C or
+        --fail-fast, has no stream to end)."""
         self._closed = True
-        self._kvs.put(self._tasks, self._sentinel)
+        with contextlib.suppress(OSError):
+            self._kvs.put(self._tasks, self._sentinel)
         self._kvs.close()
 
     def _start_driver(self, args: list[str]) -> tuple[str, bytes]:
