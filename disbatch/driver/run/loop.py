@@ -236,7 +236,9 @@ class DriverLoop:
 
     def _on_owner_gone(self) -> None:
         self._begin_stop()
-        reason = f'the program that started this run (pid {self.settings.owner_pid}) has ended: stopping every task'
+        reason = (
+            f'the program that started this run (pid {self.settings.owner_pid}) has ended: stopping every running task'
+        )
         self._dispatch(ev.StopRequested(reason, OWNER_GONE_EXIT_CODE))
 
     def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
