@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         f'chain (default: {DEFAULT_RESUBMITS}).',
     )
     add_context_arguments(parser, default_hint='1 core; all of them under Slurm')
-    add('--address-file', metavar='PATH', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
+    add('--address-fd', type=int, metavar='FD', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
+    add('--owner-pid', type=int, metavar='PID', help=argparse.SUPPRESS)  # DisBatcher: its end ends the run
     add('--tasks-name', metavar='NAME', help=argparse.SUPPRESS)  # DisBatcher(tasksname=...): names the run's files
     return parser  # fmt: skip
 

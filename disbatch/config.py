@@ -45,7 +45,8 @@ class RunConfig:
     taskfile: str | None  # None: tasks come from the KVS (--taskcommand, --taskserver)
     taskcommand: str | None
     kvs_server: str | None  # HOST:PORT of an outside KVS server (--kvsserver, --taskserver HOST:PORT); None: our own
-    address_file: str | None  # where to write the KVS address once it listens (DisBatcher)
+    address_fd: int | None  # --address-fd (hidden; DisBatcher): the pipe to write the KVS address to once it listens
+    owner_pid: int | None  # --owner-pid (hidden; DisBatcher): the parent whose end ends the run, as SIGTERM would
     nodes: tuple[Node, ...]  # empty: the nodes of the Slurm allocation this runs in
     node_origin: str  # '-s', 'DISBATCH_SSH_NODELIST', '-S' or the batch system's name, for messages
     batch_system: str  # 'ssh' (the nodes above), 'slurm', 'sge', 'pbs' or 'lsf': where the engines start
@@ -133,7 +134,8 @@ class RunConfig:
             taskfile=arguments.taskfile,
             taskcommand=arguments.taskcommand,
             kvs_server=_outside_kvs(arguments.kvsserver, arguments.taskserver, environ),
-            address_file=arguments.address_file,
+            address_fd=arguments.address_fd,
+            owner_pid=arguments.owner_pid,
             nodes=tuple(nodes),
             node_origin=origin,
             batch_system=system,

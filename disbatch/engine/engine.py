@@ -16,11 +16,9 @@ import contextlib
 import logging
 import os
 import select
-import shutil
 import signal
 import socket
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -49,6 +47,7 @@ from disbatch.engine.core_events import (
     TurnEnded,
 )
 from disbatch.engine.leftovers import Leftovers
+from disbatch.engine.scratch import ScratchDirectory
 from disbatch.engine.shares import Resource
 from disbatch.engine.task_process import TaskProcess, spawn_failure
 from disbatch.protocol import codec
@@ -102,7 +101,7 @@ class EngineLoop:
         self._pidfds: dict[int, int] = {}  # a task's pidfd -> its slot
         self._results_dir = ''  # --results: where each task's complete stdout and stderr go ('' for nowhere)
         self._unsent: tuple[TaskDone | Leftover, ...] = ()  # results of a send that raised: tried again on the way out
-        self._scratch = ''
+        self._scratch = ScratchDirectory()  # made only for a command too long for the argument limit
         self._stdin_watched = False  # --watch-stdin and stdin is a pipe (run() finds out)
         self._leftovers = Leftovers(KILL_GRACE_SECONDS)  # what tasks leave running: ended before the engine leaves
 
@@ -115,7 +114,6 @@ class EngineLoop:
         previous = signal.set_wakeup_fd(wake_write)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: None)
-        self._scratch = tempfile.mkdtemp(prefix='disbatch-engine-')
         self._stdin_watched = self.settings.watch_stdin and _is_pipe(0)
         if self.settings.watch_stdin and not self._stdin_watched:
             log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
@@ -149,7 +147,7 @@ class EngineLoop:
             self._epoll.close()
             self._link.close(linger_ms=0 if driver_gone else 2000)
             self._zmq.term()
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch.remove()
 
     def _join(self) -> Joined | None:
         s = self.settings

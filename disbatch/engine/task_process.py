@@ -17,6 +17,7 @@ import signal
 import tempfile
 import time
 
+from disbatch.engine.scratch import ScratchDirectory
 from disbatch.results.record import Outcome, ResourceUsage
 from disbatch.results.snippet import OutputCapture
 
@@ -89,16 +90,16 @@ class TaskProcess:
         cls,
         command: str,
         environment: dict[str, str],
-        scratch: str,
+        scratch: ScratchDirectory,
         null_stdin: bool = False,
         output_paths: tuple[str, str] | None = None,
     ) -> TaskProcess:
         """Start `/bin/bash -c command`; raises OSError when the process (or an output file) cannot be created.
 
         A command too long for the kernel's argument limit is written to a file in `scratch` (a directory only the
-        user can read) and run as `/bin/bash FILE`; the file is removed when the task is reaped. The task inherits
-        the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver). With `output_paths`
-        (`--results`), the complete stdout and stderr also go to these two files.
+        user can read, made then) and run as `/bin/bash FILE`; the file is removed when the task is reaped. The task
+        inherits the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver). With
+        `output_paths` (`--results`), the complete stdout and stderr also go to these two files.
         """
         outputs = open_outputs(output_paths)
         try:
@@ -111,14 +112,16 @@ class TaskProcess:
         return process
 
     @classmethod
-    def _spawn(cls, command: str, environment: dict[str, str], scratch: str, null_stdin: bool) -> TaskProcess:
+    def _spawn(
+        cls, command: str, environment: dict[str, str], scratch: ScratchDirectory, null_stdin: bool
+    ) -> TaskProcess:
         script = None
         arguments = [BASH, '-c', command]
         # A character is at most 4 bytes in UTF-8: a command this short is never long, and need not be encoded.
         if len(command) * 4 > LONG_COMMAND_BYTES:
             encoded = command.encode('utf-8', 'surrogateescape')
             if len(encoded) > LONG_COMMAND_BYTES:
-                descriptor, script = tempfile.mkstemp(dir=scratch, suffix='.sh')
+                descriptor, script = tempfile.mkstemp(dir=scratch.path(), suffix='.sh')
                 with os.fdopen(descriptor, 'wb') as handle:
                     handle.write(encoded + b'\n')
                 arguments = [BASH, script]

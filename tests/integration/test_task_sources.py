@@ -98,8 +98,9 @@ def test_the_shipped_dbertest_example_runs_to_completion(procs: Processes, tmp_p
     result = procs.run([sys.executable, str(example), '6', '-s', 'localhost:3'], cwd=tmp_path, timeout=45)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert sum(line.startswith('task ') for line in lines) == 12
-    assert 'squares done: 6, failed: []' in result.stdout  # 7 is not among the first 6 squares
+    assert [line.split()[1] for line in lines if line.startswith('task ')][:6] == ['0', '1', '2', '3', '4', '5']
+    assert lines[6] == 'squares done: 6, failed: []'  # 7 is not among the first 6 squares
+    assert sorted(int(line.split()[1]) for line in lines[7:]) == [6, 7, 8, 9, 10, 11]  # cubes only: squares synced
     assert ' rc   1 output 1404928' in result.stdout  # the cube of 112 fails on purpose
 
 

@@ -1,11 +1,13 @@
 """The driver's I/O shell: sockets, pidfds and signals in; scheduler events out; scheduler actions carried out.
 
-One thread, one `zmq.Poller` over the engine endpoint, the contexts' engine pidfds and a signal wake-up pipe.
+One thread, one `zmq.Poller` over the engine endpoint, the contexts' engine pidfds, a signal wake-up pipe and, for a
+run a `DisBatcher` started, its owner's pidfd.
 Nothing here decides anything: every decision is `Scheduler.handle`. The loop only translates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from disbatch.driver.observers.snapshot import EngineFacts
 from disbatch.driver.run.admission import Admission
 from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox, leftover_line
 from disbatch.driver.run.settings import DriverSettings
-from disbatch.driver.run.signals import received, signal_pipe
+from disbatch.driver.run.signals import OWNER_GONE_EXIT_CODE, owner_watch, received, signal_pipe
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.source import NOT_YET
 from disbatch.errors import DisbatchError
@@ -98,14 +100,18 @@ class DriverLoop:
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
-        with signal_pipe() as wake_read:
-            return self._run(wake_read)
+        owner_pid = self.settings.owner_pid
+        with signal_pipe() as wake_read, contextlib.ExitStack() as stack:
+            owner = stack.enter_context(owner_watch(owner_pid)) if owner_pid is not None else None
+            return self._run(wake_read, owner)
 
-    def _run(self, wake_read: int) -> int:
+    def _run(self, wake_read: int, owner: int | None) -> int:
         poller = zmq.Poller()
         try:
             poller.register(self.endpoint.socket, zmq.POLLIN)
             poller.register(wake_read, zmq.POLLIN)
+            if owner is not None:
+                poller.register(owner, zmq.POLLIN)
             poller.register(self.publisher.fd, zmq.POLLIN)
             for fd in self.feeder.source.fds:
                 poller.register(fd, zmq.POLLIN)
@@ -121,6 +127,9 @@ class DriverLoop:
                         self._receive_all()
                     elif ready == wake_read:
                         self._on_signals(wake_read)
+                    elif ready == owner:
+                        poller.unregister(owner)
+                        self._on_owner_gone()
                     elif ready == self.publisher.fd:
                         for event in self.publisher.commands():
                             self._dispatch(event)
@@ -224,6 +233,13 @@ class DriverLoop:
         for name, code in received(wake_read):
             self._begin_stop()
             self._dispatch(ev.StopRequested(f'{name} received: stopping every running task', code))
+
+    def _on_owner_gone(self) -> None:
+        self._begin_stop()
+        reason = (
+            f'the program that started this run (pid {self.settings.owner_pid}) has ended: stopping every running task'
+        )
+        self._dispatch(ev.StopRequested(reason, OWNER_GONE_EXIT_CODE))
 
     def _on_engine_process(self, context: Context, fd: int, poller: zmq.Poller) -> None:
         poller.unregister(fd)

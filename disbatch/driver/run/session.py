@@ -107,11 +107,11 @@ class Session:
     def _kvs_source(self, kvs: KVSStore, kvs_address: str) -> KVSTaskSource:
         """Tasks from the KVS task-source protocol: a --taskcommand producer, or any client (--taskserver)."""
         config, kvs_token = self.config, self.kvs_token
-        if config.address_file:
-            _write_private(config.address_file, f'{kvs_address}\n{kvs_token}\n')
+        if config.address_fd is not None:
+            _tell_owner(config.address_fd, f'{kvs_address} {kvs_token}\n')
         if config.taskcommand is None:
             source = KVSTaskSource(kvs)
-            if not config.address_file:
+            if config.address_fd is None:
                 print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
                       file=sys.stderr)  # fmt: skip
             return source
@@ -167,6 +167,7 @@ class Session:
                 expected_total=self.total,
                 results_dir=run_files.results_directory(config.results_dir),
                 allocation_end=slurm_end if allocation is not None and allocation.origin != '--walltime' else None,
+                owner_pid=config.owner_pid,
             )
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total,
@@ -287,13 +288,14 @@ def _web_page(bind_host: str, files: RunFiles) -> RunObserver:
     return web
 
 
-def _write_private(path: str, text: str) -> None:
-    """Write a file only the user can read, all at once (readers never see half of it)."""
-    partial = f'{path}.partial'
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, 'w') as handle:
-        handle.write(text)
-    os.replace(partial, path)
+def _tell_owner(descriptor: int, line: str) -> None:
+    """Write the KVS address and token down the pipe the DisBatcher that started this run reads, and close it (the
+    token never touches a file). A DisBatcher that has gone is no error: the run then stops for its owner's end."""
+    try:
+        with os.fdopen(descriptor, 'w') as pipe:
+            pipe.write(line)
+    except OSError as error:
+        log.warning('could not tell the DisBatcher where the KVS is: %s', error.strerror or error)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ class DriverSettings:
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
     results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
     allocation_end: Callable[[], float | None] | None = None  # reads the Slurm job's end again (its limit may change)
+    owner_pid: int | None = None  # --owner-pid (DisBatcher): the parent whose end stops the run
 
     def knows_secret(self, secret: str) -> bool:
         """Whether a hello's secret is the run's (compared in constant time)."""
