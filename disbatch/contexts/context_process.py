@@ -20,7 +20,12 @@ import zmq
 
 from disbatch.contexts.base import parse_node_list
 from disbatch.contexts.batch import batch_context, detect, job_id
-from disbatch.contexts.flags import add_context_arguments, check_resource_arguments, deprecation_warnings
+from disbatch.contexts.flags import (
+    add_context_arguments,
+    check_resource_arguments,
+    deprecation_warnings,
+    launch_limits,
+)
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
@@ -129,16 +134,17 @@ def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, ki
     retire = '' if arguments.no_retire else arguments.retire_cmd
     resources = _resources(arguments, welcome)
     log_path = RunFiles(stem).context_log(welcome.label)
+    limits = launch_limits(arguments, joins_seen=False)  # its engines join the driver, unseen here
     if kind is not None:
         context, warnings = batch_context(
-            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources
+            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources, limits
         )
         for warning in warnings:
             print(f'disbatch: warning: {warning}', file=sys.stderr)
         return context
     items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
     nodes = parse_node_list([item for item in items if item], '-s')
-    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path, resources)
+    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path, resources, limits)
 
 
 def _resources(arguments: argparse.Namespace, welcome: ContextWelcome) -> EngineResources:
@@ -154,9 +160,9 @@ def _resources(arguments: argparse.Namespace, welcome: ContextWelcome) -> Engine
 def _wait(context: NodeContext) -> None:
     """Until every engine of the context has exited: watch their launchers, run retirements on time."""
     poller = zmq.Poller()
-    for fd in context.watched_fds():
-        poller.register(fd, zmq.POLLIN)
     while not context.finished:
+        for fd in context.new_fds():  # engines start a window at a time: some start while this waits
+            poller.register(fd, zmq.POLLIN)
         deadline = context.deadline()
         timeout = None if deadline is None else max(0, int((deadline - time.time()) * 1000) + 1)
         for fd, _ in poller.poll(timeout):
