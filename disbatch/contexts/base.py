@@ -89,6 +89,12 @@ def is_this_machine(host: str) -> bool:
     return host in names or host == '::1' or host.startswith('127.')
 
 
+def is_loopback(address: str) -> bool:
+    """Whether `address` (HOST:PORT) can be reached from this machine only."""
+    host = address.rpartition(':')[0]
+    return host in ('localhost', '[::1]') or host.startswith('127.')
+
+
 class Context(abc.ABC):
     """A source of engines: finds nodes, starts one engine per node, notices when they exit, retires nodes."""
 

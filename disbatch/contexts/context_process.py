@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import time
 
 import zmq
 
-from disbatch.contexts.base import parse_node_list
-from disbatch.contexts.batch import batch_context, detect, job_id
+from disbatch.contexts.base import is_loopback, is_this_machine, parse_node_list
+from disbatch.contexts.batch import batch_context, detect, job_id, read_allocation
 from disbatch.contexts.flags import (
     add_context_arguments,
     check_resource_arguments,
@@ -27,9 +28,10 @@ from disbatch.contexts.flags import (
     launch_limits,
 )
 from disbatch.contexts.nodes import EngineResources, NodeContext
+from disbatch.contexts.slurm import allocation_hosts
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
-from disbatch.errors import DisbatchError, UsageError
+from disbatch.errors import ContextError, DisbatchError, UsageError
 from disbatch.privacy import create_private
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         check_resource_arguments(arguments)
+        launch_limits(arguments)
+        _check_reachable(driver, _kind(arguments), arguments)
         return _run(arguments, stem, credentials, driver)
     except DisbatchError as error:
         print(f'disbatch: {error}', file=sys.stderr)
@@ -117,6 +121,38 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
     finally:
         link.close(linger_ms=1000)
         context_zmq.term()
+
+
+def _check_reachable(driver: str, kind: str | None, arguments: argparse.Namespace) -> None:
+    """A run started with engines on its own machine only listens on the loopback address: engines on other hosts
+    (or this script, on another host) cannot reach it. Say so at once, and how to start a run they can join."""
+    if not is_loopback(driver):
+        return
+    driver_host = os.environ.get('DISBATCH_DRIVER_HOST', '')
+    if driver_host and not is_this_machine(driver_host):
+        where = f'this script runs on {socket.gethostname()}, not on {driver_host} where the run is'
+    else:
+        elsewhere = [host for host in _hosts(kind, arguments) if not is_this_machine(host)]
+        if not elsewhere:
+            return
+        named = ', '.join(elsewhere[:3]) + (f' and {len(elsewhere) - 3} more' if len(elsewhere) > 3 else '')
+        where = f'engines on {named} cannot reach it'
+    raise ContextError(
+        f'the run listens on {driver} only (it was started with engines on its own machine only): {where}. '
+        'Start a run that engines on other hosts can join with --use-address 0.0.0.0:0 (every interface, any port; '
+        'or HOST:0 with an address of this machine they reach), or with its hosts in -s, or with -S and every '
+        f'engine added through {NAMED_IN_MESSAGES.dbutil}'
+    )
+
+
+def _hosts(kind: str | None, arguments: argparse.Namespace) -> list[str]:
+    """The hosts this context would start engines on, before anything is asked of the driver."""
+    if kind is None:
+        items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
+        return [node.host for node in parse_node_list([item for item in items if item], '-s')]
+    if kind == 'slurm':
+        return allocation_hosts(os.environ)
+    return [host for host, _ in read_allocation(kind, os.environ)]
 
 
 def _kind(arguments: argparse.Namespace) -> str | None:
