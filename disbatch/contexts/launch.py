@@ -145,7 +145,8 @@ class EngineProcesses:
         )
         now = time.time()
         self._in_flight[launch_id] = now + self._hold_seconds
-        self._unjoined[launch_id] = now + self.limits.join_seconds
+        if self.limits.joins_seen:  # else nobody would say it joined, nor ask for the late ones
+            self._unjoined[launch_id] = now + self.limits.join_seconds
         create_private(log_path)
         with open(log_path, 'ab') as output:
             process = subprocess.Popen(

@@ -77,6 +77,7 @@ def test_unseen_joins_free_places_after_a_short_hold(processes: list[EngineProce
     assert deadline is not None and deadline < time.time() + 5
     window.on_timer(deadline)
     assert (window.running, window.waiting) == (2, 0)
+    assert window.deadline() is None  # nothing left to wake for: a context process does not spin on late engines
 
 
 def test_no_limit_starts_everything(processes: list[EngineProcesses], tmp_path: Path) -> None:
