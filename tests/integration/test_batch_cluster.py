@@ -294,7 +294,7 @@ def test_pbs_and_lsf_jobs_use_every_node_over_ssh(
         assert {record.host for record in tasks.values()} == set(NODES)
         [driver_log] = run_files(tmp_path, 'driver.log')
         text = driver_log.read_text()
-        assert all(f'ssh -o BatchMode=yes {node} ' in text for node in NODES), text
+        assert all(f'ssh -o BatchMode=yes -o ConnectTimeout=30 -- {node} ' in text for node in NODES), text
         job = environment.get('PBS_JOBID') or environment['LSB_JOBID']
         assert f'context J{job}:' in text, text
     finally:
