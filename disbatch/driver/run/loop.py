@@ -96,6 +96,7 @@ class DriverLoop:
         self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
         self._starting_is_news = True  # say so when an engine had not joined by the end
         self._reported_late: set[str] = set()  # launch ids of engines reported as not joined in time
+        self._said_none_started = False  # that no engine could start, said once
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
@@ -398,7 +399,8 @@ class DriverLoop:
         elif self._alone_since is None:
             self._alone_since = time.monotonic()
         elif time.monotonic() - self._alone_since >= NO_ENGINE_GRACE_SECONDS:
-            if not self._engines.joined and self.contexts and self.scheduler.more_tasks:
+            if not self._engines.joined and self.contexts and self.scheduler.more_tasks and not self._said_none_started:
+                self._said_none_started = True
                 self.report('no engine could start: every engine the run launched ended before joining it (why: above)')
             self._dispatch(ev.NoMoreEngines(time.time()))
 
