@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Node, parse_node_list
-from disbatch.contexts.flags import check_resource_arguments
+from disbatch.contexts.flags import check_resource_arguments, launch_limits
+from disbatch.contexts.launch import DEFAULT_LAUNCH, LaunchLimits
 from disbatch.contract import NAMED_IN_MESSAGES
 from disbatch.errors import ContextError, UsageError
 
@@ -85,6 +86,7 @@ class RunConfig:
     walltime: float | None = None  # --walltime, seconds from the start of the run
     drain_margin: float | None = None  # None: walltime.default_margin
     resubmit: int = 0  # --resubmit: follow-up jobs left in the chain
+    launch: LaunchLimits = DEFAULT_LAUNCH  # --launch-concurrency, --connect-timeout: how engines are started
 
     @property
     def slurm(self) -> bool:
@@ -174,6 +176,7 @@ class RunConfig:
             walltime=parse_duration(arguments.walltime) if arguments.walltime is not None else None,
             drain_margin=arguments.drain_margin,
             resubmit=arguments.resubmit,
+            launch=launch_limits(arguments),
         )
 
 

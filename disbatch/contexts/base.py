@@ -14,7 +14,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from disbatch.contexts.launch import EngineExited
+from disbatch.contexts.launch import EngineExited, LateEngine
 from disbatch.errors import ContextError, UsageError
 
 # A host name as DNS allows it (letters, digits, '-', and '_' as some clusters use; dot-separated labels of at most
@@ -89,6 +89,12 @@ def is_this_machine(host: str) -> bool:
     return host in names or host == '::1' or host.startswith('127.')
 
 
+def is_loopback(address: str) -> bool:
+    """Whether `address` (HOST:PORT) can be reached from this machine only."""
+    host = address.rpartition(':')[0]
+    return host in ('localhost', '[::1]') or host.startswith('127.')
+
+
 class Context(abc.ABC):
     """A source of engines: finds nodes, starts one engine per node, notices when they exit, retires nodes."""
 
@@ -105,8 +111,10 @@ class Context(abc.ABC):
         """Tell the engines where the driver is and how to prove they belong to the run (Credentials.line)."""
 
     @abc.abstractmethod
-    def watched_fds(self) -> list[int]:
-        """File descriptors that become readable when one of this context's engine processes exits."""
+    def new_fds(self) -> list[int]:
+        """File descriptors of the engine processes started since the last call, each once: one becomes readable
+        when its process exits. Engines start a window at a time, so more come after `launch` (from `on_ready`,
+        `engine_joined` and `on_timer`): ask again after each."""
 
     @abc.abstractmethod
     def on_ready(self, fd: int, now: float) -> EngineExited | None:
@@ -124,6 +132,13 @@ class Context(abc.ABC):
     def deadline(self) -> float | None:
         """When `on_timer` wants to be called next (time.time() clock), if ever."""
         return None
+
+    def engine_joined(self, launch_id: str) -> None:  # noqa: B027 - contexts without launchers have nothing to free
+        """The engine `launch_id` joined the run (it may be another context's: then nothing happens)."""
+
+    def overdue(self, now: float) -> list[LateEngine]:
+        """Each engine still starting past its join deadline, handed out once."""
+        return []
 
     def abandon(self, launch_id: str) -> None:  # noqa: B027 - contexts without launchers have nothing to end
         """The engine `launch_id` was given up for lost (silent too long): end its launcher, so that its exit retires

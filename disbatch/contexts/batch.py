@@ -17,20 +17,20 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from disbatch.contexts import allocation
 from disbatch.contexts.base import is_this_machine
-from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
+from disbatch.contexts.launch import LaunchLimits
+from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, Launcher, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 from disbatch.contexts.slurm import DEFAULT_RETIRE as SLURM_RETIRE
 from disbatch.contexts.slurm import slurm_context, slurm_job_id
-from disbatch.contexts.ssh import SSH_OPTIONS
+from disbatch.contexts.ssh import ssh_options
 from disbatch.errors import ContextError
 
 BATCH_SYSTEMS = ('slurm', 'sge', 'pbs', 'lsf', 'none')
 PBS_RETIRE = 'pbs_release_nodes -j "$PBS_JOBID" $NODES'
-Launcher = Callable[[NodePlan, list[str]], list[str]]
 
 
 def detect(environ: Mapping[str, str]) -> str | None:
@@ -85,10 +85,13 @@ def blaunch_launcher(plan: NodePlan, engine: list[str]) -> list[str]:
     return ['blaunch', plan.host, shlex.join(engine)]
 
 
-def ssh_or_local(plan: NodePlan, engine: list[str]) -> list[str]:
-    if is_this_machine(plan.host) or is_this_machine(plan.host.split('.')[0]):
-        return engine
-    return ['ssh', *SSH_OPTIONS, plan.host, shlex.join(engine)]
+def ssh_or_local_for(limits: LaunchLimits) -> Launcher:
+    def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
+        if is_this_machine(plan.host) or is_this_machine(plan.host.split('.')[0]):
+            return engine
+        return ['ssh', *ssh_options(limits), '--', plan.host, shlex.join(engine)]
+
+    return launcher
 
 
 def _pbs_cores(environ: Mapping[str, str], hosts: allocation.HostSlots) -> dict[str, int]:
@@ -107,15 +110,21 @@ def batch_context(
     retire_command: str | None,
     log_path: str,
     resources: EngineResources = NO_RESOURCES,
+    limits: LaunchLimits | None = None,
 ) -> tuple[NodeContext, list[str]]:
-    """The context of the job this process runs in. `retire_command` None: the scheduler's default; '': none."""
+    """The context of the job this process runs in. `retire_command` None: the scheduler's default; '': none.
+    Engines start `limits.at_once` at a time, except under Slurm: its `srun` steps start together, the controller
+    pacing them."""
+    limits = limits or LaunchLimits()
     if kind == 'slurm':
         retire = SLURM_RETIRE if retire_command is None else (retire_command or None)
-        return slurm_context(environ, label, cpus_per_task, tasks_per_node, fill, retire, log_path, resources)
+        return slurm_context(
+            environ, label, cpus_per_task, tasks_per_node, fill, retire, log_path, resources, limits.connect_timeout
+        )
     hosts = read_allocation(kind, environ)
     cores = _pbs_cores(environ, hosts) if kind == 'pbs' else None
     plans = allocation.plan_slots(hosts, cpus_per_task, tasks_per_node, fill, cores)
-    launcher: Launcher = ssh_or_local
+    launcher: Launcher = ssh_or_local_for(limits)
     default_retire = None
     if kind == 'sge':
         launcher = qrsh_launcher
@@ -125,4 +134,4 @@ def batch_context(
         default_retire = PBS_RETIRE
     retire = default_retire if retire_command is None else (retire_command or None)
     retirement = Retirement(retire, [plan.host for plan in plans], log_path)
-    return NodeContext(label, plans, launcher, retirement, resources=resources), []
+    return NodeContext(label, plans, launcher, retirement, resources=resources, limits=limits), []

@@ -13,18 +13,25 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import time
 
 import zmq
 
-from disbatch.contexts.base import parse_node_list
-from disbatch.contexts.batch import batch_context, detect, job_id
-from disbatch.contexts.flags import add_context_arguments, check_resource_arguments, deprecation_warnings
+from disbatch.contexts.base import is_loopback, is_this_machine, parse_node_list
+from disbatch.contexts.batch import batch_context, detect, job_id, read_allocation
+from disbatch.contexts.flags import (
+    add_context_arguments,
+    check_resource_arguments,
+    deprecation_warnings,
+    launch_limits,
+)
 from disbatch.contexts.nodes import EngineResources, NodeContext
+from disbatch.contexts.slurm import allocation_hosts
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
-from disbatch.errors import DisbatchError, UsageError
+from disbatch.errors import ContextError, DisbatchError, UsageError
 from disbatch.privacy import create_private
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         check_resource_arguments(arguments)
+        launch_limits(arguments)
+        _check_reachable(driver, _kind(arguments), arguments)
         return _run(arguments, stem, credentials, driver)
     except DisbatchError as error:
         print(f'disbatch: {error}', file=sys.stderr)
@@ -114,6 +123,38 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         context_zmq.term()
 
 
+def _check_reachable(driver: str, kind: str | None, arguments: argparse.Namespace) -> None:
+    """A run started with engines on its own machine only listens on the loopback address: engines on other hosts
+    (or this script, on another host) cannot reach it. Say so at once, and how to start a run they can join."""
+    if not is_loopback(driver):
+        return
+    driver_host = os.environ.get('DISBATCH_DRIVER_HOST', '')
+    if driver_host and not is_this_machine(driver_host):
+        where = f'this script runs on {socket.gethostname()}, not on {driver_host} where the run is'
+    else:
+        elsewhere = [host for host in _hosts(kind, arguments) if not is_this_machine(host)]
+        if not elsewhere:
+            return
+        named = ', '.join(elsewhere[:3]) + (f' and {len(elsewhere) - 3} more' if len(elsewhere) > 3 else '')
+        where = f'engines on {named} cannot reach it'
+    raise ContextError(
+        f'the run listens on {driver} only (it was started with engines on its own machine only): {where}. '
+        'Start a run that engines on other hosts can join with --use-address 0.0.0.0:0 (every interface, any port; '
+        'or HOST:0 with an address of this machine they reach), or with its hosts in -s, or with -S and every '
+        f'engine added through {NAMED_IN_MESSAGES.dbutil}'
+    )
+
+
+def _hosts(kind: str | None, arguments: argparse.Namespace) -> list[str]:
+    """The hosts this context would start engines on, before anything is asked of the driver."""
+    if kind is None:
+        items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
+        return [node.host for node in parse_node_list([item for item in items if item], '-s')]
+    if kind == 'slurm':
+        return allocation_hosts(os.environ)
+    return [host for host, _ in read_allocation(kind, os.environ)]
+
+
 def _kind(arguments: argparse.Namespace) -> str | None:
     """The batch system whose job this context takes its nodes from; None: the -s / DISBATCH_SSH_NODELIST hosts."""
     if arguments.ssh_node or os.environ.get('DISBATCH_SSH_NODELIST'):
@@ -129,16 +170,17 @@ def _build(arguments: argparse.Namespace, welcome: ContextWelcome, stem: str, ki
     retire = '' if arguments.no_retire else arguments.retire_cmd
     resources = _resources(arguments, welcome)
     log_path = RunFiles(stem).context_log(welcome.label)
+    limits = launch_limits(arguments, joins_seen=False)  # its engines join the driver, unseen here
     if kind is not None:
         context, warnings = batch_context(
-            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources
+            kind, os.environ, welcome.label, cpus, tasks, arguments.fill, retire, log_path, resources, limits
         )
         for warning in warnings:
             print(f'disbatch: warning: {warning}', file=sys.stderr)
         return context
     items = arguments.ssh_node or [os.environ.get('DISBATCH_SSH_NODELIST', '')]
     nodes = parse_node_list([item for item in items if item], '-s')
-    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path, resources)
+    return ssh_context(welcome.label, nodes, cpus or 1.0, tasks, retire or None, log_path, resources, limits)
 
 
 def _resources(arguments: argparse.Namespace, welcome: ContextWelcome) -> EngineResources:
@@ -154,9 +196,9 @@ def _resources(arguments: argparse.Namespace, welcome: ContextWelcome) -> Engine
 def _wait(context: NodeContext) -> None:
     """Until every engine of the context has exited: watch their launchers, run retirements on time."""
     poller = zmq.Poller()
-    for fd in context.watched_fds():
-        poller.register(fd, zmq.POLLIN)
     while not context.finished:
+        for fd in context.new_fds():  # engines start a window at a time: some start while this waits
+            poller.register(fd, zmq.POLLIN)
         deadline = context.deadline()
         timeout = None if deadline is None else max(0, int((deadline - time.time()) * 1000) + 1)
         for fd, _ in poller.poll(timeout):

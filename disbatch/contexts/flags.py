@@ -1,15 +1,18 @@
 """The context flags, shared by `disbatch` (for the context it starts itself) and `<stem>_dbUtil.sh` (a context
 added to a live run): the reference's names and meanings. `default_hint` says where an unset -c/-t comes from.
 
-Beyond the reference: `--gpus-per-task N`. The reference's hidden `-E/--env-resource VAR` works (one item of $VAR
-per slot); its deprecated `-g/--gpu` still does nothing, and says so (`deprecation_warnings`).
+Beyond the reference: `--gpus-per-task N`, `--launch-concurrency N` and `--connect-timeout SECONDS`. The
+reference's hidden `-E/--env-resource VAR` works (one item of $VAR per slot); its deprecated `-g/--gpu` still does
+nothing, and says so (`deprecation_warnings`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
+from disbatch.contexts.launch import DEFAULT_AT_ONCE, DEFAULT_CONNECT_TIMEOUT_SECONDS, JOIN_MARGIN_SECONDS, LaunchLimits
 from disbatch.errors import UsageError
 
 _VARIABLE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -76,6 +79,22 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         help="Give each task N of its node's GPUs, its own (in CUDA_VISIBLE_DEVICES or its vendor's variable, and "
         'DISBATCH_GPUS); a node runs at most GPUs/N tasks at once.',
     )
+    add(
+        '--launch-concurrency',
+        type=int,
+        default=DEFAULT_AT_ONCE,
+        metavar='N',
+        help='Start at most N engines at once over ssh, qrsh -inherit or blaunch; the next starts as one joins '
+        f'(default: {DEFAULT_AT_ONCE}; Slurm starts its srun steps together).',
+    )
+    add(
+        '--connect-timeout',
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        metavar='SECONDS',
+        help='ssh gives up on a host that does not answer after this long, and an engine that has not joined '
+        f'{JOIN_MARGIN_SECONDS:g} s later is reported (default: {DEFAULT_CONNECT_TIMEOUT_SECONDS:g}).',
+    )
     add('-E', '--env-resource', action='append', default=None, metavar='VAR', help=argparse.SUPPRESS)
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
 
@@ -89,6 +108,15 @@ def check_resource_arguments(arguments: argparse.Namespace) -> None:
             raise UsageError(f'-E {variable!r}: give the name of an environment variable that holds a comma list')
         if arguments.gpus_per_task and variable in GPU_VARIABLES:
             raise UsageError(f'-E {variable} and --gpus-per-task both set {variable}: give one of them')
+
+
+def launch_limits(arguments: argparse.Namespace, joins_seen: bool = True) -> LaunchLimits:
+    """--launch-concurrency and --connect-timeout, checked (UsageError)."""
+    if arguments.launch_concurrency < 1:
+        raise UsageError(f'--launch-concurrency {arguments.launch_concurrency}: give 1 or more')
+    if not math.isfinite(arguments.connect_timeout) or arguments.connect_timeout <= 0:
+        raise UsageError(f'--connect-timeout {arguments.connect_timeout:g}: give a number of seconds over 0')
+    return LaunchLimits(arguments.launch_concurrency, arguments.connect_timeout, joins_seen)
 
 
 def deprecation_warnings(arguments: argparse.Namespace) -> list[str]:

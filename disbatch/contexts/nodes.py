@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from disbatch.contexts.base import Context
-from disbatch.contexts.launch import EngineExited, EngineProcesses
+from disbatch.contexts.launch import EngineExited, EngineProcesses, LateEngine, LaunchLimits
 from disbatch.contexts.retire import Retirement
 
 log = logging.getLogger('disbatch.context')
@@ -78,6 +78,7 @@ class NodeContext(Context):
         retirement: Retirement,
         step_ender: StepEnder | None = None,
         resources: EngineResources = NO_RESOURCES,
+        limits: LaunchLimits | None = None,
     ) -> None:
         self.label = label
         self.resources = resources
@@ -85,15 +86,19 @@ class NodeContext(Context):
         self.launcher = launcher
         self.retirement = retirement
         self.step_ender = step_ender
-        self.processes = EngineProcesses()
+        self.processes = EngineProcesses(limits)
         self._launched = False
         self._enders: list[subprocess.Popen[bytes]] = []
 
     def launch(self, run: str, log_path: str) -> None:
+        at_once = self.processes.limits.at_once
+        if at_once is not None and len(self.plans) > at_once:
+            log.info(
+                'context %s: %d engines to start, at most %d launching at once', self.label, len(self.plans), at_once
+            )
         for index, plan in enumerate(self.plans):
             launch_id = f'{self.label}/{index}'
             command = self.launcher(plan, engine_command(run, plan, self.label, launch_id, self.resources))
-            log.info('starting the engine of %s: %s', plan.host, ' '.join(command))
             self.processes.start(
                 launch_id, plan.host, command, log_path.replace('{context}', self.label).replace('{host}', plan.host)
             )
@@ -102,8 +107,14 @@ class NodeContext(Context):
     def admit(self, driver_address: str, credentials: str) -> None:
         self.processes.admit(f'{credentials} {driver_address}')
 
-    def watched_fds(self) -> list[int]:
-        return self.processes.fds
+    def new_fds(self) -> list[int]:
+        return self.processes.new_fds()
+
+    def engine_joined(self, launch_id: str) -> None:
+        self.processes.joined(launch_id)
+
+    def overdue(self, now: float) -> list[LateEngine]:
+        return self.processes.overdue(now)
 
     def on_ready(self, fd: int, now: float) -> EngineExited | None:
         exited = self.processes.on_ready(fd)
@@ -135,15 +146,17 @@ class NodeContext(Context):
 
     @property
     def finished(self) -> bool:
-        return self._launched and self.processes.running == 0
+        return self._launched and self.processes.running == 0 and self.processes.waiting == 0
 
     def still_running(self) -> list[tuple[str, str, str]]:
         return self.processes.still_running()
 
     def deadline(self) -> float | None:
-        return self.retirement.deadline
+        deadlines = [when for when in (self.retirement.deadline, self.processes.deadline()) if when is not None]
+        return min(deadlines, default=None)
 
     def on_timer(self, now: float) -> None:
+        self.processes.on_timer(now)
         self.retirement.on_timer(now)
 
     def terminate(self) -> None:

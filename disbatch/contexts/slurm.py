@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from disbatch.contexts.launch import DEFAULT_CONNECT_TIMEOUT_SECONDS, LaunchLimits
 from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 from disbatch.errors import ContextError
@@ -196,15 +197,21 @@ def slurm_context(
     retire_command: str | None,
     log_path: str,
     resources: EngineResources = NO_RESOURCES,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
 ) -> tuple[NodeContext, list[str]]:
-    """The context of the allocation this process runs in, and warnings for the user."""
+    """The context of the allocation this process runs in, and warnings for the user. Its `srun` steps start all at
+    once (the controller paces them; no ssh handshake runs here); an engine not joined after `connect_timeout` and a
+    margin is reported."""
     hosts = allocation_hosts(environ)
     allocation = plan_allocation(environ, hosts, cpus_per_task, tasks_per_node, fill)
     cpus = dict(zip(hosts, expand_counts(environ.get('SLURM_JOB_CPUS_PER_NODE', '')), strict=True))
     driver_node = environ.get('SLURMD_NODENAME') or _short_hostname()
     retirement = Retirement(retire_command, list(hosts), log_path, driver_node=driver_node)
     launcher = srun_launcher_for(cpus, step_gpu_options(environ))
-    context = NodeContext(label, allocation.plans, launcher, retirement, step_ender_for(allocation.job_id), resources)
+    limits = LaunchLimits(at_once=None, connect_timeout=connect_timeout)
+    context = NodeContext(
+        label, allocation.plans, launcher, retirement, step_ender_for(allocation.job_id), resources, limits
+    )
     return context, allocation.warnings
 
 

@@ -8,16 +8,24 @@ import shlex
 import socket
 
 from disbatch.contexts.base import Node, is_this_machine, slots_for
-from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
+from disbatch.contexts.launch import LaunchLimits
+from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, Launcher, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
 
-SSH_OPTIONS = ['-o', 'BatchMode=yes']
+
+def ssh_options(limits: LaunchLimits) -> list[str]:
+    """Never ask for a password; give up on a host that does not answer after the connect timeout (a host that drops
+    packets would otherwise hold ssh for the kernel's two minutes, or for ever once connected and silent)."""
+    return ['-o', 'BatchMode=yes', '-o', f'ConnectTimeout={limits.ssh_connect_timeout}']
 
 
-def ssh_launcher(plan: NodePlan, engine: list[str]) -> list[str]:
-    if is_this_machine(plan.host):
-        return engine
-    return ['ssh', *SSH_OPTIONS, '--', plan.host, shlex.join(engine)]  # '--': the host is never an option
+def ssh_launcher_for(limits: LaunchLimits) -> Launcher:
+    def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
+        if is_this_machine(plan.host):
+            return engine
+        return ['ssh', *ssh_options(limits), '--', plan.host, shlex.join(engine)]  # '--': the host is never an option
+
+    return launcher
 
 
 def ssh_context(
@@ -28,6 +36,7 @@ def ssh_context(
     retire_command: str | None,
     log_path: str,
     resources: EngineResources = NO_RESOURCES,
+    limits: LaunchLimits | None = None,
 ) -> NodeContext:
     """Plan one engine per node (`localhost` is named by this machine's hostname, as in the reference)."""
     plans = []
@@ -36,4 +45,5 @@ def ssh_context(
         host = socket.gethostname() if node.host == 'localhost' else node.host
         plans.append(NodePlan(host, slots, cores_per_task))
     retirement = Retirement(retire_command, [plan.host for plan in plans], log_path)
-    return NodeContext(label, plans, ssh_launcher, retirement, resources=resources)
+    limits = limits or LaunchLimits()
+    return NodeContext(label, plans, ssh_launcher_for(limits), retirement, resources=resources, limits=limits)

@@ -162,6 +162,33 @@ def test_sge_pe_job_one_engine_per_node_through_qrsh_inherit(
 
 
 @pytest.mark.timeout(120)
+def test_the_readme_grid_engine_line_runs_as_written_after_the_readme_install(
+    procs: Processes, sge: dict[str, str], tmp_path: Path
+) -> None:
+    # The job's login shell has not the submitter's PATH: the line must work with nothing but the install at the top
+    # of the Readme (~/.venvs/disbatch, here this checkout's venv) and no PYTHONPATH or -V
+    [line] = [line for line in (REPO_ROOT / 'Readme.md').read_text().splitlines() if line.startswith('qsub -pe ')]
+    words = shlex.split(line.partition('#')[0])
+    install = str(Path(sys.executable).parent) + '/'
+    words = [word.replace('~/.venvs/disbatch/bin/', install) for word in words]
+    (tmp_path / 'Tasks').write_text('hostname; sleep 0.5\n' * 12)
+    result = procs.run(
+        [*words[:1], '-terse', '-j', 'y', '-o', 'job.out', *words[1:]], cwd=tmp_path, timeout=20, env=sge
+    )
+    assert result.returncode == 0, result.stderr
+    job = result.stdout.strip()
+    try:
+        assert wait_for(lambda: not job_running(procs, job, sge), 90), 'the job did not end'
+        output = (tmp_path / 'job.out').read_text(errors='replace')
+        assert 'command not found' not in output and no_traceback(output), output
+        records = check_ran_where_reported(read_status(status_path(tmp_path)), 12)
+        assert {record.host for record in records.values()} <= set(NODES), records
+    finally:
+        qdel(procs, job, sge)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
+@pytest.mark.timeout(120)
 def test_sge_job_running_dbutil_adds_a_context(procs: Processes, sge: dict[str, str], tmp_path: Path) -> None:
     count = 20
     (tmp_path / 'Tasks').write_text('hostname; sleep 1\n' * count)
@@ -267,7 +294,7 @@ def test_pbs_and_lsf_jobs_use_every_node_over_ssh(
         assert {record.host for record in tasks.values()} == set(NODES)
         [driver_log] = run_files(tmp_path, 'driver.log')
         text = driver_log.read_text()
-        assert all(f'ssh -o BatchMode=yes {node} ' in text for node in NODES), text
+        assert all(f'ssh -o BatchMode=yes -o ConnectTimeout=30 -- {node} ' in text for node in NODES), text
         job = environment.get('PBS_JOBID') or environment['LSB_JOBID']
         assert f'context J{job}:' in text, text
     finally:

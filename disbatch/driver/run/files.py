@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shlex
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -62,6 +63,7 @@ def write_dbutil(
 export DISBATCH_KVSSTCP_HOST={shlex.quote(kvs_address)}
 export DISBATCH_KVSSTCP_TOKEN={shlex.quote(kvs_token)}
 export DISBATCH_DRIVER_ADDRESS={shlex.quote(driver_address)}
+export DISBATCH_DRIVER_HOST={shlex.quote(socket.gethostname())}
 export DISBATCH_RUN_SECRET={shlex.quote(credentials.secret)}
 export DISBATCH_RUN_KEY={shlex.quote(credentials.server_key)}
 export DISBATCH_RUN_STEM={shlex.quote(files.stem)}

@@ -97,6 +97,8 @@ class DriverLoop:
         self._stop_deadline: float | None = None
         self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
         self._starting_is_news = True  # say so when an engine had not joined by the end
+        self._reported_late: set[str] = set()  # launch ids of engines reported as not joined in time
+        self._said_none_started = False  # that no engine could start, said once
 
     def run(self) -> int:
         """Run to the end; returns the exit code the scheduler decided."""
@@ -116,10 +118,10 @@ class DriverLoop:
             for fd in self.feeder.source.fds:
                 poller.register(fd, zmq.POLLIN)
             watched: dict[int, Context] = {}
-            self._watch_contexts(poller, watched)
             self._tick_clock()
             self._feed()
             while self._exit_code is None:
+                self._watch_contexts(poller, watched)  # engines start a window at a time: new launchers to watch
                 ready_now = poller.poll(self._poll_timeout())
                 self._tick_clock()
                 for ready, _ in ready_now:
@@ -150,7 +152,7 @@ class DriverLoop:
         finally:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
-                    if launch_id not in self._engines.joined and self._starting_is_news:
+                    if launch_id not in self._engines.joined | self._reported_late and self._starting_is_news:
                         self.report(f'the engine on {host} had not joined when the run ended'
                                     + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
                 context.terminate()
@@ -211,6 +213,8 @@ class DriverLoop:
             log.warning('engine %d said hello twice', known.rank)
             return
         engine = self._engines.join(peer, hello, time.monotonic())
+        for context in self.contexts:
+            context.engine_joined(hello.launch_id)  # its place in the launch window goes to the next engine
         self._outbox.put(peer, self.settings.welcome(engine.rank, self.feeder.start_tasks, self.feeder.stop_tasks))
         log.info('engine %d joined from %s (pid %d, %d slots)', engine.rank, hello.hostname, hello.pid, hello.slots)
         self._dispatch(ev.EngineJoined(engine.rank, hello.hostname, hello.slots, hello.context))
@@ -362,6 +366,7 @@ class DriverLoop:
             deadline = context.deadline()
             if deadline is not None and deadline <= now:
                 context.on_timer(now)
+                self._report_late(context, now)
         monotonic = time.monotonic()
         for engine in self._engines:
             if monotonic - engine.last_heard > SILENCE_SECONDS:
@@ -370,6 +375,15 @@ class DriverLoop:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines:
                 self._outbox.put(engine.peer, Heartbeat())
+
+    def _report_late(self, context: Context, now: float) -> None:
+        """One line for each engine still starting past its join deadline (the others carry on meanwhile)."""
+        for late in context.overdue(now):
+            self._reported_late.add(late.launch_id)
+            self.report(
+                f'the engine on {late.host} has not joined {late.seconds:.0f} s after its start: '
+                + (late.log_tail or 'no word from it yet')
+            )
 
     def _give_up(self, engine: EnginePeer, why: str) -> None:
         """Take a joined engine for lost: its tasks are re-issued; its launcher is ended, and the engine told."""
@@ -401,11 +415,14 @@ class DriverLoop:
         elif self._alone_since is None:
             self._alone_since = time.monotonic()
         elif time.monotonic() - self._alone_since >= NO_ENGINE_GRACE_SECONDS:
+            if not self._engines.joined and self.contexts and self.scheduler.more_tasks and not self._said_none_started:
+                self._said_none_started = True
+                self.report('no engine could start: every engine the run launched ended before joining it (why: above)')
             self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _watch_contexts(self, poller: zmq.Poller, watched: dict[int, Context]) -> None:
         for context in self.contexts:
-            for fd in context.watched_fds():
+            for fd in context.new_fds():
                 watched[fd] = context
                 poller.register(fd, zmq.POLLIN)
 

@@ -118,7 +118,7 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
         label = config.label or f'J{job_id(config.batch_system, os.environ)}'
         context, warnings = batch_context(
             config.batch_system, os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            config.retire_command, files.context_log(label), resources,
+            config.retire_command, files.context_log(label), resources, config.launch,
         )  # fmt: skip
         for warning in warnings:
             _warn(warning)
@@ -127,7 +127,7 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
         label = config.label or 'SSH0'
         context = ssh_context(
             label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
-            files.context_log(label), resources,
+            files.context_log(label), resources, config.launch,
         )  # fmt: skip
     log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
     return context

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from disbatch.contexts import allocation, batch
+from disbatch.contexts.launch import LaunchLimits
 from disbatch.contexts.nodes import NodePlan
 from disbatch.errors import ContextError
 
@@ -112,7 +113,8 @@ def test_launchers_quote_the_engine_command() -> None:
     plan = NodePlan('node2', 2, 1)
     assert batch.qrsh_launcher(plan, ['python', '--run=a b']) == ['qrsh', '-inherit', 'node2', "python '--run=a b'"]
     assert batch.blaunch_launcher(plan, ['python', '-m'])[:2] == ['blaunch', 'node2']
-    assert batch.ssh_or_local(plan, ['python'])[0] == 'ssh'
+    ssh = batch.ssh_or_local_for(LaunchLimits(connect_timeout=7.5))(plan, ['python'])
+    assert ssh[0] == 'ssh' and 'ConnectTimeout=8' in ssh and ssh[ssh.index('node2') - 1] == '--', ssh
 
 
 def test_sge_context_uses_qrsh_and_retires_nothing(tmp_path: Path) -> None:

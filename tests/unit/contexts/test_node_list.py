@@ -40,8 +40,10 @@ def test_a_63_character_label_is_a_host_and_64_is_not() -> None:
 
 
 def test_ssh_ends_its_options_before_the_host() -> None:
+    from disbatch.contexts.launch import LaunchLimits
     from disbatch.contexts.nodes import NodePlan
-    from disbatch.contexts.ssh import ssh_launcher
+    from disbatch.contexts.ssh import ssh_launcher_for
 
-    command = ssh_launcher(NodePlan('node2', 4, 1), ['python', '-m', 'disbatch.engine'])
+    command = ssh_launcher_for(LaunchLimits())(NodePlan('node2', 4, 1), ['python', '-m', 'disbatch.engine'])
     assert command[command.index('node2') - 1] == '--', command
+    assert 'ConnectTimeout=30' in command, command  # a host that drops packets does not hold ssh for minutes
