@@ -309,6 +309,7 @@ class Snapshot:
     rate: float | None = None  # tasks a second, over the last 20 s or so
     eta: float | None = None  # seconds until every task is done at that rate
     exit_code: int | None = None  # a finished run's, in its final view (the web page's, `disbatch report`'s)
+    stopped: str = ''  # why the run stopped early ('' while it has not); in the JSON only when set
 
     def to_json(self) -> Json:
         view: Json = {
@@ -337,6 +338,8 @@ class Snapshot:
         }
         if self.exit_code is not None:
             view['exit_code'] = self.exit_code
+        if self.stopped:
+            view['stopped'] = self.stopped
         return view
 
     @classmethod
@@ -368,4 +371,5 @@ class Snapshot:
             rate=_maybe_float(view, 'rate'),
             eta=_maybe_float(view, 'eta'),
             exit_code=_maybe_int(view, 'exit_code'),
+            stopped=_str(view, 'stopped'),
         )

@@ -293,7 +293,8 @@ def format_summary(
     """The end-of-run summary: several lines, no final newline.
 
     `rerun` is the command that runs the failed and interrupted tasks again (None when there is none, as for a task
-    stream); `exit_code_flag` is -e, without which the summary says why the exit code stays 0 despite failures.
+    stream); `exit_code_flag` is -e. The last lines say why the run stopped early (the final snapshot's `stopped`)
+    and what its exit code is (the final snapshot's `exit_code`) and why, when it needs saying.
     """
     view = stats.view or Snapshot()
     finished, failed, skipped, pending = view.finished, view.failed, view.skipped, view.pending or 0
@@ -329,5 +330,5 @@ def format_summary(
     lines.extend(stats.usage.summary_lines())
     lines.extend(failure_lines(stats.failed, failed, width))
     lines.append(f'  status file: {status_path}')
-    lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width))
+    lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width, view.exit_code, view.stopped))
     return '\n'.join(lines)

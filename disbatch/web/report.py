@@ -152,12 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         history = load(arguments.source)
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        print(f'disbatch report: cannot read {arguments.source}: {error.strerror or error}', file=sys.stderr)
+        return 1
+    except ValueError as error:
         print(f'disbatch report: {error}', file=sys.stderr)
         return 1
     if arguments.output:
-        with open(arguments.output, 'w', encoding='utf-8') as handle:
-            handle.write(html_report(history))
+        try:
+            with open(arguments.output, 'w', encoding='utf-8') as handle:
+                handle.write(html_report(history))
+        except OSError as error:
+            print(f'disbatch report: cannot write {arguments.output}: {error.strerror or error}', file=sys.stderr)
+            return 1
     try:
         print(summary(history))
         if arguments.output:

@@ -71,6 +71,7 @@ class Scheduler:
         self._failed_since_barrier = False
         self._last_finish = 0.0
         self._exit_code = 0
+        self.stop_reason = ''  # why the run stopped early (the first reason), '' while it has not
         self._task_limits = TaskLimits()  # -C
         self._per_engine = {(task.phase.value, task.task_id): task for task in config.per_engine_tasks}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
@@ -385,6 +386,7 @@ class Scheduler:
             self._exit_code = max(self._exit_code, exit_code)
             return
         self.state = RunState.STOPPING
+        self.stop_reason = reason
         self._exit_code = max(self._exit_code, exit_code)
         self.pending.clear()
         actions.append(Report(reason))

@@ -90,6 +90,7 @@ def build(
         failures=tuple(task_view(record) for record in failures),
         walltime=_walltime(scheduler, now),
         usage=usage,
+        stopped=scheduler.stop_reason,
     )
 
 
