@@ -88,9 +88,11 @@ class EngineView:
     retiring: bool = False
     max_rss: int | None = None  # bytes: the biggest task peak on its host (None: none measured)
     cpu: float | None = None  # user + system seconds of the tasks on its host
+    stage: str = ''  # '' while in the run; 'left' or 'lost' once gone (then kept, greyed, in the views)
+    why: str = ''  # why it is at that stage; both keys are in the JSON only when set
 
     def to_json(self) -> Json:
-        return {
+        view: Json = {
             'rank': self.rank,
             'context': self.context,
             'host': self.host,
@@ -106,6 +108,11 @@ class EngineView:
             'max_rss': self.max_rss,
             'cpu': self.cpu,
         }
+        if self.stage:
+            view['stage'] = self.stage
+        if self.why:
+            view['why'] = self.why
+        return view
 
     @classmethod
     def from_json(cls, data: object) -> EngineView | None:
@@ -129,6 +136,8 @@ class EngineView:
             retiring=_bool(view, 'retiring'),
             max_rss=_maybe_int(view, 'max_rss'),
             cpu=_maybe_float(view, 'cpu'),
+            stage=_str(view, 'stage'),
+            why=_str(view, 'why'),
         )
 
 

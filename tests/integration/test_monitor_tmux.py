@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(shutil.which('tmux') is None, reason='needs tmux
 TASKS = 'sleep 0.5\n' * 60
 # Mem and CPU (peak memory, CPU seconds of the host's tasks) follow State when the pane is wide enough.
 ROW = re.compile(r'^\s*(?P<rank>\d+) +(?P<context>\S+) +(?P<host>\S+) +\S+ +\d+ +\d+ +(?P<finished>\d+) +\d+ +'
-                 r'(?P<state>active|retiring)(?: +(?P<memory>-|[0-9.]+[BKMGT]) +(?P<cpu>-|[0-9.]+s))?\s*$',
+                 r'(?P<state>active|retiring|silent|left|lost)(?: +(?P<memory>-|[0-9.]+[BKMGT]) +(?P<cpu>-|[0-9.]+s))?\s*$',
                  re.MULTILINE)  # fmt: skip
 FINISHED = re.compile(r'Tasks: Finished (\d+)')
 
@@ -125,7 +125,7 @@ def test_monitor_shows_the_run_and_stops_one_engine(procs: Processes, tmux: Tmux
     assert wait_for(lambda: len(engines(tmux.screen(actor))) == 2, timeout=15), tmux.screen(actor)
     screen = tmux.screen(actor)
     assert 'Run label: run   Status: Running.' in screen, screen
-    assert re.search(r'Slots 4 +Tasks: Finished \d+ +Failed 0 +Barrier 0 +Running \d+ +Waiting \d+', screen), screen
+    assert re.search(r'Slots 4 +Tasks: Finished \d+ +Failed 0 +Barriers 0 +Running \d+ +Waiting \d+', screen), screen
     assert 'Rank Context Host' in screen and 'Assigned Finished Failed State' in screen, screen
     first = finished(screen)
     assert wait_for(lambda: finished(tmux.screen(actor)) > first, timeout=10), tmux.screen(actor)
@@ -140,8 +140,9 @@ def test_monitor_shows_the_run_and_stops_one_engine(procs: Processes, tmux: Tmux
     stopped_at = time.time()
     assert wait_for(lambda: 'Asked engine 1 to stop.' in tmux.screen(actor), timeout=5), tmux.screen(actor)
 
-    # Its row goes, the other engine carries on.
-    assert wait_for(lambda: set(engines(tmux.screen(actor))) == {0}, timeout=15), tmux.screen(actor)
+    # Its row stays, as an engine that left (greyed, and why when selected); the other engine carries on.
+    assert wait_for(lambda: engines(tmux.screen(actor))[1]['state'] == 'left', timeout=15), tmux.screen(actor)
+    assert wait_for(lambda: 'engine 1 left: finished its tasks' in tmux.screen(actor), timeout=10), tmux.screen(actor)
     after = finished(tmux.screen(actor))
     assert wait_for(lambda: finished(tmux.screen(actor)) > after, timeout=10), tmux.screen(actor)
     assert 'Slots 2 ' in tmux.screen(actor)

@@ -122,7 +122,7 @@ def test_numbers_read_back_as_they_were_published() -> None:
 
 def test_readers_show_a_sparse_snapshot() -> None:
     view = Snapshot.from_json({'finished': 2, 'failed': 1, 'now': 10.0, 'started': 4.0})
-    assert model.header(view)[1] == 'Slots 0   Tasks: Finished 2  Failed 1  Barrier 0'
+    assert model.header(view)[1] == 'Slots 0   Tasks: Finished 2  Failed 1  Barriers 0'
     assert format_progress(view, None, None) == 'disbatch: 2 done, 1 failed, 0 running'
     batch = Batch(completed=2, failed=1, records=(), left_out=0, skipped=0, progress=view, dropped=0)
     assert 'Running: ?   Pending: ?   Total: not known yet' in body('run', batch, 'status.txt')
