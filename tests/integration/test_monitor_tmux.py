@@ -27,7 +27,8 @@ pytestmark = pytest.mark.skipif(shutil.which('tmux') is None, reason='needs tmux
 TASKS = 'sleep 0.5\n' * 60
 # Mem and CPU (peak memory, CPU seconds of the host's tasks) follow State when the pane is wide enough.
 ROW = re.compile(r'^\s*(?P<rank>\d+) +(?P<context>\S+) +(?P<host>\S+) +\S+ +\d+ +\d+ +(?P<finished>\d+) +\d+ +'
-                 r'(?P<state>active|retiring|silent|left|lost)(?: +(?P<memory>-|[0-9.]+[BKMGT]) +(?P<cpu>-|[0-9.]+s))?\s*$',
+                 r'(?P<state>active|retiring|silent|left|lost)'
+                 r'(?: +(?P<memory>-|[0-9.]+[BKMGT]) +(?P<cpu>-|[0-9.]+s))?\s*$',
                  re.MULTILINE)  # fmt: skip
 FINISHED = re.compile(r'Tasks: Finished (\d+)')
 
