@@ -29,9 +29,10 @@ def test_engines_in_trouble_come_first_then_the_busiest_and_those_that_left_last
 
 
 def test_a_context_summary_sums_its_engines_up_in_one_line() -> None:
-    engines = tuple(EngineView(rank, 'slurm', f'n{rank}', slots=16, running=16, given=20, failed=rank % 2)
-                    for rank in range(998)) + (EngineView(998, 'slurm', 'x', stage='lost'),
-                                               EngineView(999, 'slurm', 'y', stage='left'))  # fmt: skip
+    busy = [
+        EngineView(rank, 'slurm', f'n{rank}', slots=16, running=16, given=20, failed=rank % 2) for rank in range(998)
+    ]
+    engines = (*busy, EngineView(998, 'slurm', 'x', stage='lost'), EngineView(999, 'slurm', 'y', stage='left'))
     [summary] = context_summaries(Snapshot(engines=engines))
     assert summary.text() == (
         'slurm: 1000 engines (998 active, 1 lost or silent, 1 left), 15968 slots, 15968 running, 0 free, '
