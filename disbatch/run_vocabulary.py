@@ -50,25 +50,36 @@ def waiting(view: Snapshot) -> int | None:
     return view.pending
 
 
+COUNTS = {  # key (the web page's element id): label, meaning; in the order every view shows them
+    'finished': ('Finished', 'tasks with a final result in this run, failed ones included'),
+    'failed': ('Failed', 'finished tasks whose last attempt failed'),
+    'barriers': ('Barriers', 'barriers passed'),
+    'running': ('Running', 'tasks running or queued on an engine'),
+    'waiting': ('Waiting', 'tasks not started yet, unread ones included when their number is known'),
+    'total': ('Total', 'every task of the run, known once the whole task file is read'),
+    'skipped': ('Skipped', 'done by an earlier run (-r)'),
+    'interrupted': ('Interrupted', 'stopped by the run itself; a plain -r runs them again'),
+    'lost': ('Lost', 'attempts lost with their engine (run again elsewhere)'),
+}
+OPTIONAL_COUNTS = ('skipped', 'interrupted', 'lost')  # shown only when not 0
+RUN_FIGURES = {'slots': 'Slots', 'elapsed': 'Elapsed', 'rate': 'Rate', 'eta': 'ETA'}  # the page's other cards
+
+
 def task_counts(view: Snapshot) -> tuple[Count, ...]:
-    """The task counts, in the order every view shows them; skipped, interrupted and lost only when not 0."""
-    counts = [
-        Count('finished', 'Finished', view.finished, 'tasks with a final result in this run, failed ones included'),
-        Count('failed', 'Failed', view.failed, 'finished tasks whose last attempt failed'),
-        Count('barriers', 'Barriers', view.barriers, 'barriers passed'),
-        Count('running', 'Running', view.running, 'tasks running or queued on an engine'),
-        Count('waiting', 'Waiting', waiting(view), 'tasks not started yet, unread ones included when their number '
-              'is known'),
-        Count('total', 'Total', view.total, 'every task of the run, known once the whole task file is read'),
-    ]  # fmt: skip
-    optional = (
-        Count('skipped', 'Skipped', view.skipped, 'done by an earlier run (-r)'),
-        Count('interrupted', 'Interrupted', view.interrupted, 'stopped by the run itself; a plain -r runs them again'),
-        Count('lost', 'Lost', view.lost, 'attempts lost with their engine (run again elsewhere)'),
-    )
-    return tuple(count for count in counts if count.value is not None or count.key in ('running', 'total')) + tuple(
-        count for count in optional if count.value
-    )
+    """The task counts, in the order every view shows them; skipped, interrupted and lost only when not 0, running
+    and total also when not known (None), the others only when known."""
+    values = {
+        'finished': view.finished, 'failed': view.failed, 'barriers': view.barriers, 'running': view.running,
+        'waiting': waiting(view), 'total': view.total, 'skipped': view.skipped, 'interrupted': view.interrupted,
+        'lost': view.lost,
+    }  # fmt: skip
+    counts = []
+    for key, (label, meaning) in COUNTS.items():
+        value = values[key]
+        if (key in OPTIONAL_COUNTS and not value) or (value is None and key not in ('running', 'total')):
+            continue
+        counts.append(Count(key, label, value, meaning))
+    return tuple(counts)
 
 
 def counts_text(counts: Iterable[Count]) -> list[str]:

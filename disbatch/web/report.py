@@ -18,6 +18,7 @@ from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.results.views import task_view
 from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.web.page_view import page_view
 from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
@@ -135,7 +136,7 @@ def html_report(history: RunHistory) -> str:
                f'{timeline_svg(history)}</div><div id="legend">' + ' '.join(
                    f'<span style="color:{colour}">&#9632; {name}</span>' for name, colour in COLOURS.items())
                + '</div>')  # fmt: skip
-    page = render(json.dumps(view.to_json()).encode(), extra=section).decode()
+    page = render(json.dumps(page_view(view, every_engine=True)).encode(), extra=section).decode()
     source = html.escape(history.source)
     return page.replace(FOOTER_LIVE, f'Report of the finished run, made by <code>disbatch report</code> from {source}.')
 
