@@ -162,17 +162,30 @@ class ContextSummary:
     free: int
     failed: int  # attempts
 
-    def text(self) -> str:
-        """`SSH0: 400 engines on 400 hosts (396 active, 2 lost or silent, 2 left), 6400 slots, 6380 running, ...`"""
+    def text(self, width: int | None = None) -> str:
+        """`SSH0: 400 engines (396 active, 2 lost or silent, 2 left), 6400 slots, 6380 running, 20 free, 3 failed
+        attempts`; within `width` a shorter form (`SSH0: 400 engines, 2 lost or silent, 6380/6400 slots busy, 3
+        failed attempts`, then shorter still), cut only when even the shortest is too wide."""
+        name = self.context or '?'
+        engines = f'{self.engines} engine{"s" if self.engines != 1 else ""}'
+        hosts = f' on {self.hosts} host{"s" if self.hosts != 1 else ""}' if self.hosts != self.engines else ''
         states = [f'{self.active} active']
         if self.troubled:
             states.append(f'{self.troubled} lost or silent')
         if self.gone:
             states.append(f'{self.gone} left')
-        engines = f'{self.engines} engine{"s" if self.engines != 1 else ""}'
-        hosts = f' on {self.hosts} host{"s" if self.hosts != 1 else ""}' if self.hosts != self.engines else ''
-        text = f'{self.context or "?"}: {engines}{hosts} ({", ".join(states)}), {self.slots} slots, '
-        return text + f'{self.running} running, {self.free} free, {self.failed} failed attempts'
+        forms = [
+            f'{name}: {engines}{hosts} ({", ".join(states)}), {self.slots} slots, {self.running} running, '
+            f'{self.free} free, {self.failed} failed attempts',
+            f'{name}: {engines}' + (f', {self.troubled} lost or silent' if self.troubled else '')
+            + f', {self.running}/{self.slots} slots busy, {self.failed} failed attempts',
+            f'{name}: {self.engines} eng' + (f', {self.troubled} lost/silent' if self.troubled else '')
+            + f', {self.running}/{self.slots} busy, {self.failed} failed',
+        ]  # fmt: skip
+        if width is None:
+            return forms[0]
+        fitting = next((form for form in forms if len(form) <= width), forms[-1])
+        return fitting if len(fitting) <= width else fitting[: max(0, width - 1)] + '~'
 
 
 def context_summaries(view: Snapshot) -> list[ContextSummary]:

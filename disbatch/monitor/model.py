@@ -51,6 +51,7 @@ HELP = (
 HELP_FOOTER = 'Press any key to go back.'
 HELP_KEY_WIDTH = 26  # where the explanations of the keys start
 FOOTER = 'Up/Down select  E stop engine  C stop context  h help  q quit'
+SHORT_FOOTER = 'E stop  C stop context  h help  q quit'  # when the scroll note leaves no room for FOOTER
 HEADER_LINES = 3  # at least: run and status; task counts; engines and elapsed time (then one line per context)
 CONTEXT_LINES = 3  # contexts summed up in the header, the biggest first
 SUMMED_UP_FROM = 8  # engines of one context are summed up in the header when there are more than this
@@ -153,14 +154,10 @@ def header(view: Snapshot, staleness: float = 0.0, width: int = 80) -> list[str]
     summaries = context_summaries(view)
     if len(summaries) > 1 or len(view.engines) > SUMMED_UP_FROM:
         shown = summaries[:CONTEXT_LINES] if len(summaries) <= CONTEXT_LINES else summaries[: CONTEXT_LINES - 1]
-        lines.extend(_fit(summary.text(), width) for summary in shown)
+        lines.extend(summary.text(width) for summary in shown)
         if len(shown) < len(summaries):
             lines.append(f'... and {len(summaries) - len(shown)} more contexts')
     return lines
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + '~'
 
 
 def _usage_items(view: Snapshot) -> list[str]:
@@ -376,6 +373,19 @@ def row_note(row: EngineRow | None) -> str:
     if row is None or not row.why:
         return ''
     return f'engine {row.rank} {row.state}: {row.why}'
+
+
+def footer_line(note: str, scroll: str, width: int) -> str:
+    """The bottom line, at most `width` characters: `note` (the key hints when empty) on the left, the scroll note
+    on the right; the key hints take their short form, and a note is cut, before the scroll note is."""
+    room = width - (len(scroll) + 2 if scroll else 0)
+    if not note:
+        note = FOOTER if len(FOOTER) <= room else SHORT_FOOTER
+    if len(note) > room:
+        note = note[: max(0, room - 1)] + '~'
+    if not scroll:
+        return note[:width]
+    return (note + ' ' * max(2, width - len(note) - len(scroll)) + scroll)[:width]
 
 
 def scroll_note(top: int, visible: int, count: int) -> str:

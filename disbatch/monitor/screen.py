@@ -112,6 +112,9 @@ def _stop(
     if row is None:
         _say(state, 'No engine to stop.')
         return
+    if row.gone:
+        _say(state, f'Engine {row.rank} has left the run.')
+        return
     if row.retiring:
         _say(state, f'Engine {row.rank} is already stopping.')
         return
@@ -176,13 +179,9 @@ def _draw_run(
         _put(window, place.table_top + 1 + offset, 0, model.format_row(row, widths), attribute)
     if not rows:
         _put(window, place.table_top + 1, 0, '(no engines at the moment)')
-    note = (
-        state.message if now < state.message_until else model.row_note(state.selection.selected(rows)) or model.FOOTER
-    )
+    note = state.message if now < state.message_until else model.row_note(state.selection.selected(rows))
     scroll = model.scroll_note(state.selection.top, place.table_rows, len(rows))
-    _put(window, place.footer, 0, note)
-    if scroll:
-        _put(window, place.footer, max(len(note) + 2, width - 1 - len(scroll)), scroll)
+    _put(window, place.footer, 0, model.footer_line(note, scroll, width - 1))
 
 
 def _put(window: curses.window, line: int, column: int, text: str, attribute: int = curses.A_NORMAL) -> None:

@@ -344,7 +344,7 @@ SCRIPT = """
   } catch (error) {
     view = null;
   }
-  const asked = /^#engines=(\d{1,9})$/.exec(location.hash);  // a page of engines kept in the address
+  const asked = /^#engines=(\\d{1,9})$/.exec(location.hash);  // a page of engines kept in the address
   if (asked) engineFrom = Number(asked[1]);
   byId('engines-previous').addEventListener('click', () => turn(-1));
   byId('engines-next').addEventListener('click', () => turn(1));

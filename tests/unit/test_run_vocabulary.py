@@ -56,3 +56,21 @@ def test_the_monitor_header_fits_80_columns_with_every_count() -> None:
     lines = model.header(view)
     assert all(len(line) <= 80 for line in lines), lines
     assert lines[-1] == '... and 2 more contexts'
+
+
+def test_a_context_summary_takes_a_shorter_form_in_a_narrow_terminal() -> None:
+    engines = tuple(EngineView(rank, 'SLURM0', f'n{rank}', slots=16, running=15, last_heard=9.0 if rank < 12 else 0.2,
+                               failed=rank % 3) for rank in range(600))  # fmt: skip
+    [summary] = context_summaries(Snapshot(engines=engines))
+    assert summary.text(85) == 'SLURM0: 600 engines, 12 lost or silent, 9000/9600 slots busy, 600 failed attempts'
+    assert summary.text(60) == 'SLURM0: 600 eng, 12 lost/silent, 9000/9600 busy, 600 failed'
+    assert len(summary.text(30)) == 30
+
+
+def test_the_monitor_footer_keeps_the_scroll_note_within_the_width() -> None:
+    assert model.footer_line('', 'rows 1-20 of 1000', 79).endswith('  rows 1-20 of 1000')
+    assert model.footer_line('', 'rows 1-20 of 1000', 79).startswith(model.SHORT_FOOTER)
+    assert model.footer_line('', '', 79) == model.FOOTER
+    long = model.footer_line('engine 999 left: finished its tasks and was let go (retired, or no more tasks)',
+                             'rows 981-1000 of 1000', 79)  # fmt: skip
+    assert len(long) == 79 and long.endswith('~  rows 981-1000 of 1000')
