@@ -158,7 +158,9 @@ def test_no_reader_crashes_on_what_another_driver_may_publish(data: dict[str, ob
     body('run', Batch(completed=0, failed=0, records=(), left_out=0, skipped=0, progress=view, dropped=0), 's')
 
 
-@pytest.mark.parametrize('reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py'])
+@pytest.mark.parametrize(
+    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py', 'run_vocabulary.py']
+)
 def test_readers_neither_import_nor_name_the_driver(reader: str) -> None:
     path = PACKAGE / reader
     for source in sorted(path.glob('*.py')) if path.is_dir() else [path]:
