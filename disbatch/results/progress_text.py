@@ -19,6 +19,7 @@ from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.run_snapshot import Snapshot
+from disbatch.run_vocabulary import waiting
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
 RATE_WINDOW_SECONDS = 20.0
@@ -297,15 +298,16 @@ def format_summary(
     and what its exit code is (the final snapshot's `exit_code`) and why, when it needs saying.
     """
     view = stats.view or Snapshot()
-    finished, failed, skipped, pending = view.finished, view.failed, view.skipped, view.pending or 0
+    finished, failed, skipped = view.finished, view.failed, view.skipped
+    not_run = waiting(view) or 0  # the monitor's Waiting: unread tasks too, not only the driver's queue
     head = [f'{plural(finished, "task")} run in {format_duration(stats.wall_seconds)}', f'{failed} failed']
     interrupted = view.interrupted
     if interrupted:
         head.append(f'{interrupted} interrupted (a plain -r runs them again)')
     if skipped:
         head.append(f'{skipped} skipped (done by an earlier run)')
-    if pending:
-        head.append(f'{pending} not run (stopped)')
+    if not_run:
+        head.append(f'{not_run} not run (stopped)')
     elif view.more:
         head.append('stopped before the end of the tasks')
     lines = wrap_items('disbatch:', head, width)

@@ -36,6 +36,7 @@ def test_a_barrier_check_stop_says_why_and_that_the_exit_code_stays_0(procs: Pro
     finished = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
     assert finished.returncode == 0, finished.describe()
     summary = _summary(finished.stderr)
+    assert summary[0].endswith(', 1 failed, 1 not run (stopped)'), summary  # the task after the barrier
     why = (
         '  stopped early: BARRIER CHECK at line 3: a task since the previous barrier failed; '
         'the rest of the run is skipped'
