@@ -135,8 +135,8 @@ def format_progress(view: Snapshot, rate: float | None, eta: float | None, width
         add(' ', f'{done} done', 8)
     add(', ', f'{view.failed} failed', 7)
     add(', ', f'{view.running or 0} running', 6)
-    if total is None and view.pending:
-        add(', ', f'{view.pending} queued', 2)
+    if total is None and view.pending:  # the monitor's Waiting, which is the queue while the total is not known
+        add(', ', f'{waiting(view)} waiting', 2)
     if view.skipped:
         add(', ', f'{view.skipped} skipped', 2)
     if view.interrupted:

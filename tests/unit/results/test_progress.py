@@ -128,7 +128,7 @@ def test_progress_line_with_a_known_total() -> None:
 
 def test_progress_line_while_the_total_is_not_known() -> None:
     line = format_progress(view(total=None, pending=12, skipped=0), 2.0, None, 200)
-    assert line == 'disbatch: 23 done, 2 failed, 4 running, 12 queued | 2.0 tasks/s'
+    assert line == 'disbatch: 23 done, 2 failed, 4 running, 12 waiting | 2.0 tasks/s'  # the monitor's word
 
 
 def test_progress_line_says_stopping_and_omits_what_is_not_known() -> None:
