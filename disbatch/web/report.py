@@ -12,6 +12,7 @@ import html
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
@@ -124,7 +125,8 @@ def summary(history: RunHistory) -> str:
     stats = Stats()
     for record in history.final_records:
         stats.add(record)
-    stats.observe(snapshot(history))
+    # Without the exit code: the records do not say whether -e or -f made it what it is, so no line explains it.
+    stats.observe(replace(snapshot(history), exit_code=None))
     return format_summary(stats, history.status_file or history.source)
 
 
