@@ -88,9 +88,11 @@ class EngineView:
     retiring: bool = False
     max_rss: int | None = None  # bytes: the biggest task peak on its host (None: none measured)
     cpu: float | None = None  # user + system seconds of the tasks on its host
+    stage: str = ''  # '' while in the run; 'left' or 'lost' once gone (then kept, greyed, in the views)
+    why: str = ''  # why it is at that stage; both keys are in the JSON only when set
 
     def to_json(self) -> Json:
-        return {
+        view: Json = {
             'rank': self.rank,
             'context': self.context,
             'host': self.host,
@@ -106,6 +108,11 @@ class EngineView:
             'max_rss': self.max_rss,
             'cpu': self.cpu,
         }
+        if self.stage:
+            view['stage'] = self.stage
+        if self.why:
+            view['why'] = self.why
+        return view
 
     @classmethod
     def from_json(cls, data: object) -> EngineView | None:
@@ -129,6 +136,8 @@ class EngineView:
             retiring=_bool(view, 'retiring'),
             max_rss=_maybe_int(view, 'max_rss'),
             cpu=_maybe_float(view, 'cpu'),
+            stage=_str(view, 'stage'),
+            why=_str(view, 'why'),
         )
 
 
@@ -309,6 +318,7 @@ class Snapshot:
     rate: float | None = None  # tasks a second, over the last 20 s or so
     eta: float | None = None  # seconds until every task is done at that rate
     exit_code: int | None = None  # a finished run's, in its final view (the web page's, `disbatch report`'s)
+    stopped: str = ''  # why the run stopped early ('' while it has not); in the JSON only when set
 
     def to_json(self) -> Json:
         view: Json = {
@@ -337,6 +347,8 @@ class Snapshot:
         }
         if self.exit_code is not None:
             view['exit_code'] = self.exit_code
+        if self.stopped:
+            view['stopped'] = self.stopped
         return view
 
     @classmethod
@@ -368,4 +380,5 @@ class Snapshot:
             rate=_maybe_float(view, 'rate'),
             eta=_maybe_float(view, 'eta'),
             exit_code=_maybe_int(view, 'exit_code'),
+            stopped=_str(view, 'stopped'),
         )

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     credentials = Credentials(os.environ.pop('DISBATCH_RUN_SECRET', ''), os.environ.pop('DISBATCH_RUN_KEY', ''))
     # Before the wait for the driver's line: a probe (nvidia-smi) overlaps the driver's start-up.
     resources, problems = engine_resources(args.gpus_per_task, args.env_resource, os.environ, SystemProbe())
-    for problem in problems:
-        log.error('%s', problem)
+    for problem in problems:  # the driver quotes the last line: the problem alone, without the log's prefix
+        sys.stderr.write(problem + '\n')
     if problems:
         return 1
     for resource in resources:

@@ -5,7 +5,9 @@ unknown keys ignored, a missing or mistyped one read as its default or as unknow
 seconds the screen has held this snapshot, added to the ages it carries (the run republishes only on a change).
 
 Here: the header lines, the engine rows and their table layout, the selection and scrolling of the table, the
-commands the monitor puts under `DisBatch control`, the help text, and the smallest usable terminal.
+commands the monitor puts under `DisBatch control`, the help text, and the smallest usable terminal. The words (the
+status, the task counts, an engine's state and why, the per-context summary, the order of the engines: troubled
+first, then the busiest) are `run_vocabulary`'s, shared with the web page, `disbatch report` and the summary.
 """
 
 from __future__ import annotations
@@ -13,13 +15,25 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from disbatch.results.usage import format_bytes, short_bytes
 from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.run_vocabulary import (
+    context_summaries,
+    counts_text,
+    engine_state,
+    is_gone,
+    status_word,
+    task_counts,
+    watch_order,
+    wrap,
+)
 
 HELP = (
     'disbatch monitor: the engines of a live run, refreshed twice a second.',
+    '',
+    'Engines in trouble (lost, silent, with failures) come first, then the busiest; engines that left stay, greyed.',
     '',
     'Up / Down, u / d, k / j   select an engine',
     'PgUp / PgDn, Home / End   move a page, or to the first or last engine',
@@ -29,14 +43,18 @@ HELP = (
     'q                         quit the monitor (the run goes on)',
     '',
     'Stopping is soft: an engine told to stop takes no more tasks, finishes the ones it runs, then leaves.',
-    'Heard: seconds since the driver last heard from the engine. Assigned: the tasks given to it so far.',
+    'Heard: seconds since the driver last heard from the engine. The header counts tasks; the table counts attempts',
+    '(Assigned, Finished, Failed): a task run again counts on each engine that ran it.',
     'Waiting: tasks not started yet, those still unread in the task file included (when their number is known).',
     'Mem: the largest peak memory of a task on its host; CPU: user + system seconds of its tasks (wide terminals).',
 )
 HELP_FOOTER = 'Press any key to go back.'
 HELP_KEY_WIDTH = 26  # where the explanations of the keys start
 FOOTER = 'Up/Down select  E stop engine  C stop context  h help  q quit'
-HEADER_LINES = 3  # run and status; task counts; engines and elapsed time
+SHORT_FOOTER = 'E stop  C stop context  h help  q quit'  # when the scroll note leaves no room for FOOTER
+HEADER_LINES = 3  # at least: run and status; task counts; engines and elapsed time (then one line per context)
+CONTEXT_LINES = 3  # contexts summed up in the header, the biggest first
+SUMMED_UP_FROM = 8  # engines of one context are summed up in the header when there are more than this
 GAP_LINES = 1  # blank line between the header and the table
 FOOTER_LINES = 1
 MINIMUM_TABLE_ROWS = 1
@@ -57,6 +75,9 @@ class EngineRow:
     retiring: bool
     max_rss: int | None = None  # bytes: the biggest task peak on its host; None until a task there is measured
     cpu: float | None = None  # user + system seconds of the tasks on its host
+    state: str = 'active'  # run_vocabulary.engine_state: active, retiring, silent, lost, left
+    why: str = ''
+    gone: bool = False  # it left the run: shown greyed
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,69 +130,65 @@ def label(view: Snapshot) -> str:
 
 
 def status_text(view: Snapshot) -> str:
-    if view.status == 'finished':
-        return 'Finished.'
-    if view.status == 'stopping':
-        return 'Stopping.'
-    if view.status == 'draining':
-        return 'Finishing the last tasks.'
-    return 'Running.'
+    return status_word(view) + '.'
 
 
-def _waiting(view: Snapshot) -> int | None:
-    """Tasks not started yet: the total less what is done or running when the total is known (the driver reads
-    the task file only as engines free up, so its queue alone says 0 while most tasks wait unread), else the queue."""
-    if view.total is not None:
-        return max(0, view.total - view.finished - view.skipped - view.interrupted - (view.running or 0))
-    return view.pending
-
-
-def header(view: Snapshot, staleness: float = 0.0) -> list[str]:
-    """The lines above the engine table."""
-    counts = f'Slots {view.slots}   Tasks: Finished {view.finished}  Failed {view.failed}  Barrier {view.barriers}'
-    if view.running is not None:
-        counts += f'  Running {view.running}'
-    waiting = _waiting(view)
-    if waiting is not None:
-        counts += f'  Waiting {waiting}'
-    if view.total is not None:
-        counts += f'  Total {view.total}'
-    for count, title in ((view.skipped, 'Skipped'), (view.interrupted, 'Interrupted'), (view.lost, 'Lost')):
-        if count:
-            counts += f'  {title} {count}'
-    engines = rows(view)
-    retiring = sum(row.retiring for row in engines)
-    people = f'Engines {len(engines)}' + (f' ({retiring} retiring)' if retiring else '')
+def header(view: Snapshot, staleness: float = 0.0, width: int = 80) -> list[str]:
+    """The lines above the engine table, none wider than `width`: the run, the task counts (on more lines when
+    they do not fit), the engines, and a line for each of the biggest contexts."""
+    lines = [f'Run label: {label(view)}   Status: {status_text(view)}']
+    lines.extend(wrap(counts_text(task_counts(view)), width, first=f'Slots {view.slots}   Tasks:'))
+    live = [engine for engine in view.engines if not is_gone(engine)]
+    retiring = sum(engine.retiring for engine in live)
+    people = [f'Engines {len(live)}' + (f' ({retiring} retiring)' if retiring else '')]
+    if len(live) < len(view.engines):
+        people[0] += f', {len(view.engines) - len(live)} gone'
     if view.started is not None and view.now is not None:
-        people += f'   Elapsed {clock(view.now - view.started + staleness)}'
+        people.append(f'Elapsed {clock(view.now - view.started + staleness)}')
     walltime = view.walltime
     if walltime is not None and walltime.left is not None:
-        people += f'   Walltime left {clock(walltime.left)}' + (
-            f' ({walltime.state})' if walltime.state in ('draining', 'stopping') else ''
-        )
-    return [f'Run label: {label(view)}   Status: {status_text(view)}', counts, people + _usage_text(view)]
+        state = f' ({walltime.state})' if walltime.state in ('draining', 'stopping') else ''
+        people.append(f'Walltime left {clock(walltime.left)}{state}')
+    people.extend(_usage_items(view))
+    lines.extend(wrap(people, width, separator='   '))
+    summaries = context_summaries(view)
+    if len(summaries) > 1 or len(view.engines) > SUMMED_UP_FROM:
+        shown = summaries[:CONTEXT_LINES] if len(summaries) <= CONTEXT_LINES else summaries[: CONTEXT_LINES - 1]
+        lines.extend(summary.text(width) for summary in shown)
+        if len(shown) < len(summaries):
+            lines.append(f'... and {len(summaries) - len(shown)} more contexts')
+    return lines
 
 
-def _usage_text(view: Snapshot) -> str:
-    """`   Peak memory 203.9 MiB task 0 (line 1)   CPU 12.3 s`, once a task has been measured."""
+def _usage_items(view: Snapshot) -> list[str]:
+    """`Peak memory 203.9 MiB task 0 (line 1)`, `CPU 12.3 s`, once a task has been measured."""
     if view.usage is None or not view.usage.biggest:
-        return ''
+        return []
     top = view.usage.biggest[0]
-    text = f'   Peak memory {format_bytes(top.max_rss)} task {top.task} (line {top.line})'
-    return text + f'   CPU {view.usage.user + view.usage.system:.1f} s'
+    return [
+        f'Peak memory {format_bytes(top.max_rss)} task {top.task} (line {top.line})',
+        f'CPU {view.usage.user + view.usage.system:.1f} s',
+    ]
 
 
 def rows(view: Snapshot, staleness: float = 0.0) -> list[EngineRow]:
-    """One row per engine of the snapshot, by rank."""
-    return sorted((_row(engine, max(0.0, staleness)) for engine in view.engines), key=lambda row: row.rank)
+    """One row per engine of the snapshot, in `run_vocabulary.watch_order`: troubled first, then the busiest."""
+    staleness = max(0.0, staleness)
+    return [_row(engine) for engine in watch_order(_aged(engine, staleness) for engine in view.engines)]
 
 
-def _row(engine: EngineView, staleness: float) -> EngineRow:
-    heard = None if engine.last_heard is None else engine.last_heard + staleness
+def _aged(engine: EngineView, staleness: float) -> EngineView:
+    if engine.last_heard is None or not staleness:
+        return engine
+    return replace(engine, last_heard=engine.last_heard + staleness)
+
+
+def _row(engine: EngineView) -> EngineRow:
+    state, why = engine_state(engine)
     return EngineRow(
-        rank=engine.rank, context=engine.context, host=engine.host, last_heard=heard, slots=engine.slots,
+        rank=engine.rank, context=engine.context, host=engine.host, last_heard=engine.last_heard, slots=engine.slots,
         free=engine.free, running=engine.running, given=engine.given, finished=engine.finished, failed=engine.failed,
-        retiring=engine.retiring, max_rss=engine.max_rss, cpu=engine.cpu,
+        retiring=engine.retiring, max_rss=engine.max_rss, cpu=engine.cpu, state=state, why=why, gone=is_gone(engine),
     )  # fmt: skip
 
 
@@ -245,7 +262,7 @@ def _base_cells(row: EngineRow) -> list[str]:
         str(row.given),
         str(row.finished),
         str(row.failed),
-        'retiring' if row.retiring else 'active',
+        row.state,
     ]
 
 
@@ -286,11 +303,13 @@ class Layout:
     footer: int  # screen line of the key hints
 
 
-def layout(height: int, width: int) -> Layout | None:
-    """Where things go on a `height` x `width` terminal, or None when it is too small to be useful."""
+def layout(height: int, width: int, header_lines: int = HEADER_LINES) -> Layout | None:
+    """Where things go on a `height` x `width` terminal under a header of `header_lines`, or None when it is too
+    small to be useful (a header too tall for the terminal loses its last lines first: see `screen`)."""
     if height < MINIMUM_HEIGHT or width < MINIMUM_WIDTH:
         return None
-    table_top = HEADER_LINES + GAP_LINES
+    header_lines = max(HEADER_LINES, min(header_lines, height - MINIMUM_HEIGHT + HEADER_LINES))
+    table_top = header_lines + GAP_LINES
     return Layout(table_top=table_top, table_rows=height - table_top - 1 - FOOTER_LINES, footer=height - 1)
 
 
@@ -347,6 +366,26 @@ class Selection:
         top = max(top, position - visible + 1)
         top = max(0, min(top, len(rows) - visible))
         return Selection(rows[position].rank, top)
+
+
+def row_note(row: EngineRow | None) -> str:
+    """What the footer says of the selected engine when it is not plainly working: `engine 3 lost: silent, ...`."""
+    if row is None or not row.why:
+        return ''
+    return f'engine {row.rank} {row.state}: {row.why}'
+
+
+def footer_line(note: str, scroll: str, width: int) -> str:
+    """The bottom line, at most `width` characters: `note` (the key hints when empty) on the left, the scroll note
+    on the right; the key hints take their short form, and a note is cut, before the scroll note is."""
+    room = width - (len(scroll) + 2 if scroll else 0)
+    if not note:
+        note = FOOTER if len(FOOTER) <= room else SHORT_FOOTER
+    if len(note) > room:
+        note = note[: max(0, room - 1)] + '~'
+    if not scroll:
+        return note[:width]
+    return (note + ' ' * max(2, width - len(note) - len(scroll)) + scroll)[:width]
 
 
 def scroll_note(top: int, visible: int, count: int) -> str:

@@ -112,6 +112,9 @@ def _stop(
     if row is None:
         _say(state, 'No engine to stop.')
         return
+    if row.gone:
+        _say(state, f'Engine {row.rank} has left the run.')
+        return
     if row.retiring:
         _say(state, f'Engine {row.rank} is already stopping.')
         return
@@ -137,7 +140,8 @@ def _say(state: _State, message: str) -> None:
 def _draw(window: curses.window, state: _State, now: float) -> None:
     window.erase()
     height, width = window.getmaxyx()
-    place = model.layout(height, width)
+    header = [] if state.view is None else model.header(state.view, now - state.received, width - 1)
+    place = model.layout(height, width, len(header))
     if place is None:
         for line_number, line in enumerate(textwrap.wrap(model.too_small(height, width), max(1, width - 1))):
             _put(window, line_number, 0, line)
@@ -149,15 +153,17 @@ def _draw(window: curses.window, state: _State, now: float) -> None:
         _put(window, 0, 0, 'Waiting for the run to publish its state ...', curses.A_BOLD)
         _put(window, place.footer, 0, 'q quit')
     else:
-        _draw_run(window, state, place, width, now)
+        _draw_run(window, state, place, width, now, header)
     window.noutrefresh()
     curses.doupdate()
 
 
-def _draw_run(window: curses.window, state: _State, place: model.Layout, width: int, now: float) -> None:
+def _draw_run(
+    window: curses.window, state: _State, place: model.Layout, width: int, now: float, header: list[str]
+) -> None:
     view = state.view or Snapshot()
     staleness = now - state.received
-    for line_number, line in enumerate(model.header(view, staleness)):
+    for line_number, line in enumerate(header[: place.table_top - model.GAP_LINES]):
         _put(window, line_number, 0, line, curses.A_BOLD if line_number == 0 else curses.A_NORMAL)
     rows = model.rows(view, staleness)
     widths = model.column_widths(rows, width - 1)
@@ -167,17 +173,15 @@ def _draw_run(window: curses.window, state: _State, place: model.Layout, width: 
     selected = state.selection.index(rows)
     shown = rows[state.selection.top : state.selection.top + place.table_rows]
     for offset, row in enumerate(shown):
-        attribute = curses.A_DIM if row.retiring else curses.A_NORMAL
+        attribute = curses.A_DIM if row.retiring or row.gone else curses.A_NORMAL
         if state.selection.top + offset == selected:
             attribute = curses.A_STANDOUT
         _put(window, place.table_top + 1 + offset, 0, model.format_row(row, widths), attribute)
     if not rows:
         _put(window, place.table_top + 1, 0, '(no engines at the moment)')
-    note = state.message if now < state.message_until else model.FOOTER
+    note = state.message if now < state.message_until else model.row_note(state.selection.selected(rows))
     scroll = model.scroll_note(state.selection.top, place.table_rows, len(rows))
-    _put(window, place.footer, 0, note)
-    if scroll:
-        _put(window, place.footer, max(len(note) + 2, width - 1 - len(scroll)), scroll)
+    _put(window, place.footer, 0, model.footer_line(note, scroll, width - 1))
 
 
 def _put(window: curses.window, line: int, column: int, text: str, attribute: int = curses.A_NORMAL) -> None:

@@ -3,7 +3,7 @@
 `FailedTasks` keeps the first few failed tasks' records (memory does not grow with the run); `failure_lines`
 renders them as `task 5 (line 6): exit 3: <first line of its stderr snippet>`; `rerun_command` builds the exact
 command that runs the failed and interrupted tasks again (`disbatch … -r STATUS -R TASKFILE`) from the run's own
-command line; `advice_lines` adds that command and, with failures and no `-e`, why the exit code is still 0.
+command line; `advice_lines` adds why the run stopped early, that command, and what the exit code is and why.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import signal
 from collections.abc import Sequence
 
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.snippet import readable
 
 LISTED = 10  # failed tasks named one by one in the summary
 # Flags of the run's own command line that the re-run command replaces (those taking a value take the next word).
@@ -50,14 +51,16 @@ def describe_end(record: StatusRecord) -> str:
     return text
 
 
-def first_error_line(snippet: str) -> str:
-    """The first non-blank line of a status-file snippet (the Python repr of a str), '' when there is none."""
+def first_error_line(snippet: str, total_bytes: int = 0) -> str:
+    """The first non-blank line of a status-file snippet (the Python repr of a str) of `total_bytes` bytes of output
+    (`snippet.readable`: whole words, `[...]` where output was left out), '' when there is none."""
     try:
-        text = ast.literal_eval(snippet)
+        value = ast.literal_eval(snippet)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return ''
-    if not isinstance(text, str):
+    if not isinstance(value, str):
         return ''
+    text = readable(snippet, total_bytes)
     return next((line.strip() for line in text.splitlines() if line.strip()), '')
 
 
@@ -70,7 +73,7 @@ def failure_lines(failed: FailedTasks, total_failed: int, width: int) -> list[st
     ]
     for record in failed.records:
         text = f'    task {record.task_id} (line {record.line_number}): {describe_end(record)}'
-        error = first_error_line(record.err_snippet)
+        error = first_error_line(record.err_snippet, record.err_bytes)
         if error:
             text += ': ' + error
         lines.append(_cut(text, width))
@@ -104,20 +107,46 @@ def rerun_command(argv: Sequence[str], taskfile: str, status_path: str, retry_fa
     return shlex.join(['disbatch', *kept])
 
 
-def advice_lines(failed: int, interrupted: int, command: str | None, exit_code_flag: bool, width: int) -> list[str]:
-    """The re-run command (when a task failed or was interrupted), and the note on the exit code."""
-    lines = []
+def advice_lines(
+    failed: int,
+    interrupted: int,
+    command: str | None,
+    exit_code_flag: bool,
+    width: int,
+    exit_code: int | None = None,
+    stopped: str = '',
+) -> list[str]:
+    """Why the run stopped early (`stopped`), the re-run command (when a task failed or was interrupted), and the
+    exit code: what it is and why, when it is not what a reader would guess (`exit_code` None: not known, as in
+    `disbatch report` of a status file; then only the note that -e was not given)."""
+    lines = [f'  stopped early: {stopped}'] if stopped else []
     if command is not None and (failed or interrupted):
         what = 'the failed and interrupted tasks' if failed and interrupted else (
             'the failed tasks' if failed else 'the interrupted tasks')  # fmt: skip
         lines.append(f'  to run {what} again: {command}')
-    if failed and not exit_code_flag:
-        lines.append('  the exit code stays 0 although tasks failed (as in disBatch 3.0); -e makes it 1')
+    lines.extend(exit_code_lines(failed, exit_code_flag, exit_code, stopped))
     return lines
 
 
+def exit_code_lines(failed: int, exit_code_flag: bool, exit_code: int | None, stopped: str) -> list[str]:
+    """The line on the exit code, or none when it goes without saying (0 for a run with nothing wrong)."""
+    if exit_code is None or exit_code == 0:
+        if stopped and not exit_code_flag:
+            return ['  the exit code stays 0 although the run stopped early (as in disBatch 3.0); -e makes it 1']
+        if failed and not exit_code_flag:
+            return ['  the exit code stays 0 although tasks failed (as in disBatch 3.0); -e makes it 1']
+        return []
+    if failed and exit_code_flag:
+        return [f'  exit code {exit_code}: tasks failed (-e)']
+    return [f'  exit code {exit_code}' + (': the run stopped early' if stopped else '')]
+
+
 def _cut(text: str, width: int) -> str:
-    flat = ' '.join(text.split())
+    """`text` on one line (its indent kept), cut after a whole word with ` ...` when wider than `width`."""
     indent = text[: len(text) - len(text.lstrip())]
-    flat = indent + flat
-    return flat if len(flat) <= width else flat[: max(0, width - 3)] + '...'
+    flat = indent + ' '.join(text.split())
+    if len(flat) <= width:
+        return flat
+    room = flat[: max(0, width - 4)]
+    cut = room.rfind(' ')
+    return (room[:cut] if cut > len(indent) + width // 2 else room) + ' ...'

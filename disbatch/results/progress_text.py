@@ -19,6 +19,7 @@ from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.run_snapshot import Snapshot
+from disbatch.run_vocabulary import waiting
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
 RATE_WINDOW_SECONDS = 20.0
@@ -134,8 +135,8 @@ def format_progress(view: Snapshot, rate: float | None, eta: float | None, width
         add(' ', f'{done} done', 8)
     add(', ', f'{view.failed} failed', 7)
     add(', ', f'{view.running or 0} running', 6)
-    if total is None and view.pending:
-        add(', ', f'{view.pending} queued', 2)
+    if total is None and view.pending:  # the monitor's Waiting, which is the queue while the total is not known
+        add(', ', f'{waiting(view)} waiting', 2)
     if view.skipped:
         add(', ', f'{view.skipped} skipped', 2)
     if view.interrupted:
@@ -293,18 +294,20 @@ def format_summary(
     """The end-of-run summary: several lines, no final newline.
 
     `rerun` is the command that runs the failed and interrupted tasks again (None when there is none, as for a task
-    stream); `exit_code_flag` is -e, without which the summary says why the exit code stays 0 despite failures.
+    stream); `exit_code_flag` is -e. The last lines say why the run stopped early (the final snapshot's `stopped`)
+    and what its exit code is (the final snapshot's `exit_code`) and why, when it needs saying.
     """
     view = stats.view or Snapshot()
-    finished, failed, skipped, pending = view.finished, view.failed, view.skipped, view.pending or 0
+    finished, failed, skipped = view.finished, view.failed, view.skipped
+    not_run = waiting(view) or 0  # the monitor's Waiting: unread tasks too, not only the driver's queue
     head = [f'{plural(finished, "task")} run in {format_duration(stats.wall_seconds)}', f'{failed} failed']
     interrupted = view.interrupted
     if interrupted:
         head.append(f'{interrupted} interrupted (a plain -r runs them again)')
     if skipped:
         head.append(f'{skipped} skipped (done by an earlier run)')
-    if pending:
-        head.append(f'{pending} not run (stopped)')
+    if not_run:
+        head.append(f'{not_run} not run (stopped)')
     elif view.more:
         head.append('stopped before the end of the tasks')
     lines = wrap_items('disbatch:', head, width)
@@ -329,5 +332,5 @@ def format_summary(
     lines.extend(stats.usage.summary_lines())
     lines.extend(failure_lines(stats.failed, failed, width))
     lines.append(f'  status file: {status_path}')
-    lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width))
+    lines.extend(advice_lines(failed, interrupted, rerun, exit_code_flag, width, view.exit_code, view.stopped))
     return '\n'.join(lines)

@@ -1,15 +1,20 @@
 """The `--web` status page itself: one self-contained HTML document (inline CSS and JS, no external resource). Pure.
 
-The page arrives with the snapshot of the moment embedded (so it shows the run at once, even to a reader that runs
-no network code), then fetches `status.json` (relative to its own URL) every second and redraws in place. It says
-"run ended" when the snapshot's status is `finished` or when the driver stops answering. Every value is put into
-the DOM as text (never as HTML), so a command line cannot inject markup.
+The page arrives with the run's page view of the moment embedded (`page_view.py`: the snapshot in the words every
+view uses, `run_vocabulary.py`), so it shows the run at once, even to a reader that runs no network code; then it
+fetches `status.json` (relative to its own URL) every second and redraws in place. It says "run ended" when the
+status is `finished` or when the driver stops answering. Every value is put into the DOM as text (never as HTML),
+so a command line cannot inject markup. The engines come a page at a time (troubled first, then the busiest), with
+a line per context above them; Previous / Next ask the server for another page (`status.json?engines=N`), or, in
+`disbatch report`'s file, which holds every engine, show another slice of them.
 
-Elements with stable ids, for people and tests: `run`, `status`, `more`, `ended`, `finished`, `failed`, `running`,
-`pending`, `total`, `skipped`, `barriers`, `lost`, `slots`, `elapsed`, `rate`, `eta`, `progress-bar`,
-`progress-label`, `updated`, and the table bodies `engines`, `recent`, `failures`, `biggest`, `slowest` (one `<tr>`
-per engine or task; `class="empty"` when none; a failed task's row has the snippet of its stderr just before the
-command). Peak memory cells show binary units ("203.9 MiB"), with the bytes in their `title`.
+Elements with stable ids, for people and tests: `run`, `status`, `ended`, the cards (`run_vocabulary.COUNTS`:
+`finished`, `failed`, `barriers`, `running`, `waiting`, `total`, `skipped`, `interrupted`, `lost`, each in its
+`<key>-card`, hidden when that count is not shown; and `slots`,
+`elapsed`, `rate`, `eta`), `progress-bar`, `progress-label`, `updated`, `contexts`, `engine-range`, `engine-note`,
+`engines-previous`, `engines-next`, and the table bodies `engines`, `recent`, `failures`, `biggest`, `slowest` (one
+`<tr>` per engine or task; `class="empty"` when none; a failed task's row has the snippet of its stderr just before
+the command). Peak memory cells show binary units ("203.9 MiB"), with the bytes in their `title`.
 `disbatch report` embeds a finished run's snapshot and puts its timeline where `render`'s `extra` goes.
 """
 
@@ -17,6 +22,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+
+from disbatch.run_vocabulary import COUNTS, ENGINE_COLUMNS, RUN_FIGURES
 
 STYLE = """
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #667085; --bg: #f6f7f9; --card: #ffffff;
@@ -64,6 +72,16 @@ td.snippet { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monos
 tr:last-child td { border-bottom: none; }
 tr.empty td { text-align: center; color: var(--muted); }
 tr.retiring td { color: var(--muted); font-style: italic; }
+tr.gone td { color: var(--muted); opacity: .6; }
+td.state { white-space: normal; min-width: 12em; max-width: 22em; }
+tr.troubled td.state { color: var(--bad); font-weight: 600; }
+#contexts { margin: 0 0 8px; padding: 0; list-style: none; font-variant-numeric: tabular-nums; }
+#contexts li { padding: 2px 0; }
+.engines-bar { display: flex; flex-wrap: wrap; align-items: baseline; gap: 8px 14px; margin: 6px 0; }
+.note, #engine-range { color: var(--muted); font-size: 12px; }
+button { font: inherit; font-size: 12px; padding: 2px 10px; border-radius: 6px; border: 1px solid var(--line);
+  background: var(--card); color: var(--fg); cursor: pointer; }
+button:disabled { opacity: .4; cursor: default; }
 td.bad { color: var(--bad); font-weight: 600; }
 footer { margin-top: 18px; color: var(--muted); font-size: 12px; }
 """
@@ -75,6 +93,7 @@ SCRIPT = """
   const RETRY_MS = 2000;
   const MAX_FAILURES = 30;
   let view = null;
+  let engineFrom = 0;
   let receivedAt = Date.now();
   let failures = 0;
   let lost = false;
@@ -120,7 +139,7 @@ SCRIPT = """
         const td = document.createElement('td');
         td.textContent = value;
         if (className) td.className = className;
-        if (className && /command|snippet/.test(className)) td.title = value;
+        if (className && /command|snippet|state/.test(className)) td.title = value;
         if (className === 'memory') td.title = title(row.max_rss);
         tr.appendChild(td);
       }
@@ -173,8 +192,13 @@ SCRIPT = """
     [fixed(engine.last_heard, 1), ''],
     [bytes(engine.max_rss), 'memory'],
     [fixed(engine.cpu, 1), ''],
-    [engine.retiring ? 'yes' : '', 'text'],
+    [known(engine.state) ? String(engine.state) + (engine.why ? `: ${engine.why}` : '') : '', 'text state'],
   ];
+  const engineClass = (engine) => {
+    if (engine.state === 'left' || engine.state === 'lost') return engine.state === 'lost' ? 'gone troubled' : 'gone';
+    if (engine.state === 'silent') return 'troubled';
+    return engine.retiring ? 'retiring' : '';
+  };
   const usageColumns = (task) => [
     [number(task.task), ''],
     [number(task.line), ''],
@@ -183,6 +207,39 @@ SCRIPT = """
     [fixed(task.cpu, 2), ''],
     [fixed(task.elapsed, 3), ''],
   ];
+
+  const renderEngines = (v, words) => {
+    const engines = Array.isArray(v.engines) ? v.engines : [];
+    const count = typeof v.engine_count === 'number' ? v.engine_count : engines.length;
+    const page = typeof v.engines_shown === 'number' && v.engines_shown > 0 ? v.engines_shown : 50;
+    const local = engines.length >= count;  // every engine is here (disbatch report): page through them here
+    engineFrom = Math.max(0, Math.min(engineFrom, Math.floor(Math.max(0, count - 1) / page) * page));
+    const from = local ? engineFrom : (typeof v.engines_from === 'number' ? v.engines_from : 0);
+    const shown = local ? engines.slice(from, from + page) : engines;
+    fillTable('engines', shown, engineColumns, 'no engine yet', engineClass);
+    setText('engine-range', count > shown.length
+      ? `${from + 1}\u2013${from + shown.length} of ${count}, troubled first, then the busiest`
+      : count ? `${count}, troubled first, then the busiest` : '');
+    setText('engine-note', known(words.attempts_note) ? String(words.attempts_note) : '');
+    byId('engines-previous').disabled = from <= 0;
+    byId('engines-next').disabled = from + shown.length >= count;
+    byId('engines-pager').hidden = count <= page;
+    const list = byId('contexts');
+    const lines = Array.isArray(v.contexts) ? v.contexts : [];
+    list.replaceChildren(...lines.map((line) => {
+      const item = document.createElement('li');
+      item.textContent = String(line);
+      return item;
+    }));
+  };
+
+  const turn = (step) => {
+    const page = view && typeof view.engines_shown === 'number' && view.engines_shown > 0 ? view.engines_shown : 50;
+    engineFrom = Math.max(0, engineFrom + step * page);
+    history.replaceState(null, '', engineFrom > 0 ? `#engines=${engineFrom}` : '#');
+    if (view && Array.isArray(view.engines) && view.engines.length >= (view.engine_count || 0)) render();
+    else if (view && view.status !== 'finished' && !lost) poll(false);
+  };
 
   const elapsed = () => {
     if (!view || typeof view.started !== 'number') return null;
@@ -210,18 +267,22 @@ SCRIPT = """
     const v = view || {};
     setText('run', known(v.run) ? String(v.run) : '(starting)');
     const status = byId('status');
-    setText('status', known(v.status) ? String(v.status) : 'unknown');
+    const words = v.words && typeof v.words === 'object' ? v.words : {};
+    setText('status', known(words.status) ? String(words.status) : 'Starting');
     status.className = `badge ${known(v.status) ? v.status : ''}`;
-    setText('more', v.more === true ? 'more tasks' : v.more === false ? 'no more tasks' : '');
     const wall = v.walltime;
     setText('walltime', wall && typeof wall.left === 'number'
       ? `${duration(wall.left)} left in the allocation${wall.state === 'running' ? '' : ` (${wall.state})`}` +
         (wall.follow_up ? `, follow-up job ${wall.follow_up}` : '') : '');
-    for (const key of ['finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots']) {
-      setText(key, number(v[key]));
-      const element = byId(key);
-      element.classList.toggle('nonzero', typeof v[key] === 'number' && v[key] > 0);
+    const counts = new Map((Array.isArray(words.counts) ? words.counts : []).map((count) => [count.key, count]));
+    for (const card of document.querySelectorAll('.card.count')) {
+      const count = counts.get(card.dataset.key);
+      card.hidden = !count;
+      const value = count ? count.value : null;
+      setText(card.dataset.key, number(value));
+      byId(card.dataset.key).classList.toggle('nonzero', typeof value === 'number' && value > 0);
     }
+    setText('slots', number(v.slots));
     const seconds = elapsed();
     setText('elapsed', seconds === null ? '\\u2013' : duration(seconds));
     setText('rate', rateText(v.rate));
@@ -236,8 +297,7 @@ SCRIPT = """
       bar.style.width = '0';
       setText('progress-label', `${done} tasks done; the total is known once the whole task file is read`);
     }
-    fillTable('engines', Array.isArray(v.engines) ? v.engines : [], engineColumns, 'no engine yet',
-      (engine) => (engine.retiring ? 'retiring' : ''));
+    renderEngines(v, words);
     fillTable('recent', Array.isArray(v.recent) ? v.recent.slice().reverse() : [], taskColumns, 'none yet');
     fillTable('failures', Array.isArray(v.failures) ? v.failures.slice().reverse() : [], failureColumns,
       'no failed task');
@@ -250,8 +310,9 @@ SCRIPT = """
     showEnded();
   };
 
-  const poll = () => {
-    fetch('status.json', { cache: 'no-store' })
+  let polling = null;
+  const poll = (again = true) => {
+    fetch(engineFrom > 0 ? `status.json?engines=${engineFrom}` : 'status.json', { cache: 'no-store' })
       .then((response) => {
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         return response.json();
@@ -262,13 +323,19 @@ SCRIPT = """
         failures = 0;
         lost = false;
         render();
-        if (view.status !== 'finished') setTimeout(poll, POLL_MS);
+        if (again && view.status !== 'finished') {
+          clearTimeout(polling);
+          polling = setTimeout(poll, POLL_MS);
+        }
       })
       .catch(() => {
         failures += 1;
         lost = true;
         render();
-        if (failures < MAX_FAILURES) setTimeout(poll, RETRY_MS);
+        if (again && failures < MAX_FAILURES) {
+          clearTimeout(polling);
+          polling = setTimeout(poll, RETRY_MS);
+        }
       });
   };
 
@@ -277,6 +344,10 @@ SCRIPT = """
   } catch (error) {
     view = null;
   }
+  const asked = /^#engines=(\\d{1,9})$/.exec(location.hash);  // a page of engines kept in the address
+  if (asked) engineFrom = Number(asked[1]);
+  byId('engines-previous').addEventListener('click', () => turn(-1));
+  byId('engines-next').addEventListener('click', () => turn(1));
   render();
   setInterval(() => {
     if (!lost && view && view.status !== 'finished') {
@@ -284,14 +355,11 @@ SCRIPT = """
       if (seconds !== null) setText('elapsed', duration(seconds));
     }
   }, 1000);
-  if (!view || view.status !== 'finished') setTimeout(poll, POLL_MS);
+  if (engineFrom > 0 && view && view.status !== 'finished') poll();
+  else if (!view || view.status !== 'finished') polling = setTimeout(poll, POLL_MS);
 })();
 """
 
-_CARDS = (
-    'finished', 'failed', 'running', 'pending', 'total', 'skipped', 'barriers', 'lost', 'slots', 'elapsed',
-    'rate', 'eta',
-)  # fmt: skip
 _TASK_HEADINGS = (
     '<th>Task</th><th>Line</th><th class="text">Host</th><th>Return code</th><th>Elapsed (s)</th>'
     '<th>Peak memory</th><th>CPU (s)</th><th>Finished at</th><th class="text command">Command</th>'
@@ -306,9 +374,30 @@ _FAILURE_HEADINGS = _TASK_HEADINGS.replace(
 
 
 def _cards() -> str:
-    return '\n'.join(
-        f'<div class="card {name}"><div class="label">{name}</div><div class="value" id="{name}">&ndash;</div></div>'
-        for name in _CARDS
+    """A card per task count (`run_vocabulary.COUNTS`, its meaning as the title), then the run's other figures."""
+    cards = [
+        f'<div class="card count {key}" id="{key}-card" data-key="{key}" title="{html.escape(meaning)}">'
+        f'<div class="label">'
+        f'{html.escape(label)}</div><div class="value" id="{key}">&ndash;</div></div>'
+        for key, (label, meaning) in COUNTS.items()
+    ]
+    cards += [
+        f'<div class="card {key}"><div class="label">{label}</div><div class="value" id="{key}">&ndash;</div></div>'
+        for key, label in RUN_FIGURES.items()
+    ]
+    return '\n'.join(cards)
+
+
+def _engine_headings() -> str:
+    def heading(key: str, text: str = '') -> str:
+        label, meaning = ENGINE_COLUMNS[key]
+        kind = ' class="text"' if key == 'state' else ''
+        return f'<th title="{html.escape(meaning)}"{kind}>{text or label}</th>'
+
+    return (
+        '<th>Rank</th><th class="text">Context</th><th class="text">Host</th><th>PID</th><th>Slots</th><th>Running'
+        f'</th><th>Free</th>{heading("given")}{heading("finished")}{heading("failed")}'
+        f'{heading("last_heard", "Last heard (s)")}<th>Peak memory</th><th>CPU (s)</th>{heading("state")}'
     )
 
 
@@ -326,7 +415,6 @@ TEMPLATE = f"""<!DOCTYPE html>
 <header>
 <h1><small>disbatch run</small><span id="run">(starting)</span></h1>
 <span id="status" class="badge">starting</span>
-<span id="more"></span>
 <span id="walltime"></span>
 <span id="ended" hidden>run ended</span>
 <span id="updated"></span>
@@ -337,11 +425,12 @@ TEMPLATE = f"""<!DOCTYPE html>
 <div class="progress"><div id="progress-bar"></div></div>
 <div id="progress-label"></div>
 @EXTRA@
-<h2>Engines</h2>
+<h2>Engines <span id="engine-range"></span></h2>
+<ul id="contexts"></ul>
+<div class="engines-bar"><span id="engines-pager"><button id="engines-previous" type="button">Previous</button>
+<button id="engines-next" type="button">Next</button></span><span id="engine-note" class="note"></span></div>
 <div class="table-box"><table>
-<thead><tr><th>Rank</th><th class="text">Context</th><th class="text">Host</th><th>PID</th><th>Slots</th>
-<th>Running</th><th>Free</th><th>Given</th><th>Finished</th><th>Failed</th><th>Last heard (s)</th>
-<th>Peak memory</th><th>CPU (s)</th><th class="text">Retiring</th></tr></thead>
+<thead><tr>{_engine_headings()}</tr></thead>
 <tbody id="engines"></tbody>
 </table></div>
 <h2>Recent tasks</h2>
@@ -384,8 +473,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 def render(snapshot_json: bytes, extra: str = '') -> bytes:
-    """The page with `snapshot_json` (the body `status.json` would answer) embedded as its first view, and `extra`
-    (trusted HTML: the report's timeline) after the progress bar."""
+    """The page with `snapshot_json` (a page view, the body `status.json` would answer) embedded as its first view,
+    and `extra` (trusted HTML: the report's timeline) after the progress bar."""
     # Inside a <script> element nothing may look like a closing tag; JSON allows these escapes anywhere.
     embedded = snapshot_json.replace(b'<', b'\\u003c').replace(b'>', b'\\u003e').replace(b'&', b'\\u0026')
     # The snapshot first: its marker is the template's only one, and the extra's marker comes before it.

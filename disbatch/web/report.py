@@ -12,12 +12,14 @@ import html
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.results.views import task_view
 from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.web.page_view import page_view
 from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
@@ -123,7 +125,8 @@ def summary(history: RunHistory) -> str:
     stats = Stats()
     for record in history.final_records:
         stats.add(record)
-    stats.observe(snapshot(history))
+    # Without the exit code: the records do not say whether -e or -f made it what it is, so no line explains it.
+    stats.observe(replace(snapshot(history), exit_code=None))
     return format_summary(stats, history.status_file or history.source)
 
 
@@ -135,7 +138,7 @@ def html_report(history: RunHistory) -> str:
                f'{timeline_svg(history)}</div><div id="legend">' + ' '.join(
                    f'<span style="color:{colour}">&#9632; {name}</span>' for name, colour in COLOURS.items())
                + '</div>')  # fmt: skip
-    page = render(json.dumps(view.to_json()).encode(), extra=section).decode()
+    page = render(json.dumps(page_view(view, every_engine=True)).encode(), extra=section).decode()
     source = html.escape(history.source)
     return page.replace(FOOTER_LIVE, f'Report of the finished run, made by <code>disbatch report</code> from {source}.')
 
@@ -152,12 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         history = load(arguments.source)
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        print(f'disbatch report: cannot read {arguments.source}: {error.strerror or error}', file=sys.stderr)
+        return 1
+    except ValueError as error:
         print(f'disbatch report: {error}', file=sys.stderr)
         return 1
     if arguments.output:
-        with open(arguments.output, 'w', encoding='utf-8') as handle:
-            handle.write(html_report(history))
+        try:
+            with open(arguments.output, 'w', encoding='utf-8') as handle:
+                handle.write(html_report(history))
+        except OSError as error:
+            print(f'disbatch report: cannot write {arguments.output}: {error.strerror or error}', file=sys.stderr)
+            return 1
     try:
         print(summary(history))
         if arguments.output:

@@ -1,10 +1,13 @@
 """The `--web` status page's server: a `RunObserver` that keeps the newest snapshot and serves it over HTTP.
 
-`WebStatus` takes every snapshot from the driver's thread (`on_snapshot`: its `to_json()` through one `json.dumps`,
-then a swap under a lock) and serves it from a daemon thread with the standard library's `ThreadingHTTPServer`:
+`WebStatus` takes every snapshot from the driver's thread (`on_snapshot`: its page view, `page_view.py`, through one
+`json.dumps`, then a swap under a lock) and serves it from a daemon thread with the standard library's
+`ThreadingHTTPServer`:
 
-    GET /<token>/              the page (`page.py`: one document, inline CSS and JS, the snapshot embedded)
-    GET /<token>/status.json   the newest snapshot (the page fetches it every second)
+    GET /<token>/                       the page (`page.py`: one document, inline CSS and JS, the view embedded)
+    GET /<token>/status.json            the newest view (the page fetches it every second): the run, the first
+                                        page of engines (troubled first, then the busiest)
+    GET /<token>/status.json?engines=N  the same with the engines from the N-th on (made on request)
 
 Every other path, a wrong token included, is 404. The server binds only the host it is given (the run's bind host:
 127.0.0.1 for a local run) on a free port unless one is given. Anybody who can reach that address could read the
@@ -35,6 +38,7 @@ from typing import Any
 from disbatch.results.record import StatusRecord
 from disbatch.run_snapshot import Snapshot
 from disbatch.web import page
+from disbatch.web.page_view import page_view
 
 log = logging.getLogger('disbatch.web')
 
@@ -53,7 +57,8 @@ class WebStatus:
         self.port = port
         self.token = secrets.token_urlsafe(16)
         self._lock = threading.Lock()
-        self._snapshot = json.dumps({'status': 'starting'}).encode()
+        self._view = Snapshot(status='starting')
+        self._snapshot = _encode(page_view(self._view))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
@@ -89,10 +94,11 @@ class WebStatus:
         log.info('status page on %s port %d; its URL is in %s', self.host or '*', port, self.url_file)
         return url
 
-    def snapshot_json(self) -> bytes:
-        """The body `status.json` answers now."""
+    def snapshot_json(self, engines_from: int = 0) -> bytes:
+        """The body `status.json` answers now (`?engines=engines_from`: that page of engines)."""
         with self._lock:
-            return self._snapshot
+            body, view = self._snapshot, self._view
+        return body if engines_from == 0 else _encode(page_view(view, engines_from))
 
     # ------------------------------------------------------------ RunObserver
 
@@ -141,12 +147,12 @@ class WebStatus:
 
     def _store(self, view: Snapshot) -> None:
         try:
-            body = json.dumps(view.to_json(), separators=(',', ':')).encode()
+            body = _encode(page_view(view))
         except (TypeError, ValueError) as error:
             log.warning('status page: cannot encode the snapshot: %s', error)
             return
         with self._lock:
-            self._snapshot = body
+            self._snapshot, self._view = body, view
 
     def _serve(self, server: _Server, wake: int) -> None:
         """The server thread: handle connections until the wake pipe becomes readable."""
@@ -204,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route == 'page':
             self._send(200, 'text/html; charset=utf-8', page.render(web.snapshot_json()), send_body)
         elif route == 'status':
-            self._send(200, 'application/json', web.snapshot_json(), send_body)
+            self._send(200, 'application/json', web.snapshot_json(engines_from(self.path)), send_body)
         else:
             self._send(404, 'text/plain; charset=utf-8', b'not found\n', send_body)
 
@@ -222,6 +228,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug('%s %s', self.address_string(), format % args)
+
+
+def engines_from(path: str) -> int:
+    """The `engines=N` of a request's query (0 when absent or not a number)."""
+    query = path.split('#', 1)[0].partition('?')[2]
+    for part in query.split('&'):
+        name, _, value = part.partition('=')
+        if name == 'engines' and value.isdigit() and len(value) < 10:
+            return int(value)
+    return 0
+
+
+def _encode(view: object) -> bytes:
+    return json.dumps(view, separators=(',', ':')).encode()
 
 
 def _url_host(host: str) -> str:

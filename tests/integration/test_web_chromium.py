@@ -235,11 +235,10 @@ def test_the_page_shows_the_counts_as_they_change(procs: Processes, tmp_path: Pa
     web.on_snapshot(Snapshot.from_json(view(finished=3, failed=0)))
     first = dump(procs, tmp_path, web.url)
     assert first.text['run'] == 'Tasks_disBatch_260101000000_007'
-    assert first.text['status'] == 'running'
-    assert first.text['more'] == 'more tasks'
+    assert first.text['status'] == 'Running'  # the monitor's words (run_vocabulary), not the snapshot's keys
     assert (first.text['finished'], first.text['failed'], first.text['running']) == ('3', '0', '2')
-    assert (first.text['pending'], first.text['skipped'], first.text['barriers']) == ('3', '2', '1')
-    assert first.text['lost'] == '0'
+    assert (first.text['waiting'], first.text['skipped'], first.text['barriers']) == ('3', '2', '1')
+    assert first.text['lost'] == '\u2013' and first.hidden('lost-card')  # shown only when not 0
     assert first.text['slots'] == '2'
     assert first.text['total'] == '\u2013'  # not known yet
     assert first.text['elapsed'].startswith('0:01:1')
@@ -254,11 +253,11 @@ def test_the_page_shows_the_counts_as_they_change(procs: Processes, tmp_path: Pa
     second = dump(procs, tmp_path, web.url)
     assert (second.text['finished'], second.text['failed'], second.text['running']) == ('42', '1', '4')
     assert second.text['total'] == '50'
-    assert second.text['status'] == 'draining'
-    assert second.text['more'] == 'no more tasks'
+    assert second.text['status'] == 'Finishing the last tasks'
+    assert second.text['waiting'] == '2'  # 50 - 42 finished - 2 skipped - 4 running, as the monitor counts
     assert second.text['progress-label'] == '44 of 50 tasks done (88%)'
-    assert [row[0] for row in second.rows['engines']] == ['0', '1']
-    assert second.rows['engines'][1][-1] == 'yes'  # retiring
+    assert [row[0] for row in second.rows['engines']] == ['0', '1']  # the one with a failure first
+    assert second.rows['engines'][1][-1] == 'retiring: takes no more tasks, finishes the ones it runs'
     assert len(second.rows['recent']) == 12
     assert second.rows['failures'][0][-1] == 'python3 simulate.py --seed 3 <broken> & "quoted"'  # text, not markup
     assert second.hidden('ended')
@@ -290,7 +289,7 @@ def test_the_page_says_run_ended_when_the_run_finished(procs: Processes, tmp_pat
     dom = dump(procs, tmp_path, web.url)
     assert not dom.hidden('ended')
     assert dom.text['ended'] == 'run ended \u2014 exit code 0'
-    assert dom.text['status'] == 'finished'
+    assert dom.text['status'] == 'Finished'
 
 
 def test_the_page_says_run_ended_when_the_driver_stops_answering(
@@ -354,10 +353,61 @@ def test_disbatch_report_writes_a_page_with_a_timeline(procs: Processes, tmp_pat
     assert report.returncode == 0, report.stderr
     assert '4 tasks run' in report.stdout and '2 failed' in report.stdout
     page = dump(procs, tmp_path, (tmp_path / 'report.html').as_uri())
-    assert (page.text['finished'], page.text['failed'], page.text['status']) == ('4', '2', 'finished')
+    assert (page.text['finished'], page.text['failed'], page.text['status']) == ('4', '2', 'Finished')
+    # Tasks in the cards, attempts in the engine table, and the page says which (issue 23.9).
+    assert page.attributes['failed-card']['title'] == 'finished tasks whose last attempt failed'
+    assert page.text['engine-note'] == (
+        'Per engine, counted in attempts: a task run again counts on each engine that ran it.'
+    )
     assert page.text['ended'].startswith('run ended') and not page.hidden('ended')
     assert 'timeline' in page.attributes and page.text['rate'].endswith(('/s', '/min'))
     assert sorted(row[-2] for row in page.rows['failures']) == ['', 'no such input\n']
     shot = tmp_path / 'report.png'
     chromium(procs, tmp_path, (tmp_path / 'report.html').as_uri(), f'--screenshot={shot}', '--window-size=1200,900')
     assert png_size(shot) == (1200, 900)
+
+
+def big_run(engines: int = 1000) -> dict[str, Any]:
+    """A snapshot of 1,000 engines of 16 slots in three contexts: a few lost, silent or with failures, a few left."""
+    data = view(finished=401_234, failed=187, total=1_000_000, pending=1200)
+    rows = []
+    for rank in range(engines):
+        context = 'SLURM0' if rank < 600 else 'SSH1' if rank < 900 else 'SGE2'
+        row = {'rank': rank, 'context': context, 'host': f'{context.lower()}-n{rank:04d}', 'pid': 10_000 + rank,
+               'last_heard': 0.4, 'slots': 16, 'running': 16 - rank % 3, 'free': rank % 3, 'given': 400 + rank % 50,
+               'finished': 380 + rank % 50, 'failed': 0, 'retiring': False}  # fmt: skip
+        if rank % 97 == 5:
+            row.update(stage='lost', why='silent, or its process or connection ended', running=0, free=0)
+        elif rank % 131 == 7:
+            row.update(last_heard=6.5)
+        elif rank % 53 == 3:
+            row.update(failed=rank % 9 + 1)
+        elif rank >= 990:
+            row.update(stage='left', why='finished its tasks and was let go', running=0, free=0, retiring=True)
+        rows.append(row)
+    data.update(engines=rows, slots=16 * engines, running=sum(row['running'] for row in rows))
+    return data
+
+
+def test_a_run_of_1000_engines_shows_its_contexts_and_a_page_of_engines_troubled_first(
+    procs: Processes, tmp_path: Path, web: WebStatus
+) -> None:
+    web.on_snapshot(Snapshot.from_json(big_run()))
+    dom = dump(procs, tmp_path, web.url)
+    assert len(dom.rows['engines']) == 50
+    assert dom.text['engine-range'] == '1\u201350 of 1000, troubled first, then the busiest'
+    contexts = dom.text['contexts']
+    assert 'SLURM0: 600 engines (' in contexts and 'SSH1: 300 engines (' in contexts and 'SGE2: 100 engines' in contexts
+    states = [row[-1].split(':')[0] for row in dom.rows['engines']]
+    assert states[:19] == ['silent'] * 8 + ['lost'] * 11 and set(states[19:]) == {'active'}, states
+    assert 'counted in attempts' in dom.text['engine-note']
+    assert dom.attributes['engines-previous'].get('disabled') is not None
+    last = dump(procs, tmp_path, web.url + '#engines=950')
+    assert last.text['engine-range'] == '951\u20131000 of 1000, troubled first, then the busiest'
+    assert [row[-1].split(':')[0] for row in last.rows['engines']][-10:] == ['left'] * 10
+    screenshot = tmp_path / 'web-1000.png'
+    chromium(procs, tmp_path, web.url, f'--screenshot={screenshot}', '--window-size=1280,2000')
+    assert png_size(screenshot) == (1280, 2000)
+    keep = os.environ.get('SAVE_WEB_SCREENSHOT')
+    if keep:
+        shutil.copyfile(screenshot, keep.replace('.png', '-1000.png'))

@@ -122,7 +122,7 @@ def test_numbers_read_back_as_they_were_published() -> None:
 
 def test_readers_show_a_sparse_snapshot() -> None:
     view = Snapshot.from_json({'finished': 2, 'failed': 1, 'now': 10.0, 'started': 4.0})
-    assert model.header(view)[1] == 'Slots 0   Tasks: Finished 2  Failed 1  Barrier 0'
+    assert model.header(view)[1] == 'Slots 0   Tasks: Finished 2  Failed 1  Barriers 0'
     assert format_progress(view, None, None) == 'disbatch: 2 done, 1 failed, 0 running'
     batch = Batch(completed=2, failed=1, records=(), left_out=0, skipped=0, progress=view, dropped=0)
     assert 'Running: ?   Pending: ?   Total: not known yet' in body('run', batch, 'status.txt')
@@ -158,7 +158,9 @@ def test_no_reader_crashes_on_what_another_driver_may_publish(data: dict[str, ob
     body('run', Batch(completed=0, failed=0, records=(), left_out=0, skipped=0, progress=view, dropped=0), 's')
 
 
-@pytest.mark.parametrize('reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py'])
+@pytest.mark.parametrize(
+    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py', 'run_vocabulary.py']
+)
 def test_readers_neither_import_nor_name_the_driver(reader: str) -> None:
     path = PACKAGE / reader
     for source in sorted(path.glob('*.py')) if path.is_dir() else [path]:

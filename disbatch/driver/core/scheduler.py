@@ -63,6 +63,7 @@ class Scheduler:
         self.config = config
         self.state = RunState.RUNNING
         self.engines: dict[int, EngineLoad] = {}
+        self.departed: dict[int, tuple[EngineLoad, str, str]] = {}  # engines gone: (engine, 'left'/'lost', why)
         self.pending: deque[Task] = deque()
         self.counts = Counts()
         self._attempts: dict[int, int] = {}
@@ -71,6 +72,7 @@ class Scheduler:
         self._failed_since_barrier = False
         self._last_finish = 0.0
         self._exit_code = 0
+        self.stop_reason = ''  # why the run stopped early (the first reason), '' while it has not
         self._task_limits = TaskLimits()  # -C
         self._per_engine = {(task.phase.value, task.task_id): task for task in config.per_engine_tasks}
         self._spare_rank = -1  # the idle engine kept at the tail of the run (see _advance)
@@ -199,6 +201,7 @@ class Scheduler:
             return
         # Asked to stop (-C limit, the monitor, the tail): its process may end before its goodbye is read.
         self._last_left_on_purpose = not event.lost or engine.retiring or engine.drained
+        self.departed[engine.rank] = (engine, *_departure(event.lost, engine))
         if event.lost and engine.assigned and not engine.aborted:  # an aborted engine's tasks are interrupted
             held = f'{len(engine.assigned)} task(s) running or queued'
             actions.append(Report(f'engine {engine.rank} on {engine.hostname} was lost with {held}'))
@@ -385,6 +388,7 @@ class Scheduler:
             self._exit_code = max(self._exit_code, exit_code)
             return
         self.state = RunState.STOPPING
+        self.stop_reason = reason
         self._exit_code = max(self._exit_code, exit_code)
         self.pending.clear()
         actions.append(Report(reason))
@@ -398,3 +402,12 @@ class Scheduler:
 
 
 _ACTIVE = (RunState.RUNNING, RunState.DRAINING)
+
+
+def _departure(lost: bool, engine: EngineLoad) -> tuple[str, str]:
+    """How an engine left the run, in the snapshot's words (`EngineView.stage`, `why`)."""
+    if lost and not (engine.retiring or engine.drained):
+        return 'lost', 'silent, or its process or connection ended'
+    if engine.aborted:
+        return 'left', 'stopped with the run'
+    return 'left', 'finished its tasks and was let go (retired, or no more tasks for it)'

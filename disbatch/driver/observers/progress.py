@@ -111,7 +111,7 @@ class ProgressLine:
             if not self.enabled or self._closed:
                 return
             try:
-                self._absorb(view)
+                self._absorb(replace(view, exit_code=exit_code))
                 self._suspended = 0
                 self._draw()
                 if self.interactive:

@@ -62,6 +62,16 @@ def build(
                 cpu=host.cpu if host else None,
             )
         )
+    for rank, (engine, stage, why) in sorted(scheduler.departed.items()):
+        host = hosts.get(engine.hostname)
+        engines.append(
+            EngineView(
+                rank=rank, context=engine.context, host=engine.hostname, pid=None, last_heard=None, slots=engine.slots,
+                given=engine.given, finished=engine.finished, failed=engine.failed, retiring=True,
+                max_rss=host.max_rss if host else None, cpu=host.cpu if host else None, stage=stage, why=why,
+            )
+        )  # fmt: skip
+    engines.sort(key=lambda view: view.rank)
     running = scheduler.running
     # Known once the whole stream has been read, or from the start for a regular file (counted before the run).
     total = (
@@ -84,12 +94,13 @@ def build(
         running=running,
         pending=len(scheduler.pending),
         total=total,
-        slots=sum(engine.slots for engine in scheduler.engines.values()),
+        slots=sum(engine.slots for engine in scheduler.engines.values()),  # departed engines' slots are gone
         engines=tuple(engines),
         recent=tuple(task_view(record) for record in recent),
         failures=tuple(task_view(record) for record in failures),
         walltime=_walltime(scheduler, now),
         usage=usage,
+        stopped=scheduler.stop_reason,
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from disbatch.contract import STATUS_KEY
 from disbatch.driver.core.events import (
     Action,
+    EngineGone,
     EngineJoined,
     ItemRead,
     RetireEngines,
@@ -217,3 +218,16 @@ def test_the_publisher_puts_the_snapshot_json_and_hands_observers_the_same_snaps
     publisher.close(run.scheduler, 0)
     final = json.loads(kvs.values[STATUS_KEY.encode()][1])
     assert list(final) == SNAPSHOT_KEYS and observer.closed == [(Snapshot.from_json(final), 0)]
+
+
+def test_an_engine_that_left_stays_in_the_snapshot_with_how_and_why() -> None:
+    run = scenario()
+    run.scheduler.handle(EngineGone(1, lost=True, now=NOW))  # rank 1 holds the running task: lost with it
+    run.scheduler.handle(EngineGone(2, lost=False, now=NOW))  # rank 2 was retired
+    view = built(run)
+    by_rank = {engine.rank: engine for engine in view.engines}
+    assert [engine.rank for engine in view.engines] == [0, 1, 2]
+    assert (by_rank[1].stage, by_rank[1].why) == ('lost', 'silent, or its process or connection ended')
+    assert by_rank[2].stage == 'left' and by_rank[2].running == by_rank[2].free == 0
+    assert by_rank[0].stage == '' and 'stage' not in view.to_json()['engines'][0]  # (the published keys unchanged)
+    assert view.slots == 2

@@ -72,7 +72,7 @@ def test_header_shows_label_status_and_counts() -> None:
     lines = model.header(snapshot())
     assert lines == [
         'Run label: Tasks_disBatch_250101120000_042   Status: Running.',
-        'Slots 4   Tasks: Finished 8  Failed 1  Barrier 2  Running 4  Waiting 3',
+        'Slots 4   Tasks: Finished 8  Failed 1  Barriers 2  Running 4  Waiting 3',
         'Engines 2   Elapsed 00:01:05',
     ]
 
@@ -80,8 +80,11 @@ def test_header_shows_label_status_and_counts() -> None:
 def test_header_shows_total_skipped_lost_and_retiring_when_known() -> None:
     view = snapshot(total=20, skipped=3, lost=1, engines=[engine(0, retiring=True), engine(1)])
     lines = model.header(view, staleness=60)
-    assert lines[1].endswith('Running 4  Waiting 5  Total 20  Skipped 3  Lost 1')  # 20 - 8 - 3 - 4: unread ones too
-    assert lines[2] == 'Engines 2 (1 retiring)   Elapsed 00:02:05'
+    assert lines[1:3] == [  # 20 - 8 - 3 - 4: unread ones too; within 80 columns
+        'Slots 4   Tasks: Finished 8  Failed 1  Barriers 2  Running 4  Waiting 5',
+        'Total 20  Skipped 3  Lost 1',
+    ]
+    assert lines[3] == 'Engines 2 (1 retiring)   Elapsed 00:02:05'
 
 
 def test_header_shows_the_time_left_in_the_allocation_and_the_drain() -> None:
@@ -110,7 +113,7 @@ def test_status_text(status: str, more: bool, text: str) -> None:
 def test_header_of_a_sparse_snapshot_does_not_fail() -> None:
     assert model.header(Snapshot.from_json({})) == [
         'Run label: ?   Status: Running.',
-        'Slots 0   Tasks: Finished 0  Failed 0  Barrier 0',
+        'Slots 0   Tasks: Finished 0  Failed 0  Barriers 0',
         'Engines 0',
     ]
 
@@ -304,8 +307,12 @@ def test_help_wraps_under_its_key_column() -> None:
 
 def test_header_shows_the_biggest_task_once_measured() -> None:
     usage = {'user': 10.0, 'system': 2.5, 'biggest': [{'task': 41, 'line': 42, 'max_rss': 2_040_109_466}]}
-    lines = model.header(snapshot(usage=usage))
+    lines = model.header(snapshot(usage=usage), width=100)
     assert lines[2] == 'Engines 2   Elapsed 00:01:05   Peak memory 1.9 GiB task 41 (line 42)   CPU 12.5 s'
+    assert model.header(snapshot(usage=usage))[2:] == [
+        'Engines 2   Elapsed 00:01:05   Peak memory 1.9 GiB task 41 (line 42)',
+        'CPU 12.5 s',
+    ]
     assert model.header(snapshot(usage={}))[2] == 'Engines 2   Elapsed 00:01:05'
 
 

@@ -97,3 +97,36 @@ def test_only_failures_are_kept_and_only_the_first_ones() -> None:
         failed.add(record(task_id, task_id % 2))
     failed.add(record(9, -15, kind=RecordKind.INTERRUPTED))
     assert [r.task_id for r in failed.records] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ('exit_code', 'stopped', 'exit_code_flag', 'last'),
+    [
+        (1, 'task 1 (line 2) failed with return code 3; --fail-fast stops the run', False,
+         '  exit code 1: the run stopped early'),
+        (0, 'BARRIER CHECK at line 3: a task since the previous barrier failed; the rest of the run is skipped', False,
+         '  the exit code stays 0 although the run stopped early (as in disBatch 3.0); -e makes it 1'),
+        (1, 'BARRIER CHECK at line 3: ...', True, '  exit code 1: tasks failed (-e)'),
+        (0, '', False, '  the exit code stays 0 although tasks failed (as in disBatch 3.0); -e makes it 1'),
+    ],
+)  # fmt: skip
+def test_the_last_lines_say_why_the_run_stopped_and_what_its_exit_code_is(
+    exit_code: int, stopped: str, exit_code_flag: bool, last: str
+) -> None:
+    stats = Stats()
+    stats.add(record(1, 3))
+    stats.observe(replace(view(finished=1, failed=1), exit_code=exit_code, stopped=stopped))
+    text = format_summary(stats, 's', rerun='disbatch -r s -R Tasks', exit_code_flag=exit_code_flag).splitlines()
+    assert text[-1] == last
+    if stopped:
+        assert f'  stopped early: {stopped}' in text
+
+
+def test_a_long_error_line_is_cut_after_a_whole_word() -> None:
+    stats = Stats()
+    base = record(5, 3)
+    snippet = repr('word ' * 30)
+    stats.add(replace(base, outcome=replace(base.outcome, err_bytes=30, err_snippet=snippet)))
+    stats.observe(view(finished=1, failed=1))
+    line = next(line for line in format_summary(stats, 's', width=60).splitlines() if line.startswith('    task 5'))
+    assert line.endswith('word ...') and len(line) <= 60

@@ -128,7 +128,7 @@ def test_progress_line_with_a_known_total() -> None:
 
 def test_progress_line_while_the_total_is_not_known() -> None:
     line = format_progress(view(total=None, pending=12, skipped=0), 2.0, None, 200)
-    assert line == 'disbatch: 23 done, 2 failed, 4 running, 12 queued | 2.0 tasks/s'
+    assert line == 'disbatch: 23 done, 2 failed, 4 running, 12 waiting | 2.0 tasks/s'  # the monitor's word
 
 
 def test_progress_line_says_stopping_and_omits_what_is_not_known() -> None:
@@ -313,7 +313,7 @@ def test_summary_text() -> None:
 
 def test_a_long_summary_head_wraps() -> None:
     stats = Stats()
-    stats.observe(view(finished=5, failed=1, skipped=3, pending=7, more=True))
+    stats.observe(view(finished=5, failed=1, skipped=3, pending=0, running=0, total=15, more=True))
     assert format_summary(stats, 's', width=60).splitlines()[:3] == [
         'disbatch: 5 tasks run in 10s, 1 failed,',
         '          3 skipped (done by an earlier run),',
@@ -332,7 +332,7 @@ def test_no_rate_is_shown_before_the_first_task_ends() -> None:
 
 def test_summary_of_a_stopped_run() -> None:
     stats = Stats()
-    stats.observe(view(finished=5, failed=1, skipped=0, pending=7, more=True))
+    stats.observe(view(finished=5, failed=1, skipped=0, pending=0, running=0, total=12, more=True))  # unread: 7
     assert format_summary(stats, 's').splitlines()[0] == 'disbatch: 5 tasks run in 10s, 1 failed, 7 not run (stopped)'
     stats.observe(view(finished=1, failed=1, skipped=0, pending=0, more=True, total=None))
     assert format_summary(stats, 's').splitlines()[0].endswith('stopped before the end of the tasks')

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from disbatch.results.record import EMPTY_SNIPPET
-from disbatch.results.snippet import OutputCapture
+from disbatch.results.snippet import OutputCapture, readable
 
 
 def expected_snippet(data: bytes) -> str:
@@ -73,3 +73,22 @@ def test_memory_stays_small() -> None:
     result = capture([b'y' * 1_000_000] * 5)
     assert result.total == 5_000_000
     assert len(result._head) == len(result._tail) == 40
+
+
+def test_readable_joins_head_and_tail_when_nothing_was_left_out() -> None:
+    capture = OutputCapture()
+    text = 'No such file or directory in some place quite long here\n'
+    capture.add(text.encode())
+    assert readable(capture.snippet(), capture.total) == text
+
+
+def test_readable_marks_the_gap_between_whole_words_when_output_was_left_out() -> None:
+    capture = OutputCapture()
+    text = 'No such file or directory: the configuration file /etc/some/where/quite/deep.conf was not found\n'
+    capture.add(text.encode())
+    assert readable(capture.snippet(), capture.total) == 'No such file or directory: the [...] was not found\n'
+
+
+def test_readable_keeps_a_short_snippet_and_a_literal_ellipsis() -> None:
+    assert readable(repr('wait...'), 7) == 'wait...'
+    assert readable('not a repr', 100) == 'not a repr'

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from disbatch.run_snapshot import Snapshot
+from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.web import WebStatus
 from disbatch.web.page import render
+from disbatch.web.page_view import ENGINES_SHOWN, page_view
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -126,7 +127,7 @@ def test_page_is_self_contained_html_with_the_snapshot(web: WebStatus) -> None:
     assert headers['Cache-Control'] == 'no-store'
     assert "default-src 'none'" in headers['Content-Security-Policy']
     page = body.decode()
-    for element in ('finished', 'failed', 'running', 'pending', 'total', 'skipped', 'lost', 'slots', 'elapsed'):
+    for element in ('finished', 'failed', 'running', 'waiting', 'total', 'skipped', 'lost', 'slots', 'elapsed'):
         assert f'id="{element}"' in page
     for element in ('run', 'status', 'ended', 'engines', 'recent', 'failures'):
         assert f'id="{element}"' in page
@@ -142,12 +143,12 @@ def test_page_is_self_contained_html_with_the_snapshot(web: WebStatus) -> None:
 def test_status_json_follows_the_snapshots(web: WebStatus) -> None:
     code, headers, body = get(web.url + 'status.json')
     assert code == 200
-    assert json.loads(body) == {'status': 'starting'}
+    assert json.loads(body)['status'] == 'starting' and json.loads(body)['words']['status'] == 'Starting'
     web.on_snapshot(view(finished=3))
     code, headers, body = get(web.url + 'status.json')
     assert headers['Content-Type'] == 'application/json'
     assert headers['Cache-Control'] == 'no-store'
-    assert json.loads(body) == view(finished=3).to_json()
+    assert json.loads(body) == page_view(view(finished=3))
     web.on_snapshot(view(finished=9, status='draining'))
     assert json.loads(get(web.url + 'status.json?t=1')[2])['finished'] == 9
 
@@ -255,7 +256,8 @@ def test_close_keeps_the_final_view_and_stops_serving(tmp_path: Path) -> None:
     url = web.start()
     web.on_snapshot(view(finished=3))
     web.close(view(finished=10, status='finished'), 0)
-    assert json.loads(web.snapshot_json()) == {**view(finished=10, status='finished').to_json(), 'exit_code': 0}
+    final = json.loads(web.snapshot_json())
+    assert final == page_view(replace(view(finished=10, status='finished'), exit_code=0)) and final['exit_code'] == 0
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + 'status.json', timeout=2)
     assert (tmp_path / 'run_url').exists()  # close removes nothing
@@ -307,3 +309,26 @@ def test_render_escapes_markup_in_the_embedded_json() -> None:
     page = render(body).decode()
     assert '<script>alert(1)' not in page
     assert '<!--' not in page.split('id="initial"', 1)[1].split('</script>', 1)[0]
+
+
+def test_a_big_run_sends_one_page_of_engines_troubled_first_and_the_rest_on_request(web: WebStatus) -> None:
+    engines = [
+        EngineView(rank, f'SSH{rank // 500}', f'node{rank}', pid=rank, last_heard=0.5, slots=16, running=rank % 17)
+        for rank in range(1000)
+    ]
+    engines[700] = replace(engines[700], stage='lost', why='silent')
+    big = replace(view(), engines=tuple(engines))
+    web.on_snapshot(big)
+    first = json.loads(get(web.url + 'status.json')[2])
+    assert (first['engine_count'], first['engines_from'], len(first['engines'])) == (1000, 0, ENGINES_SHOWN)
+    assert first['engines'][0]['rank'] == 700 and first['engines'][0]['state'] == 'lost'
+    assert all(engine['running'] == 16 for engine in first['engines'][1:])  # then the busiest
+    assert first['contexts'][0].startswith('SSH0: 500 engines (500 active)')
+    body = get(web.url + 'status.json')[2]
+    assert len(body) * 8 < len(json.dumps(big.to_json()))  # not a 1,000-row table every second
+    later = json.loads(get(web.url + 'status.json?engines=950')[2])
+    assert later['engines_from'] == 950 and len(later['engines']) == 50
+    seen = {engine['rank'] for start in range(0, 1000, 50) for engine in json.loads(
+        get(web.url + f'status.json?engines={start}')[2])['engines']}  # fmt: skip
+    assert seen == set(range(1000))
+    assert json.loads(get(web.url + 'status.json?engines=5000')[2])['engines_from'] == 950
