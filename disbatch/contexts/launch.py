@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from disbatch.privacy import create_private
+from disbatch.privacy import open_append
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,7 @@ class EngineProcesses:
         self._admission = b''  # the first line of every engine's stdin, once known
 
     def start(self, launch_id: str, host: str, command: list[str], log_path: str) -> None:
-        create_private(log_path)
-        with open(log_path, 'ab') as log:
+        with os.fdopen(open_append(log_path), 'ab') as log:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         pidfd = os.pidfd_open(process.pid)
         launcher = _Launcher(launch_id, host, process, pidfd, log_path)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from disbatch.driver.core.walltime import Allocation, default_margin
 from disbatch.errors import ContextError
+from disbatch.privacy import SCRIPT_MODE, write_file
 
 log = logging.getLogger('disbatch.driver')
 
@@ -134,9 +135,7 @@ def sbatch_command(environ: Mapping[str, str], job: str, script: str) -> list[st
 
 def submit_follow_up(environ: Mapping[str, str], job: str, script_path: str, script: str) -> str:
     """Write the script and submit it after this job; the new job's id. ContextError when sbatch fails."""
-    with open(script_path, 'w') as handle:
-        handle.write(script)
-    os.chmod(script_path, 0o755)
+    write_file(script_path, script, SCRIPT_MODE)
     command = sbatch_command(environ, job, script_path)
     # The follow-up gets this environment (sbatch's default), less this job's own Slurm variables.
     clean = {key: value for key, value in environ.items() if not key.startswith('SLURM_') or key == 'SLURM_CONF'}

@@ -34,10 +34,11 @@ from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.stream.source import FileSource
-from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError
+from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError, RunFileError
 from disbatch.kvsstcp.client import TOKEN_VARIABLES
 from disbatch.kvsstcp.outside import KVSStore, OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
+from disbatch.privacy import write_file
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
@@ -203,6 +204,8 @@ class Session:
             counts = scheduler.counts
             if journal is not None:
                 journal.close(exit_code, counts)
+                if journal.failure is not None and exit_code == 0:
+                    exit_code = 1  # the events file the run promised is incomplete (told when it happened)
             log.info(
                 'run over: %d finished, %d failed, %d interrupted, %d skipped, %d barriers, %d lost; exit code %d',
                 *(counts.finished, counts.failed, counts.interrupted, counts.skipped, counts.barriers, counts.lost),
@@ -217,11 +220,12 @@ class Session:
         path = self.config.json_file
         if path is None:
             return None
+        named = path != 'auto'
         path = os.path.abspath(self.files.events if path == 'auto' else path)
         try:
-            journal = Journal.open(path, results_dir)
-        except OSError as error:
-            raise OutputPathError(f'--json {path}: cannot write it: {error.strerror}') from None
+            journal = Journal.open(path, results_dir, named=named)
+        except RunFileError as error:
+            raise OutputPathError(f'--json {error}') from None
         from disbatch import __version__
 
         journal.start(
@@ -290,18 +294,14 @@ def _web_page(bind_host: str, files: RunFiles) -> RunObserver:
 def _write_private(path: str, text: str) -> None:
     """Write a file only the user can read, all at once (readers never see half of it)."""
     partial = f'{path}.partial'
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, 'w') as handle:
-        handle.write(text)
+    write_file(partial, text)
     os.replace(partial, path)
 
 
 @contextlib.contextmanager
 def _kvs_info(path: str, address: str) -> Iterator[None]:
     """`<stem>_kvsinfo.txt` holds the KVS address while the run is alive, and only then."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, 'w') as handle:
-        handle.write(address + '\n')
+    write_file(path, address + '\n')
     try:
         yield
     finally:
