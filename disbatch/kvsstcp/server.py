@@ -8,9 +8,9 @@ being read from (its output is bounded).
 
 Connections that have not authenticated yet (with a token) cost little and cannot pile up: each has
 `AUTH_SECONDS` to present the token, at most `MAX_UNAUTHENTICATED` wait at once (a new one closes the oldest), and
-when the process is out of descriptors (EMFILE, ENFILE) the oldest waiting one is closed and accepting pauses for
-`ACCEPT_PAUSE_SECONDS` instead of spinning. What is closed this way is logged as a count, at most once per
-`LOG_EVERY_SECONDS`, never a line per connection.
+when the process is out of descriptors (EMFILE, ENFILE) the older half of them is closed, or, with none to close,
+accepting pauses for `ACCEPT_PAUSE_SECONDS` instead of spinning. What is closed this way is logged as a count, at
+most once per `LOG_EVERY_SECONDS`, never a line per connection.
 
 The owner of the server (the driver) also uses it in-process, from any thread: `put`, `view_nowait`,
 `get_nowait`, and `watch(key, callback)`, which calls `callback(key, encoding, value)` on the server thread
@@ -47,6 +47,7 @@ SHUTDOWN_SECONDS = 1.0
 AUTH_SECONDS = 5.0  # a client presents the token in its first request, at once; a stranger is closed after this
 MAX_UNAUTHENTICATED = 64  # connections waiting to authenticate at once; over it, the oldest is closed
 ACCEPT_PAUSE_SECONDS = 0.5  # out of descriptors: accept nothing for this long
+ACCEPT_BATCH = 16  # accepted per turn of the loop, so requests already sent are read between (fewer than the cap)
 LOG_EVERY_SECONDS = 10.0  # closed strangers and accept failures: one line per this long at most
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -233,7 +234,7 @@ class KVSServer:
                 self._read(connection)
 
     def _accept(self) -> None:
-        while True:
+        for _ in range(ACCEPT_BATCH):  # more wait in the backlog: the listener stays readable
             now = time.monotonic()
             try:
                 sock, peer_address = self._listener.accept()
@@ -241,7 +242,7 @@ class KVSServer:
                 return
             except OSError as error:
                 if error.errno in _OUT_OF_DESCRIPTORS:
-                    self._pause_accepting(now, error)
+                    self._out_of_descriptors(now, error)
                 else:  # an aborted handshake: the server carries on
                     self._tally.add(f'accept failed ({error.strerror or error})', now)
                 return
@@ -258,12 +259,14 @@ class KVSServer:
                     self._drop_stranger(f'closed over the cap of {MAX_UNAUTHENTICATED} unauthenticated', now)
             logger.debug('kvsstcp: accepted %s', peer)
 
-    def _pause_accepting(self, now: float, error: OSError) -> None:
-        """Out of descriptors: close the oldest stranger to free one, and accept nothing for a moment (the listener
-        stays readable, so accepting at once again would spin)."""
-        self._tally.add(f'accept paused, out of descriptors ({error.strerror})', now)
+    def _out_of_descriptors(self, now: float, error: OSError) -> None:
+        """Out of descriptors: close the older half of the strangers to free some; with none to close, accept nothing
+        for a moment (the listener stays readable, so accepting again at once would spin)."""
         if self._unauthenticated:
-            self._drop_stranger('closed to free a descriptor', now)
+            for _ in range((len(self._unauthenticated) + 1) // 2):
+                self._drop_stranger(f'closed to free descriptors ({error.strerror})', now)
+            return
+        self._tally.add(f'accepting paused, out of descriptors ({error.strerror})', now)
         self._selector.unregister(self._listener)
         self._accepting_again = now + ACCEPT_PAUSE_SECONDS
 
