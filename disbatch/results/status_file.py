@@ -3,7 +3,8 @@
 Writing: one `os.write` per line on an `O_APPEND` descriptor, no Python buffering, so a line is in the page cache
 (and survives the driver being killed) before `write` returns; no fsync per line. The file is created by
 `disbatch.privacy` (mode 0600, never through a planted link); a line that cannot be written (a full disk) is an
-`OutputLostError` naming the file and the task whose record is lost.
+`OutputLostError` naming the file and the task whose record is lost, and what part of it was written is cut off
+again, so the file still ends with a whole line.
 
 Reading: lines are split on `\\n` only (a command may hold other characters `str.splitlines` would split on), decoded
 as UTF-8 with `surrogateescape`; a `\\r` before the `\\n` is dropped. The header line and blank lines are skipped.
@@ -13,6 +14,7 @@ runs again), unless no line came before it and it is not a status line: then the
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from types import TracebackType
@@ -29,6 +31,7 @@ class StatusFileWriter:
     def __init__(self, path: str, descriptor: int) -> None:
         self.path = path
         self._descriptor: int | None = descriptor
+        self._size = os.fstat(descriptor).st_size  # where the next line starts
 
     @classmethod
     def open(cls, path: str, header: bool = False, *, append: bool = False) -> StatusFileWriter:
@@ -40,7 +43,7 @@ class StatusFileWriter:
         descriptor = open_append(path) if append else create_file(path)
         writer = cls(path, descriptor)
         try:
-            if header and os.fstat(descriptor).st_size == 0:
+            if header and writer._size == 0:
                 writer._write_text(HEADER, 'the header line')
         except BaseException:
             writer.close()
@@ -80,10 +83,13 @@ class StatusFileWriter:
             while written < len(data):  # only after a short write (disk full, ...): finish the line or raise
                 written += os.write(self._descriptor, data[written:])
         except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._descriptor, self._size)  # no half line
             raise OutputLostError(
                 f'status file {self.path}: cannot write {what}: {error.strerror or error}; the run stops, and a '
                 f'resume (-r {self.path}) runs again every task it does not record'
             ) from None
+        self._size += len(data)
 
 
 def read_status_file(path: str) -> Iterator[StatusRecord]:

@@ -91,6 +91,7 @@ class Journal:
         self._hosts: dict[int, str] = {}  # engine rank -> host
         self.failure: str | None = None  # why the file could not be written, once it could not
         self.path = ''
+        self.tell_failure = False  # a first line that cannot be written is the opener's to tell (see `start`)
 
     @classmethod
     def open(cls, path: str, results_dir: str = '', *, named: bool = False) -> Journal:
@@ -101,8 +102,10 @@ class Journal:
         return journal
 
     def start(self, **facts: Any) -> None:
-        """The first line: the schema version and what the run is (run id, status file, task file, ...)."""
+        """The first line: the schema version and what the run is (run id, status file, task file, ...); from now on
+        a line that cannot be written is told (until now, `failure` is the caller's to check)."""
         self._write({'event': 'run_start', 'schema_version': SCHEMA_VERSION, **facts})
+        self.tell_failure = True
 
     def on_step(self, event: ev.Event, actions: list[ev.Action]) -> None:
         """One scheduler step: what happened, then what it led to."""
@@ -159,12 +162,11 @@ class Journal:
     def _fail(self, error: OSError | ValueError) -> None:
         """Tell once, in one line, that the events file is incomplete; write nothing more to it."""
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        self.failure = (
-            f'--json: cannot write the events file {self.path}: {reason}; the events from here on are lost (the '
-            'status file still has every record)'
-        )
-        log.error('%s', self.failure)
-        print(f'disbatch: {self.failure}', file=sys.stderr, flush=True)
+        self.failure = f'--json: cannot write the events file {self.path}: {reason}'
+        if self.tell_failure:
+            told = f'{self.failure}; the events from here on are lost (the status file still has every record)'
+            log.error('%s', told)
+            print(f'disbatch: {told}', file=sys.stderr, flush=True)
         stream, self.stream = self.stream, None
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):  # what it still held is lost, and told

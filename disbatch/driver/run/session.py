@@ -233,6 +233,8 @@ class Session:
             expected_total=self.total, host=socket.gethostname(), pid=os.getpid(), cwd=os.getcwd(), argv=sys.argv,
             results_dir=results_dir or None,
         )  # fmt: skip
+        if journal.failure is not None:  # not even its first line: the run does not start
+            raise OutputPathError(f'{journal.failure}; nothing was started')
         return journal
 
     def _allocation(self) -> Allocation | None:
