@@ -90,14 +90,9 @@ def make_directory(path: str) -> None:
 def check_run_files(files: RunFiles) -> None:
     """RunFileError naming the first of the run's file names that holds something not the user's own; run before
     the run writes anything. Later opens check again, so a file planted after this is refused too."""
-    names = [files.status, files.driver_log, files.dbutil, files.url, files.events, files.resubmit, files.kvsinfo]
-    directory, prefix = os.path.split(files.stem)
-    with contextlib.suppress(OSError), os.scandir(directory or '.') as entries:
-        names += [
-            entry.path
-            for entry in entries
-            if entry.name.startswith(f'{prefix}_') and entry.name.endswith(('.context.log', '_engine_wrap.log'))
-        ]
+    names = files.fixed_names
+    with contextlib.suppress(OSError), os.scandir(os.path.dirname(files.stem) or '.') as entries:
+        names += [entry.path for entry in entries if files.is_log_name(entry.name)]
     for name in names:
         try:
             status = os.lstat(name)
