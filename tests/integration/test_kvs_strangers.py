@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from disbatch.kvsstcp import server
+from disbatch.kvsstcp.client import KVSClient
+
 from ..conftest import Processes, disbatch_cmd
 from .helpers import dbutil_exports, no_traceback, run_files, wait_for
 from .test_security import HOLD, LiveRun, kvs_read_status
@@ -81,3 +84,35 @@ def test_a_thousand_idle_strangers_do_not_take_the_driver_down(procs: Processes,
     assert len(log) < 20_000, f'{len(log)} bytes of log:\n{log[-2000:]}'
     assert 'unauthenticated connections' in log, log
     assert 'Too many open files' in log, log  # EMFILE did happen, and was logged as a count
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes `sock` within `seconds` (without it sending anything)."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b''
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.timeout(30)
+def test_a_stranger_is_closed_after_its_deadline_and_over_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, 'AUTH_SECONDS', 1.0)
+    monkeypatch.setattr(server, 'MAX_UNAUTHENTICATED', 3)
+    with server.KVSServer(token=b'secret') as kvs:
+        first = socket.create_connection(kvs.address, timeout=5)
+        time.sleep(0.2)
+        others = [socket.create_connection(kvs.address, timeout=5) for _ in range(3)]  # the 4th of them: over the cap
+        try:
+            assert closed_within(first, 0.5), 'the oldest stranger was kept over the cap'
+            assert not closed_within(others[-1], 0.3)
+            assert closed_within(others[-1], 2.0), 'a stranger was kept past its deadline'
+            with KVSClient(*kvs.address, token=b'secret') as client:  # the run's own clients are not strangers
+                client.put(b'k', b'v')
+                time.sleep(1.5)
+                assert client.view(b'k') == (b'ASTR', b'v')
+        finally:
+            for sock in (first, *others):
+                sock.close()
