@@ -31,7 +31,7 @@ import stat
 import sys
 
 from disbatch.contract import RunFiles
-from disbatch.errors import RunFileError
+from disbatch.errors import OutputLostError, RunFileError
 
 FILE_MODE = 0o600
 SCRIPT_MODE = 0o700
@@ -77,9 +77,14 @@ def open_append(path: str, *, named: bool = False) -> int:
 
 
 def write_file(path: str, text: str, mode: int = FILE_MODE) -> None:
-    """Create `path` as `create_file` does and write `text` to it."""
-    with os.fdopen(create_file(path, mode), 'w', encoding='utf-8') as handle:
-        handle.write(text)
+    """Create `path` as `create_file` does and write `text` to it; OutputLostError if it cannot all be written."""
+    try:
+        with os.fdopen(create_file(path, mode), 'w', encoding='utf-8') as handle:
+            handle.write(text)
+    except RunFileError:
+        raise
+    except OSError as error:
+        raise OutputLostError(f'{path}: cannot write it: {error.strerror or error}') from None
 
 
 def make_directory(path: str) -> None:
@@ -132,7 +137,7 @@ def _not_ours(status: os.stat_result) -> str:
 
 
 def _planted(path: str, problem: str) -> str:
-    return f'{path} is already there and is {problem}: refusing to write to it (remove it, or choose another -p)'
+    return f'{path} is already there and is {problem}: refusing to write to it (remove it, or write the run elsewhere)'
 
 
 def _cannot(path: str, error: OSError) -> str:
