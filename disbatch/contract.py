@@ -16,6 +16,8 @@ STATUS_KEY = 'DisBatch status'
 CONTROL_KEY = 'DisBatch control'
 
 STATUS_SUFFIX = '_status.txt'
+CONTEXT_LOG_SUFFIX = '.context.log'
+ENGINE_LOG_SUFFIX = '_engine_wrap.log'
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +60,21 @@ class RunFiles:
         return f'{self.stem}_kvsinfo.txt'
 
     def context_log(self, label: str) -> str:
-        return f'{self.stem}_{label}.context.log'
+        return f'{self.stem}_{label}{CONTEXT_LOG_SUFFIX}'
 
     def engine_log(self, context: str, host: str) -> str:
-        return f'{self.stem}_{context}_{host}_engine_wrap.log'
+        return f'{self.stem}_{context}_{host}{ENGINE_LOG_SUFFIX}'
+
+    @property
+    def fixed_names(self) -> list[str]:
+        """Every file of the run whose name is known from the stem alone (the logs per context and host are not)."""
+        return [self.status, self.driver_log, self.dbutil, self.url, self.events, self.resubmit, self.kvsinfo]
+
+    def is_log_name(self, name: str) -> bool:
+        """Whether `name` (a file name in the stem's directory) is a context or engine log of this run."""
+        return name.startswith(f'{os.path.basename(self.stem)}_') and name.endswith(
+            (CONTEXT_LOG_SUFFIX, ENGINE_LOG_SUFFIX)
+        )
 
     @property
     def engine_log_pattern(self) -> str:

@@ -9,7 +9,11 @@
     ├── OutputPathError           `-p` names a directory that does not exist
     ├── ContextError              a context cannot start (bad `-s` item, no environment, no slot on a node, ...)
     ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
-    └── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
+    ├── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
+    ├── RunFileError              a run file cannot be created safely: something (a symbolic link, another user's
+    │                             file) is at its name; also an OSError, so the engine records a task it stops
+    └── OutputLostError           a write the run promised failed (a full disk): what, where, what was lost, how to
+                                  resume
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -79,6 +83,14 @@ class ListenError(DisbatchError):
 
 class OutsideKVSError(DisbatchError):
     """The outside KVS server the run was pointed at does not answer, or refuses the token presented."""
+
+
+class RunFileError(DisbatchError, OSError):
+    """A run file that cannot be created safely (`disbatch/privacy.py`); nothing was written to it."""
+
+
+class OutputLostError(DisbatchError):
+    """A write of the run's own output failed (no space left, quota, I/O error): the message says what was lost."""
 
 
 def _where(path: str, line_number: int) -> str:

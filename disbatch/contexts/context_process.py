@@ -32,7 +32,7 @@ from disbatch.contexts.slurm import allocation_hosts
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.errors import ContextError, DisbatchError, UsageError
-from disbatch.privacy import create_private
+from disbatch.privacy import LogFile
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     PROTOCOL_VERSION,
@@ -213,8 +213,7 @@ def _wait(context: NodeContext) -> None:
 
 
 def _log_to(path: str) -> None:
-    create_private(path)
-    handler = logging.FileHandler(path)
+    handler = LogFile(path)
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'))
     logger = logging.getLogger('disbatch')
     logger.addHandler(handler)

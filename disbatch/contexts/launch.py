@@ -28,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from disbatch.privacy import create_private
+from disbatch.privacy import open_append
 
 log = logging.getLogger('disbatch.context')
 
@@ -147,8 +147,7 @@ class EngineProcesses:
         self._in_flight[launch_id] = now + self._hold_seconds
         if self.limits.joins_seen:  # else nobody would say it joined, nor ask for the late ones
             self._unjoined[launch_id] = now + self.limits.join_seconds
-        create_private(log_path)
-        with open(log_path, 'ab') as output:
+        with os.fdopen(open_append(log_path), 'ab') as output:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=output, stderr=output, start_new_session=True
             )

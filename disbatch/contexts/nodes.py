@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from disbatch.contexts.base import Context
 from disbatch.contexts.launch import EngineExited, EngineProcesses, LateEngine, LaunchLimits
 from disbatch.contexts.retire import Retirement
+from disbatch.privacy import open_append
 
 log = logging.getLogger('disbatch.context')
 
@@ -135,7 +137,7 @@ class NodeContext(Context):
         if self.step_ender is not None:
             command = self.step_ender(host)
             log.info('lost engine on %s: ending its Slurm step: %s', host, ' '.join(command))
-            with open(self.retirement.log_path, 'ab') as output:
+            with os.fdopen(open_append(self.retirement.log_path), 'ab') as output:
                 self._enders.append(
                     subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
                                      start_new_session=True)

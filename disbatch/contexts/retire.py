@@ -13,6 +13,8 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
+from disbatch.privacy import open_append
+
 log = logging.getLogger('disbatch.retire')
 
 QUIET_SECONDS = 2.0
@@ -67,7 +69,7 @@ class Retirement:
         self._batch.clear()
         self._deadline = None
         log.info('retiring %s: %s', ','.join(nodes), self.command)
-        with open(self.log_path, 'ab') as output:
+        with os.fdopen(open_append(self.log_path), 'ab') as output:
             self._running.append(
                 subprocess.Popen(
                     ['/bin/bash', '-c', self.command], env=environment, stdin=subprocess.DEVNULL,

@@ -5,12 +5,16 @@ touching the engine), with stdout and stderr on pipes the engine drains, and a p
 moment the child exits: the engine's event loop waits on these file descriptors, so nothing here polls.
 
 With `--results`, each chunk read from a pipe is also written at once to the task's output file (`OutputFile`):
-the complete output goes to disk as it comes, and the engine holds no more of it than one chunk.
+the complete output goes to disk as it comes, and the engine holds no more of it than one chunk. The files are
+created by `disbatch.privacy` (mode 0600, never through a planted link: a task whose file is planted is not run). A
+task whose output could not all be written (a full disk) is recorded failed: its return code is the write's errno
+(28 for ENOSPC) unless it failed on its own, and its error snippet says which file lost what.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -18,6 +22,7 @@ import tempfile
 import time
 
 from disbatch.engine.scratch import ScratchDirectory
+from disbatch.privacy import create_file
 from disbatch.results.record import Outcome, ResourceUsage
 from disbatch.results.snippet import OutputCapture
 
@@ -33,12 +38,14 @@ DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class OutputFile:
-    """One task stream's complete output file (`--results`). A write that fails (a full disk) is logged once and
-    ends this file; the task runs on, and its snippet and byte count stay right."""
+    """One task stream's complete output file (`--results`). A write that fails (a full disk) is logged once, ends
+    this file and sets `lost` (why) and `errno`; the task runs on, and its snippet and byte count stay right."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        self.fd: int | None = create_file(path)
+        self.lost: str | None = None
+        self.errno = 0
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -46,14 +53,22 @@ class OutputFile:
             try:
                 view = view[os.write(self.fd, view) :]
             except OSError as error:
-                log.error('cannot write %s: %s; the rest of this output is not kept', self.path, error.strerror)
+                self._lose(error)
                 self.close()
 
     def close(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError as error:  # a file system that reports a failed write only now (NFS, a quota)
+                self._lose(error)
+
+    def _lose(self, error: OSError) -> None:
+        if self.lost is None:
+            self.lost = f'--results: cannot write {self.path}: {error.strerror or error}; the output is incomplete'
+            self.errno = error.errno or errno.EIO
+            log.error('%s', self.lost)
 
 
 def open_outputs(paths: tuple[str, str] | None) -> tuple[OutputFile, OutputFile] | None:
@@ -189,15 +204,20 @@ class TaskProcess:
         if self.script is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.script)
+        return_code, err_snippet = os.waitstatus_to_exitcode(status), self.stderr.snippet()
+        lost = [sink for sink in self.outputs or () if sink.lost is not None]
+        if lost:  # the output the run promised is not all on disk: not a clean success
+            return_code = return_code or lost[0].errno
+            err_snippet = repr('; '.join(sink.lost or '' for sink in lost))
         return Outcome.ran(
             pid=self.pid,
-            return_code=os.waitstatus_to_exitcode(status),
+            return_code=return_code,
             start=self.start,
             finish=finish,
             out_bytes=self.stdout.total,
             out_snippet=self.stdout.snippet(),
             err_bytes=self.stderr.total,
-            err_snippet=self.stderr.snippet(),
+            err_snippet=err_snippet,
             usage=ResourceUsage(usage.ru_maxrss * 1024, usage.ru_utime, usage.ru_stime),  # ru_maxrss is in KiB
         )
 

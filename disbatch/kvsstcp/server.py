@@ -3,7 +3,14 @@
 Owns sockets, per-connection buffers, authentication and the thread; the store semantics live in `store.py`
 and the bytes in `wire.py`. Bad input costs nothing: a frame that does not parse, a length over
 `max_value_bytes`, a failed authentication or an unknown operation closes that one connection with a warning
-naming the peer. A connection that does not read its replies stops being read from (its output is bounded).
+naming the peer (before authentication: counted, see below). A connection that does not read its replies stops
+being read from (its output is bounded).
+
+Connections that have not authenticated yet (with a token) cost little and cannot pile up: each has
+`AUTH_SECONDS` to present the token, at most `MAX_UNAUTHENTICATED` wait at once (a new one closes the oldest), and
+when the process is out of descriptors (EMFILE, ENFILE) the older half of them is closed, or, with none to close,
+accepting pauses for `ACCEPT_PAUSE_SECONDS` instead of spinning. What is closed this way is logged as a count, at
+most once per `LOG_EVERY_SECONDS`, never a line per connection.
 
 The owner of the server (the driver) also uses it in-process, from any thread: `put`, `view_nowait`,
 `get_nowait`, and `watch(key, callback)`, which calls `callback(key, encoding, value)` on the server thread
@@ -14,11 +21,13 @@ call `put`. An exception in a callback is logged and does not stop the server.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import logging
 import selectors
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +44,12 @@ DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 RECEIVE_BYTES = 256 * 1024
 PRE_AUTH_MAX_LENGTH = 4096
 SHUTDOWN_SECONDS = 1.0
+AUTH_SECONDS = 5.0  # a client presents the token in its first request, at once; a stranger is closed after this
+MAX_UNAUTHENTICATED = 64  # connections waiting to authenticate at once; over it, the oldest is closed
+ACCEPT_PAUSE_SECONDS = 0.5  # out of descriptors: accept nothing for this long
+ACCEPT_BATCH = 16  # accepted per turn of the loop, so requests already sent are read between (fewer than the cap)
+LOG_EVERY_SECONDS = 10.0  # closed strangers and accept failures: one line per this long at most
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 WatchCallback = Callable[[bytes, bytes, bytes], None]
 
@@ -52,6 +67,27 @@ class _Connection:
     waiter: Waiter | None = None
     closing: bool = False
     interest: int = selectors.EVENT_READ
+    accepted: float = 0.0  # time.monotonic() of the accept
+
+
+class _Tally:
+    """Counts of things not worth a log line each (strangers closed, accepts failed), logged together at most once
+    per `LOG_EVERY_SECONDS`; the first of a quiet spell is logged at once."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.last_logged = -LOG_EVERY_SECONDS
+
+    def add(self, what: str, now: float) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+        self.flush(now)
+
+    def flush(self, now: float, force: bool = False) -> None:
+        if not self.counts or (not force and now - self.last_logged < LOG_EVERY_SECONDS):
+            return
+        logger.warning('kvsstcp: %s', '; '.join(f'{what}: {count}' for what, count in self.counts.items()))
+        self.counts.clear()
+        self.last_logged = now
 
 
 class KVSServer:
@@ -73,6 +109,9 @@ class KVSServer:
         self._watchers: dict[bytes, list[WatchCallback]] = {}
         self._callbacks: deque[tuple[WatchCallback, bytes, bytes, bytes]] = deque()
         self._connections: dict[socket.socket, _Connection] = {}
+        self._unauthenticated: dict[socket.socket, _Connection] = {}  # oldest first
+        self._accepting_again: float | None = None  # time.monotonic() when accepting resumes after EMFILE
+        self._tally = _Tally()
         self._dirty: set[_Connection] = set()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -170,11 +209,12 @@ class KVSServer:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                ready = self._selector.select()
+                ready = self._selector.select(self._timeout(time.monotonic()))
                 with self._lock:
                     for key, mask in ready:
                         self._dispatch(cast(socket.socket, key.fileobj), mask)
                     self._flush()
+                    self._on_timers(time.monotonic())
                 self._run_callbacks()
         except Exception:
             logger.exception('kvsstcp server loop failed')
@@ -194,22 +234,67 @@ class KVSServer:
                 self._read(connection)
 
     def _accept(self) -> None:
-        while True:
+        for _ in range(ACCEPT_BATCH):  # more wait in the backlog: the listener stays readable
+            now = time.monotonic()
             try:
                 sock, peer_address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as error:  # out of descriptors, aborted handshake: the server carries on
-                logger.warning('kvsstcp: accept failed: %s', error)
+            except OSError as error:
+                if error.errno in _OUT_OF_DESCRIPTORS:
+                    self._out_of_descriptors(now, error)
+                else:  # an aborted handshake: the server carries on
+                    self._tally.add(f'accept failed ({error.strerror or error})', now)
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f'{peer_address[0]}:{peer_address[1]}'
             limit = self.max_value_bytes if self._token is None else max(PRE_AUTH_MAX_LENGTH, len(self._token))
-            connection = _Connection(sock, peer, wire.RequestParser(limit), authenticated=self._token is None)
+            connection = _Connection(sock, peer, wire.RequestParser(limit), self._token is None, accepted=now)
             self._connections[sock] = connection
             self._selector.register(sock, selectors.EVENT_READ)
+            if not connection.authenticated:
+                self._unauthenticated[sock] = connection
+                if len(self._unauthenticated) > MAX_UNAUTHENTICATED:
+                    self._drop_stranger(f'closed over the cap of {MAX_UNAUTHENTICATED} unauthenticated', now)
             logger.debug('kvsstcp: accepted %s', peer)
+
+    def _out_of_descriptors(self, now: float, error: OSError) -> None:
+        """Out of descriptors: close the older half of the strangers to free some; with none to close, accept nothing
+        for a moment (the listener stays readable, so accepting again at once would spin)."""
+        if self._unauthenticated:
+            for _ in range((len(self._unauthenticated) + 1) // 2):
+                self._drop_stranger(f'closed to free descriptors ({error.strerror})', now)
+            return
+        self._tally.add(f'accepting paused, out of descriptors ({error.strerror})', now)
+        self._selector.unregister(self._listener)
+        self._accepting_again = now + ACCEPT_PAUSE_SECONDS
+
+    def _drop_stranger(self, why: str, now: float) -> None:
+        """Close the oldest connection still waiting to authenticate, counted under `why`."""
+        connection = next(iter(self._unauthenticated.values()))
+        self._tally.add(f'unauthenticated connections {why}', now)
+        self._drop(connection, None)
+
+    def _timeout(self, now: float) -> float | None:
+        """Seconds until the next timer: the oldest stranger's deadline, accepting again, the tally's next line."""
+        times = [when for when in (self._accepting_again,) if when is not None]
+        if self._unauthenticated:
+            times.append(next(iter(self._unauthenticated.values())).accepted + AUTH_SECONDS)
+        if self._tally.counts:
+            times.append(self._tally.last_logged + LOG_EVERY_SECONDS)
+        return max(0.0, min(times) - now) if times else None
+
+    def _on_timers(self, now: float) -> None:
+        while self._unauthenticated:
+            oldest = next(iter(self._unauthenticated.values()))
+            if oldest.accepted + AUTH_SECONDS > now:
+                break
+            self._drop_stranger(f'closed for not authenticating within {AUTH_SECONDS:g} s', now)
+        if self._accepting_again is not None and now >= self._accepting_again:
+            self._accepting_again = None
+            self._selector.register(self._listener, selectors.EVENT_READ)
+        self._tally.flush(now)
 
     def _read(self, connection: _Connection) -> None:
         try:
@@ -258,6 +343,7 @@ class KVSServer:
             self._drop(connection, 'wrong authentication token')
             return
         connection.authenticated = True
+        self._unauthenticated.pop(connection.sock, None)
         connection.parser.max_length = self.max_value_bytes
 
     def _serve(self, connection: _Connection, request: wire.Request) -> None:
@@ -331,12 +417,15 @@ class KVSServer:
             connection.output_offset = 0
 
     def _drop(self, connection: _Connection, reason: str | None) -> None:
-        if reason is not None:
+        if reason is not None and not connection.authenticated:  # strangers are counted, not logged one by one
+            self._tally.add(f'unauthenticated connections refused ({reason.partition(":")[0]})', time.monotonic())
+        elif reason is not None:
             logger.warning('kvsstcp: closing connection from %s: %s', connection.peer, reason)
         if connection.waiter is not None:
             self._store.cancel(connection.waiter)
             connection.waiter = None
         self._connections.pop(connection.sock, None)
+        self._unauthenticated.pop(connection.sock, None)
         self._dirty.discard(connection)
         self._selector.unregister(connection.sock)
         connection.sock.close()
@@ -371,6 +460,7 @@ class KVSServer:
                 return
             for connection in list(self._connections.values()):
                 self._drop(connection, None)
+            self._tally.flush(time.monotonic(), force=True)
             self._selector.close()
             for sock in (self._listener, self._wake_reader, self._wake_writer):
                 sock.close()

@@ -1,7 +1,10 @@
 """The status file on disk: appending records as tasks finish, and reading a file back for `-r`.
 
 Writing: one `os.write` per line on an `O_APPEND` descriptor, no Python buffering, so a line is in the page cache
-(and survives the driver being killed) before `write` returns; no fsync per line.
+(and survives the driver being killed) before `write` returns; no fsync per line. The file is created by
+`disbatch.privacy` (mode 0600, never through a planted link); a line that cannot be written (a full disk) is an
+`OutputLostError` naming the file and the task whose record is lost, and what part of it was written is cut off
+again, so the file still ends with a whole line.
 
 Reading: lines are split on `\\n` only (a command may hold other characters `str.splitlines` would split on), decoded
 as UTF-8 with `surrogateescape`; a `\\r` before the `\\n` is dropped. The header line and blank lines are skipped.
@@ -11,15 +14,15 @@ runs again), unless no line came before it and it is not a status line: then the
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from types import TracebackType
 
-from disbatch.errors import StatusFileError
+from disbatch.errors import OutputLostError, StatusFileError
+from disbatch.privacy import create_file, open_append
 from disbatch.results.record import StatusRecord
 from disbatch.results.report import HEADER, format_line, is_header, parse_line
-
-_FILE_MODE = 0o600  # the user's only: it holds commands and output (see disbatch/privacy.py)
 
 
 class StatusFileWriter:
@@ -28,30 +31,28 @@ class StatusFileWriter:
     def __init__(self, path: str, descriptor: int) -> None:
         self.path = path
         self._descriptor: int | None = descriptor
+        self._size = os.fstat(descriptor).st_size  # where the next line starts
 
     @classmethod
     def open(cls, path: str, header: bool = False, *, append: bool = False) -> StatusFileWriter:
-        """Create (or truncate, unless `append`) the file at `path`; write the header line if asked.
+        """Create the file at `path` anew (or add to it with `append`); write the header line if asked.
 
-        With `append`, the header is written only if the file is empty. OSError if the file cannot be opened.
+        With `append`, the header is written only if the file is empty. RunFileError if the file cannot be made
+        safely (`disbatch.privacy`), OutputLostError if the header cannot be written.
         """
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, 'O_CLOEXEC', 0)
-        if not append:
-            flags |= os.O_TRUNC
-        descriptor = os.open(path, flags, _FILE_MODE)
-        if not append:
-            os.fchmod(descriptor, _FILE_MODE)  # a file truncated for this run is this run's
+        descriptor = open_append(path) if append else create_file(path)
         writer = cls(path, descriptor)
         try:
-            if header and os.fstat(descriptor).st_size == 0:
-                writer._write_text(HEADER)
+            if header and writer._size == 0:
+                writer._write_text(HEADER, 'the header line')
         except BaseException:
             writer.close()
             raise
         return writer
 
     def write(self, record: StatusRecord) -> None:
-        self._write_text(format_line(record))
+        """Put the record on disk; OutputLostError (naming the task) if it cannot be written."""
+        self._write_text(format_line(record), f'the record of task {record.task_id}')
 
     def close(self) -> None:
         descriptor, self._descriptor = self._descriptor, None
@@ -73,13 +74,22 @@ class StatusFileWriter:
     ) -> None:
         self.close()
 
-    def _write_text(self, line: str) -> None:
+    def _write_text(self, line: str, what: str) -> None:
         if self._descriptor is None:
             raise ValueError(f'status file {self.path} is closed')
         data = (line + '\n').encode('utf-8', 'backslashreplace')
-        written = os.write(self._descriptor, data)
-        while written < len(data):  # only after a short write (disk full, ...): finish the line or raise
-            written += os.write(self._descriptor, data[written:])
+        try:
+            written = os.write(self._descriptor, data)
+            while written < len(data):  # only after a short write (disk full, ...): finish the line or raise
+                written += os.write(self._descriptor, data[written:])
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._descriptor, self._size)  # no half line
+            raise OutputLostError(
+                f'status file {self.path}: cannot write {what}: {error.strerror or error}; the run stops, and a '
+                f'resume (-r {self.path}) runs again every task it does not record'
+            ) from None
+        self._size += len(data)
 
 
 def read_status_file(path: str) -> Iterator[StatusRecord]:

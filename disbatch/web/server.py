@@ -35,6 +35,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from disbatch.privacy import write_file
 from disbatch.results.record import StatusRecord
 from disbatch.run_snapshot import Snapshot
 from disbatch.web import page
@@ -252,10 +253,5 @@ def _url_host(host: str) -> str:
 
 
 def _write_private(path: str, text: str) -> None:
-    """Write `text` to `path`, readable by its owner only (never through a symbolic link)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
+    """Write `text` to `path`, readable by its owner only (never through a planted link or file)."""
+    write_file(path, text)

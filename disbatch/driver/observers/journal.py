@@ -2,20 +2,26 @@
 
 The loop hands the journal every scheduler event together with the actions it led to (`on_step`): an engine
 joining or leaving, a task handed to an engine, a record written. Nothing here decides anything or raises into the
-driver: a file that cannot be written is reported once and the journal stops. The lines follow the JSON Schema in
+driver: a file that cannot be written (a full disk) is reported once, in one line, the journal stops and `failure`
+says why (the run then ends with a non-zero exit code: its promised events file is incomplete). The file is created
+by `disbatch.privacy` (mode 0600, never through a planted link). The lines follow the JSON Schema in
 `docs/events.schema.json` (`SCHEMA_VERSION`); `disbatch report` reads them back (`web/run_history.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import IO, Any
 
 from disbatch.driver.core import events as ev
 from disbatch.driver.core.run_state import Counts
+from disbatch.privacy import create_file
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
@@ -83,14 +89,23 @@ class Journal:
         self.results_dir = results_dir
         self.clock = clock
         self._hosts: dict[int, str] = {}  # engine rank -> host
+        self.failure: str | None = None  # why the file could not be written, once it could not
+        self.path = ''
+        self.tell_failure = False  # a first line that cannot be written is the opener's to tell (see `start`)
 
     @classmethod
-    def open(cls, path: str, results_dir: str = '') -> Journal:
-        return cls(open(path, 'w', encoding='utf-8', buffering=1), results_dir)  # closed by close()
+    def open(cls, path: str, results_dir: str = '', *, named: bool = False) -> Journal:
+        """The events file at `path`, created anew (`named`: the user named it; see `privacy.create_file`)."""
+        stream = os.fdopen(create_file(path, named=named), 'w', encoding='utf-8', buffering=1)  # closed by close()
+        journal = cls(stream, results_dir)
+        journal.path = path
+        return journal
 
     def start(self, **facts: Any) -> None:
-        """The first line: the schema version and what the run is (run id, status file, task file, ...)."""
+        """The first line: the schema version and what the run is (run id, status file, task file, ...); from now on
+        a line that cannot be written is told (until now, `failure` is the caller's to check)."""
         self._write({'event': 'run_start', 'schema_version': SCHEMA_VERSION, **facts})
+        self.tell_failure = True
 
     def on_step(self, event: ev.Event, actions: list[ev.Action]) -> None:
         """One scheduler step: what happened, then what it led to."""
@@ -115,9 +130,12 @@ class Journal:
     def close(self, exit_code: int, counts: Counts) -> None:
         self._write({'event': 'run_end', 'exit_code': exit_code, 'finished': counts.finished, 'failed': counts.failed,
                      'skipped': counts.skipped, 'barriers': counts.barriers, 'lost': counts.lost})  # fmt: skip
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError as error:
+                self._fail(error)
 
     def _finished(self, action: ev.WriteRecord, rank: int | None) -> dict[str, Any]:
         record = action.record
@@ -139,5 +157,17 @@ class Journal:
             self.stream.write(json.dumps({'event': fields.pop('event'), 'time': round(self.clock(), 3), **fields},
                                          separators=(',', ':')) + '\n')  # fmt: skip
         except (OSError, ValueError) as error:
-            log.error('--json: cannot write the events file: %s; no more events are written', error)
-            self.stream = None
+            self._fail(error)
+
+    def _fail(self, error: OSError | ValueError) -> None:
+        """Tell once, in one line, that the events file is incomplete; write nothing more to it."""
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        self.failure = f'--json: cannot write the events file {self.path}: {reason}'
+        if self.tell_failure:
+            told = f'{self.failure}; the events from here on are lost (the status file still has every record)'
+            log.error('%s', told)
+            print(f'disbatch: {told}', file=sys.stderr, flush=True)
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # what it still held is lost, and told
+                stream.close()

@@ -22,7 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from disbatch.driver.core.walltime import Allocation, default_margin
-from disbatch.errors import ContextError
+from disbatch.errors import ContextError, OutputLostError, RunFileError
+from disbatch.privacy import SCRIPT_MODE, write_file
 
 log = logging.getLogger('disbatch.driver')
 
@@ -133,10 +134,12 @@ def sbatch_command(environ: Mapping[str, str], job: str, script: str) -> list[st
 
 
 def submit_follow_up(environ: Mapping[str, str], job: str, script_path: str, script: str) -> str:
-    """Write the script and submit it after this job; the new job's id. ContextError when sbatch fails."""
-    with open(script_path, 'w') as handle:
-        handle.write(script)
-    os.chmod(script_path, 0o755)
+    """Write the script and submit it after this job; the new job's id. ContextError when the script cannot be
+    written (`privacy.create_file`) or sbatch fails."""
+    try:
+        write_file(script_path, script, SCRIPT_MODE)
+    except (RunFileError, OutputLostError) as error:  # planted, or a full disk
+        raise ContextError(f'--resubmit: {error}') from None
     command = sbatch_command(environ, job, script_path)
     # The follow-up gets this environment (sbatch's default), less this job's own Slurm variables.
     clean = {key: value for key, value in environ.items() if not key.startswith('SLURM_') or key == 'SLURM_CONF'}

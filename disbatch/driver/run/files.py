@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from disbatch.contract import RunFiles
 from disbatch.errors import OutputPathError
+from disbatch.privacy import SCRIPT_MODE, make_directory, write_file
 
 if TYPE_CHECKING:
     from disbatch.protocol.transport import Credentials
@@ -36,12 +37,12 @@ def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: ran
 
 
 def results_directory(path: str | None) -> str:
-    """`--results DIR` made if missing, as an absolute path (engines run elsewhere); '' without the flag."""
+    """`--results DIR` made (mode 0700) if missing, as an absolute path (engines run elsewhere); '' without the flag."""
     if path is None:
         return ''
     absolute = os.path.abspath(path)
     try:
-        os.makedirs(absolute, exist_ok=True)
+        make_directory(absolute)
     except OSError as error:
         raise OutputPathError(f'--results {path}: cannot make the directory: {error.strerror}') from None
     return absolute
@@ -78,7 +79,4 @@ case "$1" in
         exec {python} -m disbatch.contexts "$@" ;;
 esac
 """
-    descriptor = os.open(files.dbutil, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
-    with os.fdopen(descriptor, 'w') as handle:
-        handle.write(script)
-    os.chmod(files.dbutil, 0o700)
+    write_file(files.dbutil, script, SCRIPT_MODE)

@@ -16,6 +16,7 @@ import zmq
 
 from disbatch.contexts.base import Context
 from disbatch.driver.core import events as ev
+from disbatch.driver.core.run_state import RunState
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
@@ -26,7 +27,7 @@ from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.run.signals import OWNER_GONE_EXIT_CODE, owner_watch, received, signal_pipe
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.source import NOT_YET
-from disbatch.errors import DisbatchError
+from disbatch.errors import DisbatchError, OutputLostError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -96,6 +97,8 @@ class DriverLoop:
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
         self._alone_since: float | None = None  # time.monotonic() since when no engine or context is left
+        self._status_lost: str | None = None  # why the status file cannot be written, once it cannot
+        self._status_lost_told = False
         self._starting_is_news = True  # say so when an engine had not joined by the end
         self._reported_late: set[str] = set()  # launch ids of engines reported as not joined in time
         self._said_none_started = False  # that no engine could start, said once
@@ -143,6 +146,7 @@ class DriverLoop:
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
+                self._check_status_file()
                 self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
             if self.before_close is not None:
@@ -305,9 +309,7 @@ class DriverLoop:
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
         elif isinstance(action, ev.WriteRecord):
-            self.status.write(action.record)
-            if action.final:
-                self.publisher.record(action.record)  # observers see each task's result, not every attempt
+            self._write_record(action)
         elif isinstance(action, ev.DrainEngine):
             self._outbox.put(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, ev.AbortEngine):
@@ -321,6 +323,30 @@ class DriverLoop:
             log.warning('%s', action.message)
         elif isinstance(action, ev.Finish):
             self._exit_code = action.exit_code
+
+    def _write_record(self, action: ev.WriteRecord) -> None:
+        """Put a record in the status file. One that cannot be written (a full disk) stops the run: nothing after it
+        is recorded (a resume runs those tasks again), and the reason is the run's last word."""
+        if self._status_lost is not None:
+            return
+        try:
+            self.status.write(action.record)
+        except OutputLostError as error:
+            self._status_lost = str(error)
+            return
+        if action.final:
+            self.publisher.record(action.record)  # observers see each task's result, not every attempt
+
+    def _check_status_file(self) -> None:
+        if self._status_lost is None or self._status_lost_told:
+            return
+        self._status_lost_told = True
+        if self.scheduler.state in (RunState.STOPPING, RunState.FINISHED):
+            self.report(self._status_lost)  # already stopping: the scheduler says nothing more, so it is said here
+        self._begin_stop()
+        self._dispatch(ev.StopRequested(self._status_lost, exit_code=1))
+        if self._exit_code is not None:  # the run had just ended: it ends failed
+            self._exit_code = max(self._exit_code, 1)
 
     def _begin_stop(self) -> None:
         if self._stop_deadline is None:

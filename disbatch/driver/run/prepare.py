@@ -27,8 +27,8 @@ from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, advertised, listen_address
 from disbatch.driver.stream.scan import open_task_file, validate
 from disbatch.driver.stream.source import FileSource
-from disbatch.errors import ListenError
-from disbatch.privacy import create_private
+from disbatch.errors import ListenError, OutputLostError
+from disbatch.privacy import LogFile, check_run_files
 
 if TYPE_CHECKING:
     from disbatch.protocol.transport import Credentials, DriverEndpoint
@@ -59,38 +59,56 @@ def _prepare(
     """Check what can be checked, name the run's files, open its log, start its engines, then serve the run."""
     resume = _load_resume(config.resume_from) if config.resume_from else None
     files = run_files.choose_stem(config.prefix, tasks_name)
-    with _logging(config.logfile or files.driver_log, config.loglevel):
+    check_run_files(files)  # before anything is written: a planted file at a run file's name stops the run here
+    with _logging(config.logfile or files.driver_log, config.loglevel, named=config.logfile is not None) as handler:
         log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
-        for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
-            _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
-        contexts = [] if config.startup_only else [_context(config, files)]
-        try:
-            # The engines start now, so their start-up overlaps the rest of ours (binding, the session's imports);
-            # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
-            launched = contexts if total != 0 else []
+        if handler.failure is not None:
+            raise OutputLostError(f'{handler.failure}: nothing was started')
+        handler.tell_failure = True
+        exit_code = _start(config, files, tasks_name, file_source, source_name, total, resume)
+        return 1 if handler.failure is not None and exit_code == 0 else exit_code
+
+
+def _start(
+    config: RunConfig,
+    files: RunFiles,
+    tasks_name: str,
+    file_source: FileSource | None,
+    source_name: str,
+    total: int | None,
+    resume: ResumeIndex | None,
+) -> int:
+    """Start the engines and the endpoint, then serve the run."""
+    for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
+        _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
+    contexts = [] if config.startup_only else [_context(config, files)]
+    try:
+        # The engines start now, so their start-up overlaps the rest of ours (binding, the session's imports);
+        # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
+        launched = contexts if total != 0 else []
+        for context in launched:
+            context.launch(files.job_id, files.engine_log('{context}', '{host}'))
+        # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
+        from disbatch.protocol.transport import Credentials
+
+        if config.use_address:
+            bind_host, kvs_port = config.use_address
+        elif config.startup_only:
+            bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
+        else:
+            bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
+        credentials = Credentials.create()
+        with _endpoint(bind_host, credentials, config.use_address is not None) as endpoint:
+            address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
             for context in launched:
-                context.launch(files.job_id, files.engine_log('{context}', '{host}'))
-            # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
-            from disbatch.protocol.transport import Credentials
+                context.admit(address, credentials.line)
+            from disbatch.driver.run.session import Session
 
-            if config.use_address:
-                bind_host, kvs_port = config.use_address
-            elif config.startup_only:
-                bind_host, kvs_port = ANY, 0  # engines may come from any host later; the run secret keeps strangers out
-            else:
-                bind_host, kvs_port = listen_address([plan.host for plan in contexts[0].plans], _warn), 0
-            credentials = Credentials.create()
-            with _endpoint(bind_host, credentials, config.use_address is not None) as endpoint:
-                address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
-                for context in launched:
-                    context.admit(address, credentials.line)
-                from disbatch.driver.run.session import Session
-
-                session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
-                return session.serve(file_source, source_name, resume, kvs_port)
-        finally:
-            for context in contexts:
-                context.terminate()
+            session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
+            return session.serve(file_source, source_name, resume, kvs_port)
+    finally:
+        for context in contexts:
+            context.terminate()
 
 
 def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoint:
@@ -134,16 +152,18 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
 
 
 @contextlib.contextmanager
-def _logging(path: str, level: str) -> Iterator[None]:
-    create_private(path)
-    handler = logging.FileHandler(path)
+def _logging(path: str, level: str, *, named: bool) -> Iterator[LogFile]:
+    """The run's log (`--logfile`, named by the user, or the driver log): its first line is told apart, so a log
+    that cannot be written at all stops the run before it starts."""
+    handler = LogFile(path, named=named)
+    handler.tell_failure = False
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger('disbatch')
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
     try:
-        yield
+        yield handler
     finally:
         logger.removeHandler(handler)
         handler.close()

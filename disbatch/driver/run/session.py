@@ -34,10 +34,11 @@ from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
 from disbatch.driver.stream.kvs_source import KVSTaskSource, ResultPoster
 from disbatch.driver.stream.source import FileSource
-from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError
+from disbatch.errors import ContextError, ListenError, OutputPathError, OutsideKVSError, RunFileError
 from disbatch.kvsstcp.client import TOKEN_VARIABLES
 from disbatch.kvsstcp.outside import KVSStore, OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
+from disbatch.privacy import write_file
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
@@ -204,6 +205,8 @@ class Session:
             counts = scheduler.counts
             if journal is not None:
                 journal.close(exit_code, counts)
+                if journal.failure is not None and exit_code == 0:
+                    exit_code = 1  # the events file the run promised is incomplete (told when it happened)
             log.info(
                 'run over: %d finished, %d failed, %d interrupted, %d skipped, %d barriers, %d lost; exit code %d',
                 *(counts.finished, counts.failed, counts.interrupted, counts.skipped, counts.barriers, counts.lost),
@@ -218,11 +221,12 @@ class Session:
         path = self.config.json_file
         if path is None:
             return None
+        named = path != 'auto'
         path = os.path.abspath(self.files.events if path == 'auto' else path)
         try:
-            journal = Journal.open(path, results_dir)
-        except OSError as error:
-            raise OutputPathError(f'--json {path}: cannot write it: {error.strerror}') from None
+            journal = Journal.open(path, results_dir, named=named)
+        except RunFileError as error:
+            raise OutputPathError(f'--json {error}') from None
         from disbatch import __version__
 
         journal.start(
@@ -230,6 +234,8 @@ class Session:
             expected_total=self.total, host=socket.gethostname(), pid=os.getpid(), cwd=os.getcwd(), argv=sys.argv,
             results_dir=results_dir or None,
         )  # fmt: skip
+        if journal.failure is not None:  # not even its first line: the run does not start
+            raise OutputPathError(f'{journal.failure}; nothing was started')
         return journal
 
     def _allocation(self) -> Allocation | None:
@@ -301,9 +307,7 @@ def _tell_owner(descriptor: int, line: str) -> None:
 @contextlib.contextmanager
 def _kvs_info(path: str, address: str) -> Iterator[None]:
     """`<stem>_kvsinfo.txt` holds the KVS address while the run is alive, and only then."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, 'w') as handle:
-        handle.write(address + '\n')
+    write_file(path, address + '\n')
     try:
         yield
     finally:
