@@ -19,8 +19,15 @@ GPU_VARIABLES = frozenset(
 )
 
 
-def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) -> None:  # fmt: skip
+def add_context_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    default_hint: str,
+    everyday: argparse.ArgumentParser | argparse._ArgumentGroup | None = None,
+) -> None:  # fmt: skip
+    """The context flags on `parser` (a parser or one of its groups of `--help`); `-s`, `-t` and `-c` on
+    `everyday` when given (`disbatch --help` shows them first)."""
     add = parser.add_argument
+    first = (everyday or parser).add_argument
     add(
         '-C',
         '--context-task-limit',
@@ -29,7 +36,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='TASK_LIMIT',
         help='Shutdown after running COUNT tasks (0 => no limit).',
     )
-    add(
+    first(
         '-c',
         '--cpusPerTask',
         type=float,
@@ -52,7 +59,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='COMMAND',
         help='Shell command to run to retire a node (environment includes $NODES, $RETCODES, $ACTIVE, $RETIRED).',
     )
-    add(
+    first(
         '-s',
         '--ssh-node',
         action='append',
@@ -60,7 +67,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='HOST:CORECOUNT',
         help='Run tasks on the given nodes (may be given more than once; equivalent to DISBATCH_SSH_NODELIST)',
     )
-    add(
+    first(
         '-t',
         '--tasksPerNode',
         type=int,

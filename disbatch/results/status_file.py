@@ -12,13 +12,14 @@ runs again), unless no line came before it and it is not a status line: then the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from disbatch.errors import StatusFileError
 from disbatch.results.record import StatusRecord
 from disbatch.results.report import HEADER, format_line, is_header, parse_line
 
+_BATCH_BYTES = 1 << 20  # write_all: lines per os.write
 _FILE_MODE = 0o600  # the user's only: it holds commands and output (see disbatch/privacy.py)
 
 
@@ -52,6 +53,22 @@ class StatusFileWriter:
 
     def write(self, record: StatusRecord) -> None:
         self._write_text(format_line(record))
+
+    def write_all(self, records: Iterable[StatusRecord]) -> int:
+        """Write many records, about a mebibyte per `os.write` (a resumed run's carried records); how many."""
+        lines: list[str] = []
+        size = count = 0
+        for record in records:
+            line = format_line(record)
+            lines.append(line)
+            size += len(line) + 1
+            count += 1
+            if size >= _BATCH_BYTES:
+                self._write_text('\n'.join(lines))
+                lines, size = [], 0
+        if lines:
+            self._write_text('\n'.join(lines))
+        return count
 
     def close(self) -> None:
         descriptor, self._descriptor = self._descriptor, None

@@ -38,7 +38,8 @@ class ItemRead:
 
 @dataclass(frozen=True, slots=True)
 class RecordRead:
-    """A task an earlier run finished (from `-r`): recorded again, not run."""
+    """A task an earlier run finished (from `-r`): counted, not run. Its `S` line is in the status file already: a
+    resumed run writes them all before it starts (`ResumeIndex.carried`)."""
 
     record: StatusRecord
 
@@ -156,6 +157,7 @@ class SendTask:
 class WriteRecord:
     record: StatusRecord
     final: bool = True  # False for an attempt that is run again (--retries, a lost engine): not the task's result
+    carried: bool = False  # True for a task done by an earlier run: on file since the run started; observers only
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,7 +285,8 @@ class DriverLoop:
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
         elif isinstance(action, ev.WriteRecord):
-            self.status.write(action.record)
+            if not action.carried:  # a resumed run's earlier records went on file when it started
+                self.status.write(action.record)
             if action.final:
                 self.publisher.record(action.record)  # observers see each task's result, not every attempt
         elif isinstance(action, ev.DrainEngine):
