@@ -24,7 +24,7 @@ from typing import NoReturn
 from disbatch import __version__
 from disbatch.config import RunConfig
 from disbatch.contexts.flags import add_context_arguments, deprecation_warnings
-from disbatch.contract import NAMED_IN_MESSAGES
+from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS, DEFAULT_RESUBMITS, EXIT_WALLTIME, STOP_LEAD_SECONDS
 from disbatch.errors import DisbatchError, UsageError
 from disbatch.exiting import exit_now
@@ -51,11 +51,12 @@ class _Parser(argparse.ArgumentParser):
         return f' (did you mean {" or ".join(guesses)}?)' if guesses else ''
 
 
-_EXAMPLES = """\
+_EVERY_RUN = RunFiles('Tasks_disBatch_*')  # the glob of every run's files of the task file `Tasks`
+_EXAMPLES = f"""\
 examples:
   disbatch -s localhost:8 Tasks                  8 tasks at a time on this machine
-  sbatch -n 20 -c 4 disbatch Tasks               20 tasks of 4 cores each in a Slurm job
-  disbatch -s localhost:8 -r Tasks_disBatch_*_status.txt Tasks
+  sbatch -n 20 -c 4 --wrap 'disbatch Tasks'     20 tasks of 4 cores each in a Slurm job
+  disbatch -s localhost:8 -r {_EVERY_RUN.status} Tasks
                                                  resume: skip what earlier runs finished (add -R to run the
                                                  failed ones again); the newest status file alone is enough
   disbatch -s node1:16,node2:16 --retries 2 --timeout 600 Tasks
@@ -64,7 +65,7 @@ examples:
 other commands:
   disbatch report STATUS_OR_EVENTS_FILE [-o FILE]  summarise a finished run (HTML with -o)
   disbatch submit ...                              run a task file on a remote machine or batch system
-  <stem>_dbUtil.sh --help                          add engines to a live run, watch it (--mon)
+  {NAMED_IN_MESSAGES.dbutil + ' --help':<47}  add engines to a live run, watch it (--mon)
 """
 
 
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         action='extend',
         default=[],
         help='Read status files of earlier runs and skip the tasks they finished. One -r takes several files '
-        '(-r Tasks_disBatch_*_status.txt Tasks: the last word is the task file) and may be given more than once; a '
+        f'(-r {_EVERY_RUN.status} Tasks: the last word is the task file) and may be given more than once; a '
         "resumed run's status file also holds every record it carried over, so the newest one alone is enough.",
     )
     add(

@@ -104,8 +104,6 @@ class RunConfig:
             raise UsageError('--mailFreq needs --mailTo')
         if arguments.mailFreq is not None and arguments.mailFreq < 1:
             raise UsageError(f'--mailFreq {arguments.mailFreq}: send a message every 1 or more completions')
-        if arguments.cpusPerTask is not None and arguments.cpusPerTask <= 0:
-            raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
         check_resource_arguments(arguments)

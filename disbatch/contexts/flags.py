@@ -8,6 +8,7 @@ per slot); its deprecated `-g/--gpu` still does nothing, and says so (`deprecati
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 from disbatch.errors import UsageError
@@ -87,8 +88,17 @@ def add_context_arguments(
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
 
 
+MIN_CPUS_PER_TASK = 0.001  # -c: at most a thousand tasks per core
+
+
 def check_resource_arguments(arguments: argparse.Namespace) -> None:
-    """UsageError for a --gpus-per-task or -E that cannot work."""
+    """UsageError for a -c, --label, --gpus-per-task or -E that cannot work."""
+    cpus = arguments.cpusPerTask
+    if cpus is not None and not (math.isfinite(cpus) and cpus >= MIN_CPUS_PER_TASK):
+        raise UsageError(f'-c {cpus:g}: give the cores per task, a number from {MIN_CPUS_PER_TASK:g} up')
+    label = arguments.label
+    if label is not None and (not label or '/' in label or label in ('.', '..') or '\0' in label):
+        raise UsageError(f'--label {label!r}: a label is part of file names: give one without "/"')
     if arguments.gpus_per_task is not None and arguments.gpus_per_task < 1:
         raise UsageError(f'--gpus-per-task {arguments.gpus_per_task}: give 1 or more')
     for variable in arguments.env_resource or []:

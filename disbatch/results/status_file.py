@@ -12,6 +12,7 @@ runs again), unless no line came before it and it is not a status line: then the
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 
@@ -109,6 +110,9 @@ def read_status_file(path: str) -> Iterator[StatusRecord]:
     except OSError as error:
         raise StatusFileError(path, 0, f'cannot read status file: {error.strerror or error}') from error
     with stream:
+        mode = os.fstat(stream.fileno()).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # /dev/zero would be read for ever
+            raise StatusFileError(path, 0, 'not a status file: not a regular file')
         line_number = 0
         seen_line = False
         try:

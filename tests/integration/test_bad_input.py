@@ -153,12 +153,26 @@ def test_a_misspelled_flag_gets_one_line_naming_the_flag_it_is_close_to(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize('prefix', ['nodir/', 'nodir/name', 'nodir/deeper/'])
-def test_prefix_in_a_missing_directory(procs: Processes, tmp_path: Path, prefix: str) -> None:
+@pytest.mark.parametrize('prefix', ['Tasks/', 'Tasks/name', 'Tasks/deeper/'])
+def test_prefix_in_a_directory_that_cannot_be_made(procs: Processes, tmp_path: Path, prefix: str) -> None:
     write_task_file(tmp_path / 'Tasks', 'touch ran\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', prefix, 'Tasks')
-    one_line_error(result, '-p', 'nodir')
+    one_line_error(result, '-p', 'Tasks', 'cannot make the directory')
     nothing_ran(tmp_path, 'Tasks')
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize('prefix', ['nodir/', 'nodir/name', 'nodir/deeper/'])
+def test_a_missing_prefix_directory_is_made_like_the_results_directory(
+    procs: Processes, tmp_path: Path, prefix: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', prefix, 'Tasks')
+    assert result.returncode == 0, result.describe()
+    assert (tmp_path / 'ran').exists()
+    directory = tmp_path / prefix if prefix.endswith('/') else (tmp_path / prefix).parent
+    assert directory.is_dir() and (directory.stat().st_mode & 0o777) == 0o700
+    assert run_files(directory, 'status.txt')
 
 
 # ------------------------------------------------------------------------------------------- --use-address
@@ -305,3 +319,28 @@ def test_tabs_line_breaks_and_invalid_utf8(procs: Processes, tmp_path: Path) -> 
     assert resumed.returncode == 0, resumed.describe()
     skipped = read_status(status_path(tmp_path / 'again'))
     assert len(skipped) == 5 and all(record.kind.value == 'S' for record in skipped), skipped
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ('flags', 'named'),
+    [
+        (['-c', 'nan'], '-c nan'),
+        (['-c', '1e-300'], '-c 1e-300'),  # the engine died with OverflowError (slots = cores / 1e-300)
+        (['-p', '/proc/'], '-p /proc/'),
+        (['-p', '/proc/', '--logfile', 'driver.log'], '-p /proc/'),  # then it is an engine log that cannot be made
+        (['-r', '/dev/zero'], '-r /dev/zero'),  # read for ever before
+        (['--label', 'a/b'], '--label'),
+        (['--label', '../../etc'], '--label'),
+        (['--logfile', '/dev/full'], '--logfile /dev/full'),
+        (['--logfile', '/nonexistent/log'], '--logfile /nonexistent/log'),
+    ],
+)
+def test_a_flag_that_cannot_work_is_one_line_naming_it(
+    procs: Processes, tmp_path: Path, flags: list[str], named: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', *flags, 'Tasks', timeout=20)
+    one_line_error(result, named)
+    assert not (tmp_path / 'ran').exists()
+    logs_without_traceback(tmp_path)

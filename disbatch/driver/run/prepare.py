@@ -27,7 +27,7 @@ from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, advertised, listen_address
 from disbatch.driver.stream.scan import open_task_file, validate
 from disbatch.driver.stream.source import FileSource
-from disbatch.errors import ListenError
+from disbatch.errors import ListenError, OutputPathError, StatusFileError
 from disbatch.privacy import create_private
 
 if TYPE_CHECKING:
@@ -59,17 +59,22 @@ def _prepare(
     """Check what can be checked, name the run's files, open its log, start its engines, then serve the run."""
     resume = _load_resume(config.resume_from) if config.resume_from else None
     files = run_files.choose_stem(config.prefix, tasks_name)
-    with _logging(config.logfile or files.driver_log, config.loglevel):
-        log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
+    flag = f'--logfile {config.logfile}' if config.logfile else f'-p {config.prefix}'
+    with _logging(
+        config.logfile or files.driver_log, config.loglevel, flag, f'run {files.job_id}: {" ".join(sys.argv)}'
+    ):
         for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
             _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
-        contexts = [] if config.startup_only else [_context(config, files)]
+        contexts: list[NodeContext] = []
         try:
             # The engines start now, so their start-up overlaps the rest of ours (binding, the session's imports);
             # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
-            launched = contexts if total != 0 else []
-            for context in launched:
-                context.launch(files.job_id, files.engine_log('{context}', '{host}'))
+            launched = []
+            with _run_file_errors(config.prefix, files):
+                contexts += [] if config.startup_only else [_context(config, files)]
+                launched = contexts if total != 0 else []
+                for context in launched:
+                    context.launch(files.job_id, files.engine_log('{context}', '{host}'))
             # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
             from disbatch.protocol.transport import Credentials
 
@@ -93,6 +98,18 @@ def _prepare(
                 context.terminate()
 
 
+@contextlib.contextmanager
+def _run_file_errors(prefix: str, files: RunFiles) -> Iterator[None]:
+    """An OSError on one of the run's own files (a context or engine log: `-p /proc/` with `--logfile` elsewhere)
+    as one line naming `-p`."""
+    try:
+        yield
+    except OSError as error:
+        if not str(error.filename or '').startswith(files.stem):
+            raise
+        raise OutputPathError(f'-p {prefix}: cannot write {error.filename}: {error.strerror or error}') from None
+
+
 def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoint:
     """The engine endpoint on `host` (any free port); ListenError names --use-address when the user chose it."""
     import zmq
@@ -106,9 +123,13 @@ def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoin
 
 
 def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
+    """The `-r` files' index; a file that is not a status file is named with the flag (`-r PATH:LINE: why`)."""
     from disbatch.results.resume import ResumeIndex
 
-    return ResumeIndex.load(paths)
+    try:
+        return ResumeIndex.load(paths)
+    except StatusFileError as error:
+        raise StatusFileError(f'-r {error.path}', error.line_number, error.message) from None
 
 
 def _context(config: RunConfig, files: RunFiles) -> NodeContext:
@@ -134,10 +155,20 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
 
 
 @contextlib.contextmanager
-def _logging(path: str, level: str) -> Iterator[None]:
-    create_private(path)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+def _logging(path: str, level: str, flag: str, first: str) -> Iterator[None]:
+    """The driver log at `path`, its `first` line written at once: OutputPathError naming `flag` (the `--logfile`
+    or `-p` that put it there) when it cannot be made or written (a missing directory, /proc/, /dev/full), before
+    anything starts rather than as a logging traceback later."""
+    formatter = logging.Formatter(LOG_FORMAT)
+    try:
+        create_private(path)
+        with open(path, 'a', encoding='utf-8') as probe:  # its close flushes: ENOSPC shows here
+            probe.write(formatter.format(logging.LogRecord(log.name, logging.INFO, __file__, 0, first, None, None)))
+            probe.write('\n')
+        handler = logging.FileHandler(path)
+    except OSError as error:
+        raise OutputPathError(f'{flag}: cannot write the log file {path}: {error.strerror or error}') from None
+    handler.setFormatter(formatter)
     logger = logging.getLogger('disbatch')
     logger.addHandler(handler)
     logger.setLevel(level)
