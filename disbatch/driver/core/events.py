@@ -108,7 +108,7 @@ class StopRequested:
 
     reason: str
     exit_code: int
-    abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
+    abort: bool = True  # stop running tasks; False only when none runs (a BARRIER CHECK, the walltime drain)
 
 
 @dataclass(frozen=True, slots=True)

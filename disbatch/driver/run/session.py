@@ -110,8 +110,9 @@ class Session:
         config, kvs_token = self.config, self.kvs_token
         if config.address_file:
             _write_private(config.address_file, f'{kvs_address}\n{kvs_token}\n')
+        lost = (lambda: kvs.lost) if isinstance(kvs, OutsideKVS) else (lambda: None)
         if config.taskcommand is None:
-            source = KVSTaskSource(kvs)
+            source = KVSTaskSource(kvs, lost=lost)
             if not config.address_file:
                 print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
                       file=sys.stderr)  # fmt: skip
@@ -122,7 +123,7 @@ class Session:
             env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token), start_new_session=True,
         )  # fmt: skip
         log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
-        return KVSTaskSource(kvs, producer)
+        return KVSTaskSource(kvs, producer, lost)
 
     def _serve(self, feeder: Feeder, kvs: KVSStore, kvs_address: str, resume: ResumeIndex | None) -> int:
         config, files, credentials, kvs_token = self.config, self.files, self.credentials, self.kvs_token
