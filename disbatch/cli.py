@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         '--resume-from',
         metavar='STATUSFILE',
         nargs='+',
-        action='extend',
+        action='append',
         default=[],
         help='Read status files of earlier runs and skip the tasks they finished. One -r takes several files '
         f'(-r {_EVERY_RUN.status} Tasks: the last word is the task file) and may be given more than once; a '
@@ -248,9 +248,10 @@ _SOURCES = (('taskfile', 'TASKFILE'), ('taskcommand', '--taskcommand'), ('taskse
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """The flags of `argv`, the task source settled: one `-r` takes several status files, so in `-r A B Tasks` the
-    last word is the task file; exactly one of a task file, --taskcommand and --taskserver (or --version)."""
+    last word is the task file (of the first `-r` that names several words, when no task file comes after them);
+    exactly one of a task file, --taskcommand and --taskserver (or --version)."""
     parser = build_parser()
-    arguments, unknown = parser.parse_known_args(argv)
+    arguments, unknown = parser.parse_known_args(_bare_resubmit(argv))
     if _retry_count(argv, arguments):
         parser.error(
             f'--retry {arguments.taskfile}: --retry is the long form of -R (with -r, run the tasks that failed in '
@@ -260,14 +261,26 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f'unrecognized arguments: {" ".join(unknown)}')
     given = [flag for name, flag in _SOURCES if getattr(arguments, name) is not None]
-    if not given and len(arguments.resume_from) > 1 and not arguments.version:
-        arguments.taskfile = arguments.resume_from.pop()
+    groups: list[list[str]] = arguments.resume_from  # one list per -r
+    several = [group for group in groups if len(group) > 1]
+    if not given and several and not arguments.version:
+        arguments.taskfile = several[0].pop()  # `-r A B Tasks`: the last word of the first -r naming several
         given = ['TASKFILE']
+    arguments.resume_from = [path for group in groups for path in group]
     if len(given) > 1:
         parser.error(f'{given[0]} and {given[1]}: give one source of tasks')
     if not given and not arguments.version:
         parser.error('give a task file (or --taskcommand COMMAND, --taskserver [HOST:PORT])')
     return arguments
+
+
+def _bare_resubmit(argv: list[str]) -> list[str]:
+    """`--resubmit Tasks`: the word after a bare --resubmit is not its count (argparse would take it for one)."""
+    words = list(argv)
+    for position, word in enumerate(words[:-1]):
+        if word == '--resubmit' and not words[position + 1].lstrip('-').isdigit():
+            words[position] = f'--resubmit={DEFAULT_RESUBMITS}'
+    return words
 
 
 def _retry_count(argv: list[str], arguments: argparse.Namespace) -> bool:

@@ -67,3 +67,9 @@ def test_the_help_shows_the_everyday_flags_first_then_the_groups_and_examples() 
     ):
         assert flag in everyday, flag
     assert 'disbatch report' in text and 'disbatch submit' in text
+
+
+def test_a_bare_resubmit_before_the_task_file_takes_its_default_count() -> None:
+    arguments = parse_arguments(['--resubmit', 'Tasks'])  # the Readme's `disbatch --resubmit Tasks`
+    assert (arguments.taskfile, arguments.resubmit) == ('Tasks', 10)
+    assert parse_arguments(['--resubmit', '3', 'Tasks']).resubmit == 3

@@ -252,7 +252,8 @@ class Session:
         left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
         job = slurm_job(os.environ)
         if self.config.resubmit > 0 and job is not None:
-            script = follow_up_script(sys.argv[1:], os.getcwd(), self.files.status, self.config.resubmit - 1)
+            script = follow_up_script(sys.argv[1:], self.config.taskfile, self.config.resume_from, os.getcwd(),
+                                      self.files.status, self.config.resubmit - 1)  # fmt: skip
             try:
                 scheduler.drain.follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
             except ContextError as error:
