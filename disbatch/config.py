@@ -20,8 +20,9 @@ _UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
 
 
 def parse_duration(text: str, flag: str = '--walltime') -> float:
-    """Seconds in `text`: `HH:MM:SS`, `MM:SS`, `SS`, Slurm's `D-HH:MM:SS`, or a number with a unit (`20s`, `90m`,
-    `1.5h`, `2d`). UsageError naming `flag` when it is none of these, or not more than 0."""
+    """Seconds in `text`, in Slurm's `--time` forms: `M` (a bare number is minutes, as in `sbatch -t 5`), `M:S`,
+    `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`; or a number with a unit (`20s`, `90m`, `1.5h`, `2d`). UsageError naming
+    `flag` when it is none of these, or not more than 0."""
     spoken = text.strip().lower()
     seconds: float | None = None
     if spoken and spoken[-1] in _UNITS:
@@ -30,14 +31,21 @@ def parse_duration(text: str, flag: str = '--walltime') -> float:
         except ValueError:
             seconds = None
     elif (match := _DURATION.fullmatch(spoken)) is not None:
-        fields = [int(part) for part in match['clock'].split(':')]
-        while len(fields) < 3:  # after a day count, Slurm's H, H:M; without, M:S, S
-            fields.insert(len(fields) if match['days'] is not None else 0, 0)
-        hours, minutes, whole = fields
-        seconds = int(match['days'] or 0) * 86400 + hours * 3600 + minutes * 60 + whole
-        seconds += float(f'0.{match["fraction"]}') if match['fraction'] else 0.0
+        given = [int(part) for part in match['clock'].split(':')]
+        # Slurm's units of the fields: after a day count H, H:M, H:M:S; without one M, M:S, H:M:S
+        if match['days'] is not None:
+            units = [3600.0, 60.0, 1.0][: len(given)]
+        else:
+            units = {1: [60.0], 2: [60.0, 1.0], 3: [3600.0, 60.0, 1.0]}[len(given)]
+        seconds = int(match['days'] or 0) * 86400.0 + sum(
+            value * unit for value, unit in zip(given, units, strict=True)
+        )
+        if match['fraction']:  # of the last field's unit: `1.5` is 90 seconds
+            seconds += float(f'0.{match["fraction"]}') * units[-1]
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise UsageError(f'{flag} {text!r}: give a duration such as 1:30:00, 90m, 20s or 2-00:00:00')
+        raise UsageError(
+            f'{flag} {text!r}: give a duration as Slurm does (minutes, M:S, H:M:S, D-H:M:S) or with a unit (90m, 20s)'
+        )
     return seconds
 
 
@@ -99,8 +107,6 @@ class RunConfig:
             raise UsageError('--mailFreq needs --mailTo')
         if arguments.mailFreq is not None and arguments.mailFreq < 1:
             raise UsageError(f'--mailFreq {arguments.mailFreq}: send a message every 1 or more completions')
-        if arguments.cpusPerTask is not None and arguments.cpusPerTask <= 0:
-            raise UsageError(f'-c {arguments.cpusPerTask:g}: cores per task must be more than 0')
         if arguments.tasksPerNode is not None and arguments.tasksPerNode < 1:
             raise UsageError(f'-t {arguments.tasksPerNode}: tasks per node must be at least 1')
         check_resource_arguments(arguments)

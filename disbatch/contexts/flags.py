@@ -22,8 +22,15 @@ GPU_VARIABLES = frozenset(
 )
 
 
-def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) -> None:  # fmt: skip
+def add_context_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    default_hint: str,
+    everyday: argparse.ArgumentParser | argparse._ArgumentGroup | None = None,
+) -> None:  # fmt: skip
+    """The context flags on `parser` (a parser or one of its groups of `--help`); `-s`, `-t` and `-c` on
+    `everyday` when given (`disbatch --help` shows them first)."""
     add = parser.add_argument
+    first = (everyday or parser).add_argument
     add(
         '-C',
         '--context-task-limit',
@@ -32,7 +39,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='TASK_LIMIT',
         help='Shutdown after running COUNT tasks (0 => no limit).',
     )
-    add(
+    first(
         '-c',
         '--cpusPerTask',
         type=float,
@@ -55,7 +62,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='COMMAND',
         help='Shell command to run to retire a node (environment includes $NODES, $RETCODES, $ACTIVE, $RETIRED).',
     )
-    add(
+    first(
         '-s',
         '--ssh-node',
         action='append',
@@ -63,7 +70,7 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
         metavar='HOST:CORECOUNT',
         help='Run tasks on the given nodes (may be given more than once; equivalent to DISBATCH_SSH_NODELIST)',
     )
-    add(
+    first(
         '-t',
         '--tasksPerNode',
         type=int,
@@ -99,8 +106,17 @@ def add_context_arguments(parser: argparse.ArgumentParser, default_hint: str) ->
     add('-g', '--gpu', action='store_true', help=argparse.SUPPRESS)
 
 
+MIN_CPUS_PER_TASK = 0.001  # -c: at most a thousand tasks per core
+
+
 def check_resource_arguments(arguments: argparse.Namespace) -> None:
-    """UsageError for a --gpus-per-task or -E that cannot work."""
+    """UsageError for a -c, --label, --gpus-per-task or -E that cannot work."""
+    cpus = arguments.cpusPerTask
+    if cpus is not None and not (math.isfinite(cpus) and cpus >= MIN_CPUS_PER_TASK):
+        raise UsageError(f'-c {cpus:g}: give the cores per task, a number from {MIN_CPUS_PER_TASK:g} up')
+    label = arguments.label
+    if label is not None and (not label or '/' in label or label in ('.', '..') or '\0' in label):
+        raise UsageError(f'--label {label!r}: a label is part of file names: give one without "/"')
     if arguments.gpus_per_task is not None and arguments.gpus_per_task < 1:
         raise UsageError(f'--gpus-per-task {arguments.gpus_per_task}: give 1 or more')
     for variable in arguments.env_resource or []:

@@ -59,6 +59,7 @@ class OutsideKVS:
         self._replaced: set[bytes] = set()
         self._trimmer: KVSClient | None = None
         self._closed = False
+        self.lost: str | None = None  # why the server is gone (a watching connection broke), None while it serves
 
     def put(self, key: bytes, value: bytes, encoding: bytes = b'ASTR') -> None:
         with self._lock:
@@ -147,9 +148,20 @@ class OutsideKVS:
                 expected = self._closed or self._drains.get(key) is not client
             if not expected:
                 log.warning('the outside KVS server closed the connection waiting on %r: %s', key, error)
+                self._lose(f'the outside KVS server {self.address[0]}:{self.address[1]} is gone ({error})')
         finally:
             with contextlib.suppress(OSError):
                 client.close()
+
+    def _lose(self, why: str) -> None:
+        """The server is gone: say why in `lost`, and wake every watcher so the driver looks (a task source ends)."""
+        with self._lock:
+            if self.lost is not None:
+                return
+            self.lost = why
+            callbacks = [(key, callback) for key, watching in self._watchers.items() for callback in watching]
+        for key, callback in callbacks:
+            callback(key, b'', b'')
 
     def _quietly(self, action: Callable[[], None], key: bytes) -> None:
         """The run goes on when the outside server is gone (its tasks do not need it): say so in the log."""

@@ -82,29 +82,67 @@ def failure_lines(failed: FailedTasks, total_failed: int, width: int) -> list[st
     return lines
 
 
-def rerun_command(argv: Sequence[str], taskfile: str, status_path: str, retry_failed: bool = True) -> str:
+def rerun_command(
+    argv: Sequence[str],
+    taskfile: str | None,
+    status_path: str,
+    retry_failed: bool = True,
+    resume_paths: Sequence[str] = (),
+) -> str:
     """The run's command line with its resume flags replaced by `-r STATUS` (and `-R`), just before the task file.
 
-    `argv` is the run's arguments without the program name; `taskfile` is the task-file argument as given.
+    `argv` is the run's arguments without the program name; `taskfile` is the task-file argument as given (None
+    for a task stream: the flags go last); `resume_paths` are the run's own `-r` files (one `-r` may name several),
+    all of which go: this run's status file alone is enough, as a resumed run carries every earlier record into it
+    before it starts (`results/resume.py`).
     """
+    arguments = resumed_arguments(argv, taskfile, status_path, resume_paths, keep=False)
+    if retry_failed:
+        arguments.insert(arguments.index(status_path) + 1, '-R')
+    return shlex.join(['disbatch', *arguments])
+
+
+def resumed_arguments(
+    argv: Sequence[str], taskfile: str | None, status_path: str, resume_paths: Sequence[str], keep: bool
+) -> list[str]:
+    """`argv` with `-r STATUS` just before the task file (last for a task stream). Its own resume flags (`-r` with
+    its files, which are `resume_paths`; `-R`, `--force-resume`) stay as given with `keep`, else go."""
     kept: list[str] = []
-    words = iter(argv)
-    for word in words:
-        name = word.split('=', 1)[0]
-        if name in _RESUME_FLAGS and (name.startswith('--') or word == name):
-            if _RESUME_FLAGS[name] and '=' not in word:
-                next(words, None)
-            continue
+    dropped = list(resume_paths)
+    position = 0
+    while position < len(argv):
+        word = argv[position]
+        position += 1
+        name, equals, _ = word.partition('=')
         if word.startswith('-r') and not word.startswith('--') and len(word) > 2:  # -rFILE
+            flag = [word]
+            value = word[2:]
+        elif name not in _RESUME_FLAGS or not (name.startswith('--') or word == name):
+            kept.append(word)
             continue
-        kept.append(word)
-    added = ['-r', status_path] + (['-R'] if retry_failed else [])
-    if taskfile in kept:
-        position = len(kept) - 1 - kept[::-1].index(taskfile)
-        kept[position:position] = added
+        elif not _RESUME_FLAGS[name]:  # -R, --force-resume
+            kept += [word] if keep else []
+            continue
+        elif equals:
+            flag, value = [word], word.partition('=')[2]
+        else:
+            value = argv[position] if position < len(argv) else ''
+            flag = [word, value]
+            position += 1
+        if value in dropped:
+            dropped.remove(value)
+        while position < len(argv) and argv[position] in dropped:  # `-r A B C`: one flag, several files
+            dropped.remove(argv[position])
+            flag.append(argv[position])
+            position += 1
+        kept += flag if keep else []
+    added = ['-r', status_path]
+    if taskfile is not None and taskfile in kept:
+        at = len(kept) - 1 - kept[::-1].index(taskfile)
+        kept[at:at] = added
     else:
         kept += added
-    return shlex.join(['disbatch', *kept])
+    return kept
 
 
 def advice_lines(

@@ -188,6 +188,7 @@ class Stats:
         self.max_slots = 0
         self.failures: Counter[int] = Counter()  # return code -> tasks
         self.lost_attempts = 0
+        self.skipped_failed = 0  # tasks skipped by -r whose earlier record is a failure (-R runs them)
         self.per_engine = 0
         self.per_engine_failed = 0
         self.view: Snapshot | None = None  # the latest snapshot
@@ -204,6 +205,8 @@ class Stats:
             self.per_engine += 1
             self.per_engine_failed += record.failed
             return
+        if record.kind is RecordKind.SKIPPED:
+            self.skipped_failed += record.failed
         if record.kind not in _RAN:
             return  # skipped (done by an earlier run) and barriers took no slot time
         self.failed.add(record)
@@ -305,7 +308,9 @@ def format_summary(
     if interrupted:
         head.append(f'{interrupted} interrupted (a plain -r runs them again)')
     if skipped:
-        head.append(f'{skipped} skipped (done by an earlier run)')
+        failed_before = min(stats.skipped_failed, skipped)
+        why = f'; {failed_before} of them had failed: add -R to run them again' if failed_before else ''
+        head.append(f'{skipped} skipped (done by an earlier run{why})')
     if not_run:
         head.append(f'{not_run} not run (stopped)')
     elif view.more:

@@ -8,6 +8,10 @@ Fixes over the reference (SPEC §3):
 * Across every `-r` file the best record of a task id wins: a record with return code 0 beats a failed one; between
   two of the same kind the later `Finish` wins, and on equal `Finish` the one read last (later file, later line).
 * A mismatch names the task, its line and both command texts.
+* A resumed run's status file accounts for every task an earlier run finished, from its start: before any task runs,
+  the run writes an `S` line for each task the `-r` files say is done (`carried`), so a run stopped at any moment
+  (Ctrl-C, SIGKILL, the walltime) leaves a status file that alone is enough for the next `-r`. (The reference wrote
+  these lines only as it reached each task in the task file: a resume of a stopped resume ran finished tasks again.)
 
 The match check is made only for a task that would be skipped: with `-R`, a failed task runs again even if its
 line changed (fixing a failed command and resuming with `-R` is the usual way to use it).
@@ -17,7 +21,7 @@ Memory: the index keeps one entry per task id, the record's line as compact byte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from disbatch.errors import ResumeMismatchError
 from disbatch.results.record import RecordKind, StatusRecord
@@ -72,6 +76,14 @@ class ResumeIndex:
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._lines
+
+    def carried(self, retry_failed: bool) -> Iterator[StatusRecord]:
+        """The `S` record of every task that counts as done (with `retry_failed`, the successful ones only), in task
+        id order: what a resumed run writes first, so its status file alone accounts for every task done before."""
+        for task_id in sorted(self._lines):
+            record = self._record(task_id)
+            if record is not None and not (retry_failed and record.failed):
+                yield record.as_skipped()
 
     def record(self, task_id: int) -> StatusRecord | None:
         """The best earlier record of `task_id`, if any."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.results.record import StatusRecord
+from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile import Task, parse_stream
 
 from ..conftest import Processes
@@ -90,13 +90,15 @@ def test_nul_byte_in_a_directive_is_refused_before_anything_runs(procs: Processe
 
 @pytest.mark.timeout(30)
 def test_nul_byte_in_a_command_read_from_stdin(procs: Processes, tmp_path: Path) -> None:
-    # a stream is read as it runs: what came before the bad line ran, nothing after it does
+    # a stream is read as it runs: what came before the bad line was handed out, nothing after it is; the bad line
+    # stops the run as Ctrl-C does (issue 22): a task still running then is recorded interrupted, not failed
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-', input=b'echo ok\necho a\x00b\ntouch ran\n')
     line = one_line_error(result, '<stdin>:2:')
     assert 'NUL' in line, line
     assert not (tmp_path / 'ran').exists()
-    tasks = by_task_id(read_status(status_path(tmp_path)))
-    assert sorted(tasks) == [0] and tasks[0].return_code == 0, tasks
+    [record] = read_status(status_path(tmp_path))
+    assert record.task_id == 0 and not record.failed, record
+    assert record.return_code == 0 or record.kind is RecordKind.INTERRUPTED, record
     logs_without_traceback(tmp_path)
 
 
@@ -153,12 +155,26 @@ def test_a_misspelled_flag_gets_one_line_naming_the_flag_it_is_close_to(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize('prefix', ['nodir/', 'nodir/name', 'nodir/deeper/'])
-def test_prefix_in_a_missing_directory(procs: Processes, tmp_path: Path, prefix: str) -> None:
+@pytest.mark.parametrize('prefix', ['Tasks/', 'Tasks/name', 'Tasks/deeper/'])
+def test_prefix_in_a_directory_that_cannot_be_made(procs: Processes, tmp_path: Path, prefix: str) -> None:
     write_task_file(tmp_path / 'Tasks', 'touch ran\n')
     result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', prefix, 'Tasks')
-    one_line_error(result, '-p', 'nodir')
+    one_line_error(result, '-p', 'Tasks', 'cannot make the directory')
     nothing_ran(tmp_path, 'Tasks')
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize('prefix', ['nodir/', 'nodir/name', 'nodir/deeper/'])
+def test_a_missing_prefix_directory_is_made_like_the_results_directory(
+    procs: Processes, tmp_path: Path, prefix: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', prefix, 'Tasks')
+    assert result.returncode == 0, result.describe()
+    assert (tmp_path / 'ran').exists()
+    directory = tmp_path / prefix if prefix.endswith('/') else (tmp_path / prefix).parent
+    assert directory.is_dir() and (directory.stat().st_mode & 0o777) == 0o700
+    assert run_files(directory, 'status.txt')
 
 
 # ------------------------------------------------------------------------------------------- --use-address
@@ -305,3 +321,28 @@ def test_tabs_line_breaks_and_invalid_utf8(procs: Processes, tmp_path: Path) -> 
     assert resumed.returncode == 0, resumed.describe()
     skipped = read_status(status_path(tmp_path / 'again'))
     assert len(skipped) == 5 and all(record.kind.value == 'S' for record in skipped), skipped
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ('flags', 'named'),
+    [
+        (['-c', 'nan'], '-c nan'),
+        (['-c', '1e-300'], '-c 1e-300'),  # the engine died with OverflowError (slots = cores / 1e-300)
+        (['-p', '/proc/'], '-p /proc/'),
+        (['-p', '/proc/', '--logfile', 'driver.log'], '-p /proc/'),  # then it is an engine log that cannot be made
+        (['-r', '/dev/zero'], '-r /dev/zero'),  # read for ever before
+        (['--label', 'a/b'], '--label'),
+        (['--label', '../../etc'], '--label'),
+        (['--logfile', '/dev/full'], '--logfile /dev/full'),
+        (['--logfile', '/nonexistent/log'], '--logfile /nonexistent/log'),
+    ],
+)
+def test_a_flag_that_cannot_work_is_one_line_naming_it(
+    procs: Processes, tmp_path: Path, flags: list[str], named: str
+) -> None:
+    write_task_file(tmp_path / 'Tasks', 'touch ran\n')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', *flags, 'Tasks', timeout=20)
+    one_line_error(result, named)
+    assert not (tmp_path / 'ran').exists()
+    logs_without_traceback(tmp_path)

@@ -325,9 +325,9 @@ def test_prefix_directory_and_name(procs: Processes, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_prefix_missing_directory(procs: Processes, tmp_path: Path) -> None:
+def test_prefix_directory_that_cannot_be_made(procs: Processes, tmp_path: Path) -> None:
     write_task_file(tmp_path / 'Tasks', 'touch ran.txt\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', 'missing/', 'Tasks')
+    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-p', 'Tasks/missing/', 'Tasks')
     assert result.returncode != 0, result.describe()
     assert len(messages(result.stderr)) == 1, result.stderr
     assert 'missing' in result.stderr

@@ -38,7 +38,8 @@ class ItemRead:
 
 @dataclass(frozen=True, slots=True)
 class RecordRead:
-    """A task an earlier run finished (from `-r`): recorded again, not run."""
+    """A task an earlier run finished (from `-r`): counted, not run. Its `S` line is in the status file already: a
+    resumed run writes them all before it starts (`ResumeIndex.carried`)."""
 
     record: StatusRecord
 
@@ -107,7 +108,7 @@ class StopRequested:
 
     reason: str
     exit_code: int
-    abort: bool = True  # kill running tasks; False lets them finish (a task stream that went bad)
+    abort: bool = True  # stop running tasks; False only when none runs (a BARRIER CHECK, the walltime drain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class SendTask:
 class WriteRecord:
     record: StatusRecord
     final: bool = True  # False for an attempt that is run again (--retries, a lost engine): not the task's result
+    carried: bool = False  # True for a task done by an earlier run: on file since the run started; observers only
 
 
 @dataclass(frozen=True, slots=True)

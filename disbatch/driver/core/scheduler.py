@@ -151,7 +151,7 @@ class Scheduler:
 
     def _on_record_read(self, event: RecordRead, actions: list[Action]) -> None:
         self.counts.skipped += 1
-        actions.append(WriteRecord(event.record))
+        actions.append(WriteRecord(event.record, carried=True))
 
     def _on_stream_ended(self, event: StreamEnded, actions: list[Action]) -> None:
         self._stream_ended = True

@@ -15,12 +15,11 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TextIO, cast
 
-from disbatch.results.failures import rerun_command
 from disbatch.results.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
 from disbatch.results.record import StatusRecord
 from disbatch.run_snapshot import Snapshot
@@ -56,7 +55,7 @@ class ProgressLine:
         *,
         expected_total: int | None = None,
         plain_every: float = PLAIN_INTERVAL_SECONDS,
-        rerun: tuple[Sequence[str], str] | None = None,
+        rerun: Callable[[bool], str] | None = None,
         exit_code_flag: bool = True,
     ) -> None:
         self.stream = stream
@@ -65,7 +64,7 @@ class ProgressLine:
         self.enabled = enabled
         self.clock = clock
         self.plain_every = plain_every
-        self.rerun = rerun  # (the run's arguments, its task-file argument): for the re-run command of the summary
+        self.rerun = rerun  # the command that runs the tasks left again (with -R or not): for the summary
         self.exit_code_flag = exit_code_flag  # -e
         self.interactive = enabled and _isatty(stream)
         self.stats = Stats()
@@ -129,10 +128,7 @@ class ProgressLine:
 
     def _summary(self) -> str:
         failed = self.stats.view.failed if self.stats.view else 0
-        rerun = None
-        if self.rerun is not None:
-            argv, taskfile = self.rerun
-            rerun = rerun_command(argv, taskfile, self.status_path, retry_failed=bool(failed))
+        rerun = self.rerun(bool(failed)) if self.rerun is not None else None
         return format_summary(self.stats, self.status_path, self._width(), rerun, self.exit_code_flag)
 
     # ------------------------------------------------------------ other messages

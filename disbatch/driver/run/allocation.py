@@ -5,10 +5,10 @@ under Slurm `SLURM_JOB_END_TIME` where Slurm sets it (23.02 and later), else `sq
 A job without a time limit ends a year after it started (Slurm's INFINITE): nothing is held before then.
 
 `--resubmit [N]`: when the run stops for the end of its allocation with tasks left, the driver writes
-`<stem>_resubmit.sh` (the same `disbatch` command line, run in the same directory, with `-r <this status file>` and
-`--resubmit N-1` added) and submits it with `sbatch --dependency=afterany:$SLURM_JOB_ID` and the same nodes, tasks,
-CPUs, memory, partition, account, QOS, name and time limit as this job. Each follow-up adds its predecessor's status
-file, so the last one reads them all.
+`<stem>_resubmit.sh` (the same `disbatch` command line, run in the same directory, with `-r <this status file>` added
+before the task file and `--resubmit N-1` at the end) and submits it with `sbatch --dependency=afterany:JOBID` and
+the same nodes, tasks, CPUs, memory, partition, account, QOS, name and time limit as this job. Each follow-up adds its
+predecessor's status file, so the last one reads them all (the newest alone would do: `results/resume.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from disbatch.driver.core.walltime import Allocation, default_margin
 from disbatch.errors import ContextError, OutputLostError, RunFileError
 from disbatch.privacy import SCRIPT_MODE, write_file
+from disbatch.results.failures import resumed_arguments
 
 log = logging.getLogger('disbatch.driver')
 
@@ -110,10 +111,18 @@ def _squeue(job: str, field: str) -> str | None:
 # ---------------------------------------------------------------- the follow-up job
 
 
-def follow_up_script(argv: Sequence[str], cwd: str, status_path: str, resubmits_left: int) -> str:
-    """The follow-up job's script: this run's command line, with this status file to resume from."""
-    command = [sys.executable, '-m', 'disbatch', *argv, '-r', os.path.abspath(status_path), '--resubmit',
-               str(resubmits_left)]  # fmt: skip
+def follow_up_script(
+    argv: Sequence[str],
+    taskfile: str | None,
+    resume_paths: Sequence[str],
+    cwd: str,
+    status_path: str,
+    resubmits_left: int,
+) -> str:
+    """The follow-up job's script: this run's command line, with this status file added to its `-r` files just
+    before the task file (every earlier file stays: this one alone would do, see `results/resume.py`)."""
+    arguments = resumed_arguments(argv, taskfile, os.path.abspath(status_path), resume_paths, keep=True)
+    command = [sys.executable, '-m', 'disbatch', *arguments, '--resubmit', str(resubmits_left)]
     return (
         '#!/bin/bash\n'
         '# written by disbatch --resubmit: continues the run whose status file is named below\n'

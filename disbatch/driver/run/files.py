@@ -23,16 +23,19 @@ if TYPE_CHECKING:
 
 
 def choose_stem(prefix: str, tasks_name: str, now: float | None = None, rng: random.Random | None = None) -> RunFiles:
-    """Resolve `-p` the way the reference does; raises OutputPathError for a directory that does not exist."""
+    """Resolve `-p` the way the reference does, making a missing directory (`-p logs/`, `-p logs/run`: mode 0700,
+    like `--results`); OutputPathError when it cannot be made."""
     when = time.localtime(time.time() if now is None else now)
     number = (rng or random.Random()).randrange(1000)
     default_name = f'{tasks_name}_disBatch_{time.strftime("%y%m%d%H%M%S", when)}_{number:03d}'
+    directory = prefix if prefix.endswith('/') else os.path.dirname(prefix)
+    if directory and not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise OutputPathError(f'-p {prefix}: cannot make the directory {directory}: {error.strerror}') from None
     if os.path.isdir(prefix):
         return RunFiles(os.path.join(os.path.realpath(prefix), default_name))
-    directory = os.path.dirname(prefix) or '.'
-    if prefix.endswith('/') or not os.path.isdir(directory):
-        missing = prefix if prefix.endswith('/') else directory
-        raise OutputPathError(f'-p {prefix}: directory {missing.rstrip("/") or "/"} does not exist')
     return RunFiles(os.path.realpath(prefix))
 
 

@@ -277,7 +277,7 @@ class DriverLoop:
                 event = self.feeder.next_event(time.time())
             except DisbatchError as error:
                 self._begin_stop()
-                self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
+                self._dispatch(ev.StopRequested(str(error), exit_code=1))
                 return
             if event is NOT_YET:
                 return
@@ -289,7 +289,7 @@ class DriverLoop:
         except DisbatchError as error:  # the --taskcommand producer failed: nothing more is handed out
             self._starting_is_news = False  # engines still starting are no news then: the error is the message
             self._begin_stop()
-            self._dispatch(ev.StopRequested(str(error), exit_code=1, abort=False))
+            self._dispatch(ev.StopRequested(str(error), exit_code=1))
         if fd not in self.feeder.source.fds:
             poller.unregister(fd)  # the producer of --taskcommand has exited
 
@@ -330,7 +330,8 @@ class DriverLoop:
         if self._status_lost is not None:
             return
         try:
-            self.status.write(action.record)
+            if not action.carried:  # a resumed run's earlier records went on file when it started
+                self.status.write(action.record)
         except OutputLostError as error:
             self._status_lost = str(error)
             return

@@ -27,7 +27,7 @@ from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, advertised, listen_address
 from disbatch.driver.stream.scan import open_task_file, validate
 from disbatch.driver.stream.source import FileSource
-from disbatch.errors import ListenError, OutputLostError
+from disbatch.errors import ListenError, OutputLostError, OutputPathError, RunFileError, StatusFileError
 from disbatch.privacy import LogFile, check_run_files
 
 if TYPE_CHECKING:
@@ -60,10 +60,12 @@ def _prepare(
     resume = _load_resume(config.resume_from) if config.resume_from else None
     files = run_files.choose_stem(config.prefix, tasks_name)
     check_run_files(files)  # before anything is written: a planted file at a run file's name stops the run here
-    with _logging(config.logfile or files.driver_log, config.loglevel, named=config.logfile is not None) as handler:
+    flag = f'--logfile {config.logfile}' if config.logfile else f'-p {config.prefix}'
+    log_path = config.logfile or files.driver_log
+    with _logging(log_path, config.loglevel, flag, named=config.logfile is not None) as handler:
         log.info('run %s: %s', files.job_id, ' '.join(sys.argv))
         if handler.failure is not None:
-            raise OutputLostError(f'{handler.failure}: nothing was started')
+            raise OutputLostError(f'{flag}: {handler.failure}; nothing was started')
         handler.tell_failure = True
         exit_code = _start(config, files, tasks_name, file_source, source_name, total, resume)
         return 1 if handler.failure is not None and exit_code == 0 else exit_code
@@ -81,13 +83,16 @@ def _start(
     """Start the engines and the endpoint, then serve the run."""
     for host in duplicate_hosts([f'{node.host}:{node.cores}' for node in config.nodes]):
         _warn(f'{config.node_origin}: host {host} is listed more than once; its core counts are added up')
-    contexts = [] if config.startup_only else [_context(config, files)]
+    contexts: list[NodeContext] = []
     try:
         # The engines start now, so their start-up overlaps the rest of ours (binding, the session's imports);
         # they wait for the first line of their stdin, which says where to connect. A file with no task needs none.
-        launched = contexts if total != 0 else []
-        for context in launched:
-            context.launch(files.job_id, files.engine_log('{context}', '{host}'))
+        launched: list[NodeContext] = []
+        with _run_file_errors(config.prefix, files):
+            contexts += [] if config.startup_only else [_context(config, files)]
+            launched = contexts if total != 0 else []
+            for context in launched:
+                context.launch(files.job_id, files.engine_log('{context}', '{host}'))
         # Imported only now (ZeroMQ is the slowest import of the driver's first half): the engines start sooner.
         from disbatch.protocol.transport import Credentials
 
@@ -111,6 +116,18 @@ def _start(
             context.terminate()
 
 
+@contextlib.contextmanager
+def _run_file_errors(prefix: str, files: RunFiles) -> Iterator[None]:
+    """An OSError on one of the run's own files (a context or engine log: `-p /proc/` with `--logfile` elsewhere)
+    as one line naming `-p`."""
+    try:
+        yield
+    except OSError as error:
+        if not str(error.filename or '').startswith(files.stem):
+            raise
+        raise OutputPathError(f'-p {prefix}: cannot write {error.filename}: {error.strerror or error}') from None
+
+
 def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoint:
     """The engine endpoint on `host` (any free port); ListenError names --use-address when the user chose it."""
     import zmq
@@ -124,9 +141,13 @@ def _endpoint(host: str, credentials: Credentials, asked: bool) -> DriverEndpoin
 
 
 def _load_resume(paths: tuple[str, ...]) -> ResumeIndex:
+    """The `-r` files' index; a file that is not a status file is named with the flag (`-r PATH:LINE: why`)."""
     from disbatch.results.resume import ResumeIndex
 
-    return ResumeIndex.load(paths)
+    try:
+        return ResumeIndex.load(paths)
+    except StatusFileError as error:
+        raise StatusFileError(f'-r {error.path}', error.line_number, error.message) from None
 
 
 def _context(config: RunConfig, files: RunFiles) -> NodeContext:
@@ -152,10 +173,16 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
 
 
 @contextlib.contextmanager
-def _logging(path: str, level: str, *, named: bool) -> Iterator[LogFile]:
-    """The run's log (`--logfile`, named by the user, or the driver log): its first line is told apart, so a log
-    that cannot be written at all stops the run before it starts."""
-    handler = LogFile(path, named=named)
+def _logging(path: str, level: str, flag: str, *, named: bool) -> Iterator[LogFile]:
+    """The run's log (`--logfile`, named by the user, or the driver log); OutputPathError or RunFileError naming
+    `flag` (the `--logfile` or `-p` that put it there) when it cannot be made (a missing directory, /proc/, a planted
+    file). Its first line is told apart, so a log that cannot be written at all stops the run before it starts."""
+    try:
+        handler = LogFile(path, named=named)
+    except RunFileError as error:
+        raise RunFileError(f'{flag}: {error}') from None
+    except OSError as error:
+        raise OutputPathError(f'{flag}: cannot write the log file {path}: {error.strerror or error}') from None
     handler.tell_failure = False
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger('disbatch')

@@ -40,6 +40,7 @@ from disbatch.kvsstcp.outside import KVSStore, OutsideKVS
 from disbatch.kvsstcp.server import KVSServer
 from disbatch.privacy import write_file
 from disbatch.protocol.transport import Credentials, DriverEndpoint
+from disbatch.results.failures import rerun_command
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
 
@@ -83,7 +84,7 @@ class Session:
             feeder = Feeder(source, source_name, resume, config.retry_failed, config.force_resume, self.warn)
             try:
                 feeder.take_per_engine_tasks()
-                return self._serve(feeder, kvs, kvs_address)
+                return self._serve(feeder, kvs, kvs_address, resume)
             finally:
                 if isinstance(source, KVSTaskSource):
                     source.close()
@@ -110,8 +111,9 @@ class Session:
         config, kvs_token = self.config, self.kvs_token
         if config.address_fd is not None:
             _tell_owner(config.address_fd, f'{kvs_address} {kvs_token}\n')
+        lost = (lambda: kvs.lost) if isinstance(kvs, OutsideKVS) else (lambda: None)
         if config.taskcommand is None:
-            source = KVSTaskSource(kvs)
+            source = KVSTaskSource(kvs, lost=lost)
             if config.address_fd is None:
                 print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
                       file=sys.stderr)  # fmt: skip
@@ -122,11 +124,14 @@ class Session:
             env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token), start_new_session=True,
         )  # fmt: skip
         log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
-        return KVSTaskSource(kvs, producer)
+        return KVSTaskSource(kvs, producer, lost)
 
-    def _serve(self, feeder: Feeder, kvs: KVSStore, kvs_address: str) -> int:
+    def _serve(self, feeder: Feeder, kvs: KVSStore, kvs_address: str, resume: ResumeIndex | None) -> int:
         config, files, credentials, kvs_token = self.config, self.files, self.credentials, self.kvs_token
         with StatusFileWriter.open(files.status, config.status_header) as status:
+            if resume is not None:  # first, so this file alone accounts for every task done before, from now on
+                carried = status.write_all(resume.carried(config.retry_failed))
+                log.info('%d records carried over from %s', carried, ', '.join(config.resume_from))
             if feeder.empty:
                 run_files.write_dbutil(files, kvs_address, kvs_token, '', credentials)
                 print('No tasks to run.', file=sys.stderr)
@@ -173,7 +178,7 @@ class Session:
             progress = ProgressLine(
                 sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total,
                 plain_every=config.progress_every, exit_code_flag=config.exit_code_on_failure,
-                rerun=(sys.argv[1:], config.taskfile) if config.taskfile is not None else None,
+                rerun=self._rerun_command if config.taskfile is not None else None,
             )  # fmt: skip
             progress.start(self._start_line())
             observers: list[RunObserver] = [progress]
@@ -254,7 +259,8 @@ class Session:
         left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
         job = slurm_job(os.environ)
         if self.config.resubmit > 0 and job is not None:
-            script = follow_up_script(sys.argv[1:], os.getcwd(), self.files.status, self.config.resubmit - 1)
+            script = follow_up_script(sys.argv[1:], self.config.taskfile, self.config.resume_from, os.getcwd(),
+                                      self.files.status, self.config.resubmit - 1)  # fmt: skip
             try:
                 scheduler.drain.follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
             except ContextError as error:
@@ -266,8 +272,14 @@ class Session:
         elif self.config.resubmit > 0:
             _report('--resubmit: not in a Slurm job, so no follow-up job is submitted')
         _report(f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
-                f'disbatch -r {self.files.status} ...')  # fmt: skip
+                f'{self._rerun_command(False)}')  # fmt: skip
         return exit_code
+
+    def _rerun_command(self, retry_failed: bool) -> str:
+        """This run's command line resuming from its own status file, which alone accounts for every task done
+        by this run or an earlier one (`ResumeIndex.carried`); with -R when `retry_failed`."""
+        config = self.config
+        return rerun_command(sys.argv[1:], config.taskfile, self.files.status, retry_failed, config.resume_from)
 
     def _start_line(self) -> str:
         """What a batch log says first: the run, its tasks, where its engines are to start, its status file."""

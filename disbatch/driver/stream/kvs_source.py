@@ -14,9 +14,11 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 from disbatch.driver.stream.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
@@ -32,15 +34,29 @@ SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result
 # After the producer exits, what it put may still be on its way (through the server's socket, and for an outside
 # server through the driver's drain connections): the stream ends, or a missing sign-in is an error, only this late.
 SETTLE_SECONDS = 0.25
+PRODUCER_GRACE_SECONDS = 1.0  # a producer still running at the end of the run: SIGTERM, then SIGKILL this late
+
+
+PICKLED = b'PYPK'  # the reference client's default `put(key, value)`: a pickle, which no part of disbatch reads
 
 
 class KVSTaskSource:
-    def __init__(self, kvs: KVSStore, producer: subprocess.Popen[bytes] | None = None) -> None:
+    """The task-source protocol's items, as a source: `read()`, `fds`, `on_ready()`. `lost()` says why the KVS
+    server is gone (an outside one can die), None while it serves: the stream ends with that error, if it has not
+    ended yet."""
+
+    def __init__(
+        self,
+        kvs: KVSStore,
+        producer: subprocess.Popen[bytes] | None = None,
+        lost: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.kvs = kvs
         self.producer = producer
+        self._lost = lost
         self.name = ''
         self.result_key = ''
-        self._sign_in: dict[str, bytes] = {}
+        self._sign_in: dict[str, tuple[bytes, bytes]] = {}  # key -> (encoding, value)
         self._task_key = b''
         self._sentinel = b''
         self._ended = False
@@ -75,6 +91,10 @@ class KVSTaskSource:
             return
         with contextlib.suppress(BlockingIOError):
             os.read(self._wake_read, 4096)
+        why = self._lost()
+        if why is not None and not self._ended:
+            self._ended = True
+            raise DisbatchError(f'{why}: no more tasks can come from it')
         if not self._ended and self._producer_gone() and not (self._task_key or self._try_sign_in()):
             self._ended = True
             raise DisbatchError(f'the task command {self._command()!r} exited (status 0) without signing in')
@@ -87,6 +107,9 @@ class KVSTaskSource:
         found = self.kvs.get_nowait(self._task_key)
         if found is None:
             return None if self._producer_gone() else NOT_YET
+        if found[0] == PICKLED:
+            self._ended = True
+            raise DisbatchError(_pickled(repr(self._task_key.decode('utf-8', 'replace'))))
         if found[1] == self._sentinel:
             self._ended = True
             return None
@@ -103,19 +126,38 @@ class KVSTaskSource:
         os.close(self._wake_write)
         if self._producer_fd >= 0:
             os.close(self._producer_fd)
+        if self.producer is not None and self.producer.poll() is None:
+            self._end_producer(self.producer)
+
+    @staticmethod
+    def _end_producer(producer: subprocess.Popen[bytes]) -> None:
+        """The run is over and the --taskcommand producer still runs (the run stopped, or it lingers after its
+        sentinel): its session is ended (SIGTERM, SIGKILL after PRODUCER_GRACE_SECONDS), so no process is left."""
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(producer.pid, signum)  # its own session (start_new_session): its group is its pid
+            try:
+                producer.wait(PRODUCER_GRACE_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
     def _try_sign_in(self) -> bool:
         for key in SIGN_IN_KEYS:
             if key not in self._sign_in:
                 found = self.kvs.get_nowait(key.encode())
                 if found is not None:
-                    self._sign_in[key] = found[1]
+                    self._sign_in[key] = found
         if len(self._sign_in) < len(SIGN_IN_KEYS):
             return False
-        self.name = self._sign_in['task source name'].decode('utf-8', 'replace')
-        self._sentinel = self._sign_in['task source done task']
-        self.result_key = self._sign_in['task source result key'].decode('utf-8', 'replace')
-        self._task_key = self._sign_in['task source task key']
+        pickled = [key for key in SIGN_IN_KEYS if self._sign_in[key][0] == PICKLED]
+        if pickled:
+            self._ended = True
+            raise DisbatchError(_pickled(', '.join(repr(key) for key in pickled)))
+        self.name = self._sign_in['task source name'][1].decode('utf-8', 'replace')
+        self._sentinel = self._sign_in['task source done task'][1]
+        self.result_key = self._sign_in['task source result key'][1].decode('utf-8', 'replace')
+        self._task_key = self._sign_in['task source task key'][1]
         self.kvs.watch(self._task_key, self._wake)
         for key in SIGN_IN_KEYS:  # signed in: a later sign-in (another run's, on a shared server) is not ours
             self.kvs.unwatch(key.encode(), self._wake)
@@ -133,6 +175,13 @@ class KVSTaskSource:
     def _wake(self, key: bytes, encoding: bytes, value: bytes) -> None:
         with contextlib.suppress(OSError):  # full (a wake is pending anyway), or closed (the run is over)
             os.write(self._wake_write, b'!')
+
+
+def _pickled(what: str) -> str:
+    return (
+        f"the task source put {what} pickled (the reference client's default put): disbatch never unpickles; put "
+        'text instead, as in put(key, value, False)'
+    )
 
 
 class ResultPoster:

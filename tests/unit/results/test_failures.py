@@ -74,6 +74,25 @@ def test_the_rerun_command_replaces_the_resume_flags_and_goes_before_the_task_fi
     assert rerun_command(argv, 'Tasks', 'new_status.txt') == expected
 
 
+@pytest.mark.parametrize(
+    'argv',
+    [
+        ['-s', 'localhost:8', '-r', 'a_status.txt', 'b_status.txt', 'c_status.txt', 'Tasks'],
+        ['-s', 'localhost:8', '-r', 'a_status.txt', '-R', '-r', 'b_status.txt', 'c_status.txt', 'Tasks'],
+        ['-s', 'localhost:8', 'Tasks', '-r', 'a_status.txt', 'b_status.txt', '--resume-from=c_status.txt'],
+    ],
+)
+def test_the_rerun_command_drops_every_earlier_status_file_of_one_or_several_dash_r(argv: list[str]) -> None:
+    paths = ('a_status.txt', 'b_status.txt', 'c_status.txt')
+    command = rerun_command(argv, 'Tasks', 'new_status.txt', retry_failed=False, resume_paths=paths)
+    assert command == 'disbatch -s localhost:8 -r new_status.txt Tasks'
+
+
+def test_the_rerun_command_of_a_task_stream_puts_the_resume_flags_last() -> None:
+    command = rerun_command(['--taskcommand', 'make-tasks', '-r', 'old'], None, 'new', False, ('old',))
+    assert command == 'disbatch --taskcommand make-tasks -r new'
+
+
 def test_the_rerun_command_of_interrupted_tasks_only_has_no_dash_capital_r() -> None:
     assert rerun_command(['Tasks'], 'Tasks', 's', retry_failed=False) == 'disbatch -r s Tasks'
 

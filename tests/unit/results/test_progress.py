@@ -321,6 +321,17 @@ def test_a_long_summary_head_wraps() -> None:
     ]
 
 
+def test_a_plain_resume_says_how_many_skipped_tasks_had_failed() -> None:
+    stats = Stats()
+    for task_id in range(15):
+        stats.add(record(task_id, 1 if task_id in (2, 5, 9) else 0, 1.0).as_skipped())
+    stats.observe(view(finished=0, failed=0, skipped=15, pending=0, more=False, total=15))
+    assert format_summary(stats, 's', width=200).splitlines()[0] == (
+        'disbatch: 0 tasks run in 10s, 0 failed, '
+        '15 skipped (done by an earlier run; 3 of them had failed: add -R to run them again)'
+    )
+
+
 def test_no_rate_is_shown_before_the_first_task_ends() -> None:
     stream, clock = Terminal(), Clock()
     progress = ProgressLine(stream, 'status.txt', enabled=True, clock=clock)

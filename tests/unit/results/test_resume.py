@@ -132,3 +132,27 @@ def test_load_refuses_a_file_that_is_not_a_status_file(tmp_path: Path) -> None:
     tasks.write_text('echo a\necho b\n')
     with pytest.raises(StatusFileError, match=r'Tasks:1: not a disbatch status line'):
         ResumeIndex.load([str(tasks)])
+
+
+def test_carried_records_are_every_done_task_as_skipped_in_task_id_order() -> None:
+    records = [old(task_id=5), old(task_id=1, return_code=2), old(task_id=3, kind=RecordKind.INTERRUPTED),
+               old(task_id=2, kind=RecordKind.TIMED_OUT, return_code=-15), old(task_id=5, return_code=1)]  # fmt: skip
+    index = ResumeIndex.from_records(records)
+    carried = list(index.carried(retry_failed=False))
+    assert [(r.task_id, r.kind, r.return_code) for r in carried] == [
+        (1, RecordKind.SKIPPED, 2),
+        (2, RecordKind.SKIPPED, -15),
+        (5, RecordKind.SKIPPED, 0),  # success beats the later failure
+    ]
+    # with -R the failed ones run again: only the successes are carried
+    assert [r.task_id for r in index.carried(retry_failed=True)] == [5]
+
+
+def test_a_status_file_of_carried_records_alone_resumes_like_the_files_it_came_from(tmp_path: Path) -> None:
+    first = [old(task_id=task, return_code=task % 2) for task in range(6)]
+    index = ResumeIndex.from_records(first)
+    path = tmp_path / 'second_status.txt'
+    with StatusFileWriter.open(str(path)) as writer:
+        assert writer.write_all(index.carried(retry_failed=False)) == 6
+    again = ResumeIndex.load([str(path)])
+    assert [again.record(task) for task in range(6)] == [record.as_skipped() for record in first]

@@ -136,14 +136,15 @@ def test_the_queue_ahead_grows_with_the_short_tasks_done_in_a_row_and_a_long_one
     assert scheduler.running == 9
 
 
-def test_a_resumed_record_is_written_and_counted_without_needing_a_slot() -> None:
+def test_a_resumed_record_is_counted_and_shown_without_needing_a_slot() -> None:
+    # its S line went on file when the run started (ResumeIndex.carried): the action is for the observers only
     scheduler = make_scheduler()
     skipped = [finished(TASKS[0]).as_skipped(), finished(TASKS[1]).as_skipped()]
     stream = Stream([*skipped, TASKS[2], TASKS[3]])
     scheduler.handle(EngineJoined(0, 'node0', slots=1))
     assert feed_stream(scheduler, stream, now=1.0) == [
-        WriteRecord(skipped[0]),
-        WriteRecord(skipped[1]),
+        WriteRecord(skipped[0], carried=True),
+        WriteRecord(skipped[1], carried=True),
         SendTask(0, TASKS[2]),
     ]
     assert list(stream.unread) == [TASKS[3]]

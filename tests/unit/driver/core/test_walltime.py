@@ -24,14 +24,16 @@ from disbatch.errors import UsageError
         ('1.5m', 90.0),
         ('2h', 7200.0),
         ('1d', 86400.0),
-        ('45', 45.0),
+        ('45', 2700.0),  # a bare number is minutes, as in Slurm's -t 45
+        ('5', 300.0),
         ('1:30', 90.0),
         ('0:01:30', 90.0),
         ('01:00:00', 3600.0),
         ('2-00:00:00', 172800.0),
         ('1-2', 93600.0),  # Slurm's D-HH
         ('1-02:03', 93780.0),
-        ('10.5', 10.5),
+        ('10.5', 630.0),
+        ('1:30.5', 90.5),
     ],
 )
 def test_durations_are_read_in_the_forms_people_write(text: str, seconds: float) -> None:

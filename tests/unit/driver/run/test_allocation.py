@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from disbatch.cli import parse_arguments
 from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS
 from disbatch.driver.run import allocation
 from disbatch.driver.run.allocation import find_allocation, follow_up_script, parse_slurm_time, sbatch_command
@@ -67,15 +68,27 @@ def test_slurm_times_that_are_not_times(text: str) -> None:
 
 
 def test_the_follow_up_runs_the_same_command_resuming_from_this_status_file(tmp_path: object) -> None:
-    script = follow_up_script(['-e', 'My Tasks'], '/work/dir one', 'run/x_status.txt', 2)
+    script = follow_up_script(['-e', 'My Tasks'], 'My Tasks', (), '/work/dir one', 'run/x_status.txt', 2)
     lines = script.splitlines()
     assert lines[0] == '#!/bin/bash'
     assert "cd '/work/dir one' || exit 1" in lines
     command = shlex.split(lines[-1].removeprefix('exec '))
     assert command[:3] == [sys.executable, '-m', 'disbatch']
-    assert command[3:5] == ['-e', 'My Tasks']
-    assert command[5] == '-r' and command[6].endswith('/run/x_status.txt') and command[6].startswith('/')
-    assert command[7:] == ['--resubmit', '2']
+    assert command[3] == '-e'
+    assert command[4] == '-r' and command[5].endswith('/run/x_status.txt') and command[5].startswith('/')
+    assert command[6:] == ['My Tasks', '--resubmit', '2']
+
+
+def test_a_follow_up_of_a_follow_up_keeps_every_status_file_and_the_task_file_last() -> None:
+    argv = ['--resubmit', 'Tasks', '-r', '/a_status.txt', '-R', '--resubmit', '3']
+    script = follow_up_script(argv, 'Tasks', ('/a_status.txt',), '/w', '/b_status.txt', 2)
+    command = shlex.split(script.splitlines()[-1].removeprefix('exec '))[3:]
+    assert command == ['--resubmit', '-r', '/b_status.txt', 'Tasks', '-r', '/a_status.txt', '-R', '--resubmit', '3',
+                       '--resubmit', '2']  # fmt: skip
+    arguments = parse_arguments(command)
+    assert (arguments.taskfile, arguments.resume_from, arguments.resubmit) == (
+        'Tasks', ['/b_status.txt', '/a_status.txt'], 2
+    )  # fmt: skip
 
 
 def test_the_follow_up_asks_for_what_this_job_has(monkeypatch: pytest.MonkeyPatch) -> None:
