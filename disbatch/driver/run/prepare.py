@@ -122,6 +122,10 @@ def _run_file_errors(prefix: str, files: RunFiles) -> Iterator[None]:
     as one line naming `-p`."""
     try:
         yield
+    except RunFileError as error:  # its message begins with the file's path (disbatch/privacy.py)
+        if not str(error).startswith(files.stem):
+            raise
+        raise RunFileError(f'-p {prefix}: {error}') from None
     except OSError as error:
         if not str(error.filename or '').startswith(files.stem):
             raise
