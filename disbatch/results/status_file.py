@@ -35,21 +35,39 @@ class StatusFileWriter:
         self.path = path
         self._descriptor: int | None = descriptor
         self._size = os.fstat(descriptor).st_size  # where the next line starts
+        self.carried = 0  # how many records of earlier runs `open` wrote first
 
     @classmethod
-    def open(cls, path: str, header: bool = False, *, append: bool = False) -> StatusFileWriter:
+    def open(
+        cls,
+        path: str,
+        header: bool = False,
+        *,
+        append: bool = False,
+        carried: Iterable[StatusRecord] | None = None,
+    ) -> StatusFileWriter:
         """Create the file at `path` anew (or add to it with `append`); write the header line if asked.
 
-        With `append`, the header is written only if the file is empty. RunFileError if the file cannot be made
-        safely (`disbatch.privacy`), OutputLostError if the header cannot be written.
+        With `append`, the header is written only if the file is empty. With `carried` (a resumed run's records of
+        earlier runs), the file is written whole under a temporary name first and then renamed to `path`: a driver
+        killed meanwhile leaves no status file that looks complete and is not (`carried` then tells how many).
+        RunFileError if the file cannot be made safely (`disbatch.privacy`), OutputLostError if it cannot be written.
         """
-        descriptor = open_append(path) if append else create_file(path)
-        writer = cls(path, descriptor)
+        building = path if carried is None else f'{path}.carrying'
+        descriptor = open_append(path) if append else create_file(building)
+        writer = cls(building, descriptor)
         try:
             if header and writer._size == 0:
                 writer._write_text(HEADER, 'the header line')
+            if carried is not None:
+                writer.carried = writer.write_all(carried)
+                os.rename(building, path)
+                writer.path = path
         except BaseException:
             writer.close()
+            if building != path:
+                with contextlib.suppress(OSError):
+                    os.unlink(building)
             raise
         return writer
 

@@ -128,10 +128,11 @@ class Session:
 
     def _serve(self, feeder: Feeder, kvs: KVSStore, kvs_address: str, resume: ResumeIndex | None) -> int:
         config, files, credentials, kvs_token = self.config, self.files, self.credentials, self.kvs_token
-        with StatusFileWriter.open(files.status, config.status_header) as status:
-            if resume is not None:  # first, so this file alone accounts for every task done before, from now on
-                carried = status.write_all(resume.carried(config.retry_failed))
-                log.info('%d records carried over from %s', carried, ', '.join(config.resume_from))
+        # The records of earlier runs first, so this file alone accounts for every task done before, from now on.
+        carried = None if resume is None else resume.carried(config.retry_failed)
+        with StatusFileWriter.open(files.status, config.status_header, carried=carried) as status:
+            if resume is not None:
+                log.info('%d records carried over from %s', status.carried, ', '.join(config.resume_from))
             if feeder.empty:
                 run_files.write_dbutil(files, kvs_address, kvs_token, '', credentials)
                 print('No tasks to run.', file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,23 @@ def test_unreadable_files_are_line_zero_and_named_without_a_line(tmp_path: Path)
     assert ':0:' not in str(caught.value)
     with pytest.raises(StatusFileError, match=f'{tmp_path.name}: cannot read status file: Is a directory'):
         read(tmp_path)
+
+
+def test_carried_records_reach_the_name_only_once_all_are_written(tmp_path: Path) -> None:
+    path = tmp_path / 'x_status.txt'
+    carried = [make(task_id=task, kind=RecordKind.SKIPPED) for task in range(3)]
+    with StatusFileWriter.open(str(path), header=True, carried=iter(carried)) as writer:
+        assert writer.carried == 3 and writer.path == str(path)
+        writer.write(make(task_id=3))
+    assert read(path) == [*carried, make(task_id=3)]
+    assert sorted(os.listdir(tmp_path)) == ['x_status.txt']
+
+
+def test_a_run_stopped_while_carrying_leaves_no_status_file_that_looks_complete(tmp_path: Path) -> None:
+    def cut_short() -> Iterator[StatusRecord]:
+        yield make(task_id=0, kind=RecordKind.SKIPPED)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        StatusFileWriter.open(str(tmp_path / 'x_status.txt'), carried=cut_short())
+    assert os.listdir(tmp_path) == []
