@@ -9,7 +9,9 @@
     ├── OutputPathError           `-p` names a directory that does not exist
     ├── ContextError              a context cannot start (bad `-s` item, no environment, no slot on a node, ...)
     ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
-    └── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
+    ├── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
+    └── SubmissionError           `disbatch submit` / `disbatch.dispatch`: a submission that cannot start or go on
+        └── TasksFailedError      a submission whose jobs ended with tasks failed or not run (lists them)
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -79,6 +81,20 @@ class ListenError(DisbatchError):
 
 class OutsideKVSError(DisbatchError):
     """The outside KVS server the run was pointed at does not answer, or refuses the token presented."""
+
+
+class SubmissionError(DisbatchError):
+    """A submission (`disbatch.dispatch`) that cannot start or go on: a bad JSON key, a missing forward file, an
+    unreachable host, a remote root that cannot be written, a job the scheduler refused."""
+
+
+class TasksFailedError(SubmissionError):
+    """Every job of a submission ended, and some tasks failed or never ran; `results` holds every task's result
+    (a `disbatch.dispatch.TaskResult`), `str()` one line per task that did not succeed."""
+
+    def __init__(self, message: str, results: list[object]) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 def _where(path: str, line_number: int) -> str:
