@@ -110,7 +110,11 @@ class Shell(BatchSystem):
         return words[-1]
 
     def query_command(self, job_ids: Sequence[str]) -> str:
-        return f'for pid in {" ".join(job_ids)}; do kill -0 "$pid" 2>/dev/null && echo "$pid"; done; true'
+        # alive and not a zombie (a job whose parent has not reaped it yet has ended)
+        return (
+            f'for pid in {" ".join(job_ids)}; do state=$(ps -o stat= -p "$pid" 2>/dev/null) && '
+            '[ "${state#Z}" = "$state" ] && echo "$pid"; done; true'
+        )
 
     def phases(self, output: str, job_ids: Sequence[str]) -> dict[str, JobPhase]:
         alive = set(output.split())

@@ -40,8 +40,6 @@ from disbatch.dispatch.tracking import STATUS_NAME, JobView, Verdict, ended_task
 from disbatch.errors import SubmissionError, TasksFailedError
 from disbatch.results.record import RecordKind, StatusRecord
 
-_RUN_DIRECTORY_PLACEHOLDER = '<remote_root>/<hash>'
-
 
 class Runner:
     def __init__(self, submission: Submission) -> None:
@@ -123,7 +121,7 @@ class Runner:
 
     def dry_run(self) -> None:
         forward = self.forward_files()
-        run_directory = self.local_directory if self.lazy else _RUN_DIRECTORY_PLACEHOLDER
+        run_directory = self._run_directory_wanted()
         where = f'{self.machine.batch.value} on {self.remote.where}, {self.machine.context.value}'
         print(f'# submission {self.hash} ({where}): {len(self.tasks)} tasks in {len(self.submission.jobs())} jobs')
         print(f'# run directory: {run_directory}')
@@ -234,7 +232,7 @@ class Runner:
     def _submit(self, run_directory: str, job: int, attempt: int) -> str:
         files = self._job_files(run_directory, job)
         script, log = posixpath.basename(files.script(attempt)), posixpath.basename(files.log(attempt))
-        command = f'cd -- {shlex.quote(files.directory)} && {self.system.submit_command(script, log)}'
+        command = f'cd -- {shlex.quote(files.directory)} && {{ {self.system.submit_command(script, log)}; }}'
         answer = self.remote.run(command)
         if answer.return_code != 0:
             raise SubmissionError(
