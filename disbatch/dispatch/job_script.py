@@ -25,10 +25,16 @@ class JobFiles:
 
     directory: str  # absolute, on the machine
     index: int
+    submission: str = ''  # the submission's hash: its first characters tell its jobs from others in the queue
 
     @property
     def name(self) -> str:
         return f'job{self.index}'
+
+    @property
+    def job_name(self) -> str:
+        """The name the scheduler shows: `job<N>-<hash prefix>`."""
+        return f'{self.name}-{self.submission[:8]}' if self.submission else self.name
 
     @property
     def task_file(self) -> str:
@@ -39,6 +45,14 @@ class JobFiles:
 
     def log(self, attempt: int) -> str:
         return posixpath.join(self.directory, f'{self.name}.a{attempt}.log')
+
+    def exit_file(self, attempt: int) -> str:
+        """The attempt's disbatch exit code, written when disbatch returns (never when the job is killed)."""
+        return posixpath.join(self.directory, f'{self.name}.a{attempt}.exit')
+
+    def carried(self, attempt: int) -> str:
+        """The status file the attempt resumes from (`-r`): the records of the tasks earlier attempts ended."""
+        return posixpath.join(self.directory, f'{self.name}.a{attempt}.carried_status.txt')
 
     def stem(self, attempt: int) -> str:
         """The `-p` of the attempt's disbatch run: its status file is `<stem>_status.txt` (`contract.RunFiles`)."""
@@ -112,7 +126,7 @@ def job_script(
     if header_template is not None:
         header = header_template.format(**resources.serialize()).rstrip('\n').splitlines()
     else:
-        header = system.header(resources, files.name, log)
+        header = system.header(resources, files.job_name, log)
     arguments = disbatch_arguments(system, resources, files, attempt, earlier_status_files)
     lines = [
         '#!/bin/bash',
@@ -123,6 +137,7 @@ def job_script(
         f'cd {shlex.quote(run_directory)} || exit 1',
         f'{disbatch_command} {shlex.join(arguments)}',
         'code=$?',
+        f'echo $code > {shlex.quote(files.exit_file(attempt))}',
         *resources.append_script,
         'exit $code',
     ]

@@ -34,9 +34,9 @@ class Answer:
 
     @property
     def message(self) -> str:
-        """The command's last line of error output (or of output), for a one-line report."""
+        """The command's error output (or its output) on one line, for a one-line report."""
         lines = [line.strip() for line in (self.stderr or self.stdout).splitlines() if line.strip()]
-        return lines[-1] if lines else f'exit code {self.return_code}'
+        return '; '.join(dict.fromkeys(lines)) if lines else f'exit code {self.return_code}'
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,19 @@ from disbatch.dispatch.model import ContextType, Machine, Resources, Task
 from disbatch.dispatch.remote import Remote, Upload
 from disbatch.dispatch.state import JobState, SubmissionState, TaskResult
 from disbatch.dispatch.submission import Submission
-from disbatch.dispatch.tracking import STATUS_NAME, JobView, Verdict, ended_tasks, parse_status_text, verdict
+from disbatch.dispatch.tracking import (
+    EXIT_NAME,
+    STATUS_NAME,
+    Attempt,
+    JobView,
+    Verdict,
+    job_ended_tasks,
+    parse_status_text,
+    verdict,
+)
 from disbatch.errors import SubmissionError, TasksFailedError
 from disbatch.results.record import RecordKind, StatusRecord
+from disbatch.results.report import format_line
 
 
 class Runner:
@@ -74,7 +84,7 @@ class Runner:
         return posixpath.join(run_directory, f'.disbatch_{self.hash[:12]}')
 
     def _job_files(self, run_directory: str, index: int) -> JobFiles:
-        return JobFiles(self._jobs_directory(run_directory), index)
+        return JobFiles(self._jobs_directory(run_directory), index, self.hash)
 
     @property
     def _disbatch_command(self) -> str:
@@ -257,18 +267,19 @@ class Runner:
             live = [job for job in state.jobs if not job.done]
             if not live:
                 break
-            phases.update(self._phases([job.job_ids[-1] for job in live]))
-            records, status_files = self._status_records(state.run_directory)
+            phases.update(self._phases([job.job_ids[-1] for job in live]))  # before the files: then they are whole
+            attempts = self._attempts(state.run_directory)
+            views: dict[int, JobView] = {}
             for job in live:
-                job_id = job.job_ids[-1]
-                ended = ended_tasks(records.get(job.index, []))
-                view = JobView(len(job.task_indices), ended, phases.get(job_id, JobPhase.WAITING), job.attempts)
+                phase = phases.get(job.job_ids[-1], JobPhase.WAITING)
+                ended = job_ended_tasks(self._history(attempts, job), phase is JobPhase.ENDED)
+                view = views[job.index] = JobView(len(job.task_indices), ended, phase, job.attempts)
                 decision = verdict(view, self.machine.retry_count)
                 if decision is Verdict.RESUBMIT:
-                    self._resubmit(state, job, status_files.get(job.index, []), len(view.ended))
+                    self._resubmit(state, job, view)
                 elif decision is not Verdict.FOLLOW:
                     self._job_done(state, job, view)
-            self._progress(state, records, phases)
+            self._progress(state, views)
             if any(not job.done for job in state.jobs):
                 time.sleep(check_interval)
         self._end_progress()
@@ -284,41 +295,49 @@ class Runner:
         self._query_problem = ''
         return self.system.phases(answer.stdout, job_ids)
 
-    def _status_records(self, run_directory: str) -> tuple[dict[int, list[StatusRecord]], dict[int, list[str]]]:
-        """Every job's status records, and its status files (in attempt order), read in one command."""
+    def _attempts(self, run_directory: str) -> dict[tuple[int, int], Attempt]:
+        """Every attempt's status records and exit code, by (job, attempt), read in one command."""
         directory = self._jobs_directory(run_directory)
-        pattern = RunFiles('job*.a*').status
         script = (
             f'shopt -s nullglob; cd -- {shlex.quote(directory)} || exit 1; '
-            f'for f in {pattern}; do printf \'\\0%s\\0\' "$f"; cat -- "$f"; done'
+            f'for f in {RunFiles("job*.a*").status} job*.a*.exit; do printf \'\\0%s\\0\' "$f"; cat -- "$f"; done'
         )
         answer = self.remote.run(script)
-        records: dict[int, list[StatusRecord]] = {}
-        files: dict[int, list[tuple[int, str]]] = {}
+        records: dict[tuple[int, int], list[StatusRecord]] = {}
+        exit_codes: dict[tuple[int, int], int] = {}
         pieces = answer.stdout.split('\0')
         for name, text in zip(pieces[1::2], pieces[2::2], strict=False):
-            found = STATUS_NAME.search(name)
-            if found is None:
-                continue
-            job = int(found.group('job'))
-            records.setdefault(job, []).extend(parse_status_text(text))
-            files.setdefault(job, []).append((int(found.group('attempt')), posixpath.join(directory, name)))
-        return records, {job: [path for _, path in sorted(paths)] for job, paths in files.items()}
+            status, exit_file = STATUS_NAME.search(name), EXIT_NAME.search(name)
+            if status is not None:
+                records[int(status.group('job')), int(status.group('attempt'))] = parse_status_text(text)
+            elif exit_file is not None and text.strip().lstrip('-').isdigit():
+                exit_codes[int(exit_file.group('job')), int(exit_file.group('attempt'))] = int(text)
+        keys = set(records) | set(exit_codes)
+        return {key: Attempt(records.get(key, []), exit_codes.get(key)) for key in keys}
 
-    def _resubmit(self, state: SubmissionState, job: JobState, status_files: Sequence[str], ended: int) -> None:
+    @staticmethod
+    def _history(attempts: dict[tuple[int, int], Attempt], job: JobState) -> list[Attempt]:
+        """The job's attempts in order (one not yet started: no records, no exit code)."""
+        return [attempts.get((job.index, number), Attempt([], None)) for number in range(1, job.attempts + 1)]
+
+    def _resubmit(self, state: SubmissionState, job: JobState, view: JobView) -> None:
+        """Submit the job again, resuming from a status file of its ended tasks (-r), so none of them runs again."""
         attempt = job.attempts + 1
         files = self._job_files(state.run_directory, job.index)
-        script = self._script(state.run_directory, job.index, attempt, status_files)
-        name = posixpath.relpath(files.script(attempt), state.run_directory)
-        self.remote.upload(state.run_directory, [Upload(name, text=script, mode=0o755)])
-        left = len(job.task_indices) - ended
+        carried = ''.join(format_line(view.ended[task]) + '\n' for task in sorted(view.ended))
+        script = self._script(state.run_directory, job.index, attempt, [files.carried(attempt)] if carried else [])
+        uploads = [Upload(posixpath.relpath(files.script(attempt), state.run_directory), text=script, mode=0o755)]
+        if carried:
+            uploads.append(Upload(posixpath.relpath(files.carried(attempt), state.run_directory), text=carried))
+        self.remote.upload(state.run_directory, uploads)
         try:
             job_id = self._submit(state.run_directory, job.index, attempt)
         except SubmissionError as error:
-            self._job_done(state, job, None, f'not run: resubmitting its job failed: {error}')
+            self._job_done(state, job, view, f'not run: resubmitting its job failed: {error}')
             return
         job.job_ids.append(job_id)
         state.save()
+        left = len(job.task_indices) - len(view.ended)
         self._say(
             f'job {job.index} ({self.system.batch_type.value} job {job.job_ids[-2]}) ended with {left} tasks left: '
             f'resubmitted with -r as job {job_id} (attempt {attempt} of {self.machine.retry_count + 1})'
@@ -332,13 +351,13 @@ class Runner:
             posixpath.normpath(posixpath.join(task.task_work_path, name)) for name in [*names, *task.backward_files]
         ]
 
-    def _job_done(self, state: SubmissionState, job: JobState, view: JobView | None, lost: str = '') -> None:
+    def _job_done(self, state: SubmissionState, job: JobState, view: JobView, lost: str = '') -> None:
         """Fetch the files of a job whose tasks have all ended (or been given up), and record their results."""
         results: list[TaskResult] = []
         fetch: list[tuple[TaskResult, Task]] = []
         for local_id, index in enumerate(job.task_indices):
             task = self.tasks[index]
-            record = view.ended.get(local_id) if view is not None else None
+            record = view.ended.get(local_id)
             result = TaskResult(index, task.command, task.task_work_path, 'not run', job=job.index)
             result.job_ids = list(job.job_ids)
             if record is None:
@@ -419,13 +438,18 @@ class Runner:
         self._end_progress()
         print(f'disbatch submit: {text}', file=sys.stderr, flush=True)
 
-    def _progress(
-        self, state: SubmissionState, records: dict[int, list[StatusRecord]], phases: dict[str, JobPhase]
-    ) -> None:
+    def _progress(self, state: SubmissionState, views: dict[int, JobView]) -> None:
         total = len(self.tasks)
-        ended = sum(len(ended_tasks(records.get(job.index, []))) for job in state.jobs)
-        failed = sum(record.failed for job in state.jobs for record in ended_tasks(records.get(job.index, [])).values())
-        running = sum(phases.get(job.job_ids[-1]) is JobPhase.RUNNING for job in state.jobs if not job.done)
+        outcomes = [not record.failed for view in views.values() for record in view.ended.values()]
+        outcomes += [
+            result.succeeded
+            for job in state.jobs
+            if job.index not in views
+            for result in job.results
+            if result.state != 'not run'
+        ]
+        ended, failed = len(outcomes), outcomes.count(False)
+        running = sum(view.phase is JobPhase.RUNNING for job, view in views.items() if not state.jobs[job].done)
         waiting = sum(1 for job in state.jobs if not job.done) - running
         text = f'{ended}/{total} tasks ended ({failed} failed); jobs: {running} running, {waiting} waiting'
         if self.interactive:
@@ -450,18 +474,15 @@ class Runner:
         self.hash = state.hash
         live = [job.job_ids[-1] for job in state.jobs if job.live_id]
         phases = self._phases(live) if live else {}
-        records, _ = self._status_records(state.run_directory) if state.run_directory else ({}, {})
+        attempts = self._attempts(state.run_directory) if state.run_directory else {}
         lines = [f'submission {state.hash} on {self.remote.where}: {state.run_directory or "(not prepared)"}']
         for job in state.jobs:
-            ended = ended_tasks(records.get(job.index, []))
+            phase = phases.get(job.job_ids[-1], JobPhase.WAITING) if job.live_id else JobPhase.ENDED
+            ended = job_ended_tasks(self._history(attempts, job), phase is JobPhase.ENDED)
             failed = sum(record.failed for record in ended.values())
-            where = (
-                'done'
-                if job.done
-                else phases.get(job.job_ids[-1], JobPhase.WAITING).value
-                if job.job_ids
-                else 'not submitted'
-            )
+            where = phase.value if job.job_ids else 'not submitted'
+            if job.done:
+                where = 'done'
             ids = ' '.join(job.job_ids) or '-'
             lines.append(
                 f'job {job.index}: {self.system.batch_type.value} {ids}: {where}; '

@@ -6,13 +6,22 @@ attempts is its result (success first, then the later finish), as `disbatch -r` 
 scheduler no longer runs is done when every task has ended; otherwise it is resubmitted with `-r` on its status
 files (so no ended task runs again) while attempts remain, and its unended tasks are given up after that.
 A task that ran and failed has ended: it is reported, and never the reason for a resubmission.
+
+A job's end kills the tasks it was running: when the scheduler cancels a job (scancel, qdel, the walltime) it
+signals every process of it, the tasks too, and a task may report its death (return code -15, or 143 from its
+shell) before its run could record it as stopped. So an attempt that was cut short (its disbatch run did not exit 0:
+the job script writes the exit code to `<stem>.exit` only when disbatch returns) has not ended its tasks that a
+signal killed: they run again in the next attempt, like the ones it never started. The next attempt resumes from
+one status file the submitter writes (`job<N>.a<K>.carried_status.txt`): the records of the tasks that have ended,
+nothing else.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+import signal
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from disbatch.dispatch.batch_systems import JobPhase
@@ -20,7 +29,10 @@ from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import is_header, parse_line
 
 _ENDED_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED, RecordKind.TIMED_OUT)
+# The signals a job's end sends its processes (as a return code: minus the signal, or 128 + it from a shell).
+_JOB_END_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM)
 STATUS_NAME = re.compile(r'job(?P<job>\d+)\.a(?P<attempt>\d+)_status\.txt$')
+EXIT_NAME = re.compile(r'job(?P<job>\d+)\.a(?P<attempt>\d+)\.exit$')
 
 
 class Verdict(enum.Enum):
@@ -55,6 +67,33 @@ def ended_tasks(records: Iterable[StatusRecord]) -> dict[int, StatusRecord]:
         if old is None or (old.failed, -old.finish) >= (record.failed, -record.finish):
             best[record.task_id] = record
     return best
+
+
+def killed_by_job_end(record: StatusRecord) -> bool:
+    """Whether a normal record says its task died of a signal a job's end sends."""
+    code = record.return_code
+    return record.kind is RecordKind.NORMAL and any(code in (-number, 128 + number) for number in _JOB_END_SIGNALS)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a job: the records of its status file, and its disbatch run's exit code (None: no `.exit`
+    file, the run has not returned, or never will)."""
+
+    records: Sequence[StatusRecord]
+    exit_code: int | None
+
+
+def job_ended_tasks(attempts: Sequence[Attempt], job_ended: bool) -> dict[int, StatusRecord]:
+    """The ended tasks of a job over its attempts (in order). Every attempt but the last was cut short unless its
+    run exited 0; so was the last once the job has ended. A cut-short attempt's tasks killed by a signal have not
+    ended."""
+    kept: list[StatusRecord] = []
+    for position, attempt in enumerate(attempts):
+        over = position < len(attempts) - 1 or job_ended
+        cut_short = over and attempt.exit_code != 0
+        kept += [record for record in attempt.records if not (cut_short and killed_by_job_end(record))]
+    return ended_tasks(kept)
 
 
 @dataclass(frozen=True)

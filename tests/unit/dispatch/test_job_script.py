@@ -77,6 +77,7 @@ def test_script_order_header_flags_setup_disbatch_append() -> None:
         'cd /r || exit 1',
         'disbatch --batch-system slurm -p /r/.d/job0.a1 -c 2 /r/.d/job0.tasks',
         'code=$?',
+        'echo $code > /r/.d/job0.a1.exit',
         'echo end',
         'exit $code',
     ]

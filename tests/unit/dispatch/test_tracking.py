@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from disbatch.dispatch.batch_systems import JobPhase
-from disbatch.dispatch.tracking import JobView, Verdict, ended_tasks, parse_status_text, verdict
+from disbatch.dispatch.tracking import (
+    Attempt,
+    JobView,
+    Verdict,
+    ended_tasks,
+    job_ended_tasks,
+    parse_status_text,
+    verdict,
+)
 from disbatch.results.record import Outcome, RecordKind, StatusRecord
 from disbatch.results.report import HEADER, format_line
 
@@ -46,3 +54,15 @@ def test_parse_status_text_skips_header_and_a_line_cut_short() -> None:
     text = '\n'.join(lines) + '\n'
     assert [item.task_id for item in parse_status_text(text)] == [0, 1]
     assert [item.task_id for item in parse_status_text(text + format_line(record(2))[:20])] == [0, 1]
+
+
+def test_a_task_killed_by_the_end_of_a_cut_short_attempt_has_not_ended() -> None:
+    killed = [record(0), record(1, return_code=-15), record(2, return_code=143), record(3, return_code=1)]
+    cut_short = Attempt(killed, None)  # no exit code: the job was cancelled under its disbatch run
+    assert sorted(job_ended_tasks([cut_short], job_ended=True)) == [0, 3]
+    assert sorted(job_ended_tasks([cut_short], job_ended=False)) == [0, 1, 2, 3]  # still running: not judged yet
+    assert sorted(job_ended_tasks([Attempt(killed, 0)], job_ended=True)) == [0, 1, 2, 3]  # its run returned: failures
+    assert sorted(job_ended_tasks([Attempt(killed, 143)], job_ended=True)) == [0, 3]
+    second = Attempt([record(1, finish=20), record(2, return_code=-9, finish=20)], 0)
+    ended = job_ended_tasks([cut_short, second], job_ended=True)
+    assert sorted(ended) == [0, 1, 2, 3] and ended[2].return_code == -9  # the second run returned: a task failure
