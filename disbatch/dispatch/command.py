@@ -2,7 +2,7 @@
 dry-run, or looked at and cancelled once saved.
 
     disbatch submit SUBMISSION.json [--dry-run] [--exit-on-submit] [--check-interval S] [--keep]
-    disbatch submit --machine M.json --resources R.json [--forward F ...] [--backward G ...] TASKFILE
+    disbatch submit --machine M.json --resources R.json [--forward F]... [--backward G]... TASKFILE
     disbatch submit --status SUBMISSION.json|HASH      disbatch submit --cancel SUBMISSION.json|HASH
 
 Exit codes: 0 every task succeeded (or: submitted, shown, cancelled); 1 a task failed or never ran, or the
@@ -42,8 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     add('--keep', action='store_true', help='Keep the run directory on the machine after success.')
     add('--machine', metavar='M.json', help="A task file's machine (dpdispatcher's machine JSON).")
     add('--resources', metavar='R.json', help="A task file's resources (dpdispatcher's resources JSON).")
-    add('--forward', nargs='+', default=[], metavar='FILE', help="A task file's forward files (globs).")
-    add('--backward', nargs='+', default=[], metavar='FILE', help="A task file's backward files (globs).")
+    add(
+        '--forward',
+        action='append',
+        default=[],
+        metavar='FILE',
+        help="A task file's forward file (a glob; repeatable).",
+    )
+    add(
+        '--backward',
+        action='append',
+        default=[],
+        metavar='FILE',
+        help="A task file's backward file (a glob; repeatable).",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--status', metavar='SUBMISSION.json|HASH', help="Show a saved submission's jobs.")
     group.add_argument('--cancel', metavar='SUBMISSION.json|HASH', help="Cancel a saved submission's jobs.")

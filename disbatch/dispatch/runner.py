@@ -167,11 +167,11 @@ class Runner:
         else:
             live = [job.live_id for job in state.jobs if job.live_id]
             self._say(f're-attaching to submission {self.hash[:12]} ({len(live)} jobs live: {" ".join(live)})')
-        self._submit_new(state)
-        if exit_on_submit:
-            self._say(self._how_to_follow(state))
-            return []
         try:
+            self._submit_new(state)
+            if exit_on_submit:
+                self._say(self._how_to_follow(state))
+                return []
             self._follow(state, check_interval)
         except KeyboardInterrupt:
             state.save()

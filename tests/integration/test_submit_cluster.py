@@ -179,7 +179,6 @@ def test_slurm_submitter_killed_then_run_again_reattaches(
     done = submit(procs, tmp_path, state, str(path), '--check-interval', '2', timeout=400)
     assert done.returncode == 0, done.stderr
     assert f'jobs live: {" ".join(jobs)}' in done.stderr and 'submitted' not in done.stderr, done.stderr
-    assert all(f'job{n}-' not in slurm.listed() or job_id in jobs for n, job_id in enumerate(jobs))
     check_all_fetched(local_root / 'md')
     assert [runs(markers, i) for i in range(TASKS)] == [1] * TASKS
 
