@@ -399,7 +399,10 @@ class Runner:
             elif not paths and backward:
                 result.message += f'; did not make backward file {pattern}'
         if not self.lazy:
-            self.remote.download(run_directory, list(dict.fromkeys(names)), self.local_directory)
+            try:
+                self.remote.download(run_directory, list(dict.fromkeys(names)), self.local_directory)
+            except SubmissionError as error:  # the disk is full, say: nothing is lost, the files wait on the machine
+                raise SubmissionError(f'{error} (run the same submission again to fetch them)') from None
 
     # ------------------------------------------------------------ 6. report
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,58 @@ def test_plain_task_file_with_machine_and_resources(procs: Processes, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert (project / 'Tasks.0.out').read_text() == 'in\n'
     assert (project / 'out1').read_text() == 'one\n' and (project / 'out2').read_text() == 'two\n'
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 kB tmpfs (this machine's root mounts it; skipped where it cannot)."""
+    mount_point = tmp_path / 'small'
+    mount_point.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip('cannot mount a tmpfs here')
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(['umount', '-l', str(mount_point)], check=False)
+
+
+@pytest.mark.timeout(120)
+def test_local_disk_full_while_fetching_one_line_and_nothing_lost(
+    procs: Processes, tmp_path: Path, small_disk: Path
+) -> None:
+    local_root = make_project(small_disk)
+    state = tmp_path / 'state'
+    machine = {'batch_type': 'Shell', 'context_type': 'Local', 'remote_root': str(tmp_path / 'remote')}
+    data = submission_data(local_root, small_disk / 'markers', machine)
+    data['task_list'][0]['command'] += '; head -c 1000000 /dev/zero > big'
+    data['task_list'][0]['backward_files'] = ['result', 'big']
+    path = write_submission(tmp_path, data)
+    done = submit(procs, tmp_path, state, str(path), '--check-interval', '0.5')
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f'disbatch submit: cannot write the downloaded files into {local_root / "md"}: '), last
+    assert 'No space left on device' in last and last.endswith('(run the same submission again to fetch them)')
+    subprocess.run(['mount', '-o', 'remount,size=4m', str(small_disk)], check=True)
+    again = submit(procs, tmp_path, state, str(path), '--check-interval', '0.5')
+    assert again.returncode == 0, again.stderr
+    assert 're-attaching to submission' in again.stderr
+    assert (local_root / 'md' / 'run0' / 'big').stat().st_size == 1000000
+    check_all_fetched(local_root / 'md')
+    assert [runs(small_disk / 'markers', i) for i in range(TASKS)] == [1] * TASKS
+
+
+@pytest.mark.timeout(120)
+def test_exit_on_submit_then_run_again_to_follow(procs: Processes, tmp_path: Path) -> None:
+    local_root = make_project(tmp_path)
+    state = tmp_path / 'state'
+    path = write_submission(tmp_path, submission_data(local_root, tmp_path / 'markers', SHELL_LAZY, seconds=1))
+    submitted = submit(procs, tmp_path, state, str(path), '--exit-on-submit')
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stderr.count(' submitted: Shell job ') == 2
+    assert 're-attach by running the same submission again' in submitted.stderr
+    followed = submit(procs, tmp_path, state, str(path), '--check-interval', '0.5')
+    assert followed.returncode == 0, followed.stderr
+    assert 'submitted' not in followed.stderr
+    check_all_fetched(local_root / 'md')
+    assert [runs(tmp_path / 'markers', i) for i in range(TASKS)] == [1] * TASKS
