@@ -93,7 +93,7 @@ def saved_state(name: str) -> tuple[Runner, SubmissionState]:
     state = SubmissionState.load(submission_hash)
     if state is None:
         raise SubmissionError(f'{name}: no saved submission (it has not run, or it ended and was cleaned up)')
-    return Runner(Submission.deserialize(state.submission)), state
+    return Runner(Submission.deserialize(state.submission), state.hash), state
 
 
 def main(argv: list[str]) -> int:

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from disbatch.contract import RunFiles
 from disbatch.dispatch.batch_systems import BatchSystem, walltime_seconds
 from disbatch.dispatch.model import BatchType, Resources, Task
 
@@ -52,7 +53,7 @@ class JobFiles:
 
     def carried(self, attempt: int) -> str:
         """The status file the attempt resumes from (`-r`): the records of the tasks earlier attempts ended."""
-        return posixpath.join(self.directory, f'{self.name}.a{attempt}.carried_status.txt')
+        return RunFiles(posixpath.join(self.directory, f'{self.name}.a{attempt}.carried')).status
 
     def stem(self, attempt: int) -> str:
         """The `-p` of the attempt's disbatch run: its status file is `<stem>_status.txt` (`contract.RunFiles`)."""

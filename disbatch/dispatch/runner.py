@@ -52,14 +52,16 @@ from disbatch.results.report import format_line
 
 
 class Runner:
-    def __init__(self, submission: Submission) -> None:
+    def __init__(self, submission: Submission, submission_hash: str | None = None) -> None:
+        """`submission_hash`: a saved submission's (rebuilt elsewhere, its own hash may differ: a relative
+        local_root names another directory)."""
         self.submission = submission
         self.machine: Machine = submission.parts[0]
         self.resources: Resources = submission.parts[1]
         self.tasks: list[Task] = submission.task_list
         self.system: BatchSystem = batch_system(self.machine.batch)
         self.remote = Remote(self.machine.profile if self.machine.context is ContextType.SSH else None)
-        self.hash = submission.hash
+        self.hash = submission_hash or submission.hash
         self.local_directory = submission.local_directory
         self.lazy = self.machine.context is ContextType.LAZY_LOCAL
         self.interactive = sys.stderr.isatty()
@@ -474,7 +476,6 @@ class Runner:
 
     def status(self, state: SubmissionState) -> list[str]:
         """One line per job of a saved submission: its ids, where the scheduler has it, its tasks ended."""
-        self.hash = state.hash
         live = [job.job_ids[-1] for job in state.jobs if job.live_id]
         phases = self._phases(live) if live else {}
         attempts = self._attempts(state.run_directory) if state.run_directory else {}
@@ -495,7 +496,6 @@ class Runner:
 
     def cancel(self, state: SubmissionState) -> list[str]:
         """Cancel the live jobs of a saved submission and forget it (running it again starts afresh)."""
-        self.hash = state.hash
         live = [job.job_ids[-1] for job in state.jobs if job.live_id]
         self._cancel_ids(live)
         state.remove()

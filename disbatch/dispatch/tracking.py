@@ -24,6 +24,7 @@ import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from disbatch.contract import STATUS_SUFFIX
 from disbatch.dispatch.batch_systems import JobPhase
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import is_header, parse_line
@@ -31,7 +32,8 @@ from disbatch.results.report import is_header, parse_line
 _ENDED_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED, RecordKind.TIMED_OUT)
 # The signals a job's end sends its processes (as a return code: minus the signal, or 128 + it from a shell).
 _JOB_END_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM)
-STATUS_NAME = re.compile(r'job(?P<job>\d+)\.a(?P<attempt>\d+)_status\.txt$')
+# The status file of a job's attempt (`JobFiles.stem`), not the carried one an attempt resumes from.
+STATUS_NAME = re.compile(r'job(?P<job>\d+)\.a(?P<attempt>\d+)' + re.escape(STATUS_SUFFIX) + '$')
 EXIT_NAME = re.compile(r'job(?P<job>\d+)\.a(?P<attempt>\d+)\.exit$')
 
 
