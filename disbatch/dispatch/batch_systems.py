@@ -56,6 +56,11 @@ class BatchSystem(abc.ABC):
     def cancel_command(self, job_ids: Sequence[str]) -> str:
         """A command that cancels the jobs (their disbatch runs record what they stop)."""
 
+    def leftover_command(self, job_ids: Sequence[str]) -> str | None:
+        """A command that removes jobs `phases` says have ended but the scheduler may still hold (an error state),
+        or None when an ended job never lingers."""
+        return None
+
     def query_failed(self, return_code: int, error: str) -> bool:
         """Whether a query that exited `return_code` failed (its output says nothing) rather than found no job."""
         return return_code != 0
@@ -223,6 +228,9 @@ class GridEngine(BatchSystem):
 
     def cancel_command(self, job_ids: Sequence[str]) -> str:
         return f'qdel {" ".join(job_ids)}'
+
+    def leftover_command(self, job_ids: Sequence[str]) -> str | None:
+        return f'qdel {" ".join(job_ids)} >/dev/null 2>&1; true'  # an Eqw job would wait in the queue for ever
 
 
 class Pbs(BatchSystem):

@@ -277,6 +277,9 @@ class Runner:
                 ended = job_ended_tasks(self._history(attempts, job), phase is JobPhase.ENDED)
                 view = views[job.index] = JobView(len(job.task_indices), ended, phase, job.attempts)
                 decision = verdict(view, self.machine.retry_count)
+                leftover = self.system.leftover_command([job.job_ids[-1]])
+                if decision is not Verdict.FOLLOW and leftover is not None:
+                    self.remote.run(leftover)
                 if decision is Verdict.RESUBMIT:
                     self._resubmit(state, job, view)
                 elif decision is not Verdict.FOLLOW:

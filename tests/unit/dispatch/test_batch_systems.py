@@ -57,6 +57,8 @@ def test_grid_engine() -> None:
         '79': JobPhase.ENDED,
         '80': JobPhase.ENDED,
     }
+    assert sge.leftover_command(['79']) == 'qdel 79 >/dev/null 2>&1; true'
+    assert batch_system(BatchType.SLURM).leftover_command(['79']) is None
 
 
 def test_pbs_and_torque() -> None:
