@@ -73,6 +73,12 @@ class Queue:
         command = ['qstat'] if self.batch_type == 'SGE' else ['squeue', '--noheader', '--format=%i %j %T']
         return self.procs.run(command, cwd='/', env=self.environment, timeout=30).stdout
 
+    def slurm_jobs_named(self, suffix: str) -> list[str]:
+        """The ids of the Slurm jobs whose name ends with `suffix`, ended ones too (kept for MinJobAge, 300 s)."""
+        command = ['squeue', '--noheader', '--states=all', '--format=%i %j']
+        listing = self.procs.run(command, cwd='/', timeout=30).stdout
+        return sorted(line.split()[0] for line in listing.splitlines() if line.split()[-1].endswith(suffix))
+
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:
             command = ['qdel', '-f'] if self.batch_type == 'SGE' else ['scancel']
@@ -179,6 +185,7 @@ def test_slurm_submitter_killed_then_run_again_reattaches(
     done = submit(procs, tmp_path, state, str(path), '--check-interval', '2', timeout=400)
     assert done.returncode == 0, done.stderr
     assert f'jobs live: {" ".join(jobs)}' in done.stderr and 'submitted' not in done.stderr, done.stderr
+    assert slurm.slurm_jobs_named(f'-{Submission.load_from_json(path).hash[:8]}') == sorted(jobs), 'a job was added'
     check_all_fetched(local_root / 'md')
     assert [runs(markers, i) for i in range(TASKS)] == [1] * TASKS
 
@@ -290,3 +297,25 @@ def test_scheduler_refusing_the_job_is_quoted_nothing_submitted(
     assert done.stderr.count('\n') == 1
     assert saved_job_ids(tmp_path / 'state') == [[], []]
     nothing_queued(slurm, path)
+
+
+@pytest.mark.timeout(450)
+def test_sge_job_deleted_midway_is_resubmitted_with_r(
+    procs: Processes, sge: Queue, tmp_path: Path, remote_root: Path
+) -> None:
+    local_root = make_project(tmp_path)
+    markers, state = tmp_path / 'markers', tmp_path / 'state'
+    machine = {**ssh_machine(remote_root), 'batch_type': 'SGE'}
+    resources = {'para_deg': 1, 'cpu_per_node': 1, 'kwargs': {'pe_name': 'disbatch'}}
+    data = submission_data(local_root, markers, machine, resources=resources)
+    data['task_list'][1]['command'] = task_command(1, markers, 8)
+    path = write_submission(tmp_path, data)
+    submitter = spawn_submit(procs, tmp_path, state, str(path), '--check-interval', '2')
+    assert wait_until(lambda: runs(markers, 1) == 1, 180), 'the slow task of job 0 never started'
+    job0 = saved_job_ids(state)[0][0]
+    sge.cancel([job0])
+    _, stderr = submitter.communicate(timeout=400)
+    assert submitter.returncode == 0, stderr
+    assert f'job 0 (SGE job {job0}) ended with 2 tasks left: resubmitted with -r as job ' in stderr, stderr
+    assert [runs(markers, i) for i in range(TASKS)] == [1, 2, 1, 1, 1, 1]
+    check_all_fetched(local_root / 'md')
