@@ -10,7 +10,8 @@ Exit codes:
     130  SIGINT (Ctrl-C), 143 SIGTERM: running tasks were stopped and recorded
 
 `disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`web/report.py`), unless a file
-named `report` is in the current directory (then it is the task file, as it always was).
+named `report` is in the current directory (then it is the task file, as it always was); `disbatch submit ...`
+runs tasks as batch jobs from anywhere (`dispatch/command.py`), likewise.
 """
 
 from __future__ import annotations
@@ -298,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         from disbatch.web.report import main as report
 
         return report(argv[1:])
+    if argv[:1] == ['submit'] and not os.path.isfile('submit'):  # likewise: `disbatch submit` (disbatch/dispatch/)
+        from disbatch.dispatch.command import main as submit
+
+        return submit(argv[1:])
     arguments = parse_arguments(argv)
     if arguments.version:
         print(__version__)

@@ -6,14 +6,16 @@
     │   └── TaskFileErrors        several bad lines, one `SOURCE:LINE: message` line each
     ├── StatusFileError           a `-r` file that is not a status file: carries path and line number
     ├── ResumeMismatchError       a `-r` record that does not match the task it names
-    ├── OutputPathError           `-p` names a directory that does not exist
+    ├── OutputPathError           `-p` or `--logfile` names a place where the run's files cannot be made
     ├── ContextError              a context cannot start (bad `-s` item, no environment, no slot on a node, ...)
     ├── ListenError               the run cannot listen where it must (`--use-address` in use or not here)
     ├── OutsideKVSError           the outside KVS server (`--kvsserver`, `--taskserver HOST:PORT`) cannot be used
     ├── RunFileError              a run file cannot be created safely: something (a symbolic link, another user's
     │                             file) is at its name; also an OSError, so the engine records a task it stops
-    └── OutputLostError           a write the run promised failed (a full disk): what, where, what was lost, how to
-                                  resume
+    ├── OutputLostError           a write the run promised failed (a full disk): what, where, what was lost, how to
+    │                             resume
+    └── SubmissionError           `disbatch submit` / `disbatch.dispatch`: a submission that cannot start or go on
+        └── TasksFailedError      a submission whose jobs ended with tasks failed or not run (lists them)
 
 Every error's `str()` is the whole message the user sees; the CLI maps classes to exit codes.
 """
@@ -70,7 +72,8 @@ class ResumeMismatchError(DisbatchError):
 
 
 class OutputPathError(DisbatchError):
-    """`-p` points into a directory that does not exist."""
+    """`-p` or `--logfile` names a place where the run's files cannot be made (a directory that cannot be made,
+    /proc/, a full device); the message names the flag."""
 
 
 class ContextError(DisbatchError):
@@ -91,6 +94,20 @@ class RunFileError(DisbatchError, OSError):
 
 class OutputLostError(DisbatchError):
     """A write of the run's own output failed (no space left, quota, I/O error): the message says what was lost."""
+
+
+class SubmissionError(DisbatchError):
+    """A submission (`disbatch.dispatch`) that cannot start or go on: a bad JSON key, a missing forward file, an
+    unreachable host, a remote root that cannot be written, a job the scheduler refused."""
+
+
+class TasksFailedError(SubmissionError):
+    """Every job of a submission ended, and some tasks failed or never ran; `results` holds every task's result
+    (a `disbatch.dispatch.TaskResult`), `str()` one line per task that did not succeed."""
+
+    def __init__(self, message: str, results: list[object]) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 def _where(path: str, line_number: int) -> str:
