@@ -41,6 +41,7 @@ from .test_faults_cluster import (
     check_recovered,
     clear_stale_pyenv_lock,
     command_line,
+    is_supervisor,
     kill_quietly,
     launchers_and_engines,
     run_ids,
@@ -99,12 +100,18 @@ def disbatch_job(*args: str) -> list[str]:
 
 
 def engines(directory: Path) -> list[int]:
-    """The engine processes (python, not the qrsh/ssh launching them) of the runs in `directory`."""
+    """The engine processes (python; not the qrsh or ssh launching them, nor their supervisors) of the runs in
+    `directory`."""
     runs = run_ids(directory)
     found = []
     for pid in launchers_and_engines(directory):
         words = command_line(pid)
-        if words and 'python' in os.path.basename(words[0]) and any(f'--run={run}' in words for run in runs):
+        if (
+            words
+            and 'python' in os.path.basename(words[0])
+            and any(f'--run={run}' in words for run in runs)
+            and not is_supervisor(pid)
+        ):
             found.append(pid)
     return found
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from disbatch.engine.supervisor import NAME as SUPERVISOR_NAME
 from disbatch.results.record import StatusRecord
 
 from ..conftest import MARKER_VARIABLE, Processes, disbatch_cmd
@@ -62,14 +63,23 @@ def run_ids(directory: Path) -> set[str]:
     return {log.name.removesuffix('_driver.log') for log in run_files(directory, 'driver.log')}
 
 
+def is_supervisor(pid: int) -> bool:
+    """Whether `pid` is an engine's supervisor (`disbatch/engine/supervisor.py`): the same command line as its engine,
+    another name (`/proc/PID/comm`)."""
+    try:
+        return Path(f'/proc/{pid}/comm').read_bytes().strip() == SUPERVISOR_NAME
+    except OSError:
+        return False
+
+
 def engine_processes(directory: Path, host: str | None = None) -> list[int]:
-    """The engine processes (python, not their ssh/srun launchers) of the run in `directory`, on `host` or all.
-    One PID space for every node: they are all in /proc."""
+    """The engine processes (python, not their ssh/srun launchers or supervisors) of the run in `directory`, on
+    `host` or all. One PID space for every node: they are all in /proc."""
     runs = run_ids(directory)
     found = []
     for pid in all_pids():
         words = command_line(pid)
-        if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun'):
+        if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun') or is_supervisor(pid):
             continue
         options = dict(itertools.pairwise(words))
         if any(f'--run={run}' in words for run in runs) and (host is None or options.get('--hostname') == host):
@@ -220,8 +230,8 @@ def check_recovered(records: list[StatusRecord], count: int, host: str, fault_ti
     return lost
 
 
-def start_ssh_run(procs: Processes, directory: Path, count: int) -> subprocess.Popen[str]:
-    (directory / 'Tasks').write_text('sleep 1\n' * count)
+def start_ssh_run(procs: Processes, directory: Path, count: int, task: str = 'sleep 1') -> subprocess.Popen[str]:
+    (directory / 'Tasks').write_text(f'{task}\n' * count)
     driver = procs.spawn(
         disbatch_cmd('-s', 'node1:2,node2:2,node3:2', 'Tasks'),
         cwd=directory,
@@ -261,8 +271,10 @@ def finish(driver: subprocess.Popen[str], fault_time: float, timeout: float = 60
 
 @pytest.mark.timeout(90)
 def test_engine_killed_mid_run(procs: Processes, netns: None, remote_cleanup: None, tmp_path: Path) -> None:
+    # its tasks end with it (its supervisor ends them): none finishes beside the copy run elsewhere
     count = 30
-    driver = start_ssh_run(procs, tmp_path, count)
+    marked = 'echo start >> m.$DISBATCH_TASKID; sleep 1; echo done >> m.$DISBATCH_TASKID'
+    driver = start_ssh_run(procs, tmp_path, count, marked)
     engine = running_engine_on(tmp_path, 'node2')
     killed_at = time.time()
     os.kill(engine, signal.SIGKILL)
@@ -272,6 +284,8 @@ def test_engine_killed_mid_run(procs: Processes, netns: None, remote_cleanup: No
     assert any('node2' in line and 'lost' in line for line in stderr.splitlines()), stderr
     [status] = run_files(tmp_path, 'status.txt')
     check_recovered(read_status(status), count, 'node2', killed_at)
+    done = {path.name: path.read_text().split().count('done') for path in tmp_path.glob('m.*')}
+    assert len(done) == count and set(done.values()) == {1}, done
     assert wait_for(lambda: not launchers_and_engines(tmp_path), 5), 'engines left running on the nodes'
 
 
