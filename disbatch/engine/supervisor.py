@@ -33,7 +33,7 @@ import sys
 import time
 
 from disbatch.engine import sessions
-from disbatch.protocol.messages import engine_killed_exit
+from disbatch.protocol.messages import SUPERVISOR_NAME, engine_killed_exit
 
 log = logging.getLogger('disbatch.supervisor')
 
@@ -41,7 +41,6 @@ log = logging.getLogger('disbatch.supervisor')
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
-NAME = b'disbatch-superv'  # what `ps -o comm`, top and /proc/PID/comm show for it (15 bytes at most)
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 WAITED_SIGNALS = STOP_SIGNALS | {signal.SIGCHLD}
@@ -74,7 +73,7 @@ def fork_engine() -> int | None:
         if os.getppid() != supervisor:  # the supervisor died before the line above: no one would end the tasks
             os._exit(1)
         return None
-    libc.prctl(PR_SET_NAME, NAME, 0, 0, 0)
+    libc.prctl(PR_SET_NAME, SUPERVISOR_NAME, 0, 0, 0)
     return Supervisor(engine).run()
 
 

@@ -151,6 +151,8 @@ LOST_TASKS_END_SECONDS = SILENCE_SECONDS + 3.0
 # the supervisor ends every process the engine left and exits with ENGINE_KILLED_EXIT + N (N < 32; + 0 for a
 # real-time signal): an ordinary exit, which ssh, srun and `qrsh -inherit` pass on to the driver as it is.
 ENGINE_KILLED_EXIT = 64
+# The supervisor's name in /proc/PID/comm (what `ps -o comm` and top show; its command line is the engine's).
+SUPERVISOR_NAME = b'disbatch-superv'
 
 
 def engine_killed_exit(signum: int) -> int:

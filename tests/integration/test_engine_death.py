@@ -61,3 +61,27 @@ def test_a_killed_engines_tasks_end_with_it_and_run_again_once(procs: Processes,
     assert len(lost) == 2 and all(record.finish >= killed_at - 0.5 for record in lost), records
     assert wait_for(lambda: not procs.alive(), 3), f'processes left: {procs.alive()}'
     assert not pid_alive(engine)
+
+
+@pytest.mark.timeout(90)
+def test_a_frozen_engines_tasks_end_before_they_run_again(procs: Processes, tmp_path: Path) -> None:
+    # SIGSTOP: the engine goes silent while its task runs on; the driver takes it for lost after 8 s, and the task
+    # must have ended before its copy starts in the other engine's free slot. Four tasks fill both engines whichever
+    # joins first: the one on 127.0.0.1 gets task 0 or 3, both long; the other frees a slot at 4 s.
+    durations = [16, 4, 4, 16]
+    (tmp_path / 'Tasks').write_text(''.join(MARKED_TASK.format(seconds=seconds) for seconds in durations))
+    driver = procs.spawn(
+        disbatch_cmd('-s', '127.0.0.1:1,127.0.0.2:3', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    running = wait_for(lambda: len(markers(tmp_path)) == len(durations) and len(engine_pids(tmp_path)) == 2, 20)
+    assert running and driver.poll() is None, driver.communicate(timeout=5)
+    engine = engine_pids(tmp_path)['127.0.0.1']
+    os.kill(engine, signal.SIGSTOP)
+    _, stderr = driver.communicate(timeout=70)
+    assert driver.returncode == 0, stderr
+    assert re.search(r'engine \d on 127.0.0.1 has not been heard from for \d+ s: taken for lost', stderr), stderr
+    ran = markers(tmp_path)
+    assert sorted(ran) == list(range(len(durations))), ran
+    assert all('twice' not in lines and lines.count('done') == 1 for lines in ran.values()), ran
+    assert wait_for(lambda: not procs.alive(), 3), f'processes left: {procs.alive()}'

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.engine.supervisor import NAME as SUPERVISOR_NAME
+from disbatch.protocol.messages import SUPERVISOR_NAME
 from disbatch.results.record import StatusRecord
 
 from ..conftest import MARKER_VARIABLE, Processes, disbatch_cmd
