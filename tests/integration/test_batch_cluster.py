@@ -210,8 +210,11 @@ def test_sge_engine_killed_mid_run_the_job_lives_on(procs: Processes, sge: dict[
     try:
         started = wait_for(lambda: len(engines(tmp_path)) == 3 and len(list(tmp_path.glob('m.*'))) >= 6, 40)
         assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
-        [engine] = [pid for pid in engines(tmp_path) if '--hostname' in (words := command_line(pid))
-                    and words[words.index('--hostname') + 1] == 'node2']  # fmt: skip
+        [engine] = [
+            pid
+            for pid in engines(tmp_path)
+            if '--hostname' in (words := command_line(pid)) and words[words.index('--hostname') + 1] == 'node2'
+        ]
         killed_at = time.time()
         os.kill(engine, signal.SIGKILL)
         assert wait_for(lambda: not job_running(procs, job, sge), 60), 'the job did not end'

@@ -42,9 +42,11 @@ def test_a_killed_engines_tasks_end_with_it_and_run_again_once(procs: Processes,
     count, seconds = 4, 5
     (tmp_path / 'Tasks').write_text(MARKED_TASK.format(seconds=seconds) * count)
     driver = procs.spawn(
-        disbatch_cmd('-s', '127.0.0.1:2,127.0.0.2:2', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE,
+        disbatch_cmd('-s', '127.0.0.1:2,127.0.0.2:2', 'Tasks'),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     running = wait_for(lambda: len(markers(tmp_path)) == count and len(engine_pids(tmp_path)) == 2, 20)
     assert running and driver.poll() is None, driver.communicate(timeout=5)
     engine = engine_pids(tmp_path)['127.0.0.1']
@@ -71,9 +73,11 @@ def test_a_frozen_engines_tasks_end_before_they_run_again(procs: Processes, tmp_
     durations = [16, 4, 4, 16]
     (tmp_path / 'Tasks').write_text(''.join(MARKED_TASK.format(seconds=seconds) for seconds in durations))
     driver = procs.spawn(
-        disbatch_cmd('-s', '127.0.0.1:1,127.0.0.2:3', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE,
+        disbatch_cmd('-s', '127.0.0.1:1,127.0.0.2:3', 'Tasks'),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     running = wait_for(lambda: len(markers(tmp_path)) == len(durations) and len(engine_pids(tmp_path)) == 2, 20)
     assert running and driver.poll() is None, driver.communicate(timeout=5)
     engine = engine_pids(tmp_path)['127.0.0.1']

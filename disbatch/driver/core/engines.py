@@ -67,8 +67,11 @@ class EngineLoad:
 def choose_spare(engines: Iterable[EngineLoad], driver_host: str, previous_rank: int) -> EngineLoad | None:
     """The idle engine to keep at the tail of a run while others still run tasks: the one on the driver's own host
     if there is one (that node is never given back anyway), else the one kept before, else the first idle one."""
-    idle = [engine for engine in engines
-            if not engine.drained and not engine.retiring and not engine.lost and not engine.assigned]  # fmt: skip
+    idle = [
+        engine
+        for engine in engines
+        if not engine.drained and not engine.retiring and not engine.lost and not engine.assigned
+    ]
     if not idle:
         return None
     here = [engine for engine in idle if engine.hostname.split('.')[0] == driver_host.split('.')[0]]

@@ -244,8 +244,11 @@ def test_an_engine_lost_while_its_tasks_may_run_keeps_them_until_it_is_gone() ->
     stream = Stream(TASKS[:4])
     scheduler.handle(EngineJoined(0, 'node0', slots=2))
     scheduler.handle(EngineJoined(1, 'node1', slots=1))
-    assert feed_stream(scheduler, stream, now=1.0) == [SendTask(0, TASKS[0]), SendTask(0, TASKS[1]),
-                                                        SendTask(1, TASKS[2])]  # fmt: skip
+    assert feed_stream(scheduler, stream, now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(0, TASKS[1]),
+        SendTask(1, TASKS[2]),
+    ]
     assert scheduler.handle(EngineLost(0)) == []  # nothing re-issued: a copy may still run
     assert scheduler.holds_tasks(0) and scheduler.running == 3
     done = finished(TASKS[2], host='node1')
