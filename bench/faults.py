@@ -164,7 +164,12 @@ def run_chain(
     links: list[Link] = []
     argv = first
     deadline = time.monotonic() + seconds
-    for number, stop in enumerate([*plan, None]):
+    owed = 0  # engine kills a run ended too soon to make: made in the next one
+    for number, planned in enumerate([*plan, None]):
+        stop = planned or Stop((), '', 0.0)
+        if owed:
+            kills = sorted(stop.engine_kills + tuple(round(rng.uniform(0.5, 4.0), 2) for _ in range(owed)))
+            stop = Stop(tuple(kills), stop.how, max(stop.at, kills[-1] + 0.3))
         link = Link(number, argv, time.time())
         links.append(link)
         stderr_path = directory / f'run{number:02d}.stderr'
@@ -179,8 +184,7 @@ def run_chain(
                 start_new_session=True,
             )
         try:
-            if stop is not None:
-                interrupt(driver, link, stop, stderr_path, rng)
+            owed = interrupt(driver, link, stop, stderr_path, rng)
             limit = min(run_seconds, max(1.0, deadline - time.monotonic()))
             link.exit_code = driver.wait(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -190,7 +194,7 @@ def run_chain(
         text = stderr_path.read_text(errors='replace')
         link.status = status_of(text, directory)
         print(f'  run {number:2d}: {describe(link)}', flush=True)
-        if stop is None or not link.stop:
+        if planned is None or not link.stop:
             break
         argv, link.resumed_with = next_command(link, text)
         if time.monotonic() > deadline:
@@ -199,22 +203,25 @@ def run_chain(
     return links
 
 
-def interrupt(driver: subprocess.Popen[bytes], link: Link, stop: Stop, stderr_path: Path, rng: random.Random) -> None:
-    """Carry out `stop` on the running driver: its engine kills, then its own stop."""
+def interrupt(driver: subprocess.Popen[bytes], link: Link, stop: Stop, stderr_path: Path, rng: random.Random) -> int:
+    """Carry out `stop` on the running driver: its engine kills (each waits for an engine to have joined, and what
+    follows waits as long), then its own stop (None: none, the run goes to its end). Returns the kills not made."""
     start = time.monotonic()
-    for at in stop.engine_kills:
+    for made, at in enumerate(stop.engine_kills):
         if not wait_until(driver, start + at):
-            return
-        engines = live_engines(stderr_path, link)
-        if engines:
-            host, pid = rng.choice(engines)
-            os.kill(pid, signal.SIGKILL)
-            link.engine_kills.append((time.time(), host, pid))
-    if not wait_until(driver, start + stop.at):
-        return
-    link.stop = stop.how
-    link.stopped_at = time.time()
-    os.kill(driver.pid, signal.SIGKILL if stop.how == 'driver SIGKILL' else signal.SIGINT)
+            return len(stop.engine_kills) - made
+        while not (engines := live_engines(stderr_path, link)):
+            if not wait_until(driver, time.monotonic() + 0.05):
+                return len(stop.engine_kills) - made
+            start += 0.05
+        host, pid = rng.choice(engines)
+        os.kill(pid, signal.SIGKILL)
+        link.engine_kills.append((time.time(), host, pid))
+    if stop.how and wait_until(driver, start + stop.at):
+        link.stop = stop.how
+        link.stopped_at = time.time()
+        os.kill(driver.pid, signal.SIGKILL if stop.how == 'driver SIGKILL' else signal.SIGINT)
+    return 0
 
 
 def wait_until(driver: subprocess.Popen[bytes], moment: float) -> bool:
