@@ -55,8 +55,8 @@ def fork_engine() -> int | None:
     """Split this process in two: return None in the child, which goes on as the engine; in the parent, supervise
     the child and return, once it and everything below it have ended, the exit code the parent is to exit with.
 
-    Call it before any thread or socket exists. Where the kernel refuses a subreaper (not Linux), nothing forks and
-    the engine runs unsupervised (None)."""
+    Call it before any thread or socket exists. Where the kernel refuses a subreaper, nothing forks and the engine
+    runs unsupervised (None), as it did before supervisors."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         log.warning('no supervisor for this engine: %s', os.strerror(ctypes.get_errno()))
