@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.protocol.messages import SUPERVISOR_NAME
+from disbatch.protocol.messages import LOST_TASKS_END_SECONDS, SUPERVISOR_NAME
 from disbatch.results.record import StatusRecord
 
 from ..conftest import MARKER_VARIABLE, Processes, disbatch_cmd
@@ -425,7 +425,8 @@ def test_a_crashed_slurm_node_is_given_back(procs: Processes, crash: list[str], 
                 procs, tmp_path, job, 'NodeList'
             )
 
-        assert wait_for(given_back, DETECTION_SECONDS + 4, 0.2), (
+        # the lost engine's task runs again LOST_TASKS_END_SECONDS after the loss: the job runs on that long at least
+        assert wait_for(given_back, DETECTION_SECONDS + LOST_TASKS_END_SECONDS + 10, 0.2), (
             f'{time.time() - crashed_at:.1f} s after the crash: node3 steps {steps_on(procs, tmp_path, job, "node3")},'
             f' NodeList={job_field(procs, tmp_path, job, "NodeList")}'
         )
