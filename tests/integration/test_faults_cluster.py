@@ -384,6 +384,39 @@ def test_slurm_node_crash_mid_run(procs: Processes, crash: list[str], tmp_path: 
         kill_quietly(launchers_and_engines(tmp_path))
 
 
+@pytest.mark.timeout(150)
+def test_slurm_engine_killed_mid_run(procs: Processes, netns: None, tmp_path: Path) -> None:
+    # the engine's srun step ends with it, but its tasks are its supervisor's to end (proctrack/linuxproc here does
+    # not follow a process re-parented away from the step): none finishes beside the copy run elsewhere
+    count = 21
+    marked = 'echo start >> m.$DISBATCH_TASKID; sleep 1; echo done >> m.$DISBATCH_TASKID'
+    (tmp_path / 'Tasks').write_text(f'{marked}\n' * count)
+    job_script = disbatch_job_script(tmp_path, 'Tasks')
+    submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
+    job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
+    assert job.isdigit(), job
+    try:
+        assert wait_for(lambda: job_field(procs, tmp_path, job, 'JobState') != 'PENDING', 90, 0.5), 'still pending'
+        started = wait_for(lambda: len(engine_processes(tmp_path)) == 3 and status_count(tmp_path) >= 3, 40)
+        assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
+        engine = running_engine_on(tmp_path, 'node2')
+        killed_at = time.time()
+        os.kill(engine, signal.SIGKILL)
+
+        def run_over() -> bool:
+            logs = run_files(tmp_path, 'driver.log')
+            return bool(logs) and 'run over' in logs[0].read_text(errors='replace')
+
+        assert wait_for(run_over, 60, 0.2), (tmp_path / 'job.out').read_text(errors='replace')
+        [status] = run_files(tmp_path, 'status.txt')
+        check_recovered(read_status(status), count, 'node2', killed_at)
+        done = {path.name: path.read_text().split().count('done') for path in tmp_path.glob('m.*')}
+        assert len(done) == count and set(done.values()) == {1}, done
+    finally:
+        procs.run(['scancel', job], cwd=tmp_path, timeout=20)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
 def job_field(procs: Processes, directory: Path, job: str, field: str) -> str:
     """One `Field=value` of `scontrol show job` ('' once the job is gone from slurmctld's memory)."""
     result = procs.run(['scontrol', '-o', 'show', 'job', job], cwd=directory, timeout=20)
