@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from disbatch.privacy import open_append
+from disbatch.protocol.messages import SUPERVISOR_NAME
 
 log = logging.getLogger('disbatch.context')
 
@@ -216,12 +217,17 @@ class EngineProcesses:
         ]
 
     def end(self, launch_id: str) -> int | None:
-        """Kill the launcher `launch_id` (its whole process group: `ssh`, `srun`) whose engine was given up for
-        lost; its pidfd then reports the exit as for any other. Returns its pid, None if it is not running."""
+        """Stop the launcher `launch_id` whose engine was given up for lost; its pidfd then reports the exit as for
+        any other. Returns its pid, None if it is not running.
+
+        A launcher that is an engine's supervisor (a local engine) gets SIGTERM: it stops its engine (SIGKILL if need
+        be) and ends the engine's tasks before it exits, which SIGKILL would leave running. Any other (`ssh`, `srun`,
+        whose engine's supervisor is on the node) is killed with its whole process group."""
         for launcher in self._launchers.values():
             if launcher.launch_id == launch_id:
+                signum = signal.SIGTERM if _is_supervisor(launcher.process.pid) else signal.SIGKILL
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(launcher.process.pid, signal.SIGKILL)
+                    os.killpg(launcher.process.pid, signum)
                 return launcher.process.pid
         return None
 
@@ -268,6 +274,15 @@ def _write(launcher: _Launcher, line: bytes) -> None:
         launcher.process.stdin.flush()
     except BrokenPipeError:
         pass  # the launcher died at once; its pidfd reports it
+
+
+def _is_supervisor(pid: int) -> bool:
+    """Whether process `pid` is an engine's supervisor (`engine/supervisor.py` names itself so once it has forked)."""
+    try:
+        with open(f'/proc/{pid}/comm', 'rb') as handle:
+            return handle.read().strip() == SUPERVISOR_NAME
+    except OSError:
+        return False
 
 
 def _last_line(path: str) -> str:

@@ -1,4 +1,8 @@
-"""`python -m disbatch.engine`: start one engine (contexts do this; users do not need to)."""
+"""`python -m disbatch.engine`: start one engine (contexts do this; users do not need to).
+
+The process forks at once (`supervisor.fork_engine`): the parent, the one the launcher started, stays behind as the
+engine's supervisor; the child is the engine.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 from disbatch.engine.devices import SystemProbe, engine_resources
 from disbatch.engine.engine import EngineLoop, EngineSettings, short_hostname
 from disbatch.engine.shares import limit_reasons, slot_limit
+from disbatch.engine.supervisor import fork_engine
 from disbatch.exiting import exit_now
 from disbatch.protocol.transport import CURVE_KEY_CHARACTERS, Credentials
 
@@ -43,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.loglevel, stream=sys.stderr, format='%(asctime)s %(levelname)-8s %(name)-15s: %(message)s'
     )
+    supervised = fork_engine()
+    if supervised is not None:
+        return supervised  # the supervisor: the engine and everything it started have ended
     log = logging.getLogger('disbatch.engine')
     if args.run:
         log.info('engine of run %s', args.run)

@@ -11,6 +11,9 @@ surely ours. A session whose leader is alive again is someone else's: its number
 
 Reading `/proc` costs a scan of every process on the node, so the common case — a task that left nothing — is
 found with one `killpg(SID, 0)`; only a live process group is followed by a scan.
+
+The engine's supervisor (`supervisor.py`) uses the same scan another way: every live process below it
+(`descendants`), whatever session each is in, once the engine is gone.
 """
 
 from __future__ import annotations
@@ -20,13 +23,23 @@ import os
 import select
 import signal
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from typing import NamedTuple
 
 PROC = '/proc'
 
 
-def parse_stat(text: str) -> tuple[int, str, int] | None:
-    """(pid, state, session id) from the text of `/proc/PID/stat`, or None when it cannot be read.
+class ProcessStat(NamedTuple):
+    """What is read of one process in `/proc/PID/stat`."""
+
+    pid: int
+    state: str  # 'R', 'S', 'D', 'T', 'Z' (a zombie: exited, not reaped), ...
+    parent: int
+    session: int
+
+
+def parse_stat(text: str) -> ProcessStat | None:
+    """The process described by the text of `/proc/PID/stat`, or None when it cannot be read.
 
     The command name (field 2) is in parentheses and may itself hold spaces and ')' : the fields after it start after
     the last ')'. Then come state (3), parent (4), process group (5), session (6).
@@ -37,18 +50,17 @@ def parse_stat(text: str) -> tuple[int, str, int] | None:
     if not closing or not opening or len(fields) < 4 or not pid_text.isdigit():
         return None
     try:
-        return int(pid_text), fields[0], int(fields[3])
+        return ProcessStat(int(pid_text), fields[0], int(fields[1]), int(fields[3]))
     except ValueError:
         return None
 
 
-def session_members(sessions: Collection[int], proc: str = PROC) -> dict[int, list[int]]:
-    """Session id → pids of the live (not zombie) processes in it, for each of `sessions` that has any."""
-    members: dict[int, list[int]] = {}
+def live_processes(proc: str = PROC) -> Iterator[ProcessStat]:
+    """Every process on the node but the zombies (exited, waiting to be reaped: they run nothing)."""
     try:
         names = os.listdir(proc)
     except OSError:
-        return members
+        return
     for name in names:
         if not name.isdigit():
             continue
@@ -57,11 +69,33 @@ def session_members(sessions: Collection[int], proc: str = PROC) -> dict[int, li
                 parsed = parse_stat(handle.read())
         except OSError:
             continue  # it exited while we looked
-        if parsed is not None and parsed[2] in sessions and parsed[1] != 'Z':
-            members.setdefault(parsed[2], []).append(parsed[0])
+        if parsed is not None and parsed.state != 'Z':
+            yield parsed
+
+
+def session_members(sessions: Collection[int], proc: str = PROC) -> dict[int, list[int]]:
+    """Session id → pids of the live (not zombie) processes in it, for each of `sessions` that has any."""
+    members: dict[int, list[int]] = {}
+    for process in live_processes(proc):
+        if process.session in sessions:
+            members.setdefault(process.session, []).append(process.pid)
     for session in members:
         members[session].sort()
     return members
+
+
+def descendants(root: int, proc: str = PROC) -> list[int]:
+    """The live processes below `root` (its children, theirs, ...), sorted; a zombie's live children included."""
+    children: dict[int, list[int]] = {}
+    for process in live_processes(proc):
+        children.setdefault(process.parent, []).append(process.pid)
+    found: list[int] = []
+    below = list(children.get(root, ()))
+    while below:
+        pid = below.pop()
+        found.append(pid)
+        below.extend(children.get(pid, ()))
+    return sorted(found)
 
 
 def leftovers(sessions: Collection[int], proc: str = PROC) -> dict[int, list[int]]:
@@ -81,7 +115,8 @@ def group_alive(pgid: int) -> bool:
 
 
 def terminate(pids: Iterable[int], grace: float) -> list[int]:
-    """SIGTERM every pid, wait up to `grace` seconds for them to exit, SIGKILL the rest; returns the pids killed.
+    """SIGTERM (and SIGCONT, for a stopped one) every pid, wait up to `grace` seconds for them to exit, SIGKILL the
+    rest and wait up to `grace` again for their end; returns the pids killed.
 
     Each process is held by a pidfd from the start, so a pid freed and reused meanwhile is never signalled.
     """
@@ -89,10 +124,12 @@ def terminate(pids: Iterable[int], grace: float) -> list[int]:
     try:
         for fd in handles.values():
             _send(fd, signal.SIGTERM)
+            _send(fd, signal.SIGCONT)
         waiting = _wait_exits(list(handles.values()), grace)
         killed = [pid for pid, fd in handles.items() if fd in waiting]
         for pid in killed:
             _send(handles[pid], signal.SIGKILL)
+        _wait_exits([handles[pid] for pid in killed], grace)
         return killed
     finally:
         for fd in handles.values():

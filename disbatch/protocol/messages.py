@@ -141,6 +141,30 @@ class Heartbeat:
 HEARTBEAT_SECONDS = 2.0
 # A peer silent this long is taken for dead (a crashed host, a cut network): four heartbeats missed.
 SILENCE_SECONDS = 8.0
+# The longest a lost engine's tasks may run on after the driver sent it its last message: an engine kills its tasks
+# when the driver has been silent for SILENCE_SECONDS (SIGKILL at once), or when an Abort comes (SIGTERM, SIGKILL
+# 1 s later, the same for what they left 1 s after that); 3 s more for a message still in flight and a loaded node.
+# The driver runs a lost engine's tasks again no sooner, unless the engine's goodbye or its supervisor's exit says
+# they are over (`ENGINE_KILLED_EXIT`).
+LOST_TASKS_END_SECONDS = SILENCE_SECONDS + 3.0
+# Every engine runs under a supervisor that outlives it (`engine/supervisor.py`). When signal N kills the engine,
+# the supervisor ends every process the engine left and exits with ENGINE_KILLED_EXIT + N (N < 32; + 0 for a
+# real-time signal): an ordinary exit, which ssh, srun and `qrsh -inherit` pass on to the driver as it is.
+ENGINE_KILLED_EXIT = 64
+# The supervisor's name in /proc/PID/comm (what `ps -o comm` and top show; its command line is the engine's).
+SUPERVISOR_NAME = b'disbatch-superv'
+
+
+def engine_killed_exit(signum: int) -> int:
+    """The supervisor's exit code once signal `signum` killed its engine and the engine's processes are ended."""
+    return ENGINE_KILLED_EXIT + (signum if 0 < signum < 32 else 0)
+
+
+def killing_signal(exit_code: int) -> int | None:
+    """The signal that killed an engine, from its launcher's exit code (0: a real-time one); None when that exit
+    code is not a supervisor's report of a killed engine."""
+    signum = exit_code - ENGINE_KILLED_EXIT
+    return signum if 0 <= signum < 32 else None
 
 
 @dataclass(frozen=True, slots=True)

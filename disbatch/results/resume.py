@@ -5,6 +5,8 @@ Fixes over the reference (SPEC §3):
 * `S` lines (tasks a resumed run carried over) count as done, like normal lines; `P`, `Z`, `B` and `C` lines do not.
 * `I` lines (tasks the run stopped itself: Ctrl-C, SIGTERM, --fail-fast, the walltime drain) do not count as done
   either: a plain `-r` runs them again. `T` lines (timed out) count as done, as failures: only `-R` re-runs them.
+* Nor does a lost attempt (PID -1, return code -100: its engine died before reporting it, whatever the line's kind):
+  the task never finished, and a run killed while it waited to run it again must not lose it to a plain `-r`.
 * Across every `-r` file the best record of a task id wins: a record with return code 0 beats a failed one; between
   two of the same kind the later `Finish` wins, and on equal `Finish` the one read last (later file, later line).
 * A mismatch names the task, its line and both command texts.
@@ -65,7 +67,7 @@ class ResumeIndex:
 
     def add_records(self, records: Iterable[StatusRecord]) -> None:
         for record in records:
-            if record.kind not in _DONE_KINDS:
+            if record.kind not in _DONE_KINDS or record.unreported:
                 continue
             stored = self._record(record.task_id)
             if stored is None or _better(record, stored):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ from .test_faults_cluster import (
     check_recovered,
     clear_stale_pyenv_lock,
     command_line,
+    is_supervisor,
     kill_quietly,
     launchers_and_engines,
     run_ids,
@@ -99,12 +101,18 @@ def disbatch_job(*args: str) -> list[str]:
 
 
 def engines(directory: Path) -> list[int]:
-    """The engine processes (python, not the qrsh/ssh launching them) of the runs in `directory`."""
+    """The engine processes (python; not the qrsh or ssh launching them, nor their supervisors) of the runs in
+    `directory`."""
     runs = run_ids(directory)
     found = []
     for pid in launchers_and_engines(directory):
         words = command_line(pid)
-        if words and 'python' in os.path.basename(words[0]) and any(f'--run={run}' in words for run in runs):
+        if (
+            words
+            and 'python' in os.path.basename(words[0])
+            and any(f'--run={run}' in words for run in runs)
+            and not is_supervisor(pid)
+        ):
             found.append(pid)
     return found
 
@@ -214,6 +222,37 @@ def test_sge_job_running_dbutil_adds_a_context(procs: Processes, sge: dict[str, 
     finally:
         if job:
             qdel(procs, job, sge)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
+@pytest.mark.timeout(120)
+def test_sge_engine_killed_mid_run_the_job_lives_on(procs: Processes, sge: dict[str, str], tmp_path: Path) -> None:
+    # Tight integration: a `qrsh -inherit` task that dies of a signal makes qmaster kill the whole job. The engine's
+    # supervisor is that task: it ends what the killed engine left and exits 64 + 9, and the job goes on.
+    count = 24
+    (tmp_path / 'Tasks').write_text(
+        'echo start >> m.$DISBATCH_TASKID; sleep 2; echo done >> m.$DISBATCH_TASKID\n' * count
+    )
+    job = qsub(procs, tmp_path, sge, '-pe', 'disbatch', '6', '-masterq', 'all.q@node1', *disbatch_job('Tasks'))
+    try:
+        started = wait_for(lambda: len(engines(tmp_path)) == 3 and len(list(tmp_path.glob('m.*'))) >= 6, 40)
+        assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
+        [engine] = [
+            pid
+            for pid in engines(tmp_path)
+            if '--hostname' in (words := command_line(pid)) and words[words.index('--hostname') + 1] == 'node2'
+        ]
+        killed_at = time.time()
+        os.kill(engine, signal.SIGKILL)
+        assert wait_for(lambda: not job_running(procs, job, sge), 60), 'the job did not end'
+        output = (tmp_path / 'job.out').read_text(errors='replace')
+        assert f'{count} tasks run in' in output, f'no summary: the job was killed\n{output}'
+        assert no_traceback(output), output
+        check_recovered(read_status(status_path(tmp_path)), count, 'node2', killed_at)
+        done = {path.name: path.read_text().split().count('done') for path in tmp_path.glob('m.*')}
+        assert len(done) == count and set(done.values()) == {1}, done
+    finally:
+        qdel(procs, job, sge)
         kill_quietly(launchers_and_engines(tmp_path))
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from disbatch.protocol.messages import LOST_TASKS_END_SECONDS, SUPERVISOR_NAME
 from disbatch.results.record import StatusRecord
 
 from ..conftest import MARKER_VARIABLE, Processes, disbatch_cmd
@@ -62,14 +63,23 @@ def run_ids(directory: Path) -> set[str]:
     return {log.name.removesuffix('_driver.log') for log in run_files(directory, 'driver.log')}
 
 
+def is_supervisor(pid: int) -> bool:
+    """Whether `pid` is an engine's supervisor (`disbatch/engine/supervisor.py`): the same command line as its engine,
+    another name (`/proc/PID/comm`)."""
+    try:
+        return Path(f'/proc/{pid}/comm').read_bytes().strip() == SUPERVISOR_NAME
+    except OSError:
+        return False
+
+
 def engine_processes(directory: Path, host: str | None = None) -> list[int]:
-    """The engine processes (python, not their ssh/srun launchers) of the run in `directory`, on `host` or all.
-    One PID space for every node: they are all in /proc."""
+    """The engine processes (python, not their ssh/srun launchers or supervisors) of the run in `directory`, on
+    `host` or all. One PID space for every node: they are all in /proc."""
     runs = run_ids(directory)
     found = []
     for pid in all_pids():
         words = command_line(pid)
-        if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun'):
+        if 'disbatch.engine' not in words or os.path.basename(words[0]) in ('ssh', 'srun') or is_supervisor(pid):
             continue
         options = dict(itertools.pairwise(words))
         if any(f'--run={run}' in words for run in runs) and (host is None or options.get('--hostname') == host):
@@ -220,8 +230,8 @@ def check_recovered(records: list[StatusRecord], count: int, host: str, fault_ti
     return lost
 
 
-def start_ssh_run(procs: Processes, directory: Path, count: int) -> subprocess.Popen[str]:
-    (directory / 'Tasks').write_text('sleep 1\n' * count)
+def start_ssh_run(procs: Processes, directory: Path, count: int, task: str = 'sleep 1') -> subprocess.Popen[str]:
+    (directory / 'Tasks').write_text(f'{task}\n' * count)
     driver = procs.spawn(
         disbatch_cmd('-s', 'node1:2,node2:2,node3:2', 'Tasks'),
         cwd=directory,
@@ -261,8 +271,10 @@ def finish(driver: subprocess.Popen[str], fault_time: float, timeout: float = 60
 
 @pytest.mark.timeout(90)
 def test_engine_killed_mid_run(procs: Processes, netns: None, remote_cleanup: None, tmp_path: Path) -> None:
+    # its tasks end with it (its supervisor ends them): none finishes beside the copy run elsewhere
     count = 30
-    driver = start_ssh_run(procs, tmp_path, count)
+    marked = 'echo start >> m.$DISBATCH_TASKID; sleep 1; echo done >> m.$DISBATCH_TASKID'
+    driver = start_ssh_run(procs, tmp_path, count, marked)
     engine = running_engine_on(tmp_path, 'node2')
     killed_at = time.time()
     os.kill(engine, signal.SIGKILL)
@@ -272,6 +284,8 @@ def test_engine_killed_mid_run(procs: Processes, netns: None, remote_cleanup: No
     assert any('node2' in line and 'lost' in line for line in stderr.splitlines()), stderr
     [status] = run_files(tmp_path, 'status.txt')
     check_recovered(read_status(status), count, 'node2', killed_at)
+    done = {path.name: path.read_text().split().count('done') for path in tmp_path.glob('m.*')}
+    assert len(done) == count and set(done.values()) == {1}, done
     assert wait_for(lambda: not launchers_and_engines(tmp_path), 5), 'engines left running on the nodes'
 
 
@@ -370,6 +384,39 @@ def test_slurm_node_crash_mid_run(procs: Processes, crash: list[str], tmp_path: 
         kill_quietly(launchers_and_engines(tmp_path))
 
 
+@pytest.mark.timeout(150)
+def test_slurm_engine_killed_mid_run(procs: Processes, netns: None, tmp_path: Path) -> None:
+    # the engine's srun step ends with it, but its tasks are its supervisor's to end (proctrack/linuxproc here does
+    # not follow a process re-parented away from the step): none finishes beside the copy run elsewhere
+    count = 21
+    marked = 'echo start >> m.$DISBATCH_TASKID; sleep 1; echo done >> m.$DISBATCH_TASKID'
+    (tmp_path / 'Tasks').write_text(f'{marked}\n' * count)
+    job_script = disbatch_job_script(tmp_path, 'Tasks')
+    submit = ['sbatch', '--parsable', '-N', '3', '-n', '6', '-D', str(tmp_path), '-o', 'job.out', str(job_script)]
+    job = slurm(procs, tmp_path, *submit).strip().split(';')[0]
+    assert job.isdigit(), job
+    try:
+        assert wait_for(lambda: job_field(procs, tmp_path, job, 'JobState') != 'PENDING', 90, 0.5), 'still pending'
+        started = wait_for(lambda: len(engine_processes(tmp_path)) == 3 and status_count(tmp_path) >= 3, 40)
+        assert started, f'the job did not get going: {(tmp_path / "job.out").read_text(errors="replace")}'
+        engine = running_engine_on(tmp_path, 'node2')
+        killed_at = time.time()
+        os.kill(engine, signal.SIGKILL)
+
+        def run_over() -> bool:
+            logs = run_files(tmp_path, 'driver.log')
+            return bool(logs) and 'run over' in logs[0].read_text(errors='replace')
+
+        assert wait_for(run_over, 60, 0.2), (tmp_path / 'job.out').read_text(errors='replace')
+        [status] = run_files(tmp_path, 'status.txt')
+        check_recovered(read_status(status), count, 'node2', killed_at)
+        done = {path.name: path.read_text().split().count('done') for path in tmp_path.glob('m.*')}
+        assert len(done) == count and set(done.values()) == {1}, done
+    finally:
+        procs.run(['scancel', job], cwd=tmp_path, timeout=20)
+        kill_quietly(launchers_and_engines(tmp_path))
+
+
 def job_field(procs: Processes, directory: Path, job: str, field: str) -> str:
     """One `Field=value` of `scontrol show job` ('' once the job is gone from slurmctld's memory)."""
     result = procs.run(['scontrol', '-o', 'show', 'job', job], cwd=directory, timeout=20)
@@ -411,7 +458,8 @@ def test_a_crashed_slurm_node_is_given_back(procs: Processes, crash: list[str], 
                 procs, tmp_path, job, 'NodeList'
             )
 
-        assert wait_for(given_back, DETECTION_SECONDS + 4, 0.2), (
+        # the lost engine's task runs again LOST_TASKS_END_SECONDS after the loss: the job runs on that long at least
+        assert wait_for(given_back, DETECTION_SECONDS + LOST_TASKS_END_SECONDS + 10, 0.2), (
             f'{time.time() - crashed_at:.1f} s after the crash: node3 steps {steps_on(procs, tmp_path, job, "node3")},'
             f' NodeList={job_field(procs, tmp_path, job, "NodeList")}'
         )

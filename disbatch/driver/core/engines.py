@@ -34,6 +34,7 @@ class EngineLoad:
     retiring: bool = False  # gets no new task; drained once idle
     drained: bool = False  # DrainEngine (or AbortEngine) sent
     aborted: bool = False  # AbortEngine sent: what it still holds when it goes was interrupted, not lost
+    lost: bool = False  # EngineLost: taken for lost, its tasks may still run; gets no new task
     given: int = 0  # tasks ever sent to it
     finished: int = 0
     failed: int = 0
@@ -41,7 +42,7 @@ class EngineLoad:
     @property
     def capacity(self) -> int:
         """How many tasks it should hold now: one per slot, plus the queue ahead while its tasks are short."""
-        if self.retiring:
+        if self.retiring or self.lost:
             return 0
         if self.recent_elapsed is None or self.recent_elapsed >= PIPELINE_BELOW_SECONDS or not self.short_streak:
             return self.slots
@@ -66,7 +67,11 @@ class EngineLoad:
 def choose_spare(engines: Iterable[EngineLoad], driver_host: str, previous_rank: int) -> EngineLoad | None:
     """The idle engine to keep at the tail of a run while others still run tasks: the one on the driver's own host
     if there is one (that node is never given back anyway), else the one kept before, else the first idle one."""
-    idle = [engine for engine in engines if not engine.drained and not engine.retiring and not engine.assigned]
+    idle = [
+        engine
+        for engine in engines
+        if not engine.drained and not engine.retiring and not engine.lost and not engine.assigned
+    ]
     if not idle:
         return None
     here = [engine for engine in idle if engine.hostname.split('.')[0] == driver_host.split('.')[0]]

@@ -72,6 +72,15 @@ class EngineGone:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineLost:
+    """An engine was taken for lost while its tasks may still run (it went silent, or its launcher ended without
+    saying they are over): it gets no new task, and what it holds stays its own until `EngineGone` says its tasks
+    have certainly ended; then they are recorded lost and run again."""
+
+    engine_rank: int
+
+
+@dataclass(frozen=True, slots=True)
 class NoMoreEngines:
     """Every context has stopped launching engines and none is alive."""
 
@@ -134,6 +143,7 @@ Event = (
     | StreamEnded
     | TaskFinished
     | EngineGone
+    | EngineLost
     | NoMoreEngines
     | RetireEngines
     | InterruptEngines

@@ -30,6 +30,7 @@ from disbatch.driver.core.events import (
     DrainEngine,
     EngineGone,
     EngineJoined,
+    EngineLost,
     Event,
     Finish,
     InterruptEngines,
@@ -88,6 +89,7 @@ class Scheduler:
             StreamEnded: self._on_stream_ended,
             TaskFinished: self._on_task_finished,
             EngineGone: self._on_engine_gone,
+            EngineLost: self._on_engine_lost,
             NoMoreEngines: self._on_no_more_engines,
             RetireEngines: self._on_retire_engines,
             InterruptEngines: self._on_interrupt_engines,
@@ -113,6 +115,11 @@ class Scheduler:
     @property
     def stream_ended(self) -> bool:
         return self._stream_ended
+
+    def holds_tasks(self, engine_rank: int) -> bool:
+        """Whether the engine holds tasks (running or queued): a lost one's may still run."""
+        engine = self.engines.get(engine_rank)
+        return engine is not None and bool(engine.assigned)
 
     @property
     def more_tasks(self) -> bool:
@@ -221,6 +228,10 @@ class Scheduler:
                     actions, True, f'task {task.task_id} (line {task.line_number}) was lost {attempts} time(s)'
                 )
         self.pending.extendleft(reversed(retry))
+
+    def _on_engine_lost(self, event: EngineLost, actions: list[Action]) -> None:
+        if (engine := self.engines.get(event.engine_rank)) is not None:
+            engine.lost = True
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
         if self.state not in _ACTIVE or self.engines or not self.more_tasks:

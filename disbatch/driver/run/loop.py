@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ from disbatch.kvsstcp.outside import KVSStore
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
     HEARTBEAT_SECONDS,
+    LOST_TASKS_END_SECONDS,
     SILENCE_SECONDS,
     Abort,
     ContextGoodbye,
@@ -44,6 +46,7 @@ from disbatch.protocol.messages import (
     Message,
     Run,
     TaskDone,
+    killing_signal,
 )
 from disbatch.protocol.transport import DriverEndpoint
 from disbatch.results.status_file import StatusFileWriter
@@ -178,7 +181,7 @@ class DriverLoop:
                 except codec.CodecError as error:
                     if (joined := self._engines.by_peer(peer)) is not None:  # its result is lost, so is the engine
                         log.error('engine %d on %s sent a malformed message: %s', joined.rank, joined.hostname, error)
-                        self._give_up(joined, 'sent a message this driver cannot read (from another disbatch?)')
+                        self._take_for_lost(joined, 'sent a message this driver cannot read (from another disbatch?)')
                         break
                     self._admission.on_unreadable(peer, payload, error)
                     continue
@@ -204,8 +207,11 @@ class DriverLoop:
             log.warning('%s', leftover_line(engine, message, self.settings.kill_leftovers))
         elif isinstance(message, Goodbye):
             log.info('engine %d on %s left: %s', engine.rank, engine.hostname, message.reason)
-            self._engines.forget(engine)
-            self._dispatch(ev.EngineGone(engine.rank, lost=False, now=time.time()))
+            if self._engines.lost(engine) is not None:
+                self._gone(engine)  # it ended its tasks before it said goodbye
+            else:
+                self._engines.forget(engine)
+                self._dispatch(ev.EngineGone(engine.rank, lost=False, now=time.time()))
         else:
             log.warning('unexpected %s from engine %d', message.TAG, engine.rank)
 
@@ -236,6 +242,8 @@ class DriverLoop:
         self._dispatch(
             ev.TaskFinished(engine.rank, done.task_id, done.outcome, done.timed_out, done.interrupted, done.phase)
         )
+        if self._engines.lost(engine) is not None and not self.scheduler.holds_tasks(engine.rank):
+            self._gone(engine)  # a lost engine that still reached us has reported every task it held
 
     def _on_signals(self, wake_read: int) -> None:
         for name, code in received(wake_read):
@@ -264,9 +272,20 @@ class DriverLoop:
                     f'{exited.log_tail or "(no output)"}'
                 )
             return
-        log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
-        self._engines.forget(engine)
-        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
+        self._receive_all()  # what it said before it went: results, its goodbye
+        if self._engines.by_launch(exited.launch_id) is None:
+            return
+        signum = killing_signal(exited.exit_code)
+        if signum is not None:  # its supervisor ended what it left
+            name = signal.Signals(signum).name if signum else 'a real-time signal'
+            log.info('engine %d on %s was killed by %s; its tasks are ended', engine.rank, engine.hostname, name)
+            self._gone(engine)
+        elif self._engines.lost(engine) is None:
+            log.info('engine %d process exited with %d', engine.rank, exited.exit_code)
+            if self.scheduler.holds_tasks(engine.rank):
+                self._take_for_lost(engine, f'ended with {exited.exit_code} and no goodbye', end_launcher=False)
+            else:
+                self._gone(engine)
 
     # ------------------------------------------------------------ progress
 
@@ -363,6 +382,9 @@ class DriverLoop:
         if last_heard is not None:
             waits.append(self._next_heartbeat - time.monotonic())
             waits.append(last_heard + SILENCE_SECONDS - time.monotonic())
+        lost_over = self._engines.next_lost_over()
+        if lost_over is not None:
+            waits.append(lost_over - time.monotonic())
         if self._alone_since is not None and time.monotonic() < self._alone_since + NO_ENGINE_GRACE_SECONDS:
             waits.append(self._alone_since + NO_ENGINE_GRACE_SECONDS - time.monotonic())
         if self.scheduler.drain is not None and self._stop_deadline is None:
@@ -397,7 +419,10 @@ class DriverLoop:
         monotonic = time.monotonic()
         for engine in self._engines:
             if monotonic - engine.last_heard > SILENCE_SECONDS:
-                self._give_up(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+                self._take_for_lost(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+        for lost in self._engines.lost_over(monotonic):
+            log.info('the tasks of engine %d, lost, have ended by now: they run again', lost.engine.rank)
+            self._gone(lost.engine)
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines:
@@ -412,14 +437,36 @@ class DriverLoop:
                 + (late.log_tail or 'no word from it yet')
             )
 
-    def _give_up(self, engine: EnginePeer, why: str) -> None:
-        """Take a joined engine for lost: its tasks are re-issued; its launcher is ended, and the engine told."""
-        self.report(f'engine {engine.rank} on {engine.hostname} {why}: taken for lost')
-        for context in self.contexts:
-            context.abandon(engine.launch_id)
-        self._engines.give_up(engine)
+    def _take_for_lost(self, engine: EnginePeer, why: str, end_launcher: bool = True) -> None:
+        """Take a joined engine for lost: it is told (an Abort, in case it still listens) and gets no new task; its
+        launcher is ended (`end_launcher`).
+
+        Its tasks are never run again while a copy may still run: at once if it holds none; else once it says they
+        are over (its results, its goodbye), or its launcher's exit does (its supervisor's report of a killed
+        engine), or LOST_TASKS_END_SECONDS have passed, by which time the engine has ended them itself (it does when
+        the driver is silent or sends an Abort).
+        """
+        if self._engines.lost(engine) is not None:
+            return
+        holds = self.scheduler.holds_tasks(engine.rank)
+        then = f'; its tasks run again once surely ended ({LOST_TASKS_END_SECONDS:.0f} s at most)' if holds else ''
+        self.report(f'engine {engine.rank} on {engine.hostname} {why}: taken for lost{then}')
+        if end_launcher:
+            for context in self.contexts:
+                context.abandon(engine.launch_id)
         self._outbox.put(engine.peer, Abort(f'the driver took this engine for lost: it {why}'))
-        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
+        if not holds:
+            self._gone(engine)
+            return
+        self._engines.lose(engine, time.time(), time.monotonic() + LOST_TASKS_END_SECONDS)
+        self._dispatch(ev.EngineLost(engine.rank))
+
+    def _gone(self, engine: EnginePeer) -> None:
+        """A joined engine is gone, and no task of it runs any more: what it still held is recorded lost (at the
+        time it was taken for lost) and run again."""
+        lost = self._engines.lost(engine)
+        self._engines.give_up(engine)
+        self._dispatch(ev.EngineGone(engine.rank, lost=True, now=lost.lost_at if lost is not None else time.time()))
 
     def _check_deadline(self) -> None:
         """Engines that have not stopped by the deadline are killed, and their running tasks recorded as lost."""
@@ -431,6 +478,9 @@ class DriverLoop:
             log.warning('engine %d did not stop in time; killed', engine.rank)
             self._engines.forget(engine)
             self._dispatch(ev.EngineGone(engine.rank, lost=True, now=time.time()))
+        for lost in self._engines.every_lost():
+            log.warning('engine %d, lost, did not say its tasks ended; the run stops without waiting', lost.engine.rank)
+            self._gone(lost.engine)
         self._dispatch(ev.NoMoreEngines(time.time()))
 
     def _check_contexts(self) -> None:

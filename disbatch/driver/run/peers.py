@@ -3,6 +3,10 @@
 
 An `EnginePeer` is the loop's side of an engine (its ZeroMQ identity, its launch, its PID, when it was last
 heard); the scheduler's side of the same engine is its `EngineLoad` (`driver/core/engines.py`). Both go by rank.
+
+An engine taken for lost while its tasks may still run is `lost` here until they have certainly ended (see
+`LOST_TASKS_END_SECONDS`): no longer watched for silence or sent heartbeats, but still found by rank, peer and
+launch, so what it still says (results, its goodbye) and its launcher's exit are heard.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ class EnginePeer:
     last_heard: float  # time.monotonic() of its last message
 
 
+@dataclass(frozen=True, slots=True)
+class LostEngine:
+    engine: EnginePeer
+    lost_at: float  # time.time() when it was taken for lost: the finish its tasks' lost records give
+    over_at: float  # time.monotonic() by which its tasks have certainly ended
+
+
 def leftover_line(engine: EnginePeer, leftover: Leftover, kill_leftovers: bool) -> str:
     """The driver log's line for what a task of `engine` left running."""
     phase = f' ({leftover.phase})' if leftover.phase else ''
@@ -41,7 +52,8 @@ class EnginePeers:
         self._by_peer: dict[bytes, EnginePeer] = {}
         self._by_launch: dict[str, EnginePeer] = {}
         self.joined: set[str] = set()  # launch ids of every engine that ever joined
-        self.given_up: set[bytes] = set()  # peers of engines declared lost (silent too long)
+        self.given_up: set[bytes] = set()  # peers of engines gone for lost: what they still send gets an Abort
+        self._lost: dict[int, LostEngine] = {}  # by rank: taken for lost, its tasks may still run
         self._next_rank = 0
 
     def join(self, peer: bytes, hello: Hello, now: float) -> EnginePeer:
@@ -56,13 +68,16 @@ class EnginePeers:
         return engine
 
     def __getitem__(self, rank: int) -> EnginePeer:
+        if (lost := self._lost.get(rank)) is not None:
+            return lost.engine
         return self._by_rank[rank]
 
     def __iter__(self) -> Iterator[EnginePeer]:
+        """The engines in the run (not the lost ones)."""
         return iter(list(self._by_rank.values()))  # a copy: forgetting while iterating is fine
 
     def __bool__(self) -> bool:
-        return bool(self._by_rank)
+        return bool(self._by_rank) or bool(self._lost)
 
     def by_peer(self, peer: bytes) -> EnginePeer | None:
         return self._by_peer.get(peer)
@@ -74,11 +89,30 @@ class EnginePeers:
         self._by_rank.pop(engine.rank, None)
         self._by_peer.pop(engine.peer, None)
         self._by_launch.pop(engine.launch_id, None)
+        self._lost.pop(engine.rank, None)
 
     def give_up(self, engine: EnginePeer) -> None:
-        """Forget an engine taken for lost; what its peer still sends is answered with an Abort."""
+        """Forget an engine gone for lost; what its peer still sends is answered with an Abort."""
         self.given_up.add(engine.peer)
         self.forget(engine)
+
+    def lose(self, engine: EnginePeer, lost_at: float, over_at: float) -> None:
+        """`engine` is taken for lost; its tasks may run until `over_at` (time.monotonic())."""
+        self._by_rank.pop(engine.rank, None)
+        self._lost[engine.rank] = LostEngine(engine, lost_at, over_at)
+
+    def lost(self, engine: EnginePeer) -> LostEngine | None:
+        return self._lost.get(engine.rank)
+
+    def lost_over(self, now: float) -> list[LostEngine]:
+        """The lost engines whose tasks have certainly ended at `now` (time.monotonic())."""
+        return [lost for lost in self._lost.values() if lost.over_at <= now]
+
+    def next_lost_over(self) -> float | None:
+        return min((lost.over_at for lost in self._lost.values()), default=None)
+
+    def every_lost(self) -> list[LostEngine]:
+        return list(self._lost.values())
 
     def last_heard(self) -> float | None:
         """When the engine heard from longest ago was last heard, or None with no engine."""
@@ -86,7 +120,8 @@ class EnginePeers:
 
     def facts(self, now: float) -> dict[int, EngineFacts]:
         """What the snapshot shows of each engine that only the loop knows, at `now` (time.monotonic())."""
-        return {rank: EngineFacts(engine.pid, now - engine.last_heard) for rank, engine in self._by_rank.items()}
+        engines = [*self._by_rank.values(), *(lost.engine for lost in self._lost.values())]
+        return {engine.rank: EngineFacts(engine.pid, now - engine.last_heard) for engine in engines}
 
 
 class ContextPeers:

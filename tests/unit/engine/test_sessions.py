@@ -1,4 +1,5 @@
-"""Reading sessions from /proc/PID/stat (pure parsing), and finding a session's leftovers in a /proc made up here."""
+"""Reading sessions from /proc/PID/stat (pure parsing), and finding a session's leftovers, or a process's descendants,
+in a /proc made up here."""
 
 from __future__ import annotations
 
@@ -6,20 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.engine.sessions import leftovers, parse_stat, session_members
+from disbatch.engine.sessions import ProcessStat, descendants, leftovers, parse_stat, session_members
 
 
-def stat_line(pid: int, name: str, state: str, pgrp: int, session: int) -> str:
-    return f'{pid} ({name}) {state} 1 {pgrp} {session} 34816 {pid} 4194560 120 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n'
+def stat_line(pid: int, name: str, state: str, pgrp: int, session: int, parent: int = 1) -> str:
+    return f'{pid} ({name}) {state} {parent} {pgrp} {session} 34816 {pid} 4194560 120 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n'
 
 
-def test_the_session_is_field_six() -> None:
-    assert parse_stat(stat_line(4242, 'sleep', 'S', 4240, 4239)) == (4242, 'S', 4239)
+def test_the_parent_is_field_four_and_the_session_field_six() -> None:
+    assert parse_stat(stat_line(4242, 'sleep', 'S', 4240, 4239, parent=4241)) == ProcessStat(4242, 'S', 4241, 4239)
 
 
 @pytest.mark.parametrize('name', ['a b', 'x) S 1 2 3', ') (', '', 'tab\there', '((('])
 def test_a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields(name: str) -> None:
-    assert parse_stat(stat_line(7, name, 'R', 5, 3)) == (7, 'R', 3)
+    assert parse_stat(stat_line(7, name, 'R', 5, 3)) == ProcessStat(7, 'R', 1, 3)
 
 
 @pytest.mark.parametrize('text', ['', '12', '12 (x)', '12 (x) S 1 2', 'x (y) S 1 2 3', '12 (x) S 1 2 three', 'garbage'])
@@ -27,10 +28,10 @@ def test_an_unreadable_stat_is_none(text: str) -> None:
     assert parse_stat(text) is None
 
 
-def fake_proc(tmp_path: Path, *entries: tuple[int, str, int, int]) -> str:
-    for pid, state, pgrp, session in entries:
+def fake_proc(tmp_path: Path, *entries: tuple[int, str, int, int] | tuple[int, str, int, int, int]) -> str:
+    for pid, state, pgrp, session, *parent in entries:
         (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / 'stat').write_text(stat_line(pid, 'p', state, pgrp, session))
+        (tmp_path / str(pid) / 'stat').write_text(stat_line(pid, 'p', state, pgrp, session, *parent))
     (tmp_path / 'self').mkdir()  # not a pid: skipped
     (tmp_path / '99').mkdir()  # a process that exited while we looked: no stat file
     return str(tmp_path)
@@ -52,3 +53,21 @@ def test_members_are_found_by_session_whatever_their_process_group(tmp_path: Pat
 
 def test_no_proc_means_nothing_found(tmp_path: Path) -> None:
     assert session_members({1}, str(tmp_path / 'absent')) == {}
+
+
+def test_descendants_are_found_through_every_generation_and_session(tmp_path: Path) -> None:
+    proc = fake_proc(
+        tmp_path,
+        (100, 'S', 100, 100, 1),  # the supervisor
+        (101, 'S', 100, 100, 100),  # its engine
+        (110, 'S', 110, 110, 101),  # a task, in a session of its own
+        (111, 'S', 110, 110, 110),
+        (112, 'Z', 110, 110, 110),  # exited: runs nothing
+        (120, 'S', 120, 120, 100),  # what a dead task left: re-parented to the supervisor
+        (121, 'R', 121, 121, 120),  # ... and what that one started in a session of its own (setsid)
+        (200, 'S', 200, 200, 1),  # someone else's
+        (201, 'S', 200, 200, 200),
+    )
+    assert descendants(100, proc) == [101, 110, 111, 120, 121]
+    assert descendants(120, proc) == [121]
+    assert descendants(300, proc) == []

@@ -65,6 +65,18 @@ def test_skipped_lines_count_and_other_kinds_do_not() -> None:
     assert index.decide(Task(1, 5, -1, 'echo a'), retry_failed=False, force=False) is not None
 
 
+def test_a_lost_attempt_is_not_done_so_a_plain_resume_runs_it_again() -> None:
+    # lost with its engine (PID -1, -100), the run killed before the task ran again: also when carried over as S
+    lost = old(return_code=LOST_RETURN_CODE, pid=-1)
+    for record in (lost, lost.as_skipped()):
+        index = ResumeIndex.from_records([record])
+        assert 3 not in index
+        assert index.decide(TASK, retry_failed=False, force=False) is None
+    # an earlier success still counts
+    index = ResumeIndex.from_records([old(return_code=0, finish=1.0), old(return_code=LOST_RETURN_CODE, pid=-1)])
+    assert index.decide(TASK, retry_failed=False, force=False) is not None
+
+
 def test_success_beats_failure_whatever_the_order() -> None:
     success = old(return_code=0, finish=10.0)
     failure = old(return_code=LOST_RETURN_CODE, finish=20.0)

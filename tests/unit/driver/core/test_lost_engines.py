@@ -1,4 +1,6 @@
-"""Lost engines: their tasks are recorded lost (PID -1, return code -100) and re-issued, up to the attempt budget."""
+"""Lost engines: their tasks are recorded lost (PID -1, return code -100) and re-issued, up to the attempt budget;
+an engine taken for lost while its tasks may still run (`EngineLost`) keeps them, and gets no new one, until it is
+gone."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from disbatch.driver.core.events import (
     DrainEngine,
     EngineGone,
     EngineJoined,
+    EngineLost,
     Finish,
     LogWarning,
     NoMoreEngines,
@@ -231,3 +234,59 @@ def test_no_more_engines_with_work_left_reports_and_finishes_with_1() -> None:
 def test_no_engine_ever_joining_finishes_with_1() -> None:
     scheduler = make_scheduler()
     assert scheduler.handle(NoMoreEngines(now=3.0)) == [Report(ANY), Finish(1)]
+
+
+# ---------------------------------------------------------------- lost, its tasks maybe still running
+
+
+def test_an_engine_lost_while_its_tasks_may_run_keeps_them_until_it_is_gone() -> None:
+    scheduler = make_scheduler()
+    stream = Stream(TASKS[:4])
+    scheduler.handle(EngineJoined(0, 'node0', slots=2))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, stream, now=1.0) == [
+        SendTask(0, TASKS[0]),
+        SendTask(0, TASKS[1]),
+        SendTask(1, TASKS[2]),
+    ]
+    assert scheduler.handle(EngineLost(0)) == []  # nothing re-issued: a copy may still run
+    assert scheduler.holds_tasks(0) and scheduler.running == 3
+    done = finished(TASKS[2], host='node1')
+    # engine 1's slot frees: it takes the next task of the stream, not one of the lost engine's
+    assert scheduler.handle(reported(1, done)) == [WriteRecord(done)]
+    assert feed_stream(scheduler, stream, now=3.0) == [SendTask(1, TASKS[3])]
+    assert scheduler.handle(EngineJoined(2, 'node2', slots=2)) == []  # nothing to hand it yet
+    # gone: recorded lost at the time it was lost, and run again
+    actions = scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    assert actions == [
+        Report(ANY),
+        WriteRecord(lost(TASKS[0], 'node0', 2.0), final=False),
+        WriteRecord(lost(TASKS[1], 'node0', 2.0), final=False),
+        SendTask(2, TASKS[0], attempt=2),
+        SendTask(2, TASKS[1], attempt=2),
+    ]
+    assert not scheduler.holds_tasks(0)
+
+
+def test_a_lost_engine_that_reports_its_tasks_holds_none() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    scheduler.handle(EngineJoined(1, 'node1', slots=1))
+    assert feed_stream(scheduler, Stream(TASKS[:2]), now=1.0) == [SendTask(0, TASKS[0]), SendTask(1, TASKS[1])]
+    scheduler.handle(EngineLost(0))
+    record = finished(TASKS[0], host='node0')
+    assert scheduler.handle(reported(0, record)) == [WriteRecord(record)]  # its result counts
+    assert not scheduler.holds_tasks(0)
+    assert scheduler.handle(EngineGone(0, lost=True, now=3.0)) == []
+
+
+def test_the_only_engine_lost_ends_the_run_as_any_lost_engine_does() -> None:
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    scheduler.handle(EngineLost(0))
+    assert scheduler.handle(NoMoreEngines(now=2.0)) == []  # it still holds its task
+    scheduler.handle(EngineGone(0, lost=True, now=2.0))
+    actions = scheduler.handle(NoMoreEngines(now=14.0))
+    assert actions == [Report(ANY), Finish(1)]  # not "waiting for a context": it did not leave on purpose
+    assert 'no engine is left' in reports(actions)[0]
