@@ -10,7 +10,11 @@ from pathlib import Path
 
 from disbatch.engine.scratch import FRESH_SECONDS, ScratchDirectory, sweep
 
-LATER = time.time() + FRESH_SECONDS + 60  # a sweep this late finds every directory made now old enough
+
+def later() -> float:
+    """A time at which a sweep finds every directory made until now old enough (read at the test's own time: the
+    suite can run for many minutes after this module is collected)."""
+    return time.time() + FRESH_SECONDS + 60
 
 
 def _dead_engines_directory(parent: Path) -> Path:
@@ -41,7 +45,7 @@ def test_a_sweep_removes_the_directory_of_a_dead_engine_only(tmp_path: Path) -> 
     older_kind.mkdir()
     other = tmp_path / 'disbatch-bench-123-abc'
     other.mkdir()
-    assert sweep(str(tmp_path), LATER) == [str(dead)]
+    assert sweep(str(tmp_path), later()) == [str(dead)]
     assert sorted(tmp_path.iterdir()) == sorted([live_path, older_kind, other])
     live.remove()
 
