@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from signal import SIGKILL, SIGTERM
+from signal import SIGHUP, SIGINT, SIGKILL, SIGTERM
 from types import MappingProxyType
 
 from disbatch.engine.core_events import (
@@ -68,6 +68,11 @@ KILL_GRACE_SECONDS = 1.0  # between a TERM (a timeout, an abort) and the KILL th
 ABORT_KILL_AGAIN_SECONDS = 5.0  # an aborting engine sends SIGKILL again this often while a task is not reaped
 # A result held back because the slots still have queued work (see `_on_turn_ended`) goes out after this long.
 REPORT_DELAY_SECONDS = 0.05
+# A task that died of a stop signal the engine did not send (a batch system ending the job signals every process of
+# it: `scancel`, `qdel`) is reported this much later, so that the engine's own copy of that signal, arriving in the
+# same instant, can still make it what it is: interrupted, which a plain `-r` runs again, not failed.
+STOP_SIGNAL_HOLD_SECONDS = 0.5
+STOP_SIGNAL_RETURN_CODES = frozenset(-signum.value for signum in (SIGTERM, SIGINT, SIGHUP))
 
 
 class _TimedOut(enum.Enum):
@@ -107,6 +112,7 @@ class EngineCore:
         self._last_heard = now
         self._draining = False
         self._outbox: list[TaskDone | Leftover] = []  # results (and leftovers' news) not yet sent
+        self._held: list[tuple[float, Job, Outcome]] = []  # deaths by a stop signal, until their hold ends
         self._outbox_deadline = 0.0
         self._goodbye = 'finished'
         self._handlers = {
@@ -133,6 +139,8 @@ class EngineCore:
             deadline = self._outbox_deadline
         if self._abort_deadline is not None and self._abort_deadline < deadline:
             deadline = self._abort_deadline
+        if self._held and self._held[0][0] < deadline:
+            deadline = self._held[0][0]
         for timeout in self._timeouts.values():
             if isinstance(timeout, float) and timeout < deadline:
                 deadline = timeout
@@ -193,7 +201,10 @@ class EngineCore:
         # Stopped by the abort: interrupted, unless it exited 0 (it finished, or says it did) or had timed out.
         interrupted = slot in self._interrupted and not timed_out and outcome.return_code != 0
         self._interrupted.discard(slot)
-        self._report(job, outcome, event.now, timed_out, interrupted)
+        if not (timed_out or interrupted) and outcome.return_code in STOP_SIGNAL_RETURN_CODES:
+            self._held.append((event.now + STOP_SIGNAL_HOLD_SECONDS, job, outcome))
+        else:
+            self._report(job, outcome, event.now, timed_out, interrupted)
         if event.leftovers:
             self._outbox.append(Leftover(job.task_id, job.phase, list(event.leftovers)))
         self._free(slot)
@@ -216,6 +227,9 @@ class EngineCore:
 
     def _on_tick(self, event: Tick, actions: list[Action]) -> None:
         now = event.now
+        while self._held and self._held[0][0] <= now:  # no stop signal came: the task's own death, as it was
+            _, job, outcome = self._held.pop(0)
+            self._report(job, outcome, now)
         if now >= self._next_heartbeat:
             actions.append(SendHeartbeat())
             self._next_heartbeat = now + HEARTBEAT_SECONDS
@@ -246,6 +260,9 @@ class EngineCore:
         self._outbox.clear()
 
     def _on_leaving(self, event: Leaving, actions: list[Action]) -> None:
+        for when, job, outcome in self._held:
+            self._report(job, outcome, when)
+        self._held.clear()
         batch = tuple(self._outbox)
         self._outbox.clear()
         if self.driver_gone:
@@ -283,6 +300,9 @@ class EngineCore:
         self._queue.clear()
         self._per_engine.clear()
         self._interrupted.update(self._running)
+        for _, job, outcome in self._held:  # the stop signal that killed them was the run's end reaching them first
+            self._report(job, outcome, now, interrupted=True)
+        self._held.clear()
         actions.extend(SignalGroup(slot, SIGTERM) for slot in self._running)
         actions.append(SignalLeftovers(SIGTERM))
         self._abort_deadline = now + KILL_GRACE_SECONDS

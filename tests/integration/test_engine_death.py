@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from disbatch.results.record import RecordKind
+
 from ..conftest import Processes, disbatch_cmd
 from .helpers import pid_alive, read_status, run_files, status_path, wait_for
 
@@ -89,3 +91,44 @@ def test_a_frozen_engines_tasks_end_before_they_run_again(procs: Processes, tmp_
     assert sorted(ran) == list(range(len(durations))), ran
     assert all('twice' not in lines and lines.count('done') == 1 for lines in ran.values()), ran
     assert wait_for(lambda: not procs.alive(), 3), f'processes left: {procs.alive()}'
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / 'stat').read_text().rpartition(')')[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.timeout(60)
+def test_a_task_killed_by_the_jobs_end_just_before_its_engine_is_interrupted_not_failed(
+    procs: Processes, tmp_path: Path
+) -> None:
+    # A batch system ending a job (`scancel`, `qdel`) sends SIGTERM to every process of it, tasks and engines alike,
+    # in no set order: a task that dies of it first is one the job's end stopped, so a plain -r runs it again.
+    (tmp_path / 'Tasks').write_text('sleep 30\nsleep 30\n')
+    driver = procs.spawn(
+        disbatch_cmd('-s', 'localhost:2', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert wait_for(
+        lambda: engine_pids(tmp_path) and len(_children(next(iter(engine_pids(tmp_path).values())))) == 2, 20
+    )
+    engine = next(iter(engine_pids(tmp_path).values()))
+    first, _ = _children(engine)
+    os.kill(first, signal.SIGTERM)
+    time.sleep(0.1)  # the engine sees that task's death before its own signal
+    os.kill(engine, signal.SIGTERM)
+    # No engine is left: the run waits for one to be added (the job's end would have stopped the driver too).
+    assert wait_for(lambda: len(read_status(status_path(tmp_path))) >= 2, 10)
+    time.sleep(1)  # nothing more is recorded: no task was given to the leaving engine
+    records = read_status(status_path(tmp_path))
+    assert sorted(record.task_id for record in records) == [0, 1], records
+    assert all(record.kind is RecordKind.INTERRUPTED for record in records), records
+    driver.send_signal(signal.SIGTERM)
+    driver.communicate(timeout=20)

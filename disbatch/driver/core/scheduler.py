@@ -187,6 +187,8 @@ class Scheduler:
         self._last_finish = max(self._last_finish, record.finish)
         engine.observe(record.elapsed)
         if record.interrupted:
+            # Only a stopping engine interrupts a task (a signal reached it, or we aborted it): it gets no more.
+            engine.retiring = True
             self._interrupted(task, record, actions)
             return
         engine.finished += 1

@@ -7,9 +7,15 @@ KILL again every 5 s), a lost driver, and a task whose process could not be crea
 from __future__ import annotations
 
 import logging
-from signal import SIGKILL, SIGTERM
+from signal import SIGINT, SIGKILL, SIGTERM
 
-from disbatch.engine.core import ABORT_KILL_AGAIN_SECONDS, KILL_GRACE_SECONDS, EngineCore, EngineStage
+from disbatch.engine.core import (
+    ABORT_KILL_AGAIN_SECONDS,
+    KILL_GRACE_SECONDS,
+    STOP_SIGNAL_HOLD_SECONDS,
+    EngineCore,
+    EngineStage,
+)
 from disbatch.engine.core_events import (
     PER_ENGINE_SLOT,
     Action,
@@ -170,6 +176,38 @@ def test_a_timed_out_task_caught_by_an_abort_stays_timed_out_not_interrupted() -
     receive(core, Abort('stop'), now=1.5)
     exit_task(core, 0, outcome(-SIGTERM), now=1.6)
     assert tick(core, 1.6) == [SendResults((done(job(0), outcome(-SIGTERM), timed_out=True),))]
+
+
+# ---------------------------------------------------------------- a batch system's end signals every process
+
+
+def test_a_task_killed_by_the_stop_signal_the_engine_gets_next_is_interrupted() -> None:
+    """`scancel` signals the task and the engine at once; the task's death may be seen first."""
+    core, _ = engine(2, run(0), run(1))
+    exit_task(core, 0, outcome(-SIGTERM), now=1.0)
+    assert tick(core, 1.0) == []  # held: its hold has not ended
+    assert core.next_deadline() == 1.0 + STOP_SIGNAL_HOLD_SECONDS
+    assert core.handle(Signalled(1.1))[0] == Log(logging.INFO, 'aborting: engine received a signal')
+    exit_task(core, 1, outcome(-SIGTERM), now=1.2)
+    assert tick(core, 1.2) == [
+        SendResults(
+            (done(job(0), outcome(-SIGTERM), interrupted=True), done(job(1), outcome(-SIGTERM), interrupted=True))
+        )
+    ]
+
+
+def test_a_task_that_dies_of_a_stop_signal_alone_is_reported_as_it_died_after_the_hold() -> None:
+    core, _ = engine(1, run(0), run(1))
+    exit_task(core, 0, outcome(-SIGINT), now=1.0)
+    assert tick(core, 1.0) == [Spawn(0, job(1), {})]  # its slot is free again at once; its result is held
+    assert tick(core, 1.0 + STOP_SIGNAL_HOLD_SECONDS) == [SendResults((done(job(0), outcome(-SIGINT)),))]
+
+
+def test_a_held_result_leaves_with_the_goodbye() -> None:
+    core, _ = engine(1, run(0), Drain())
+    exit_task(core, 0, outcome(-SIGTERM), now=1.0)
+    tick(core, 1.0)
+    assert leave(core) == [SendGoodbye((done(job(0), outcome(-SIGTERM)),), 'finished')]
 
 
 def test_a_signal_to_the_engine_aborts_it() -> None:

@@ -142,6 +142,18 @@ def test_interrupting_one_engine_hands_its_tasks_to_another_while_the_run_goes_o
     assert scheduler.counts.interrupted == 0
 
 
+def test_an_engine_that_interrupts_a_task_on_its_own_is_stopping_and_gets_no_new_task() -> None:
+    # A signal reached it (a batch system ending the job signals every process): its task comes back interrupted
+    # before its goodbye, and its freed slot must not take the task back, nor another.
+    scheduler = make_scheduler()
+    scheduler.handle(EngineJoined(0, 'node0', slots=1))
+    feed_stream(scheduler, Stream(TASKS[:2]), now=1.0)
+    stopped = finished(TASKS[0], return_code=-15, kind=RecordKind.INTERRUPTED)
+    actions = scheduler.handle(reported(0, stopped))
+    assert actions == [WriteRecord(stopped, final=False), DrainEngine(0)]  # run again elsewhere, not here
+    assert scheduler.handle(EngineJoined(1, 'node1', slots=1)) == [SendTask(1, TASKS[0], 2)]
+
+
 def test_engines_that_left_on_purpose_make_the_run_wait_and_say_how_to_add_a_context() -> None:
     scheduler = make_scheduler(add_context_hint='x_dbUtil.sh -s HOST:N')
     scheduler.handle(ContextJoined('SSH0', task_limit=1))
