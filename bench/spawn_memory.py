@@ -16,6 +16,9 @@ and the CPU they cost (the spawner's process, its helpers and the tasks, all rea
   session (bash has no `setsid`; the `setsid` program would cost another exec).
 * `perl-launcher` — a long-lived perl per engine makes the task with `clone(CLONE_PARENT)`: the engine is its
   parent from the start, one fork per task, its own session (`setsid`). x86-64 system call numbers only.
+* `c-launcher` — `spawn_launcher.c`, compiled with `cc` into a temporary directory (left out without `cc`): the
+  perl launcher's protocol, but the task is made with `clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT)`: no copy of
+  anything, as the engine's `posix_spawn`, from a process of a few hundred KiB.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import select
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -117,18 +122,20 @@ def spawn_exec(command: str) -> tuple[int, int, int]:
 class Launcher:
     """A long-lived helper process that makes the tasks (bash or perl, as above)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, program: str = '') -> None:
         self.kind = kind
         request_read, self.request_write = os.pipe()
         self.reply_read, reply_write = os.pipe()
         request_read, reply_write = high(request_read), high(reply_write)
         actions: list[tuple[int, int, int]] = [
             (os.POSIX_SPAWN_DUP2, request_read, 0),
-            (os.POSIX_SPAWN_DUP2, reply_write, 3 if kind == 'perl' else 7),
+            (os.POSIX_SPAWN_DUP2, reply_write, 7 if kind == 'bash' else 3),
         ]
         self.memfd = -1
         if kind == 'perl':
             arguments = [PERL, '-e', PERL_LAUNCHER, str(os.getpid())]
+        elif kind == 'c':
+            arguments = [program, str(os.getpid())]
         else:
             self.memfd = os.memfd_create('request', os.MFD_CLOEXEC)
             moved = fcntl.fcntl(self.memfd, fcntl.F_DUPFD_CLOEXEC, HIGH_FD)
@@ -139,14 +146,14 @@ class Launcher:
         )
         os.close(request_read)
         os.close(reply_write)
-        if kind != 'perl':
+        if kind == 'bash':
             os.close(moved)
 
     def spawn(self, command: str) -> tuple[int, int, int]:
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         held = [out_write, err_write]
-        if self.kind == 'perl':
+        if self.kind != 'bash':
             fields = [str(out_write), str(err_write), '3', BASH, '-c', command, 'DISBATCH_TASKID=1']
             payload = '\0'.join(fields).encode()
             os.write(self.request_write, b'%d\n' % len(payload) + payload)
@@ -196,10 +203,21 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
 
 
-def measure(kind: str, command: str, count: int) -> tuple[float, float, int]:
+def compile_launcher(directory: str) -> str:
+    """`spawn_launcher.c` compiled into `directory`, or '' without a working `cc`."""
+    program = os.path.join(directory, 'spawn_launcher')
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'spawn_launcher.c')
+    try:
+        subprocess.run(['cc', '-O2', '-o', program, source], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ''
+    return program
+
+
+def measure(kind: str, command: str, count: int, program: str) -> tuple[float, float, int]:
     """(CPU ms per task, wall ms per task, largest ru_maxrss KiB) of `count` runs of `command` through `kind`."""
     cpu, wall = cpu_seconds(), time.perf_counter()
-    launcher = None if kind == 'exec' else Launcher(kind.split('-')[0])
+    launcher = None if kind == 'exec' else Launcher(kind.split('-')[0], program)
     peaks = run_tasks(spawn_exec if launcher is None else launcher.spawn, command, count)
     if launcher is not None:
         launcher.close()  # its usage (and its subshells') is counted once it is reaped
@@ -219,21 +237,26 @@ def main() -> int:
     kinds = ['exec', 'bash-launcher']
     if platform.machine() == 'x86_64' and os.path.exists(PERL):
         kinds.append('perl-launcher')
+    program = compile_launcher(tempfile.mkdtemp(prefix='spawn-memory-'))
+    if program:
+        kinds.append('c-launcher')
     print(f'peak memory (ru_maxrss, KiB) from a {options.ballast} MiB spawner:')
     probes = {'true': 'true', 'ls': 'ls /', '200 MB': 'python3 -c "b = bytearray(200_000_000)"'}
     for kind in kinds:
-        peaks = {name: measure(kind, command, 3)[2] for name, command in probes.items()}
+        peaks = {name: measure(kind, command, 3, program)[2] for name, command in probes.items()}
         print(f'  {kind:14}' + '  '.join(f'{name} {peak:,}' for name, peak in peaks.items()))
     results: dict[str, list[tuple[float, float, int]]] = {kind: [] for kind in kinds}
     for _ in range(options.reps):
         for kind in kinds:
-            results[kind].append(measure(kind, 'true', options.tasks))
+            results[kind].append(measure(kind, 'true', options.tasks, program))
     base = statistics.median(cpu for cpu, _, _ in results['exec'])
     print(f'{options.tasks} x true, one at a time, {options.reps} interleaved reps, medians:')
     for kind in kinds:
         cpu = statistics.median(cpu for cpu, _, _ in results[kind])
         wall = statistics.median(wall for _, wall, _ in results[kind])
         print(f'  {kind:14} CPU {cpu:.3f} ms/task ({cpu / base:.0%} of exec)  wall {wall:.3f} ms/task')
+    if program:
+        shutil.rmtree(os.path.dirname(program))
     return 0
 
 
