@@ -3,10 +3,10 @@
 Linux keeps, in a process's `ru_maxrss`, the high-water mark of the memory it had before it executed a program. A
 task made by the engine itself (`posix_spawn`: vfork, then exec) starts with the engine's ~20 MiB, and every task
 read at least that. The launcher is a program of a few hundred KiB, compiled from `SOURCE` with the machine's `cc`
-once per user, machine, C library and source (kept under `~/.cache/disbatch`); for each task it does what `posix_spawn` did
-— `clone(CLONE_VM | CLONE_VFORK)`, no copy of anything — with `CLONE_PARENT`, so the engine is the task's parent
-from its first instant and `wait4`s it, with its pidfd, as before. Measured (`python -m bench.spawn_memory`): a
-task of `true` reads 3.1 MiB (bash's own size), and costs what `posix_spawn` cost.
+once per user, machine, C library and source (kept under `~/.cache/disbatch`); for each task it does what
+`posix_spawn` did — `clone(CLONE_VM | CLONE_VFORK)`, no copy of anything — with `CLONE_PARENT`, so the engine is
+the task's parent from its first instant and `wait4`s it, with its pidfd, as before. Measured (`python -m
+bench.spawn_memory`): a task of `true` reads 3.1 MiB (bash's own size), and costs what `posix_spawn` cost.
 
 The engine keeps everything else: it makes the task's stdout and stderr pipes, the launcher opens their write ends
 through `/proc/<engine>/fd/N` (it has no other way to receive them) before it makes the task, and the engine closes
