@@ -121,6 +121,7 @@ class EngineLoop:
         if self.settings.watch_stdin and not self._stdin_watched:
             log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
         try:
+            self._launcher_program = launcher_program()  # built before joining when it is not yet: the driver waits
             joined = self._join()
             if joined is None:
                 return 1
@@ -189,8 +190,7 @@ class EngineLoop:
         self._environment['DISBATCH_CORES_PER_TASK'] = str(s.cores_per_task)
         self._leftovers.kill_at_task_end = welcome.kill_leftovers
         self._results_dir = welcome.results_dir
-        self._launcher_program = launcher_program()
-        self._launcher = Launcher.start(self._launcher_program)
+        self._launcher = Launcher.start(self._launcher_program)  # here: its tasks run in the run's directory
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         return Joined(welcome, more, time.monotonic())  # the first tasks may come in the same batch
 

@@ -132,10 +132,17 @@ def _cache_directory() -> str:
     return os.path.join(base, 'disbatch')
 
 
+def _libc_version() -> str:
+    try:
+        return os.confstr('CS_GNU_LIBC_VERSION') or 'libc'
+    except (ValueError, OSError):  # not glibc
+        return 'libc'
+
+
 def launcher_program() -> str | None:
     """The compiled launcher (built now when it is not in the cache), or None when it cannot be built here."""
     digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
-    libc = '-'.join(platform.libc_ver()) or 'libc'  # built against one C library, run against that one
+    libc = _libc_version().replace(' ', '-')  # built against one C library, run against that one
     program = os.path.join(_cache_directory(), f'task-launcher-{platform.machine()}-{libc}-{digest}')
     if os.access(program, os.X_OK):
         return program
