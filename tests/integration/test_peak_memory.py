@@ -15,13 +15,13 @@ from .test_usage import _task_done
 
 MB = 1_000_000
 MIB = 1 << 20
-ALLOCATE = f'{sys.executable} -c "b = bytearray({{size}}); b[::4096] = bytes(len(b) // 4096)"'
+ALLOCATE = f'{sys.executable} -c "b = bytearray({{size}})"'  # zero-filled: every page touched
 
 
 def _peak(procs: Processes, tmp_path: Path, command: str) -> int:
-    usage = _task_done(procs, tmp_path, command, attempt=0).outcome.usage
-    assert usage is not None
-    return usage.max_rss_bytes
+    outcome = _task_done(procs, tmp_path, command, attempt=0).outcome
+    assert outcome.return_code == 0 and outcome.usage is not None, outcome
+    return outcome.usage.max_rss_bytes
 
 
 @pytest.mark.timeout(60)
