@@ -20,12 +20,10 @@ Where there is no `cc`, or the launcher cannot be built or started, the engine m
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import platform
-import subprocess
 import tempfile
+import zlib
 
 log = logging.getLogger('disbatch.engine')
 
@@ -141,9 +139,9 @@ def _libc_version() -> str:
 
 def launcher_program() -> str | None:
     """The compiled launcher (built now when it is not in the cache), or None when it cannot be built here."""
-    digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
+    digest = f'{zlib.crc32(SOURCE.encode()):08x}'  # a cache key, not a check: the cache is the user's own
     libc = _libc_version().replace(' ', '-')  # built against one C library, run against that one
-    program = os.path.join(_cache_directory(), f'task-launcher-{platform.machine()}-{libc}-{digest}')
+    program = os.path.join(_cache_directory(), f'task-launcher-{os.uname().machine}-{libc}-{digest}')
     if os.access(program, os.X_OK):
         return program
     try:
@@ -153,6 +151,8 @@ def launcher_program() -> str | None:
     except OSError as error:
         log.info('no task launcher (cache %s: %s): tasks are made by the engine', _cache_directory(), error.strerror)
         return None
+    import subprocess  # only to build it: an engine's start-up stays light
+
     try:
         subprocess.run(
             ['cc', '-O2', '-x', 'c', '-o', building, '-'],
