@@ -46,6 +46,7 @@ from disbatch.engine.core_events import (
     Tick,
     TurnEnded,
 )
+from disbatch.engine.launcher import Launcher, LauncherGone, launcher_program
 from disbatch.engine.leftovers import Leftovers
 from disbatch.engine.scratch import ScratchDirectory
 from disbatch.engine.shares import Resource
@@ -104,6 +105,8 @@ class EngineLoop:
         self._scratch = ScratchDirectory()  # made only for a command too long for the argument limit
         self._stdin_watched = False  # --watch-stdin and stdin is a pipe (run() finds out)
         self._leftovers = Leftovers(KILL_GRACE_SECONDS)  # what tasks leave running: ended before the engine leaves
+        self._launcher_program: str | None = None  # the compiled task launcher (None: tasks are made here)
+        self._launcher: Launcher | None = None
 
     # ------------------------------------------------------------ life cycle
 
@@ -118,6 +121,7 @@ class EngineLoop:
         if self.settings.watch_stdin and not self._stdin_watched:
             log.warning('stdin is not a pipe: the end of the driver will not be noticed through it')
         try:
+            self._launcher_program = launcher_program()  # built before joining when it is not yet: the driver waits
             joined = self._join()
             if joined is None:
                 return 1
@@ -144,6 +148,8 @@ class EngineLoop:
             if unsent and not driver_gone:
                 with contextlib.suppress(zmq.ZMQError):
                     self._link.send(*unsent)
+            if self._launcher is not None:
+                self._launcher.close()
             self._epoll.close()
             self._link.close(linger_ms=0 if driver_gone else 2000)
             self._zmq.term()
@@ -184,6 +190,7 @@ class EngineLoop:
         self._environment['DISBATCH_CORES_PER_TASK'] = str(s.cores_per_task)
         self._leftovers.kill_at_task_end = welcome.kill_leftovers
         self._results_dir = welcome.results_dir
+        self._launcher = Launcher.start(self._launcher_program)  # here: its tasks run in the run's directory
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         return Joined(welcome, more, time.monotonic())  # the first tasks may come in the same batch
 
@@ -284,7 +291,7 @@ class EngineLoop:
         environment.update(action.shares)
         try:
             outputs = self._output_paths(job)
-            process = TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin, outputs)
+            process = self._start(job, environment, outputs)
         except (OSError, ValueError) as error:  # ValueError: a NUL byte in the command or its environment
             log.error('cannot start task %d: %s', job.task_id, error)
             failed = SpawnFailed(slot, spawn_failure(error, time.time()), time.monotonic())
@@ -297,6 +304,25 @@ class EngineLoop:
             self._epoll.register(fd, select.EPOLLIN)
         self._pidfds[process.pidfd] = slot
         self._epoll.register(process.pidfd, select.EPOLLIN)
+
+    def _start(self, job: Job, environment: dict[str, str], outputs: tuple[str, str] | None) -> TaskProcess:
+        """Start the job's process through the launcher. A launcher that has exited (it started nothing) is replaced
+        once; when its replacement exits too, tasks are started here from then on."""
+        for attempt in range(2):
+            try:
+                return TaskProcess.spawn(
+                    job.command, environment, self._scratch, self.settings.watch_stdin, outputs, self._launcher
+                )
+            except LauncherGone as gone:
+                if self._launcher is not None:
+                    self._launcher.close()
+                if attempt == 0:
+                    log.warning('%s; starting another', gone)
+                    self._launcher = Launcher.start(self._launcher_program)
+                else:
+                    log.warning('%s again: tasks are started by the engine from now on', gone)
+                    self._launcher = None
+        return TaskProcess.spawn(job.command, environment, self._scratch, self.settings.watch_stdin, outputs)
 
     def _send(self, batch: tuple[TaskDone | Leftover, ...], goodbye: Goodbye | None = None) -> None:
         self._unsent = batch

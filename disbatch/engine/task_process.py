@@ -1,8 +1,10 @@
 """Task processes: the only place that spawns, watches, signals and reaps the commands a run executes.
 
-Each task is `/bin/bash -c COMMAND` in a session of its own (so its whole process group can be signalled without
-touching the engine), with stdout and stderr on pipes the engine drains, and a pidfd that becomes readable the
-moment the child exits: the engine's event loop waits on these file descriptors, so nothing here polls.
+Each task is `/bin/bash -c COMMAND`, made by the engine's launcher (`launcher.py`, so that its peak memory is its
+own) or, without one, by the engine itself (`posix_spawn`); either way the engine's child, in a session of its own
+(so its whole process group can be signalled without touching the engine), with stdout and stderr on pipes the
+engine drains, and a pidfd that becomes readable the moment the child exits: the engine's event loop waits on these
+file descriptors, so nothing here polls.
 
 With `--results`, each chunk read from a pipe is also written at once to the task's output file (`OutputFile`):
 the complete output goes to disk as it comes, and the engine holds no more of it than one chunk. The files are
@@ -21,6 +23,7 @@ import signal
 import tempfile
 import time
 
+from disbatch.engine.launcher import Launcher
 from disbatch.engine.scratch import ScratchDirectory
 from disbatch.privacy import create_file
 from disbatch.results.record import Outcome, ResourceUsage
@@ -108,17 +111,19 @@ class TaskProcess:
         scratch: ScratchDirectory,
         null_stdin: bool = False,
         output_paths: tuple[str, str] | None = None,
+        launcher: Launcher | None = None,
     ) -> TaskProcess:
         """Start `/bin/bash -c command`; raises OSError when the process (or an output file) cannot be created.
 
         A command too long for the kernel's argument limit is written to a file in `scratch` (a directory only the
         user can read, made then) and run as `/bin/bash FILE`; the file is removed when the task is reaped. The task
         inherits the engine's stdin unless `null_stdin` (engines whose stdin is their link to the driver). With
-        `output_paths` (`--results`), the complete stdout and stderr also go to these two files.
+        `output_paths` (`--results`), the complete stdout and stderr also go to these two files. Through `launcher`
+        when given (`LauncherGone` when it has exited: nothing was started).
         """
         outputs = open_outputs(output_paths)
         try:
-            process = cls._spawn(command, environment, scratch, null_stdin)
+            process = cls._spawn(command, environment, scratch, null_stdin, launcher)
         except BaseException:
             for sink in outputs or ():
                 sink.close()
@@ -128,7 +133,12 @@ class TaskProcess:
 
     @classmethod
     def _spawn(
-        cls, command: str, environment: dict[str, str], scratch: ScratchDirectory, null_stdin: bool
+        cls,
+        command: str,
+        environment: dict[str, str],
+        scratch: ScratchDirectory,
+        null_stdin: bool,
+        launcher: Launcher | None,
     ) -> TaskProcess:
         script = None
         arguments = [BASH, '-c', command]
@@ -144,18 +154,21 @@ class TaskProcess:
         err_read, err_write = os.pipe()
         try:
             start = time.time()
-            pid = os.posix_spawn(
-                BASH,
-                arguments,
-                environment,
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, out_write, 1),
-                    (os.POSIX_SPAWN_DUP2, err_write, 2),
-                    *([(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)] if null_stdin else []),
-                ],
-                setsid=True,
-                setsigdef=DEFAULT_SIGNALS,
-            )
+            if launcher is not None:
+                pid = launcher.spawn(arguments, environment, out_write, err_write, null_stdin)
+            else:
+                pid = os.posix_spawn(
+                    BASH,
+                    arguments,
+                    environment,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, out_write, 1),
+                        (os.POSIX_SPAWN_DUP2, err_write, 2),
+                        *([(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)] if null_stdin else []),
+                    ],
+                    setsid=True,
+                    setsigdef=DEFAULT_SIGNALS,
+                )
         except BaseException:
             for fd in (out_read, err_read):
                 os.close(fd)
