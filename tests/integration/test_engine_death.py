@@ -93,15 +93,16 @@ def test_a_frozen_engines_tasks_end_before_they_run_again(procs: Processes, tmp_
     assert wait_for(lambda: not procs.alive(), 3), f'processes left: {procs.alive()}'
 
 
-def _children(pid: int) -> list[int]:
+def _tasks_of(engine: int) -> list[int]:
+    """The pids of the engine's running `sleep` tasks (its children: the launcher is one too)."""
     found = []
     for entry in Path('/proc').iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / 'stat').read_text().rpartition(')')[2].split()
+                command, _, rest = (entry / 'stat').read_text().partition(') ')
             except OSError:
                 continue
-            if int(fields[1]) == pid:
+            if int(rest.split()[1]) == engine and command.endswith(('(sleep', '(bash')):
                 found.append(int(entry.name))
     return found
 
@@ -117,10 +118,10 @@ def test_a_task_killed_by_the_jobs_end_just_before_its_engine_is_interrupted_not
         disbatch_cmd('-s', 'localhost:2', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert wait_for(
-        lambda: engine_pids(tmp_path) and len(_children(next(iter(engine_pids(tmp_path).values())))) == 2, 20
+        lambda: engine_pids(tmp_path) and len(_tasks_of(next(iter(engine_pids(tmp_path).values())))) == 2, 20
     )
     engine = next(iter(engine_pids(tmp_path).values()))
-    first, _ = _children(engine)
+    first, _ = _tasks_of(engine)
     os.kill(first, signal.SIGTERM)
     time.sleep(0.1)  # the engine sees that task's death before its own signal
     os.kill(engine, signal.SIGTERM)
