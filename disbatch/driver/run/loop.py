@@ -90,6 +90,7 @@ class DriverLoop:
         self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
         self._admission = Admission(settings, self._outbox, report)  # the secret and the protocol version of hellos
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self._next_silence_check = time.monotonic() + SILENCE_SECONDS  # no engine can be silent too long before
         self._next_end_check = time.monotonic() + END_CHECK_SECONDS
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -312,10 +313,9 @@ class DriverLoop:
                  if (context_deadline := context.deadline()) is not None]  # fmt: skip
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
-        last_heard = self._engines.last_heard()
-        if last_heard is not None:
+        if self._engines:
             waits.append(self._next_heartbeat - time.monotonic())
-            waits.append(last_heard + SILENCE_SECONDS - time.monotonic())
+            waits.append(self._next_silence_check - time.monotonic())
         if self._alone_since is not None and time.monotonic() < self._alone_since + NO_ENGINE_GRACE_SECONDS:
             waits.append(self._alone_since + NO_ENGINE_GRACE_SECONDS - time.monotonic())
         if self.scheduler.drain is not None and self._stop_deadline is None:
@@ -347,13 +347,20 @@ class DriverLoop:
             if deadline is not None and deadline <= now:
                 context.on_timer(now)
         monotonic = time.monotonic()
-        for engine in self._engines:
-            if monotonic - engine.last_heard > SILENCE_SECONDS:
-                self._give_up(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+        if monotonic >= self._next_silence_check:
+            self._check_silence(monotonic)
         if monotonic >= self._next_heartbeat:
             self._next_heartbeat = monotonic + HEARTBEAT_SECONDS
             for engine in self._engines:
                 self._outbox.put(engine.peer, Heartbeat())
+
+    def _check_silence(self, monotonic: float) -> None:
+        """Engines not heard from for SILENCE_SECONDS are given up. One look at every engine, when the one heard
+        from longest ago could be silent that long (a message only moves an engine's time later), not every turn."""
+        silent, earliest = self._engines.heard_before(monotonic - SILENCE_SECONDS)
+        for engine in silent:
+            self._give_up(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+        self._next_silence_check = (monotonic if earliest is None else earliest) + SILENCE_SECONDS
 
     def _give_up(self, engine: EnginePeer, why: str) -> None:
         """Take a joined engine for lost: its tasks are re-issued; its launcher is ended, and the engine told."""
