@@ -1,7 +1,9 @@
 """The status file on disk: appending records as tasks finish, and reading a file back for `-r`.
 
-Writing: one `os.write` per line on an `O_APPEND` descriptor, no Python buffering, so a line is in the page cache
-(and survives the driver being killed) before `write` returns; no fsync per line.
+Writing: lines go out with `os.write` on an `O_APPEND` descriptor, no Python buffering, so a line is in the page
+cache (and survives the driver being killed) once the call returns. `write` puts one record there at once; the
+driver loop instead `add`s the records of a turn and `flush`es them in one `os.write` at the end of the turn, before
+anyone is told those tasks are done (see docs/architecture.md, "The status file"). Nothing is fsynced.
 
 Reading: lines are split on `\\n` only (a command may hold other characters `str.splitlines` would split on), decoded
 as UTF-8 with `surrogateescape`; a `\\r` before the `\\n` is dropped. The header line and blank lines are skipped.
@@ -23,11 +25,12 @@ _FILE_MODE = 0o600  # the user's only: it holds commands and output (see disbatc
 
 
 class StatusFileWriter:
-    """An open status file; `write` puts one record on disk as one line."""
+    """An open status file; `write` puts one record on disk as one line; `add` holds one back until `flush`."""
 
     def __init__(self, path: str, descriptor: int) -> None:
         self.path = path
         self._descriptor: int | None = descriptor
+        self._held: list[str] = []  # lines added, not yet flushed
 
     @classmethod
     def open(cls, path: str, header: bool = False, *, append: bool = False) -> StatusFileWriter:
@@ -51,11 +54,29 @@ class StatusFileWriter:
         return writer
 
     def write(self, record: StatusRecord) -> None:
-        self._write_text(format_line(record))
+        """Put `record`'s line in the file now (after the lines held back, if any)."""
+        self.add(record)
+        self.flush()
+
+    def add(self, record: StatusRecord) -> None:
+        """Hold `record`'s line back until `flush`."""
+        self._held.append(format_line(record))
+
+    def flush(self) -> None:
+        """Put the lines held back in the file, in order, with one `os.write`."""
+        if self._held:
+            text = '\n'.join(self._held)
+            self._held.clear()
+            self._write_text(text)
 
     def close(self) -> None:
-        descriptor, self._descriptor = self._descriptor, None
-        if descriptor is not None:
+        """Flush what is held back, and close the file."""
+        if self._descriptor is None:
+            return
+        try:
+            self.flush()
+        finally:
+            descriptor, self._descriptor = self._descriptor, None
             os.close(descriptor)
 
     @property

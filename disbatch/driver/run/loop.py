@@ -2,6 +2,9 @@
 
 One thread, one `zmq.Poller` over the engine endpoint, the contexts' engine pidfds and a signal wake-up pipe.
 Nothing here decides anything: every decision is `Scheduler.handle`. The loop only translates.
+
+The status lines of a turn are written together at its end (`_write_records`), before the observers hear of those
+tasks, the snapshot counts them or the run ends: a task is never reported done before its line is in the file.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from disbatch.protocol.messages import (
     TaskDone,
 )
 from disbatch.protocol.transport import DriverEndpoint
+from disbatch.results.record import StatusRecord
 from disbatch.results.status_file import StatusFileWriter
 
 log = logging.getLogger('disbatch.driver')
@@ -88,6 +92,7 @@ class DriverLoop:
         self._engines = EnginePeers()
         self._context_peers = ContextPeers(context.label for context in contexts)  # added through dbUtil.sh
         self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
+        self._recorded: list[StatusRecord] = []  # final records of this turn: told to observers once in the file
         self._admission = Admission(settings, self._outbox, report)  # the secret and the protocol version of hellos
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_silence_check = time.monotonic() + SILENCE_SECONDS  # no engine can be silent too long before
@@ -114,6 +119,7 @@ class DriverLoop:
             self._watch_contexts(poller, watched)
             self._tick_clock()
             self._feed()
+            self._write_records()
             while self._exit_code is None:
                 ready_now = poller.poll(self._poll_timeout())
                 self._tick_clock()
@@ -133,6 +139,7 @@ class DriverLoop:
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
+                self._write_records()
                 self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
             if self.before_close is not None:
@@ -286,9 +293,9 @@ class DriverLoop:
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
         elif isinstance(action, ev.WriteRecord):
-            self.status.write(action.record)
+            self.status.add(action.record)
             if action.final:
-                self.publisher.record(action.record)  # observers see each task's result, not every attempt
+                self._recorded.append(action.record)  # observers see each task's result, not every attempt
         elif isinstance(action, ev.DrainEngine):
             self._outbox.put(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, ev.AbortEngine):
@@ -302,6 +309,13 @@ class DriverLoop:
             log.warning('%s', action.message)
         elif isinstance(action, ev.Finish):
             self._exit_code = action.exit_code
+
+    def _write_records(self) -> None:
+        """The turn's status lines go in the file in one write; then the observers hear of the tasks they record."""
+        self.status.flush()
+        for record in self._recorded:
+            self.publisher.record(record)
+        self._recorded.clear()
 
     def _begin_stop(self) -> None:
         if self._stop_deadline is None:
