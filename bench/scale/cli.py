@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import shutil
 import sys
 import tempfile
@@ -38,7 +39,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument('--slots', type=int, default=16, help='slots per engine (16)')
     parser.add_argument('--delays', default='0,1', help='seconds a task "runs", comma-separated (0,1)')
     parser.add_argument('--tasks-per-slot', type=int, default=4, help='tasks: this many per slot (4) ...')
-    parser.add_argument('--min-tasks', type=int, default=20000, help='... and at least this many (20000)')
+    parser.add_argument('--min-tasks', type=int, default=20000, help='... at least this many 0-s tasks (20000) ...')
+    parser.add_argument(
+        '--min-seconds', type=float, default=20.0, help='... and of longer ones enough for this long a run (20)'
+    )
+    parser.add_argument('--max-tasks', type=int, default=256000, help='... but at most this many (256000)')
     parser.add_argument('--engines-per-process', type=int, default=500, help='simulated engines per process (500)')
     parser.add_argument('--limit', type=float, default=900.0, help='seconds one run may take (900)')
     parser.add_argument('--profile', action='store_true', help='record the driver with py-spy (pip install py-spy)')
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for delay in arguments.delay_values:
             for engines in arguments.engine_counts:
-                tasks = max(arguments.min_tasks, arguments.tasks_per_slot * engines * arguments.slots)
+                tasks = task_count(arguments, engines, delay)
                 workload = Workload(engines, arguments.slots, delay, tasks)
                 print(f'running {workload.name}: {tasks:,} tasks ...', file=sys.stderr, flush=True)
                 directory = scratch / f'E{engines}-d{delay:g}'
@@ -80,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.append:
         append_entry(' '.join(['python -m bench.scale', *(argv or sys.argv[1:])]), machine, measurements, verdicts)
     return 1 if any(result.problem for result in measurements) else 0
+
+
+def task_count(arguments: argparse.Namespace, engines: int, delay: float) -> int:
+    """Enough tasks for a steady part: rounds of every slot, a minimum of 0-s tasks or of seconds, a maximum."""
+    slots = engines * arguments.slots
+    if delay == 0:
+        wanted = max(arguments.min_tasks, arguments.tasks_per_slot * slots)
+    else:
+        wanted = slots * max(arguments.tasks_per_slot, math.ceil(arguments.min_seconds / delay))
+    return min(wanted, arguments.max_tasks)
 
 
 # ---------------------------------------------------------------- the figures

@@ -59,6 +59,7 @@ class SimulatedEngine:
     started: dict[int, float] = field(default_factory=dict)  # slot -> time.time() its task started
     deadline: float = 0.0  # the core's next deadline as last pushed on the timer heap
     done: bool = False
+    sent: bool = False  # it sent something this turn
 
 
 class Simulation:
@@ -114,9 +115,12 @@ class Simulation:
                 now = time.monotonic()
                 for slot in exits.get(index, ()):
                     self._exited(index, slot, now)
+                news = index in exits or index in due
                 if index in looked_at and engine.link.readable():
                     self._receive(index, now)
-                self._end_turn(index, now, check)
+                    news = True
+                if news:
+                    self._end_turn(index, now, check)
 
     def measurements(self) -> dict[str, object]:
         return {'welcomed': [engine.welcomed for engine in self.engines], 'waits': self.waits}
@@ -161,7 +165,9 @@ class Simulation:
             engine.link.close(linger_ms=2000)
             self.left -= 1
             return
-        check.add(index)  # it may have sent: ZeroMQ's fd edge may be gone, so its socket is looked at next turn
+        if engine.sent:  # a send may have taken ZeroMQ's fd edge of a message that came: look at its socket again
+            engine.sent = False
+            check.add(index)
         deadline = engine.core.next_deadline()
         if deadline != engine.deadline:
             engine.deadline = deadline
@@ -179,8 +185,10 @@ class Simulation:
                 heapq.heappush(self.finishing, (now + self.delay, self._order, index, action.slot))
             elif isinstance(action, SendResults):
                 engine.link.send(*action.batch)
+                engine.sent = True
             elif isinstance(action, SendHeartbeat):
                 engine.link.send(Heartbeat())
+                engine.sent = True
             elif isinstance(action, SendGoodbye):
                 engine.link.send(*action.batch, Goodbye(action.reason))
             elif isinstance(action, SignalGroup):  # an abort: the task "dies" of the signal at once

@@ -62,8 +62,9 @@ def summary(path: Path, top: int = 8) -> list[str]:
         return ['(no profile: no samples)']
     lines = [f'{total} samples of the driver ({RATE}/s); own time by function:']
     lines += [f'  {100 * count / total:5.1f} % {name}' for name, count in own.most_common(top)]
-    lines.append('samples in which each part of the driver is on the stack:')
-    lines += [f'  {100 * count / total:5.1f} % {name}' for name, count in within.most_common(top + 4)]
+    lines.append('samples in which each part of the driver is on the stack (below its loop):')
+    parts = [(name, count) for name, count in within.most_common() if count < 0.9 * total]  # not the way down
+    lines += [f'  {100 * count / total:5.1f} % {name}' for name, count in parts[:top]]
     return lines
 
 
@@ -74,9 +75,9 @@ def _frame(frame: str) -> tuple[str, str]:
         return frame.strip(), ''
     file = match['file']
     module = ''
-    if '/disbatch/' in file:
-        module = 'disbatch/' + file.rpartition('/disbatch/')[2]
-    elif '/zmq/' in file:
+    if '/disbatch/' in f'/{file}':  # py-spy names a file relative to the sys.path entry it was found on
+        module = 'disbatch/' + f'/{file}'.rpartition('/disbatch/')[2]
+    elif '/zmq/' in f'/{file}':
         module = 'zmq'
     elif file.endswith(('json/encoder.py', 'json/decoder.py', 'json/__init__.py')):
         module = 'json'
