@@ -57,6 +57,8 @@ STOP_GRACE_SECONDS = 1.5
 NO_ENGINE_GRACE_SECONDS = 3.0
 # The longest one poll waits (zmq_poll takes a C int of milliseconds; a far walltime end must not overflow it).
 MAX_POLL_MS = 60_000
+# The most batches of messages one turn of the loop reads (see _receive).
+RECEIVE_PER_TURN = 256
 # How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
 END_CHECK_SECONDS = 60.0
 
@@ -125,7 +127,7 @@ class DriverLoop:
                 self._tick_clock()
                 for ready, _ in ready_now:
                     if ready is self.endpoint.socket:
-                        self._receive_all()
+                        self._receive()
                     elif ready == wake_read:
                         self._on_signals(wake_read)
                     elif ready == self.publisher.fd:
@@ -156,8 +158,12 @@ class DriverLoop:
 
     # ------------------------------------------------------------ inputs
 
-    def _receive_all(self) -> None:
-        while self.endpoint.socket.poll(0, zmq.POLLIN):
+    def _receive(self) -> None:
+        """Read what peers sent, at most RECEIVE_PER_TURN batches: under a flood of results the turn still ends soon,
+        so the tasks they freed go out and their lines are written while the rest waits for the next turn."""
+        for _ in range(RECEIVE_PER_TURN):
+            if not self.endpoint.socket.poll(0, zmq.POLLIN):
+                return
             peer, payloads = self.endpoint.receive()
             if not payloads:
                 log.warning('dropped an empty message from peer %s', peer.hex())
