@@ -34,6 +34,7 @@ from bench.scale import profile
 from disbatch.results.status_file import read_status_file
 
 SAMPLE_SECONDS = 0.1
+ENGINES_GONE_SECONDS = 10.0
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 TICKS = os.sysconf('SC_CLK_TCK')
 
@@ -141,7 +142,7 @@ def measure(workload: Workload, directory: Path, per_process: int, limit: float,
                         cwd=REPO_ROOT,
                     )
                 )
-        exit_code, usage = _sample_until_exit(driver.pid, samples, started + limit)
+        exit_code, usage = _sample_until_exit(driver.pid, samples, started + limit, engines)
         driver.returncode = exit_code
         for engine in engines:
             try:
@@ -207,8 +208,13 @@ def _run_exports(output: Path, driver: subprocess.Popen[bytes], limit: float) ->
     raise RuntimeError('the driver did not write its dbUtil.sh in time')
 
 
-def _sample_until_exit(pid: int, samples: list[tuple[float, float]], deadline: float) -> tuple[int, os.struct_rusage]:
-    """Sample the driver's CPU until it exits; its exit code and rusage. Killed at `deadline`."""
+def _sample_until_exit(
+    pid: int, samples: list[tuple[float, float]], deadline: float, engines: list[subprocess.Popen[bytes]]
+) -> tuple[int, os.struct_rusage]:
+    """Sample the driver's CPU until it exits; its exit code and rusage. Killed at `deadline`, and stopped
+    (SIGTERM) when every simulated engine has been gone for ENGINES_GONE_SECONDS: a -S driver whose engines were all
+    lost waits for a context that will not come."""
+    engines_gone: float | None = None
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
@@ -218,6 +224,11 @@ def _sample_until_exit(pid: int, samples: list[tuple[float, float]], deadline: f
             samples.append((time.time(), cpu))
         if time.time() > deadline:
             os.kill(pid, signal.SIGKILL)
+        if engines_gone is None and all(engine.poll() is not None for engine in engines):
+            engines_gone = time.time()
+        if engines_gone is not None and time.time() > engines_gone + ENGINES_GONE_SECONDS:
+            os.kill(pid, signal.SIGTERM)
+            engines_gone = deadline  # once
         time.sleep(SAMPLE_SECONDS)
 
 
