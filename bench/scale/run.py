@@ -9,7 +9,7 @@ What is measured, of the driver process alone (it has no child: -S launches no e
   time in the status file) over the steady part of the run: from the moment every engine has been welcomed to the
   last task's finish; so start-up, the join storm and the goodbyes are left out of the per-task figures (the
   whole run's CPU per task is given too);
-* its peak RSS (`wait4`'s rusage);
+* its peak RSS (`VmHWM` in `/proc/PID/status`, sampled with the CPU);
 * the join storm: from the moment the simulated engines' processes are started to the last engine's Welcome;
 * from the simulated engines: every wait from a slot freeing to its next task starting;
 * the status file: every task exactly once, return code 0.
@@ -111,6 +111,7 @@ def measure(workload: Workload, directory: Path, per_process: int, limit: float,
     recorder = profile.start(driver.pid, directory / 'profile.txt') if profiled else None
     engines: list[subprocess.Popen[bytes]] = []
     samples: list[tuple[float, float]] = []
+    peaks: list[int] = [0]
     try:
         exports = _run_exports(output, driver, limit)
         engines_started = time.time()
@@ -142,7 +143,7 @@ def measure(workload: Workload, directory: Path, per_process: int, limit: float,
                         cwd=REPO_ROOT,
                     )
                 )
-        exit_code, usage = _sample_until_exit(driver.pid, samples, started + limit, engines)
+        exit_code, usage = _sample_until_exit(driver.pid, samples, peaks, started + limit, engines)
         driver.returncode = exit_code
         for engine in engines:
             try:
@@ -178,7 +179,7 @@ def measure(workload: Workload, directory: Path, per_process: int, limit: float,
         problem=problem,
         wall=wall,
         cpu_total=usage.ru_utime + usage.ru_stime,
-        max_rss=usage.ru_maxrss * 1024,
+        max_rss=max(peaks),
         steady_tasks=steady_tasks,
         steady_seconds=steady_seconds,
         steady_cpu=steady_cpu,
@@ -209,7 +210,11 @@ def _run_exports(output: Path, driver: subprocess.Popen[bytes], limit: float) ->
 
 
 def _sample_until_exit(
-    pid: int, samples: list[tuple[float, float]], deadline: float, engines: list[subprocess.Popen[bytes]]
+    pid: int,
+    samples: list[tuple[float, float]],
+    peaks: list[int],
+    deadline: float,
+    engines: list[subprocess.Popen[bytes]],
 ) -> tuple[int, os.struct_rusage]:
     """Sample the driver's CPU until it exits; its exit code and rusage. Killed at `deadline`, and stopped
     (SIGTERM) when every simulated engine has been gone for ENGINES_GONE_SECONDS: a -S driver whose engines were all
@@ -219,9 +224,11 @@ def _sample_until_exit(
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status), usage
-        cpu = _cpu_seconds(pid)
+        cpu, peak = _cpu_seconds(pid), _peak_rss(pid)
         if cpu is not None:
             samples.append((time.time(), cpu))
+        if peak is not None:
+            peaks.append(peak)
         if time.time() > deadline:
             os.kill(pid, signal.SIGKILL)
         if engines_gone is None and all(engine.poll() is not None for engine in engines):
@@ -230,6 +237,18 @@ def _sample_until_exit(
             os.kill(pid, signal.SIGTERM)
             engines_gone = deadline  # once
         time.sleep(SAMPLE_SECONDS)
+
+
+def _peak_rss(pid: int) -> int | None:
+    """The driver's peak RSS so far, bytes (VmHWM: its own address space's; `wait4`'s ru_maxrss would start from
+    this process's RSS at the fork)."""
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _cpu_seconds(pid: int) -> float | None:
