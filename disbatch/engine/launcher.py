@@ -143,9 +143,15 @@ def launcher_program() -> str | None:
     libc = _libc_version().replace(' ', '-')  # built against one C library, run against that one
     program = os.path.join(_cache_directory(), f'task-launcher-{os.uname().machine}-{libc}-{digest}')
     if os.access(program, os.X_OK):
-        return program
+        if _ours_alone(program) and _ours_alone(os.path.dirname(program)):
+            return program
+        log.warning('not running the task launcher %s: it or its directory is not yours alone', program)
+        return None
     try:
-        os.makedirs(os.path.dirname(program), exist_ok=True)
+        os.makedirs(os.path.dirname(program), mode=0o700, exist_ok=True)
+        if not _ours_alone(os.path.dirname(program)):
+            log.warning('no task launcher: %s is not yours alone: tasks are made by the engine', _cache_directory())
+            return None
         descriptor, building = tempfile.mkstemp(dir=os.path.dirname(program), prefix='.building-')
         os.close(descriptor)
     except OSError as error:
@@ -169,6 +175,16 @@ def launcher_program() -> str | None:
             os.unlink(building)
         return None
     return program
+
+
+def _ours_alone(path: str) -> bool:
+    """Whether `path` is the user's and no one else may write it: a program another user could have put or changed
+    in the cache (a shared `XDG_CACHE_HOME`) is never run."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def _encode(text: str) -> bytes:
