@@ -71,6 +71,7 @@ class Welcome:
     timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
     kill_leftovers: bool  # --kill-leftovers: end what a task left running when it exits, not when the engine leaves
     results_dir: str  # --results: the directory (absolute) for each task's complete stdout and stderr; '' for none
+    fork_tasks: bool = False  # --fork-tasks: each slot is a long-lived bash that forks a subshell per task
 
 
 @dataclass(frozen=True, slots=True)
