@@ -11,12 +11,14 @@ task's script (the unset of the loop's own variables, the task's `DISBATCH_*` an
 command). Only that line is read byte by byte (bash's `read` on a pipe); the script is a file, which `.` reads
 whole. The replies, on fd 4: `S PID` once the subshell is forked, then `E STATUS` and the two lines of `times` once
 it has exited (not merely stopped: bash 5.2's `wait -f` may answer a stop once, so the slot shell waits until the
-process is gone, then asks `wait` for the status it kept). The engine diffs the children's CPU times of consecutive tasks.
+process is gone, then asks `wait` for the status it kept). The engine diffs the children's CPU times of consecutive
+tasks.
 
-What differs from a task that bash executes (listed in the Readme): `$$` and `$PPID` are the slot shell's; a task
-that dies of a signal reads 128+N (the engine records minus the signal for the signals it sent itself); peak memory
-is unknown; CPU has the resolution of `times`. A slot shell that dies (a task killed it) loses its task: the task's
-process group is killed and the attempt recorded lost; the slot gets a new shell.
+What differs from a task that bash executes (listed in the Readme): `$$` is the slot shell's pid (`$PPID` is the
+engine's, as in the default mode); a task that dies of a signal reads 128+N (the engine records minus the signal for
+the signals it sent itself); peak memory is unknown; CPU has the resolution of `times`. A slot shell that dies (a
+task killed it) loses its task: the task's process group is killed and the attempt recorded lost; the slot gets a
+new shell.
 """
 
 from __future__ import annotations
