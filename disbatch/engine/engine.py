@@ -254,7 +254,8 @@ class EngineLoop:
             )
             self._close_slot_shell(slot, kill=True)
         now = time.monotonic()
-        left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, now)
+        forked = isinstance(process, ForkedTask)
+        left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, now, group=forked)
         del self._tasks[slot]
         self._carry_out(self.core.handle(TaskExited(slot, outcome, tuple(left), now)))
 
@@ -312,7 +313,8 @@ class EngineLoop:
             actions.extend(self.core.handle(failed))
             return
         self._tasks[slot] = (process, job)
-        self._leftovers.track(process.pid, job.task_id)
+        if not isinstance(process, ForkedTask):  # a forked task's session is its slot shell's (tracked in _fork)
+            self._leftovers.track(process.pid, job.task_id)
         for fd in process.open_fds:
             self._pipes[fd] = slot
             self._epoll.register(fd, select.EPOLLIN)
