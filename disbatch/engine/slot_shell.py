@@ -9,7 +9,7 @@ A request is one short line on the slot shell's fd 3, `OUT ERR SCRIPT`: three of
 opened by the slot shell as `/proc/<engine>/fd/N` — the task's stdout and stderr pipes, and a memfd holding the
 task's script (the unset of the loop's own variables, the task's `DISBATCH_*` and device variables, then the
 command). Only that line is read byte by byte (bash's `read` on a pipe); the script is a file, which `.` reads
-whole. The replies, on fd 4: `S PID` once the subshell is forked, then `E STATUS` and the two lines of `times` once
+whole. The replies, on fd 4: `S PID` (a fixed width, so the engine reads no further) once the subshell is forked, then `E STATUS` and the two lines of `times` once
 it has exited (not merely stopped: bash 5.2's `wait -f` may answer a stop once, so the slot shell waits until the
 process is gone, then asks `wait` for the status it kept). The engine diffs the children's CPU times of consecutive
 tasks.
@@ -34,6 +34,8 @@ from disbatch.engine.task_process import BASH, DEFAULT_SIGNALS, TaskProcess, ope
 from disbatch.results.record import LOST_RETURN_CODE, NO_PID, Outcome, ResourceUsage
 
 REQUEST_FD, REPLY_FD = 3, 4
+# `S PID` has a fixed width, read exactly: the task's end, which may follow at once, stays in the pipe for epoll.
+START_REPLY_BYTES = len('S 0123456789\n')
 HIGH_FD = 100
 # Longer commands are executed as usual (a slot shell would hold each in its memory once more; the gain is nil).
 FORK_COMMAND_BYTES = 2048
@@ -46,7 +48,7 @@ while read -r -u 3 _dbo _dbe _dbs; do
     ( exec 3<&- 4>&- 1>&5 2>&6 5>&- 6>&-; set +m; . /dev/fd/7 ) &
     _dbp=$!
     exec 5>&- 6>&- 7<&-
-    echo "S $_dbp" >&4
+    printf 'S %%10d\n' $_dbp >&4
     wait -f $_dbp
     while kill -0 $_dbp; do wait -f $_dbp; done
     wait $_dbp
@@ -54,7 +56,7 @@ while read -r -u 3 _dbo _dbe _dbs; do
     times >&4
   else
     exec 5>&- 6>&- 7<&-
-    echo "S 0" >&4
+    printf 'S %%10d\n' 0 >&4
   fi
 done
 """
@@ -135,13 +137,25 @@ class SlotShell:
             os.write(self.request, b'%d %d %d\n' % (out_fd, err_fd, script_fd))
         except OSError as error:
             raise SlotShellGone(f'the slot shell (pid {self.pid}) has exited') from error
-        reply = self.line().split()
+        reply = self._start_reply().split()
         if len(reply) != 2 or reply[0] != b'S' or not reply[1].isdigit():
             raise SlotShellGone(f'the slot shell (pid {self.pid}) answered {reply!r}')
         pid = int(reply[1])
         if pid == 0:
             raise OSError(0, "the slot shell could not open the task's pipes")
         return pid
+
+    def _start_reply(self) -> bytes:
+        reply = b''
+        while len(reply) < START_REPLY_BYTES:
+            try:
+                chunk = os.read(self.reply, START_REPLY_BYTES - len(reply))
+            except OSError as error:
+                raise SlotShellGone(f'slot shell {self.pid}: {error}') from error
+            if not chunk:
+                raise SlotShellGone(f'the slot shell (pid {self.pid}) has exited')
+            reply += chunk
+        return reply
 
     def ended(self) -> tuple[int, float, float]:
         """The status of the task that has ended and its user and system CPU seconds (`times`' resolution)."""
