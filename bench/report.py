@@ -211,11 +211,11 @@ def text_report(comparisons: Sequence[Comparison], reps: int) -> str:
         workload = comparison.workload
         ideal = f', ideal {workload.ideal_seconds:g} s' if workload.ideal_seconds is not None else ''
         lines.append(f'{workload.title} ({reps} rep{"s" if reps != 1 else ""}{ideal})')
-        lines.append(f'  {"tool":<15} {"median s":>9}  {"min-max s":<15} {"tasks/s":>9}  {"CPU ms/task":>11}')
+        lines.append(f'  {"tool":<17} {"median s":>9}  {"min-max s":<15} {"tasks/s":>9}  {"CPU ms/task":>11}')
         for summary in comparison.summaries:
             label = _tool_label(summary, workload)
             lines.append(
-                f'  {label:<15} {summary.median:>9.3f}  {summary.spread:<15} {summary.rate:>9.1f}'
+                f'  {label:<17} {summary.median:>9.3f}  {summary.spread:<15} {summary.rate:>9.1f}'
                 f'  {summary.tree_cpu_ms_per_task:>11.2f}'
                 + (f'  ({summary.tasks} tasks)' if summary.tasks != workload.tasks else '')
             )

@@ -9,10 +9,10 @@ A request is one short line on the slot shell's fd 3, `OUT ERR SCRIPT`: three of
 opened by the slot shell as `/proc/<engine>/fd/N` — the task's stdout and stderr pipes, and a memfd holding the
 task's script (the unset of the loop's own variables, the task's `DISBATCH_*` and device variables, then the
 command). Only that line is read byte by byte (bash's `read` on a pipe); the script is a file, which `.` reads
-whole. The replies, on fd 4: `S PID` (a fixed width, so the engine reads no further) once the subshell is forked, then `E STATUS` and the two lines of `times` once
-it has exited (not merely stopped: bash 5.2's `wait -f` may answer a stop once, so the slot shell waits until the
-process is gone, then asks `wait` for the status it kept). The engine diffs the children's CPU times of consecutive
-tasks.
+whole. The replies, on fd 4: `S PID` (a fixed width, so the engine reads no further) once the subshell is forked,
+then `E STATUS` and the two lines of `times` once it has exited (not merely stopped: bash 5.2's `wait -f` may answer
+a stop once, so the slot shell waits until the process is gone, then asks `wait` for the status it kept). The
+engine diffs the children's CPU times of consecutive tasks.
 
 What differs from a task that bash executes (listed in the Readme): `$$` is the slot shell's pid (`$PPID` is the
 engine's, as in the default mode); a task that dies of a signal reads 128+N (the engine records minus the signal for
