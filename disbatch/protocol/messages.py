@@ -30,7 +30,8 @@ from disbatch.results.record import Outcome
 # retyped or moved), and say what changed in docs/architecture.md ("Wire messages").
 #   1: no version in the hellos.
 #   2: Hello and ContextHello begin with secret, protocol_version, software (then hostname or label, as before).
-PROTOCOL_VERSION = 2
+#   3: Welcome ends with fork_tasks (--fork-tasks); a ResourceUsage's max_rss_bytes may be null (unknown).
+PROTOCOL_VERSION = 3
 
 
 def this_software() -> str:
