@@ -33,6 +33,7 @@ from bench.remote_report import remote_markdown, remote_text
 from bench.report import FOOTNOTES, Comparison, compare, markdown_table, memory_report, text_report
 from bench.suite import MemoryRun, Run, Settings, run_memory, run_suite
 from bench.tools import (
+    OURS_KINDS,
     Tool,
     ToolKind,
     default_cache,
@@ -45,7 +46,7 @@ from bench.tools import (
 from bench.workloads import full_suite, smoke_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOL_NAMES = ('ours', 'xargs-sh', 'xargs', 'parallel', 'hyperqueue', 'hypershell')
+TOOL_NAMES = ('ours', 'ours-fork', 'xargs-sh', 'xargs', 'parallel', 'hyperqueue', 'hypershell')
 DEFAULT_SLURM_NODES = 3
 
 
@@ -150,8 +151,13 @@ def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool]
     """The tools to run, notes about the ones skipped or installed, and whether ours was wanted but is missing."""
     wanted = arguments.tools.split(',')
     found: list[tuple[Tool | None, str]] = []
-    if 'ours' in wanted:
-        found.append(find_ours(REPO_ROOT, scratch, None if arguments.ours_from_checkout else default_cache()))
+    if 'ours' in wanted or 'ours-fork' in wanted:
+        ours, note = find_ours(REPO_ROOT, scratch, None if arguments.ours_from_checkout else default_cache())
+        if 'ours' in wanted:
+            found.append((ours, note))
+        if 'ours-fork' in wanted:
+            fork = dataclasses.replace(ours, kind=ToolKind.OURS_FORK, label='ours --fork-tasks') if ours else None
+            found.append((fork, '' if 'ours' in wanted else note))
     if 'xargs-sh' in wanted:
         found.append(find_xargs(scratch, ToolKind.XARGS_SH))
     if 'xargs' in wanted:
@@ -169,7 +175,7 @@ def find_tools(arguments: argparse.Namespace, scratch: Path) -> tuple[list[Tool]
             f'reference (disbatch 3.0, ~7 tasks/s) capped to {arguments.reference_tasks} tasks per workload: '
             'compare its tasks/s, not its wall time'
         )
-    ours_missing = 'ours' in wanted and not any(tool.kind is ToolKind.OURS for tool in tools)
+    ours_missing = any(kind.value in wanted and not any(tool.kind is kind for tool in tools) for kind in OURS_KINDS)
     return tools, notes, ours_missing
 
 
@@ -254,7 +260,7 @@ def _run(arguments: argparse.Namespace, scratch: Path, reps: int, append: bool, 
         _append_results(arguments.results, command, machine, notes, comparisons, reps, memory, remote_block)
         print(f'\nappended to {arguments.results}')
 
-    ours_failed = any(run.tool.kind is ToolKind.OURS and not run.ok for run in runs)
+    ours_failed = any(run.tool.kind in OURS_KINDS and not run.ok for run in runs)
     memory_failed = memory is not None and not (
         memory.check.ok(memory.figures.tasks) and memory.measurement.exit_code == 0
     )

@@ -11,8 +11,14 @@ from dataclasses import dataclass
 
 from bench.memory import MemoryFigures
 from bench.suite import MemoryRun, Run
-from bench.tools import Tool, ToolKind
-from bench.workloads import TargetKind, Workload
+from bench.tools import OURS_KINDS, Tool, ToolKind
+from bench.workloads import (
+    DEFAULT_XARGS_BASH_SHARE,
+    FORK_PARALLEL_TIMES,
+    FORK_XARGS_SH_SHARE,
+    TargetKind,
+    Workload,
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,42 @@ class Comparison:
     def of(self, kind: ToolKind) -> Summary | None:
         return next((summary for summary in self.summaries if summary.tool.kind is kind), None)
 
-    def times(self, kind: ToolKind) -> float | None:
-        """ours rate / that tool's rate (same task count, so its median / ours median); None if either is missing."""
-        ours, other = self.of(ToolKind.OURS), self.of(kind)
+    def times(self, kind: ToolKind, ours_kind: ToolKind = ToolKind.OURS) -> float | None:
+        """ours rate / that tool's rate (same task count, so its median / ours median); None if either is missing.
+        `ours_kind`: which of our modes (the default, or --fork-tasks)."""
+        ours, other = self.of(ours_kind), self.of(kind)
         return other.median / ours.median if ours and other else None
+
+    def mode_targets(self) -> list[tuple[str, str]]:
+        """Issue 27's targets of the `true` workloads, each with its verdict: the default at >= 90 % of xargs bash,
+        --fork-tasks at >= 150 % of xargs sh and >= 6x GNU parallel."""
+        if self.workload.target.kind is not TargetKind.SHARE_OF_XARGS_RATE:
+            return []
+        lines = []
+        if self.of(ToolKind.OURS) is not None:
+            share = self.times(ToolKind.XARGS)
+            verdict = self._verdict(ToolKind.OURS, [(share, DEFAULT_XARGS_BASH_SHARE, 'xargs bash')])
+            lines.append((f'ours >= {DEFAULT_XARGS_BASH_SHARE * 100:.0f} % of the xargs bash rate', verdict))
+        if self.of(ToolKind.OURS_FORK) is not None:
+            share = self.times(ToolKind.XARGS_SH, ToolKind.OURS_FORK)
+            times = self.times(ToolKind.PARALLEL, ToolKind.OURS_FORK)
+            verdict = self._verdict(
+                ToolKind.OURS_FORK,
+                [(share, FORK_XARGS_SH_SHARE, 'xargs sh'), (times, FORK_PARALLEL_TIMES, 'GNU parallel')],
+            )
+            text = f'ours --fork-tasks >= {FORK_XARGS_SH_SHARE * 100:.0f} % of the xargs sh rate and >= '
+            lines.append((text + f'{FORK_PARALLEL_TIMES:g}x GNU parallel', verdict))
+        return lines
+
+    def _verdict(self, ours_kind: ToolKind, checks: list[tuple[float | None, float, str]]) -> str:
+        ours = self.of(ours_kind)
+        if ours is None or ours.failures:
+            return 'n/a (some of our runs failed)'
+        verdicts = [
+            f'n/a ({name} did not run)' if ratio is None else 'PASS' if ratio >= threshold else 'MISS'
+            for ratio, threshold, name in checks
+        ]
+        return verdicts[0] if len(set(verdicts)) == 1 else ' / '.join(verdicts)
 
     @property
     def verdict(self) -> str:
@@ -91,14 +129,19 @@ class Comparison:
         return 'PASS' if ours.median <= target.threshold else 'MISS'
 
     def correctness(self) -> str:
-        ours = self.of(ToolKind.OURS)
+        """The correctness checks of each of our modes that ran, one after the other."""
+        return '; '.join(text for kind in OURS_KINDS if (text := self._correctness(kind)))
+
+    def _correctness(self, kind: ToolKind) -> str:
+        ours = self.of(kind)
         if ours is None:
             return ''
         failures = ours.failures
         good = len(ours.runs) - len(failures)
-        text = f'ours {good}/{len(ours.runs)} runs ok ({ours.tasks} task lines in the status file, all rc 0)'
+        name = ours.tool.label
+        text = f'{name} {good}/{len(ours.runs)} runs ok ({ours.tasks} task lines in the status file, all rc 0)'
         if failures:
-            text = f'ours {good}/{len(ours.runs)} runs ok; ' + '; '.join(
+            text = f'{name} {good}/{len(ours.runs)} runs ok; ' + '; '.join(
                 f'rep {run.rep}: {run.problem()}' for run in failures
             )
         if ours.strays:
@@ -139,13 +182,14 @@ def _ratio_text(kind: ToolKind, ratio: float) -> str:
     return f'{ratio * 100:.1f} %' if kind in FLOORS else f'{ratio:.2f}x'
 
 
-def _ratios(comparison: Comparison) -> str:
+def _ratios(comparison: Comparison, ours_kind: ToolKind) -> str:
     parts = []
     for kind, name in RATIO_COLUMNS:
-        if (ratio := comparison.times(kind)) is not None:
+        if (ratio := comparison.times(kind, ours_kind)) is not None:
             rate = 'of the rate of' if kind in FLOORS else 'the rate of'
             parts.append(f'{_ratio_text(kind, ratio)} {rate} {name}')
-    return 'ours = ' + ', '.join(parts) if parts else ''
+    ours = comparison.of(ours_kind)
+    return f'{ours.tool.label} = ' + ', '.join(parts) if parts and ours else ''
 
 
 def _tool_label(summary: Summary, workload: Workload) -> str:
@@ -156,7 +200,7 @@ def _other_failures(comparison: Comparison) -> list[str]:
     return [
         f'{summary.tool.label} rep {run.rep}: {run.problem()}'
         for summary in comparison.summaries
-        if summary.tool.kind is not ToolKind.OURS
+        if summary.tool.kind not in OURS_KINDS
         for run in summary.failures
     ]
 
@@ -167,20 +211,22 @@ def text_report(comparisons: Sequence[Comparison], reps: int) -> str:
         workload = comparison.workload
         ideal = f', ideal {workload.ideal_seconds:g} s' if workload.ideal_seconds is not None else ''
         lines.append(f'{workload.title} ({reps} rep{"s" if reps != 1 else ""}{ideal})')
-        lines.append(f'  {"tool":<15} {"median s":>9}  {"min-max s":<15} {"tasks/s":>9}  {"CPU ms/task":>11}')
+        lines.append(f'  {"tool":<17} {"median s":>9}  {"min-max s":<15} {"tasks/s":>9}  {"CPU ms/task":>11}')
         for summary in comparison.summaries:
             label = _tool_label(summary, workload)
             lines.append(
-                f'  {label:<15} {summary.median:>9.3f}  {summary.spread:<15} {summary.rate:>9.1f}'
+                f'  {label:<17} {summary.median:>9.3f}  {summary.spread:<15} {summary.rate:>9.1f}'
                 f'  {summary.tree_cpu_ms_per_task:>11.2f}'
                 + (f'  ({summary.tasks} tasks)' if summary.tasks != workload.tasks else '')
             )
-        if ratios := _ratios(comparison):
-            lines.append(f'  {ratios}')
+        for kind in OURS_KINDS:
+            if ratios := _ratios(comparison, kind):
+                lines.append(f'  {ratios}')
         ours = comparison.of(ToolKind.OURS)
         if workload.driver_cpu and ours:
             lines.append(f'  driver CPU (ours, driver process only): {ours.self_cpu_ms_per_task:.3f} ms/task')
         lines.append(f'  target: {workload.target.text}: {comparison.verdict}')
+        lines.extend(f'  target: {text}: {verdict}' for text, verdict in comparison.mode_targets())
         if correctness := comparison.correctness():
             lines.append(f'  correctness: {correctness}')
         lines.extend(f'  failed: {failure}' for failure in _other_failures(comparison))
@@ -211,9 +257,11 @@ def markdown_table(comparisons: Sequence[Comparison], reps: int) -> str:
     ]
     for comparison in comparisons:
         workload = comparison.workload
+        targets = [(workload.target.text, comparison.verdict), *comparison.mode_targets()]
         for index, summary in enumerate(comparison.summaries):
             first = index == 0
-            ratios = [comparison.times(kind) for kind, _ in RATIO_COLUMNS]
+            ours_row = summary.tool.kind in OURS_KINDS
+            ratios = [comparison.times(kind, summary.tool.kind) if ours_row else None for kind, _ in RATIO_COLUMNS]
             cells = [
                 workload.title if first else '',
                 _tool_label(summary, workload)
@@ -224,10 +272,10 @@ def markdown_table(comparisons: Sequence[Comparison], reps: int) -> str:
                 f'{summary.rate:.1f}',
                 f'{summary.tree_cpu_ms_per_task:.2f}',
                 *(
-                    _ratio_text(kind, ratio) if first and ratio is not None else ''
+                    _ratio_text(kind, ratio) if ratio is not None else ''
                     for (kind, _), ratio in zip(RATIO_COLUMNS, ratios, strict=True)
                 ),
-                f'{workload.target.text}: **{comparison.verdict}**' if first else '',
+                '<br>'.join(f'{text}: **{verdict}**' for text, verdict in targets) if first else '',
             ]
             lines.append('| ' + ' | '.join(cells) + ' |')
     extra = []

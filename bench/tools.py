@@ -1,5 +1,7 @@
 """The tools compared, how each is started on a task file, and making them available.
 
+* ours-fork: the same with `--fork-tasks` (a long-lived bash per slot forks each task), beside it in every
+  workload.
 * ours: `python -m disbatch -s localhost:N -p OUTDIR/ TASKFILE`, as a user runs it: this checkout `pip install`ed (not
   editable) into a venv of its own under the user's cache directory, reinstalled at every bench run. (An editable
   install, as in the development venv, costs every Python process of a run ~15 ms for its import hook.) With
@@ -35,12 +37,16 @@ HYPERQUEUE_JOB = Path(__file__).resolve().with_name('hyperqueue_job.py')
 
 class ToolKind(enum.Enum):
     OURS = 'ours'
+    OURS_FORK = 'ours-fork'  # ours with --fork-tasks: a long-lived bash per slot forks each task
     XARGS = 'xargs'  # bash -c
     XARGS_SH = 'xargs-sh'  # sh -c: the floor of the share targets
     PARALLEL = 'parallel'
     HYPERQUEUE = 'hyperqueue'
     HYPERSHELL = 'hypershell'
     REFERENCE = 'reference'
+
+
+OURS_KINDS = (ToolKind.OURS, ToolKind.OURS_FORK)  # ours in its two modes: exec per task (default), --fork-tasks
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class Tool:
 
     @property
     def writes_status(self) -> bool:
-        return self.kind in (ToolKind.OURS, ToolKind.REFERENCE)
+        return self.kind in (ToolKind.OURS, ToolKind.OURS_FORK, ToolKind.REFERENCE)
 
     def invocation(self, task_file: Path, slots: int, output_directory: Path) -> Invocation:
         argv: tuple[str, ...]
@@ -74,7 +80,9 @@ class Tool:
             argv = ('parallel', '--will-cite', '-j', str(slots), '-a', str(task_file))
             return Invocation(argv, {**base_environment(), 'PARALLEL_SHELL': '/bin/bash'})
         argv = (self.python, '-m', 'disbatch', '-s', f'localhost:{slots}', '-p', f'{output_directory}/', str(task_file))
-        if self.kind is ToolKind.OURS:
+        if self.kind is ToolKind.OURS_FORK:
+            argv = (*argv[:3], '--fork-tasks', *argv[3:])
+        if self.kind in OURS_KINDS:
             return Invocation(argv, ours_environment(self))
         return Invocation(argv, base_environment())
 

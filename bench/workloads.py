@@ -15,6 +15,10 @@ SLEEP_TOLERANCE = 0.15  # SPEC §5: within 15 % of the ideal wall time
 XARGS_SHARE = 0.60  # SPEC §5: at least 60 % of the xargs -P rate (the `sh -c` floor)
 PARALLEL_TIMES = 3.0  # SPEC §5: at least 3x the GNU parallel rate
 ONE_TASK_LIMIT = 0.3  # SPEC §5: a one-task run, start to exit, under 0.3 s
+# Issue 27, for the `true` workloads: --fork-tasks beats xargs, and the default stays at the floor of exec per task.
+FORK_XARGS_SH_SHARE = 1.50  # ours --fork-tasks: at least 150 % of the xargs sh rate
+FORK_PARALLEL_TIMES = 6.0  # ours --fork-tasks: at least 6x the GNU parallel rate
+DEFAULT_XARGS_BASH_SHARE = 0.90  # ours (default): at least 90 % of the xargs bash rate
 
 
 class TargetKind(enum.Enum):

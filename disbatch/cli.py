@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         'process exits, PERENGINE START tasks excepted. Without it such processes are logged and run on until their '
         'engine leaves, which ends them the same way.',
     )
+    add(
+        '--fork-tasks',
+        action='store_true',
+        help='Faster starts for many short tasks: each slot is a long-lived bash that forks a subshell per task '
+        'instead of executing bash for each (see the Readme for what differs: $$, 128+N statuses, no peak memory).',
+    )
     add('--use-address', metavar='HOST:PORT', help='Specify hostname and port to use for this run.')
     add('--address-fd', type=int, metavar='FD', help=argparse.SUPPRESS)  # DisBatcher: where the KVS address goes
     add('--owner-pid', type=int, metavar='PID', help=argparse.SUPPRESS)  # DisBatcher: its end ends the run

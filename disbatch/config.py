@@ -77,6 +77,7 @@ class RunConfig:
     retries: int
     timeout: float
     kill_leftovers: bool  # --kill-leftovers: end what a task leaves running when it exits (else: when its engine does)
+    fork_tasks: bool  # --fork-tasks: a long-lived bash per slot forks a subshell per task
     logfile: str | None
     loglevel: str
     use_address: tuple[str, int] | None
@@ -165,6 +166,7 @@ class RunConfig:
             retries=arguments.retries,
             timeout=arguments.timeout,
             kill_leftovers=arguments.kill_leftovers,
+            fork_tasks=arguments.fork_tasks,
             logfile=arguments.logfile,
             loglevel=arguments.loglevel,
             use_address=_address(arguments.use_address) if arguments.use_address else None,

@@ -215,7 +215,7 @@ class WalltimeView:
 @dataclass(frozen=True, slots=True)
 class HostUsageView:
     tasks: int = 0
-    max_rss: int = 0  # bytes: the largest task peak seen on the host
+    max_rss: int | None = 0  # bytes: the largest task peak seen on the host (None: unknown, --fork-tasks)
     cpu: float = 0.0  # user + system seconds, summed over its tasks
 
     def to_json(self) -> Json:
@@ -224,7 +224,7 @@ class HostUsageView:
     @classmethod
     def from_json(cls, data: object) -> HostUsageView:
         view = _object(data)
-        return cls(tasks=_int(view, 'tasks'), max_rss=_int(view, 'max_rss'), cpu=_float(view, 'cpu'))
+        return cls(tasks=_int(view, 'tasks'), max_rss=_maybe_int(view, 'max_rss'), cpu=_float(view, 'cpu'))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +234,7 @@ class UsageTaskView:
     task: int = 0
     line: int = 0
     host: str = ''
-    max_rss: int = 0  # bytes
+    max_rss: int | None = 0  # bytes (None: unknown, --fork-tasks)
     cpu: float = 0.0
     elapsed: float = 0.0
 
@@ -249,7 +249,7 @@ class UsageTaskView:
             task=_int(view, 'task'),
             line=_int(view, 'line'),
             host=_str(view, 'host'),
-            max_rss=_int(view, 'max_rss'),
+            max_rss=_maybe_int(view, 'max_rss'),
             cpu=_float(view, 'cpu'),
             elapsed=_float(view, 'elapsed'),
         )

@@ -20,6 +20,7 @@ import signal
 import socket
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import zmq
@@ -50,6 +51,7 @@ from disbatch.engine.launcher import Launcher, LauncherGone, launcher_program
 from disbatch.engine.leftovers import Leftovers
 from disbatch.engine.scratch import ScratchDirectory
 from disbatch.engine.shares import Resource
+from disbatch.engine.slot_shell import ForkedTask, SlotShell, SlotShellGone, can_fork
 from disbatch.engine.task_process import TaskProcess, spawn_failure
 from disbatch.protocol import codec
 from disbatch.protocol.messages import (
@@ -107,6 +109,8 @@ class EngineLoop:
         self._leftovers = Leftovers(KILL_GRACE_SECONDS)  # what tasks leave running: ended before the engine leaves
         self._launcher_program: str | None = None  # the compiled task launcher (None: tasks are made here)
         self._launcher: Launcher | None = None
+        self._fork_tasks = False  # --fork-tasks: a long-lived bash per slot forks each task (slot_shell.py)
+        self._slot_shells: dict[int, SlotShell] = {}  # slot -> its shell, started with its first task
 
     # ------------------------------------------------------------ life cycle
 
@@ -133,12 +137,14 @@ class EngineLoop:
             self._carry_out(self.core.handle(joined))
             while self.core.stage is not EngineStage.DONE:
                 self._turn(wake_read)
+            self._close_slot_shells()  # their sessions' members are then their tasks' leftovers
             self._leftovers.end_all()  # before Goodbye: the driver may end this process soon after it
             self._carry_out(self.core.handle(Leaving(clean=True)))
             return 0
         finally:
             driver_gone = self.core.driver_gone
             self._kill_everything()
+            self._close_slot_shells()
             self._leftovers.end_all(grace=0.0 if driver_gone else KILL_GRACE_SECONDS)
             signal.set_wakeup_fd(previous)
             os.close(wake_read)
@@ -190,6 +196,7 @@ class EngineLoop:
         self._environment['DISBATCH_CORES_PER_TASK'] = str(s.cores_per_task)
         self._leftovers.kill_at_task_end = welcome.kill_leftovers
         self._results_dir = welcome.results_dir
+        self._fork_tasks = welcome.fork_tasks
         self._launcher = Launcher.start(self._launcher_program)  # here: its tasks run in the run's directory
         log.info('joined as engine %d with %d slots', self.rank, s.slots)
         return Joined(welcome, more, time.monotonic())  # the first tasks may come in the same batch
@@ -241,8 +248,14 @@ class EngineLoop:
         del self._pidfds[fd]
         self._epoll.unregister(fd)
         outcome = process.reap()
+        if isinstance(process, ForkedTask) and process.lost:
+            log.warning(
+                'the slot shell of slot %d died running task %d: the attempt is recorded lost', slot, job.task_id
+            )
+            self._close_slot_shell(slot, kill=True)
         now = time.monotonic()
-        left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, now)
+        forked = isinstance(process, ForkedTask)
+        left = self._leftovers.task_ended(process.pid, job.task_id, job.phase, now, group=forked)
         del self._tasks[slot]
         self._carry_out(self.core.handle(TaskExited(slot, outcome, tuple(left), now)))
 
@@ -291,19 +304,53 @@ class EngineLoop:
         environment.update(action.shares)
         try:
             outputs = self._output_paths(job)
-            process = self._start(job, environment, outputs)
+            process: TaskProcess | None = self._fork(slot, job, action.shares, outputs) if self._fork_tasks else None
+            if process is None:
+                process = self._start(job, environment, outputs)
         except (OSError, ValueError) as error:  # ValueError: a NUL byte in the command or its environment
             log.error('cannot start task %d: %s', job.task_id, error)
             failed = SpawnFailed(slot, spawn_failure(error, time.time()), time.monotonic())
             actions.extend(self.core.handle(failed))
             return
         self._tasks[slot] = (process, job)
-        self._leftovers.track(process.pid, job.task_id)
+        if not isinstance(process, ForkedTask):  # a forked task's session is its slot shell's (tracked in _fork)
+            self._leftovers.track(process.pid, job.task_id)
         for fd in process.open_fds:
             self._pipes[fd] = slot
             self._epoll.register(fd, select.EPOLLIN)
         self._pidfds[process.pidfd] = slot
         self._epoll.register(process.pidfd, select.EPOLLIN)
+
+    def _fork(
+        self, slot: int, job: Job, shares: Mapping[str, str], outputs: tuple[str, str] | None
+    ) -> ForkedTask | None:
+        """--fork-tasks: fork the job in the slot's shell (started now when the slot has none). A shell that has
+        exited (it started nothing) is replaced once; None when the job is not one to fork or the replacement failed
+        too (the job is then executed as usual)."""
+        variables = {**task_environment(job, slot), **shares}
+        if not can_fork(job.command, job.phase, variables):
+            return None
+        for _ in range(2):
+            shell = self._slot_shells.get(slot)
+            try:
+                if shell is None:
+                    shell = self._slot_shells[slot] = SlotShell(self._environment, self.settings.watch_stdin)
+                process = ForkedTask.fork(shell, job.command, variables, outputs)
+            except SlotShellGone as gone:
+                log.warning('%s; starting another', gone)
+                self._close_slot_shell(slot)
+                continue
+            self._leftovers.track(shell.pid, job.task_id)  # its session: what the slot's tasks leave behind
+            return process
+        return None
+
+    def _close_slot_shell(self, slot: int, kill: bool = False) -> None:
+        if (shell := self._slot_shells.pop(slot, None)) is not None:
+            shell.close(kill)
+
+    def _close_slot_shells(self) -> None:
+        for slot in list(self._slot_shells):
+            self._close_slot_shell(slot)
 
     def _start(self, job: Job, environment: dict[str, str], outputs: tuple[str, str] | None) -> TaskProcess:
         """Start the job's process through the launcher. A launcher that has exited (it started nothing) is replaced

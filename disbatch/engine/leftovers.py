@@ -28,7 +28,8 @@ class Leftovers:
     kill_at_task_end: bool = False
     # session id (the task's pid) -> task id, for every task this engine ran: looked at when the engine leaves
     _sessions: dict[int, int] = field(default_factory=dict)
-    _doomed: list[tuple[float, int]] = field(default_factory=list)  # (when to KILL, session) after a TERM
+    # (when to KILL, session or process group, whether it is a group) after a TERM
+    _doomed: list[tuple[float, int, bool]] = field(default_factory=list)
     _prune_at: int = PRUNE_AT
 
     def track(self, session: int, task_id: int) -> None:
@@ -39,17 +40,18 @@ class Leftovers:
             self._sessions = {tracked: task for tracked, task in self._sessions.items() if tracked in alive}
             self._prune_at = max(PRUNE_AT, 2 * len(self._sessions))
 
-    def task_ended(self, session: int, task_id: int, phase: str, now: float) -> list[int]:
-        """The main process of task `task_id` (session `session`) was reaped: its leftovers' pids, maybe none."""
+    def task_ended(self, session: int, task_id: int, phase: str, now: float, group: bool = False) -> list[int]:
+        """The main process of task `task_id` (session `session`; with `group`, process group: a task forked by a
+        slot shell) was reaped: its leftovers' pids, maybe none."""
         if not sessions.group_alive(session):
             return []  # the usual case: nothing left in its process group (other groups are found at the end)
-        pids = sessions.leftovers([session]).get(session, [])
+        pids = sessions.group_members(session) if group else sessions.leftovers([session]).get(session, [])
         if pids:
             log.warning('task %d%s left %d process(es) running: pid %s', task_id, f' ({phase})' if phase else '',
                         len(pids), ' '.join(map(str, pids)))  # fmt: skip
             if self.kill_at_task_end and phase != 'START':
                 sessions.send(pids, signal.SIGTERM)
-                self._doomed.append((now + self.grace, session))
+                self._doomed.append((now + self.grace, session, group))
         return pids
 
     def deadline(self) -> float | None:
@@ -57,10 +59,13 @@ class Leftovers:
         return self._doomed[0][0] if self._doomed else None
 
     def on_timer(self, now: float) -> None:
-        due = [session for when, session in self._doomed if when <= now]
-        self._doomed = [(when, session) for when, session in self._doomed if when > now]
-        for pids in sessions.leftovers(due).values():
+        due = [(session, group) for when, session, group in self._doomed if when <= now]
+        self._doomed = [doomed for doomed in self._doomed if doomed[0] > now]
+        for pids in sessions.leftovers([session for session, group in due if not group]).values():
             sessions.send(pids, signal.SIGKILL)
+        for session, group in due:
+            if group:
+                sessions.send(sessions.group_members(session), signal.SIGKILL)
 
     def signal_all(self, signum: int) -> None:
         """Send `signum` to every leftover of every task (an abort: with the running tasks' groups)."""

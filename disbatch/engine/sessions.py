@@ -36,6 +36,7 @@ class ProcessStat(NamedTuple):
     state: str  # 'R', 'S', 'D', 'T', 'Z' (a zombie: exited, not reaped), ...
     parent: int
     session: int
+    group: int  # its process group (field 5)
 
 
 def parse_stat(text: str) -> ProcessStat | None:
@@ -50,7 +51,7 @@ def parse_stat(text: str) -> ProcessStat | None:
     if not closing or not opening or len(fields) < 4 or not pid_text.isdigit():
         return None
     try:
-        return ProcessStat(int(pid_text), fields[0], int(fields[1]), int(fields[3]))
+        return ProcessStat(int(pid_text), fields[0], int(fields[1]), int(fields[3]), int(fields[2]))
     except ValueError:
         return None
 
@@ -101,6 +102,12 @@ def descendants(root: int, proc: str = PROC) -> list[int]:
 def leftovers(sessions: Collection[int], proc: str = PROC) -> dict[int, list[int]]:
     """Like `session_members`, but only sessions whose leader has exited: what tasks left behind."""
     return {session: pids for session, pids in session_members(sessions, proc).items() if session not in pids}
+
+
+def group_members(pgid: int, proc: str = PROC) -> list[int]:
+    """The live processes of process group `pgid`, sorted (a task forked by a slot shell leads a group, not a
+    session: what it leaves in that group once it has exited is its leftovers)."""
+    return sorted(process.pid for process in live_processes(proc) if process.group == pgid)
 
 
 def group_alive(pgid: int) -> bool:

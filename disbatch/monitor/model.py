@@ -165,8 +165,9 @@ def _usage_items(view: Snapshot) -> list[str]:
     if view.usage is None or not view.usage.biggest:
         return []
     top = view.usage.biggest[0]
+    size = 'unknown' if top.max_rss is None else format_bytes(top.max_rss)
     return [
-        f'Peak memory {format_bytes(top.max_rss)} task {top.task} (line {top.line})',
+        f'Peak memory {size} task {top.task} (line {top.line})',
         f'CPU {view.usage.user + view.usage.system:.1f} s',
     ]
 

@@ -111,6 +111,10 @@ def _number(value: Any) -> Any:
     return value if type(value) is float or type(value) is int else _INVALID
 
 
+def _optional_integer(value: Any) -> Any:
+    return value if value is None or type(value) is int else _INVALID
+
+
 def _boolean(value: Any) -> Any:
     return value if type(value) is bool else _INVALID
 
@@ -146,6 +150,7 @@ def _per_engine_specs(value: Any) -> Any:
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     'str': _plain(str),
     'int': _plain(int),
+    'int | None': _optional_integer,
     'float': _number,
     'bool': _boolean,
     'list[int]': _integers,

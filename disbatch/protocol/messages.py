@@ -30,7 +30,8 @@ from disbatch.results.record import Outcome
 # retyped or moved), and say what changed in docs/architecture.md ("Wire messages").
 #   1: no version in the hellos.
 #   2: Hello and ContextHello begin with secret, protocol_version, software (then hostname or label, as before).
-PROTOCOL_VERSION = 2
+#   3: Welcome ends with fork_tasks (--fork-tasks); a ResourceUsage's max_rss_bytes may be null (unknown).
+PROTOCOL_VERSION = 3
 
 
 def this_software() -> str:
@@ -71,6 +72,7 @@ class Welcome:
     timeout: float  # seconds a task may run before it is stopped (--timeout); 0: no limit
     kill_leftovers: bool  # --kill-leftovers: end what a task left running when it exits, not when the engine leaves
     results_dir: str  # --results: the directory (absolute) for each task's complete stdout and stderr; '' for none
+    fork_tasks: bool = False  # --fork-tasks: each slot is a long-lived bash that forks a subshell per task
 
 
 @dataclass(frozen=True, slots=True)

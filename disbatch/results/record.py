@@ -50,7 +50,9 @@ class ResourceUsage:
     """What a task's processes used, from the engine's `wait4`. Not in the status file (its 15 columns stay the
     reference's); `--json` carries it."""
 
-    max_rss_bytes: int  # peak resident set of the task's largest process (bash or a descendant it waited for)
+    # None: unknown (--fork-tasks); else the peak resident set of the task's largest process (bash or a descendant
+    # it waited for)
+    max_rss_bytes: int | None
     user_seconds: float  # CPU time of the whole tree the task waited for
     system_seconds: float
 

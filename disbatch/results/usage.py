@@ -45,7 +45,7 @@ class TaskUsage:
     task_id: int
     line_number: int
     host: str
-    max_rss_bytes: int
+    max_rss_bytes: int | None  # None: unknown (--fork-tasks)
     cpu_seconds: float
     elapsed: float
 
@@ -63,7 +63,7 @@ class TaskUsage:
 @dataclass(slots=True)
 class HostUsage:
     tasks: int = 0
-    max_rss_bytes: int = 0  # the largest task peak seen on the host
+    max_rss_bytes: int | None = None  # the largest task peak seen on the host (None: none known, --fork-tasks)
     cpu_seconds: float = 0.0  # user + system, summed over its tasks
 
 
@@ -87,13 +87,17 @@ class UsageBoard:
         self.system_seconds += usage.system_seconds
         host = self.hosts.setdefault(record.host, HostUsage())
         host.tasks += 1
-        host.max_rss_bytes = max(host.max_rss_bytes, usage.max_rss_bytes)
+        if usage.max_rss_bytes is not None:
+            host.max_rss_bytes = max(host.max_rss_bytes or 0, usage.max_rss_bytes)
         host.cpu_seconds += cpu
         facts = (record.task_id, record.line_number, record.host, usage.max_rss_bytes, cpu, record.elapsed)
-        self._keep(self._biggest, float(usage.max_rss_bytes), facts)
+        if usage.max_rss_bytes is not None:  # a task of unknown peak (--fork-tasks) is not ranked by it
+            self._keep(self._biggest, float(usage.max_rss_bytes), facts)
         self._keep(self._slowest, record.elapsed, facts)
 
-    def _keep(self, heap: list[TaskUsage], measure: float, facts: tuple[int, int, str, int, float, float]) -> None:
+    def _keep(
+        self, heap: list[TaskUsage], measure: float, facts: tuple[int, int, str, int | None, float, float]
+    ) -> None:
         """Keep the task in `heap` if it is among the `kept` largest by `measure` (the entry is made only then: this
         runs for every task)."""
         if len(heap) < self.kept:
@@ -126,11 +130,14 @@ class UsageBoard:
 
     def summary_lines(self) -> list[str]:
         """The usage lines of the end-of-run summary (none when no task was measured)."""
-        biggest = self.biggest()
-        if not biggest:
+        if not self._slowest:
             return []
-        top = biggest[0]
+        biggest = self.biggest()
+        peak = 'unknown (tasks forked by --fork-tasks)'
+        top = biggest[0] if biggest else None
+        if top is not None and (size := top.max_rss_bytes) is not None:
+            peak = f'{format_bytes(size)} task {top.task_id} (line {top.line_number})'
         return [
-            f'  peak memory: {format_bytes(top.max_rss_bytes)} task {top.task_id} (line {top.line_number})',
+            f'  peak memory: {peak}',
             f'  CPU time: {self.user_seconds:.1f} s user, {self.system_seconds:.1f} s system',
         ]

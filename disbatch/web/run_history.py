@@ -122,8 +122,11 @@ def _take(history: RunHistory, event: dict[str, Any]) -> None:
 
 def _record(event: dict[str, Any]) -> StatusRecord:
     usage = None
-    if event.get('max_rss_bytes') is not None:
-        usage = ResourceUsage(int(event['max_rss_bytes']), float(event['user_seconds']), float(event['system_seconds']))
+    if event.get('user_seconds') is not None:  # a peak memory of None: unknown (--fork-tasks)
+        peak = event.get('max_rss_bytes')
+        usage = ResourceUsage(
+            None if peak is None else int(peak), float(event['user_seconds']), float(event['system_seconds'])
+        )
     outcome = Outcome(
         pid=int(event['pid']),
         return_code=int(event['return_code']),

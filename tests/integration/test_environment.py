@@ -38,6 +38,12 @@ EXPECTED_NAMES = {
 }
 
 
+@pytest.fixture(params=[(), ('--fork-tasks',)], ids=['exec', 'fork'])
+def mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Every test here runs twice: tasks executed by bash (the default) and forked by slot shells (--fork-tasks)."""
+    return tuple(request.param)
+
+
 def read_dump(path: Path) -> dict[str, str]:
     variables = {}
     for line in path.read_text().splitlines():
@@ -61,7 +67,7 @@ def kvs_address(stem: str) -> str:
 
 
 @pytest.mark.timeout(30)
-def test_every_variable_of_a_task(procs: Processes, tmp_path: Path) -> None:
+def test_every_variable_of_a_task(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     tasks_dir = tmp_path / 'elsewhere'
     tasks_dir.mkdir()
     write_task_file(
@@ -81,7 +87,7 @@ def test_every_variable_of_a_task(procs: Processes, tmp_path: Path) -> None:
         )
         + '\n',
     )
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:4', 'elsewhere/MyTasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:4', 'elsewhere/MyTasks')
     assert result.returncode == 0, result.describe()
     status = status_path(tmp_path)
     stem = stem_of(status)
@@ -133,8 +139,8 @@ def test_every_variable_of_a_task(procs: Processes, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_stdin_tasks_are_named_stdin(procs: Processes, tmp_path: Path) -> None:
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '-', input=DUMP.format(name='env_stdin') + '\n')
+def test_stdin_tasks_are_named_stdin(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:2', '-', input=DUMP.format(name='env_stdin') + '\n')
     assert result.returncode == 0, result.describe()
     variables = read_dump(tmp_path / 'env_stdin')
     assert variables['DISBATCH_NAMETASKS'] == 'stdin'
@@ -156,12 +162,12 @@ SLOT_CASES = {
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize('case', list(SLOT_CASES))
-def test_cores_per_task_and_cylinder_ranks(procs: Processes, tmp_path: Path, case: str) -> None:
+def test_cores_per_task_and_cylinder_ranks(procs: Processes, tmp_path: Path, mode: tuple[str, ...], case: str) -> None:
     flags, slots, cores_per_task = SLOT_CASES[case]
     # slots tasks that all run at once: each must get its own slot, 0..slots-1
     line = 'env | grep ^DISBATCH_ | sort > env_$DISBATCH_TASKID; sleep 0.5'
     write_task_file(tmp_path / 'Tasks', (line + '\n') * slots)
-    result = run_disbatch(procs, tmp_path, *flags, 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, *flags, 'Tasks')
     assert result.returncode == 0, result.describe()
     records = by_task_id(read_status(status_path(tmp_path)))
     assert set(records) == set(range(slots))
@@ -174,15 +180,19 @@ def test_cores_per_task_and_cylinder_ranks(procs: Processes, tmp_path: Path, cas
 
 
 @pytest.mark.timeout(30)
-def test_caller_environment_reaches_tasks_but_not_callers_disbatch_secret(procs: Processes, tmp_path: Path) -> None:
+def test_caller_environment_reaches_tasks_but_not_callers_disbatch_secret(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     write_task_file(tmp_path / 'Tasks', 'echo "$MY_SETTING" > setting; env > all\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', 'Tasks', env={'MY_SETTING': 'kept as is'})
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:1', 'Tasks', env={'MY_SETTING': 'kept as is'})
     assert result.returncode == 0, result.describe()
     assert (tmp_path / 'setting').read_text() == 'kept as is\n'
     assert run_secret(stem_of(status_path(tmp_path))) not in (tmp_path / 'all').read_text()
 
 
-def test_tasks_get_the_signals_python_ignores_back_at_their_default(procs: Processes, tmp_path: Path) -> None:
+def test_tasks_get_the_signals_python_ignores_back_at_their_default(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     """The engine is Python, which ignores SIGPIPE and SIGXFSZ; a task must not inherit that: the writer of a pipe
     whose reader left dies of SIGPIPE (141), as under bash, xargs or GNU parallel, and does not fail with a
     'Broken pipe' error of its own."""
@@ -191,7 +201,7 @@ def test_tasks_get_the_signals_python_ignores_back_at_their_default(procs: Proce
         'seq 1000000 | head -1 > /dev/null; echo "pipe ${PIPESTATUS[0]}" > pipe.txt\n'
         "grep -E '^Sig(Ign|Blk)' /proc/self/status > signals.txt\n",
     )
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:2', 'Tasks')
     assert result.returncode == 0, result.describe()
     assert (tmp_path / 'pipe.txt').read_text() == 'pipe 141\n'
     masks = dict(line.split(':\t') for line in (tmp_path / 'signals.txt').read_text().splitlines())

@@ -22,6 +22,12 @@ GONE_WITHIN_SECONDS = 2.0
 BACKGROUNDER = 'sleep 60 & echo $! > bg.pid; ps -o pgid= -p $! > bg.pgid; echo started\n'
 
 
+@pytest.fixture(params=[(), ('--fork-tasks',)], ids=['exec', 'fork'])
+def mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Every test here runs twice: tasks executed by bash (the default) and forked by slot shells (--fork-tasks)."""
+    return tuple(request.param)
+
+
 def running(pid: int) -> bool:
     """Whether `pid` runs (a zombie runs nothing: it only waits for init to reap it)."""
     try:
@@ -56,9 +62,11 @@ def driver_log(directory: Path) -> str:
 
 
 @pytest.mark.timeout(30)
-def test_a_backgrounded_sleep_is_logged_and_ended_when_the_run_ends(procs: Processes, tmp_path: Path) -> None:
+def test_a_backgrounded_sleep_is_logged_and_ended_when_the_run_ends(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     write_task_file(tmp_path / 'Tasks', BACKGROUNDER)
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:1', 'Tasks')
     assert result.returncode == 0, result.describe()
     pid, pgid = int((tmp_path / 'bg.pid').read_text()), int((tmp_path / 'bg.pgid').read_text())
     assert all_gone(procs, pid, pgid), f'left running: pid {pid}, group {group_running(pgid)}, {procs.alive()}'
@@ -68,12 +76,12 @@ def test_a_backgrounded_sleep_is_logged_and_ended_when_the_run_ends(procs: Proce
 
 
 @pytest.mark.timeout(30)
-def test_a_leftover_that_ignores_sigterm_is_killed(procs: Processes, tmp_path: Path) -> None:
+def test_a_leftover_that_ignores_sigterm_is_killed(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     write_task_file(
         tmp_path / 'Tasks',
         'bash -c \'trap "" TERM; while :; do sleep 0.1; done\' & echo $! > bg.pid; ps -o pgid= -p $! > bg.pgid\n',
     )
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:1', 'Tasks')
     assert result.returncode == 0, result.describe()
     pid, pgid = int((tmp_path / 'bg.pid').read_text()), int((tmp_path / 'bg.pgid').read_text())
     assert all_gone(procs, pid, pgid), f'left running: pid {pid}, group {group_running(pgid)}, {procs.alive()}'
@@ -82,10 +90,12 @@ def test_a_leftover_that_ignores_sigterm_is_killed(procs: Processes, tmp_path: P
 
 
 @pytest.mark.timeout(30)
-def test_a_leftover_in_a_process_group_of_its_own_is_ended_too(procs: Processes, tmp_path: Path) -> None:
+def test_a_leftover_in_a_process_group_of_its_own_is_ended_too(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     # `set -m`: the background job gets a process group of its own, but it stays in the task's session
     write_task_file(tmp_path / 'Tasks', 'set -m; ' + BACKGROUNDER)
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:1', 'Tasks')
     assert result.returncode == 0, result.describe()
     pid, pgid = int((tmp_path / 'bg.pid').read_text()), int((tmp_path / 'bg.pgid').read_text())
     assert pgid == pid  # its own group
@@ -95,12 +105,12 @@ def test_a_leftover_in_a_process_group_of_its_own_is_ended_too(procs: Processes,
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(('flags', 'seen'), [((), 'running'), (('--kill-leftovers',), 'ended')])
 def test_kill_leftovers_ends_them_at_their_tasks_end(
-    procs: Processes, tmp_path: Path, flags: tuple[str, ...], seen: str
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...], flags: tuple[str, ...], seen: str
 ) -> None:
     # one slot: the second task runs after the first, and looks at what the first left
     look = 'sleep 1.5; if [ "$(ps -o stat= -p $(cat bg.pid) | cut -c1)" = S ]; then echo running; else echo ended; fi'
     write_task_file(tmp_path / 'Tasks', BACKGROUNDER + f'{look} > seen.txt\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:1', *flags, 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:1', *flags, 'Tasks')
     assert result.returncode == 0, result.describe()
     assert (tmp_path / 'seen.txt').read_text().strip() == seen
     pid, pgid = int((tmp_path / 'bg.pid').read_text()), int((tmp_path / 'bg.pgid').read_text())
@@ -108,10 +118,10 @@ def test_kill_leftovers_ends_them_at_their_tasks_end(
 
 
 @pytest.mark.timeout(30)
-def test_sigterm_to_the_driver_ends_leftovers_too(procs: Processes, tmp_path: Path) -> None:
+def test_sigterm_to_the_driver_ends_leftovers_too(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     write_task_file(tmp_path / 'Tasks', BACKGROUNDER + 'sleep 100\n')
     driver = procs.spawn(
-        disbatch_cmd('-s', 'localhost:1', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        disbatch_cmd(*mode, '-s', 'localhost:1', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert wait_for(lambda: 'leaving 1 process' in ''.join(p.read_text() for p in tmp_path.glob('*driver.log')), 15)
     time.sleep(0.2)  # the second task has started

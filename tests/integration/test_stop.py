@@ -25,6 +25,12 @@ SLEEPERS = 'touch started_$DISBATCH_TASKID; sleep 100\n' * 2 + 'touch must_not_r
 LEFTOVER_SECONDS = 2.0
 
 
+@pytest.fixture(params=[(), ('--fork-tasks',)], ids=['exec', 'fork'])
+def mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Every test here runs twice: tasks executed by bash (the default) and forked by slot shells (--fork-tasks)."""
+    return tuple(request.param)
+
+
 def nothing_left(procs: Processes) -> bool:
     return wait_for(lambda: not procs.alive(), timeout=LEFTOVER_SECONDS)
 
@@ -36,10 +42,10 @@ def is_engine(pid: int) -> bool:
         return True  # gone meanwhile
 
 
-def start_sleepers(procs: Processes, tmp_path: Path) -> subprocess.Popen[str]:
+def start_sleepers(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> subprocess.Popen[str]:
     write_task_file(tmp_path / 'Tasks', SLEEPERS)
     driver = procs.spawn(
-        disbatch_cmd('-s', 'localhost:2', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        disbatch_cmd(*mode, '-s', 'localhost:2', 'Tasks'), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     started = wait_for(lambda: len(list(tmp_path.glob('started_*'))) == 2 or driver.poll() is not None, timeout=15)
     assert started and driver.poll() is None, driver.communicate(timeout=5)
@@ -58,9 +64,9 @@ def check_stopped_tasks(records: list[StatusRecord], task_ids: set[int]) -> None
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(('signum', 'exit_code'), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_every_task_and_records_them(
-    procs: Processes, tmp_path: Path, signum: signal.Signals, exit_code: int
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...], signum: signal.Signals, exit_code: int
 ) -> None:
-    driver = start_sleepers(procs, tmp_path)
+    driver = start_sleepers(procs, tmp_path, mode)
     sent = time.monotonic()
     driver.send_signal(signum)
     try:
@@ -78,8 +84,10 @@ def test_signal_stops_every_task_and_records_them(
 
 
 @pytest.mark.timeout(30)
-def test_sigkill_of_the_driver_takes_engines_and_tasks_down(procs: Processes, tmp_path: Path) -> None:
-    driver = start_sleepers(procs, tmp_path)
+def test_sigkill_of_the_driver_takes_engines_and_tasks_down(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    driver = start_sleepers(procs, tmp_path, mode)
     assert len(procs.alive()) >= 4  # driver, engine, 2 tasks (bash, sleep)
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=5)
@@ -92,10 +100,10 @@ def test_sigkill_of_the_driver_takes_engines_and_tasks_down(procs: Processes, tm
 
 
 @pytest.mark.timeout(30)
-def test_fail_fast_stops_running_tasks(procs: Processes, tmp_path: Path) -> None:
+def test_fail_fast_stops_running_tasks(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     # the reference's CI case, with the promise of its help text kept: the sleep is interrupted and recorded
     write_task_file(tmp_path / 'Tasks', 'sleep 100\nsleep 0.3; exit 1\ntouch A.txt\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--fail-fast', 'Tasks', timeout=20)
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:2', '--fail-fast', 'Tasks', timeout=20)
     assert result.returncode == 1, result.describe()
     assert result.seconds < 4, f'--fail-fast took {result.seconds:.2f} s'
     assert nothing_left(procs), f'left running: {procs.alive()}'
@@ -111,26 +119,28 @@ def test_fail_fast_stops_running_tasks(procs: Processes, tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(30)
-def test_fail_fast_without_a_failure_runs_everything(procs: Processes, tmp_path: Path) -> None:
+def test_fail_fast_without_a_failure_runs_everything(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     write_task_file(tmp_path / 'Tasks', 'touch A.txt\ntouch B.txt\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', '--fail-fast', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:2', '--fail-fast', 'Tasks')
     assert result.returncode == 0, result.describe()
     assert (tmp_path / 'A.txt').exists() and (tmp_path / 'B.txt').exists()
 
 
 @pytest.mark.timeout(30)
-def test_normal_end_leaves_no_process(procs: Processes, tmp_path: Path) -> None:
+def test_normal_end_leaves_no_process(procs: Processes, tmp_path: Path, mode: tuple[str, ...]) -> None:
     write_task_file(tmp_path / 'Tasks', '#DISBATCH PERENGINE STOP true\n' + 'true\n' * 5)
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:3', 'Tasks')
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:3', 'Tasks')
     assert result.returncode == 0, result.describe()
     assert nothing_left(procs), f'left running: {procs.alive()}'
 
 
 @pytest.mark.timeout(30)
-def test_background_child_of_a_task_does_not_hold_the_run(procs: Processes, tmp_path: Path) -> None:
+def test_background_child_of_a_task_does_not_hold_the_run(
+    procs: Processes, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
     # a task that leaves a child holding its stdout must not keep the run (or the child) alive forever
     write_task_file(tmp_path / 'Tasks', '(sleep 100 &) ; echo done\n')
-    result = run_disbatch(procs, tmp_path, '-s', 'localhost:2', 'Tasks', timeout=20)
+    result = run_disbatch(procs, tmp_path, *mode, '-s', 'localhost:2', 'Tasks', timeout=20)
     assert result.returncode == 0, result.describe()
     assert result.seconds < 5, f'took {result.seconds:.2f} s'
     (record,) = read_status(status_path(tmp_path))

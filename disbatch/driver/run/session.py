@@ -171,6 +171,7 @@ class Session:
                 env_resources=config.env_resources,
                 task_timeout=config.timeout,
                 kill_leftovers=config.kill_leftovers,
+                fork_tasks=config.fork_tasks,
                 expected_total=self.total,
                 results_dir=run_files.results_directory(config.results_dir),
                 allocation_end=slurm_end if allocation is not None and allocation.origin != '--walltime' else None,

@@ -25,6 +25,7 @@ class DriverSettings:
     env_resources: tuple[str, ...] = ()
     task_timeout: float = 0.0  # --timeout; 0: none
     kill_leftovers: bool = False  # --kill-leftovers: engines end what a task left running as soon as it exits
+    fork_tasks: bool = False  # --fork-tasks: a long-lived bash per slot forks each task
     expected_total: int | None = None  # tasks in a regular task file, counted before the run
     results_dir: str = ''  # --results: absolute directory for every task's complete stdout and stderr
     allocation_end: Callable[[], float | None] | None = None  # reads the Slurm job's end again (its limit may change)
@@ -45,6 +46,7 @@ class DriverSettings:
             self.task_timeout,
             self.kill_leftovers,
             self.results_dir,
+            self.fork_tasks,
         )
 
     def context_welcome(self, label: str) -> ContextWelcome:

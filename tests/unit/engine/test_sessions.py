@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.engine.sessions import ProcessStat, descendants, leftovers, parse_stat, session_members
+from disbatch.engine.sessions import (
+    ProcessStat,
+    descendants,
+    group_members,
+    leftovers,
+    parse_stat,
+    session_members,
+)
 
 
 def stat_line(pid: int, name: str, state: str, pgrp: int, session: int, parent: int = 1) -> str:
@@ -15,12 +22,14 @@ def stat_line(pid: int, name: str, state: str, pgrp: int, session: int, parent: 
 
 
 def test_the_parent_is_field_four_and_the_session_field_six() -> None:
-    assert parse_stat(stat_line(4242, 'sleep', 'S', 4240, 4239, parent=4241)) == ProcessStat(4242, 'S', 4241, 4239)
+    assert parse_stat(stat_line(4242, 'sleep', 'S', 4240, 4239, parent=4241)) == ProcessStat(
+        4242, 'S', 4241, 4239, 4240
+    )
 
 
 @pytest.mark.parametrize('name', ['a b', 'x) S 1 2 3', ') (', '', 'tab\there', '((('])
 def test_a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields(name: str) -> None:
-    assert parse_stat(stat_line(7, name, 'R', 5, 3)) == ProcessStat(7, 'R', 1, 3)
+    assert parse_stat(stat_line(7, name, 'R', 5, 3)) == ProcessStat(7, 'R', 1, 3, 5)
 
 
 @pytest.mark.parametrize('text', ['', '12', '12 (x)', '12 (x) S 1 2', 'x (y) S 1 2 3', '12 (x) S 1 2 three', 'garbage'])
@@ -49,6 +58,15 @@ def test_members_are_found_by_session_whatever_their_process_group(tmp_path: Pat
     )
     assert session_members({10, 20}, proc) == {10: [10, 11], 20: [21, 22]}
     assert leftovers({10, 20, 40}, proc) == {20: [21, 22]}
+
+
+def test_group_members_are_found_by_process_group_whatever_their_session(tmp_path: Path) -> None:
+    # --fork-tasks: a task leads a process group inside its slot shell's session (40)
+    proc = fake_proc(
+        tmp_path, (40, 'S', 40, 40), (41, 'S', 41, 40), (42, 'S', 41, 40), (43, 'Z', 41, 40), (44, 'S', 41, 44)
+    )
+    assert group_members(41, proc) == [41, 42, 44]
+    assert group_members(45, proc) == []
 
 
 def test_no_proc_means_nothing_found(tmp_path: Path) -> None:

@@ -52,7 +52,9 @@ outcomes = st.builds(Outcome, integers, integers, numbers, numbers, numbers, int
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, texts, integers, texts, texts, integers, integers, integers, texts, texts),
     # Per-engine task lists are left empty here: see test_welcome_per_engine_tasks_round_trip_as_tuples.
-    st.builds(Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts),
+    st.builds(
+        Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts, st.booleans()
+    ),
     st.builds(Run, integers, integers, integers, texts, integers),
     st.builds(TaskDone, integers, texts, outcomes, st.booleans(), st.booleans(), integers),
     st.builds(Leftover, integers, texts, st.lists(integers, max_size=4)),
@@ -90,8 +92,8 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
     assert encode(done) == b'["done",1,"",[100,-15,1.5,2.5,1.0,0,"\'\'",0,"\'\'",[4096,0.25,0.5]],true,false,2]'
     unmeasured = TaskDone(0, 'START', Outcome.spawn_failure(2, 'gone', 1.5), False, False, 0)
     assert encode(unmeasured) == b'["done",0,"START",[-1,2,1.5,1.5,0.0,0,"\'\'",4,"\'gone\'",null],false,false,0]'
-    welcome = Welcome(0, '/w', {}, [], [], 2.5, True, '/w/out')
-    assert encode(welcome) == b'["welcome",0,"/w",{},[],[],2.5,true,"/w/out"]'
+    welcome = Welcome(0, '/w', {}, [], [], 2.5, True, '/w/out', True)
+    assert encode(welcome) == b'["welcome",0,"/w",{},[],[],2.5,true,"/w/out",true]'
     assert encode(Leftover(3, '', [41, 42])) == b'["leftover",3,"",[41,42]]'
     hello = Hello('s', 2, 'disbatch 4 at /py', 'node2', 7, 4, 1, 'SSH', 'SSH0/1')
     assert encode(hello) == b'["hello","s",2,"disbatch 4 at /py","node2",7,4,1,"SSH","SSH0/1"]'
@@ -165,7 +167,9 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",{}],false,false,1]', id='object for usage'),
         pytest.param(b'["welcome",0,"/",{},[],[]]', id='welcome without timeout'),
         pytest.param(b'["welcome",0,"/",{},[],[],0,false]', id='welcome without results_dir (an older driver)'),
-        pytest.param(b'["welcome",0,"/",{},[],[],0,false,null]', id='null for results_dir'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,false,null,false]', id='null for results_dir'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,false,""]', id='welcome without fork_tasks (an older driver)'),
+        pytest.param(b'["welcome",0,"/",{},[],[],0,false,"",0]', id='int for fork_tasks'),
         pytest.param(b'["drain",null]', id='a field for a message that has none'),
         pytest.param(b'["run","1",2,-1,"echo",1]', id='string for int'),
         pytest.param(b'["run",true,2,-1,"echo",1]', id='bool for int'),
@@ -187,10 +191,10 @@ def test_welcome_per_engine_tasks_round_trip_as_tuples() -> None:
         pytest.param(b'["hello","s",2,"d","h",1,true,1,"ssh","launch"]', id='bool for slots'),
         pytest.param(b'["hello","s",true,"d","h",1,2,1,"ssh","launch"]', id='bool for protocol_version'),
         pytest.param(b'["hello","s","h",1,2,1,"ssh","launch"]', id='hello of protocol 1'),
-        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,false,""]', id='array for environment'),
-        pytest.param(b'["welcome",0,"/",{},{},[],0,false,""]', id='object for task list'),
-        pytest.param(b'["welcome",0,"/",{},[],[],"1",false,""]', id='string for timeout'),
-        pytest.param(b'["welcome",0,"/",{},[],[],false,false,""]', id='bool for timeout'),
+        pytest.param(b'["welcome",0,"/",["A","B"],[],[],0,false,"",false]', id='array for environment'),
+        pytest.param(b'["welcome",0,"/",{},{},[],0,false,"",false]', id='object for task list'),
+        pytest.param(b'["welcome",0,"/",{},[],[],"1",false,"",false]', id='string for timeout'),
+        pytest.param(b'["welcome",0,"/",{},[],[],false,false,"",false]', id='bool for timeout'),
     ],
 )
 def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
@@ -212,14 +216,14 @@ def test_well_formed_frames_decode() -> None:
     assert decode(b'["done",0,"STOP",[-1,2,1.5,1.5,0.0,0,"",4,"\'x\'",null],false,false,0]') == TaskDone(
         0, 'STOP', Outcome(-1, 2, 1.5, 1.5, 0.0, 0, '', 4, "'x'", None), False, False, 0
     )
-    assert decode(b'["welcome",0,"/",{},[],[],0.5,false,""]') == Welcome(0, '/', {}, [], [], 0.5, False, '')
+    assert decode(b'["welcome",0,"/",{},[],[],0.5,false,"",false]') == Welcome(0, '/', {}, [], [], 0.5, False, '')
 
 
 def test_an_int_is_accepted_where_a_float_is_expected() -> None:
     assert decode(b'["done",1,"",[100,0,1,2,1,0,"",0,"",[0,1,2]],false,false,1]') == TaskDone(
         1, '', Outcome(100, 0, 1, 2, 1, 0, '', 0, '', ResourceUsage(0, 1, 2)), False, False, 1
     )
-    assert decode(b'["welcome",0,"/",{},[],[],30,false,"/r"]') == Welcome(0, '/', {}, [], [], 30, False, '/r')
+    assert decode(b'["welcome",0,"/",{},[],[],30,false,"/r",false]') == Welcome(0, '/', {}, [], [], 30, False, '/r')
 
 
 def test_a_decoded_outcome_is_an_outcome_and_its_usage_a_resource_usage() -> None:
