@@ -41,8 +41,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message}{self._suggestion(message)}; {self.prog} --help lists the flags\n')
 
     def _suggestion(self, message: str) -> str:
-        known = [option for action in self._actions if action.help != argparse.SUPPRESS
-                 for option in action.option_strings if option.startswith('--')]  # fmt: skip
+        known = [
+            option
+            for action in self._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+            if option.startswith('--')
+        ]
         unknown = message.partition('unrecognized arguments: ')[2].split()
         guesses = []
         for word in unknown:

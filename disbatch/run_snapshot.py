@@ -239,8 +239,14 @@ class UsageTaskView:
     elapsed: float = 0.0
 
     def to_json(self) -> Json:
-        return {'task': self.task, 'line': self.line, 'host': self.host, 'max_rss': self.max_rss, 'cpu': self.cpu,
-                'elapsed': self.elapsed}  # fmt: skip
+        return {
+            'task': self.task,
+            'line': self.line,
+            'host': self.host,
+            'max_rss': self.max_rss,
+            'cpu': self.cpu,
+            'elapsed': self.elapsed,
+        }
 
     @classmethod
     def from_json(cls, data: object) -> UsageTaskView:

@@ -69,10 +69,16 @@ def task_counts(view: Snapshot) -> tuple[Count, ...]:
     """The task counts, in the order every view shows them; skipped, interrupted and lost only when not 0, running
     and total also when not known (None), the others only when known."""
     values = {
-        'finished': view.finished, 'failed': view.failed, 'barriers': view.barriers, 'running': view.running,
-        'waiting': waiting(view), 'total': view.total, 'skipped': view.skipped, 'interrupted': view.interrupted,
+        'finished': view.finished,
+        'failed': view.failed,
+        'barriers': view.barriers,
+        'running': view.running,
+        'waiting': waiting(view),
+        'total': view.total,
+        'skipped': view.skipped,
+        'interrupted': view.interrupted,
         'lost': view.lost,
-    }  # fmt: skip
+    }
     counts = []
     for key, (label, meaning) in COUNTS.items():
         value = values[key]
@@ -177,11 +183,13 @@ class ContextSummary:
         forms = [
             f'{name}: {engines}{hosts} ({", ".join(states)}), {self.slots} slots, {self.running} running, '
             f'{self.free} free, {self.failed} failed attempts',
-            f'{name}: {engines}' + (f', {self.troubled} lost or silent' if self.troubled else '')
+            f'{name}: {engines}'
+            + (f', {self.troubled} lost or silent' if self.troubled else '')
             + f', {self.running}/{self.slots} slots busy, {self.failed} failed attempts',
-            f'{name}: {self.engines} eng' + (f', {self.troubled} lost/silent' if self.troubled else '')
+            f'{name}: {self.engines} eng'
+            + (f', {self.troubled} lost/silent' if self.troubled else '')
             + f', {self.running}/{self.slots} busy, {self.failed} failed',
-        ]  # fmt: skip
+        ]
         if width is None:
             return forms[0]
         fitting = next((form for form in forms if len(form) <= width), forms[-1])

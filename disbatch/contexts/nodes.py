@@ -58,6 +58,7 @@ def engine_command(
 ) -> list[str]:
     """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system). The driver's
     address and the run's credentials come on its stdin."""
+    # A table of one flag and its value a line: the formatter would put each word on a line of its own.
     return [
         sys.executable, '-m', 'disbatch.engine',
         f'--run={run}',  # one word: a job id may begin with '-'
@@ -139,9 +140,10 @@ class NodeContext(Context):
             log.info('lost engine on %s: ending its Slurm step: %s', host, ' '.join(command))
             with os.fdopen(open_append(self.retirement.log_path), 'ab') as output:
                 self._enders.append(
-                    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                     start_new_session=True)
-                )  # fmt: skip
+                    subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+                    )
+                )
         pid = self.processes.end(launch_id)
         if pid is not None:
             log.info('lost engine on %s: killed its launcher (pid %d)', host, pid)

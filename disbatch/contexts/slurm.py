@@ -152,11 +152,18 @@ def srun_launcher_for(
 ) -> Callable[[NodePlan, list[str]], list[str]]:
     def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
         return [
-            'srun', '--nodes=1', '--ntasks=1', f'--cpus-per-task={cpus_by_host[plan.host]}',
-            f'--nodelist={plan.host}', '--exact', '--overlap', '--kill-on-bad-exit=0', '--input=0',
+            'srun',
+            '--nodes=1',
+            '--ntasks=1',
+            f'--cpus-per-task={cpus_by_host[plan.host]}',
+            f'--nodelist={plan.host}',
+            '--exact',
+            '--overlap',
+            '--kill-on-bad-exit=0',
+            '--input=0',
             *(gpu_options or []),
             *engine,
-        ]  # fmt: skip
+        ]
 
     return launcher
 

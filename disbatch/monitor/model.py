@@ -186,10 +186,23 @@ def _aged(engine: EngineView, staleness: float) -> EngineView:
 def _row(engine: EngineView) -> EngineRow:
     state, why = engine_state(engine)
     return EngineRow(
-        rank=engine.rank, context=engine.context, host=engine.host, last_heard=engine.last_heard, slots=engine.slots,
-        free=engine.free, running=engine.running, given=engine.given, finished=engine.finished, failed=engine.failed,
-        retiring=engine.retiring, max_rss=engine.max_rss, cpu=engine.cpu, state=state, why=why, gone=is_gone(engine),
-    )  # fmt: skip
+        rank=engine.rank,
+        context=engine.context,
+        host=engine.host,
+        last_heard=engine.last_heard,
+        slots=engine.slots,
+        free=engine.free,
+        running=engine.running,
+        given=engine.given,
+        finished=engine.finished,
+        failed=engine.failed,
+        retiring=engine.retiring,
+        max_rss=engine.max_rss,
+        cpu=engine.cpu,
+        state=state,
+        why=why,
+        gone=is_gone(engine),
+    )
 
 
 def ended_message(view: Snapshot | None, run: str) -> str:

@@ -217,6 +217,16 @@ Message = (
     | ContextGoodbye
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = (
-    Hello, Welcome, Run, TaskDone, Leftover, Drain, Abort, Goodbye, Heartbeat,
-    ContextHello, ContextWelcome, ContextGoodbye,
-)  # fmt: skip
+    Hello,
+    Welcome,
+    Run,
+    TaskDone,
+    Leftover,
+    Drain,
+    Abort,
+    Goodbye,
+    Heartbeat,
+    ContextHello,
+    ContextWelcome,
+    ContextGoodbye,
+)

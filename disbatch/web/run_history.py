@@ -137,7 +137,12 @@ def _record(event: dict[str, Any]) -> StatusRecord:
         usage=usage,
     )
     return StatusRecord(
-        kind=_KINDS[event['kind']], task_id=int(event['task_id']), line_number=int(event['line_number']),
-        repeat_index=int(event['repeat_index']), command=str(event['command']), host=str(event['host']),
-        outcome=outcome, attempt=int(event['attempt']),
-    )  # fmt: skip
+        kind=_KINDS[event['kind']],
+        task_id=int(event['task_id']),
+        line_number=int(event['line_number']),
+        repeat_index=int(event['repeat_index']),
+        command=str(event['command']),
+        host=str(event['host']),
+        outcome=outcome,
+        attempt=int(event['attempt']),
+    )

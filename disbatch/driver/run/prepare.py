@@ -160,18 +160,32 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
     if config.batch_system != 'ssh':
         label = config.label or f'J{job_id(config.batch_system, os.environ)}'
         context, warnings = batch_context(
-            config.batch_system, os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            config.retire_command, files.context_log(label), resources, config.launch,
-        )  # fmt: skip
+            config.batch_system,
+            os.environ,
+            label,
+            config.cpus_per_task,
+            config.tasks_per_node,
+            config.fill,
+            config.retire_command,
+            files.context_log(label),
+            resources,
+            config.launch,
+        )
         for warning in warnings:
             _warn(warning)
     else:
         retire = None if config.retire_command == '' else config.retire_command
         label = config.label or 'SSH0'
         context = ssh_context(
-            label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
-            files.context_log(label), resources, config.launch,
-        )  # fmt: skip
+            label,
+            list(config.nodes),
+            config.cpus_per_task or 1.0,
+            config.tasks_per_node,
+            retire,
+            files.context_log(label),
+            resources,
+            config.launch,
+        )
     log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
     return context
 
