@@ -31,6 +31,7 @@ from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.slurm import allocation_hosts
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.errors import ContextError, DisbatchError, UsageError
 from disbatch.privacy import LogFile
 from disbatch.protocol import codec
@@ -117,7 +118,7 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         _log_to(RunFiles(stem).context_log(welcome.label))
         context = _build(arguments, welcome, stem, kind)
         context.launch(os.path.basename(stem), RunFiles(stem).engine_log_pattern)
-        context.admit(driver, credentials.line)
+        context.admit(LaunchLine(credentials.secret, credentials.server_key, driver))
         print(
             f'disbatch: context {welcome.label}: engines on {", ".join(f"{p.host}:{p.slots}" for p in context.plans)}',
             file=sys.stderr,

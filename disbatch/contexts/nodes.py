@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from disbatch.contexts.base import Context
 from disbatch.contexts.launch import EngineExited, EngineProcesses, LateEngine, LaunchLimits
 from disbatch.contexts.retire import Retirement
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.privacy import open_append
 
 log = logging.getLogger('disbatch.context')
@@ -107,8 +108,8 @@ class NodeContext(Context):
             )
         self._launched = True
 
-    def admit(self, driver_address: str, credentials: str) -> None:
-        self.processes.admit(f'{credentials} {driver_address}')
+    def admit(self, line: LaunchLine) -> None:
+        self.processes.admit(line.format())
 
     def new_fds(self) -> list[int]:
         return self.processes.new_fds()

@@ -25,7 +25,7 @@ def ends() -> Iterator[tuple[DriverEndpoint, PeerLink]]:
     credentials = Credentials.create()
     with DriverEndpoint('127.0.0.1', credentials) as endpoint:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        link = PeerLink(context, endpoint.address, Credentials.from_line(credentials.line))
+        link = PeerLink(context, endpoint.address, Credentials(credentials.secret, credentials.server_key))
         try:
             yield endpoint, link
         finally:

@@ -1,5 +1,5 @@
-"""The run's contract (`disbatch/contract.py`): the file names its readers rely on, and that they need nothing else
-of the driver to find them."""
+"""The run's contract (`disbatch/contract/`): the formats its parts rely on across processes, each spelled only there,
+and that a reader needs nothing else of the driver to find them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from disbatch.contract import RunFiles, stem_of
+from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
+from disbatch.contract.launch_line import LaunchLine
 
 PACKAGE = Path(__file__).resolve().parents[2] / 'disbatch'
 
@@ -50,15 +52,49 @@ def docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
-def test_no_run_file_name_is_spelled_outside_the_contract() -> None:
+def spelled_outside_the_contract(pattern: re.Pattern[str]) -> list[str]:
+    """Every string constant of the package outside `contract/` (docstrings aside) that `pattern` finds in."""
     spelled = []
     for path in sorted(PACKAGE.rglob('*.py')):
-        if path.name == 'contract.py' and path.parent == PACKAGE:
+        if path.is_relative_to(PACKAGE / 'contract'):
             continue
         tree = ast.parse(path.read_text())
         prose = docstrings(tree)
         for node in ast.walk(tree):
             text = node.value if isinstance(node, ast.Constant) and id(node) not in prose else None
-            if isinstance(text, str) and RUN_FILE_NAME.search(text):
+            if isinstance(text, (str, bytes)) and pattern.search(text if isinstance(text, str) else text.decode()):
                 spelled.append(f'{path.relative_to(PACKAGE)}:{node.lineno}: {text!r}')
-    assert spelled == []
+    return spelled
+
+
+def test_no_run_file_name_is_spelled_outside_the_contract() -> None:
+    assert spelled_outside_the_contract(RUN_FILE_NAME) == []
+
+
+def test_no_kvs_key_is_spelled_outside_the_contract() -> None:
+    keys = (STATUS_KEY, CONTROL_KEY, *TASK_SOURCE_SIGN_IN)
+    assert spelled_outside_the_contract(re.compile('|'.join(re.escape(key) for key in keys))) == []
+
+
+def test_the_task_source_signs_in_with_the_reference_keys() -> None:
+    assert TASK_SOURCE_SIGN_IN == (
+        'task source name',
+        'task source done task',
+        'task source result key',
+        'task source task key',
+    )
+    assert (STATUS_KEY, CONTROL_KEY) == ('DisBatch status', 'DisBatch control')
+
+
+KEY = 'k' * 40  # a CURVE key in Z85 is 40 characters
+
+
+def test_the_launch_line_reads_back_what_the_context_writes() -> None:
+    line = LaunchLine('s3cret', KEY, 'node1:5555')
+    assert line.format() == f's3cret {KEY} node1:5555'
+    assert LaunchLine.parse(line.format() + '\n') == line
+
+
+@pytest.mark.parametrize('text', ['', 's3cret', f's3cret {KEY}', f's3cret short node1:5555', f's {KEY} node1:1 more'])
+def test_a_line_that_is_not_a_launch_line_is_refused(text: str) -> None:
+    assert LaunchLine.parse(text) is None

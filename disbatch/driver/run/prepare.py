@@ -23,6 +23,7 @@ from disbatch.contexts.batch import batch_context, job_id
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import RunFiles
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, advertised, listen_address
 from disbatch.driver.stream.scan import open_task_file, validate
@@ -106,7 +107,7 @@ def _start(
         with _endpoint(bind_host, credentials, config.use_address is not None) as endpoint:
             address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
             for context in launched:
-                context.admit(address, credentials.line)
+                context.admit(LaunchLine(credentials.secret, credentials.server_key, address))
             from disbatch.driver.run.session import Session
 
             session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
