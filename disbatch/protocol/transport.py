@@ -43,6 +43,11 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 
 
+# Connections the driver's endpoint queues before it accepts them (the kernel caps it at net.core.somaxconn). ZeroMQ's
+# 100 made a thousand engines joining at once lose their SYNs and retry after 1, 3, 7 s...: joins took half a minute.
+CONNECTION_BACKLOG = 4096
+
+
 def _configure(socket: zmq.Socket[bytes]) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.MAXMSGSIZE, codec.MAX_FRAME_BYTES)
@@ -58,6 +63,7 @@ class DriverEndpoint:
         self.socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         _configure(self.socket)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.socket.setsockopt(zmq.BACKLOG, CONNECTION_BACKLOG)
         self.socket.setsockopt(zmq.CURVE_SERVER, 1)
         self.socket.setsockopt(zmq.CURVE_SECRETKEY, credentials.server_secret_key.encode('ascii'))
         if port:

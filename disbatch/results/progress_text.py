@@ -216,10 +216,10 @@ class Stats:
         self.busy_seconds += max(0.0, record.elapsed)
         if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT) and record.failed:
             self.failures[record.return_code] += 1
-        slow = SlowTask(record.elapsed, record.task_id, record.line_number, record.command)
-        if len(self._heap) < self.slowest_kept:
-            heapq.heappush(self._heap, slow)
-        elif self._heap and slow.elapsed > self._heap[0].elapsed:
+        if len(self._heap) < self.slowest_kept:  # the entry is made only when kept: this runs for every task
+            heapq.heappush(self._heap, SlowTask(record.elapsed, record.task_id, record.line_number, record.command))
+        elif self._heap and record.elapsed > self._heap[0].elapsed:
+            slow = SlowTask(record.elapsed, record.task_id, record.line_number, record.command)
             heapq.heapreplace(self._heap, slow)
 
     def observe(self, view: Snapshot) -> None:

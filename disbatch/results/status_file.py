@@ -1,10 +1,12 @@
 """The status file on disk: appending records as tasks finish, and reading a file back for `-r`.
 
-Writing: one `os.write` per line on an `O_APPEND` descriptor, no Python buffering, so a line is in the page cache
-(and survives the driver being killed) before `write` returns; no fsync per line. The file is created by
-`disbatch.privacy` (mode 0600, never through a planted link); a line that cannot be written (a full disk) is an
-`OutputLostError` naming the file and the task whose record is lost, and what part of it was written is cut off
-again, so the file still ends with a whole line.
+Writing: lines go out with `os.write` on an `O_APPEND` descriptor, no Python buffering, so a line is in the page
+cache (and survives the driver being killed) once the call returns. `write` puts one record there at once; the
+driver loop instead `add`s the records of a turn and `flush`es them in one `os.write` at the end of the turn, before
+anyone is told those tasks are done (see docs/architecture.md, "The status file"). Nothing is fsynced. The file is
+created by `disbatch.privacy` (mode 0600, never through a planted link); lines that cannot be written (a full disk)
+are an `OutputLostError` naming the file and the tasks whose records are lost, and what part of them was written is
+cut off again, so the file still ends with a whole line.
 
 Reading: lines are split on `\\n` only (a command may hold other characters `str.splitlines` would split on), decoded
 as UTF-8 with `surrogateescape`; a `\\r` before the `\\n` is dropped. The header line and blank lines are skipped.
@@ -29,13 +31,14 @@ _BATCH_BYTES = 1 << 20  # write_all: lines per os.write
 
 
 class StatusFileWriter:
-    """An open status file; `write` puts one record on disk as one line."""
+    """An open status file; `write` puts one record on disk as one line; `add` holds one back until `flush`."""
 
     def __init__(self, path: str, descriptor: int) -> None:
         self.path = path
         self._descriptor: int | None = descriptor
         self._size = os.fstat(descriptor).st_size  # where the next line starts
         self.carried = 0  # how many records of earlier runs `open` wrote first
+        self._held: list[tuple[int, str]] = []  # (task id, line) added, not yet flushed
 
     @classmethod
     def open(
@@ -72,8 +75,28 @@ class StatusFileWriter:
         return writer
 
     def write(self, record: StatusRecord) -> None:
-        """Put the record on disk; OutputLostError (naming the task) if it cannot be written."""
-        self._write_text(format_line(record), f'the record of task {record.task_id}')
+        """Put `record`'s line in the file now (after the lines held back, if any); OutputLostError (naming the
+        tasks) if it cannot be written."""
+        self.add(record)
+        self.flush()
+
+    def add(self, record: StatusRecord) -> None:
+        """Hold `record`'s line back until `flush`."""
+        self._held.append((record.task_id, format_line(record)))
+
+    def flush(self) -> None:
+        """Put the lines held back in the file, in order, with one `os.write`; OutputLostError naming their tasks if
+        they cannot be written (none of them is then in the file)."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        first, last = held[0][0], held[-1][0]
+        what = (
+            f'the record of task {first}'
+            if len(held) == 1
+            else f'the records of {len(held)} tasks ({first} ... {last})'
+        )
+        self._write_text('\n'.join(line for _, line in held), what)
 
     def write_all(self, records: Iterable[StatusRecord]) -> int:
         """Write many records, about a mebibyte per `os.write` (a resumed run's carried records); how many."""
@@ -92,8 +115,13 @@ class StatusFileWriter:
         return count
 
     def close(self) -> None:
-        descriptor, self._descriptor = self._descriptor, None
-        if descriptor is not None:
+        """Flush what is held back, and close the file."""
+        if self._descriptor is None:
+            return
+        try:
+            self.flush()
+        finally:
+            descriptor, self._descriptor = self._descriptor, None
             os.close(descriptor)
 
     @property

@@ -90,13 +90,15 @@ class UsageBoard:
         host.max_rss_bytes = max(host.max_rss_bytes, usage.max_rss_bytes)
         host.cpu_seconds += cpu
         facts = (record.task_id, record.line_number, record.host, usage.max_rss_bytes, cpu, record.elapsed)
-        self._keep(self._biggest, TaskUsage(float(usage.max_rss_bytes), *facts))
-        self._keep(self._slowest, TaskUsage(record.elapsed, *facts))
+        self._keep(self._biggest, float(usage.max_rss_bytes), facts)
+        self._keep(self._slowest, record.elapsed, facts)
 
-    def _keep(self, heap: list[TaskUsage], entry: TaskUsage) -> None:
+    def _keep(self, heap: list[TaskUsage], measure: float, facts: tuple[int, int, str, int, float, float]) -> None:
+        """Keep the task in `heap` if it is among the `kept` largest by `measure` (the entry is made only then: this
+        runs for every task)."""
         if len(heap) < self.kept:
-            heapq.heappush(heap, entry)
-        elif entry > heap[0]:
+            heapq.heappush(heap, TaskUsage(measure, *facts))
+        elif measure >= heap[0].measure and (entry := TaskUsage(measure, *facts)) > heap[0]:
             heapq.heapreplace(heap, entry)
 
     def biggest(self) -> list[TaskUsage]:

@@ -52,6 +52,31 @@ def test_disbatcher_gets_every_result_including_the_last_without_a_barrier(procs
     assert sorted(record.task_id for record in records) == [0, 1, 2, 3, 4]
 
 
+def test_a_result_the_disbatcher_hears_of_is_in_the_status_file_already(procs: Processes, tmp_path: Path) -> None:
+    """The driver writes a turn's status lines together, and only then tells anyone (here the KVS result keys the
+    DisBatcher waits on) that those tasks are done."""
+    script = write_task_file(
+        tmp_path / 'use_api.py',
+        _dberscript("""
+            import glob
+            batcher = DisBatcher(tasksname='inorder', args=['-s', 'localhost:4'])
+            for n in range(40):
+                batcher.submit(f'exit 0')
+            missing = []
+            for _ in range(40):
+                task_id = batcher.wait_one_task()['TaskId']
+                lines = open(glob.glob('inorder_*_status.txt')[0]).read().splitlines()
+                if not any(line.split('\\t')[1] == str(task_id) for line in lines if '\\t' in line):
+                    missing.append(task_id)
+            print('missing', missing)
+            sys.exit(batcher.done())
+        """),
+    )
+    result = procs.run([sys.executable, str(script)], cwd=tmp_path, timeout=45)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == 'missing []'
+
+
 def test_disbatcher_names_its_files_says_what_it_cannot_do_and_never_hangs(procs: Processes, tmp_path: Path) -> None:
     script = write_task_file(
         tmp_path / 'use_api.py',

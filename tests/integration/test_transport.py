@@ -62,3 +62,10 @@ def test_a_malformed_frame_in_a_batch_spoils_only_itself(ends: tuple[DriverEndpo
     assert first == Drain()
     assert isinstance(second, codec.CodecError)
     assert isinstance(third, codec.CodecError)
+
+
+def test_the_driver_endpoint_queues_a_join_storm_of_connections(ends: tuple[DriverEndpoint, PeerLink]) -> None:
+    """Thousands of engines connect at once: ZeroMQ's listen backlog of 100 dropped their SYNs (retried after 1, 3,
+    7 s: joins took half a minute with 4,000 engines, bench.scale)."""
+    endpoint, _ = ends
+    assert endpoint.socket.getsockopt(zmq.BACKLOG) >= 4096

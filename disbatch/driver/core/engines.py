@@ -1,12 +1,15 @@
 """PURE: what the scheduler keeps of each engine's load: its slots, the tasks it holds, how far ahead it is fed.
 
 `EngineLoad` is one engine as the scheduler sees it (the loop's `EnginePeer` is the same engine as a socket peer);
-`choose_spare` picks the idle engine kept at the tail of a run.
+`EnginePool` holds them all, with the totals and indexes the scheduler asks for on every event kept up to date as
+engines change, so that no event costs more than the engines it changes; `choose_spare` picks the idle engine kept at
+the tail of a run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from disbatch.taskfile.items import Task
@@ -24,6 +27,9 @@ MAX_AHEAD = 16
 
 @dataclass(slots=True)
 class EngineLoad:
+    """One engine's load. Its fields are read freely; what changes its capacity, the tasks it holds or whether it
+    is drained goes through its `EnginePool`, which keeps the run's totals and indexes."""
+
     rank: int
     hostname: str
     slots: int
@@ -62,6 +68,151 @@ class EngineLoad:
         """One of its tasks ended after `elapsed` seconds: what the queue ahead of its slots goes by."""
         self.recent_elapsed = elapsed if self.recent_elapsed is None else 0.8 * self.recent_elapsed + 0.2 * elapsed
         self.short_streak = self.short_streak + 1 if elapsed < PIPELINE_BELOW_SECONDS else 0
+
+
+class EnginePool(Mapping[int, EngineLoad]):
+    """The run's engines by rank, in the order they joined, with what the scheduler asks of them on every event:
+    the free capacity and the tasks held, summed over all engines (`free`, `held`); the first engine in join order
+    with free capacity (`first_with_free`, a heap of join numbers); the engines to drain now (`idle`, `drain_due`).
+
+    Every change to an engine's capacity, held tasks or drain state is one of the methods below: each takes the
+    engine's share out of the totals and indexes, changes it, and puts it back (`_change`), so an event costs
+    O(log E) for the engines it changes, whatever the number E of engines. Iteration and `[]` are a mapping's."""
+
+    def __init__(self) -> None:
+        self._by_rank: dict[int, EngineLoad] = {}
+        self._join_number: dict[int, int] = {}  # rank -> its place in join order
+        self._by_join_number: dict[int, EngineLoad] = {}
+        self._joined = 0
+        self.free = 0  # the sum of every engine's `free`
+        self.held = 0  # the tasks every engine holds, running or queued
+        self._with_free: list[int] = []  # min-heap of join numbers: every engine with free capacity, and stale ones
+        self._in_heap: set[int] = set()  # join numbers on the heap (at most once each)
+        self._idle: set[int] = set()  # ranks of engines not drained and holding nothing
+        self._drain_due: set[int] = set()  # ranks of idle engines that retire: drained at the end of the event
+
+    # ------------------------------------------------------------ the mapping
+
+    def __getitem__(self, rank: int) -> EngineLoad:
+        return self._by_rank[rank]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_rank)
+
+    def __len__(self) -> int:
+        return len(self._by_rank)
+
+    # ------------------------------------------------------------ changes
+
+    def join(self, engine: EngineLoad) -> None:
+        """A new engine, last in join order (an engine replacing one of the same rank keeps that one's place)."""
+        previous = self._by_rank.get(engine.rank)
+        if previous is not None:
+            self._count_out(previous)
+            number = self._join_number[engine.rank]
+        else:
+            number = self._joined
+            self._joined += 1
+            self._join_number[engine.rank] = number
+        self._by_rank[engine.rank] = engine
+        self._by_join_number[number] = engine
+        self._count_in(engine)
+
+    def leave(self, rank: int) -> EngineLoad | None:
+        """The engine of `rank` is gone (None if it was not here); its heap entry goes stale."""
+        engine = self._by_rank.pop(rank, None)
+        if engine is None:
+            return None
+        self._count_out(engine)
+        del self._by_join_number[self._join_number.pop(rank)]
+        return engine
+
+    def hold(self, engine: EngineLoad, task: Task) -> None:
+        """`task` is sent to `engine`."""
+        self._count_out(engine)
+        engine.assigned[task.task_id] = task
+        engine.given += 1
+        self._count_in(engine)
+
+    def release(self, engine: EngineLoad, task_id: int) -> Task | None:
+        """`engine` reports `task_id` ended: the task it held, or None if it held no such task."""
+        if task_id not in engine.assigned:
+            return None
+        self._count_out(engine)
+        task = engine.assigned.pop(task_id)
+        self._count_in(engine)
+        return task
+
+    def observe(self, engine: EngineLoad, elapsed: float) -> None:
+        """A task of `engine` ended after `elapsed` seconds (how far ahead it is fed may change)."""
+        self._count_out(engine)
+        engine.observe(elapsed)
+        self._count_in(engine)
+
+    def retire(self, engine: EngineLoad) -> None:
+        """`engine` gets no new task; it is drained once idle."""
+        if engine.retiring:
+            return
+        self._count_out(engine)
+        engine.retiring = True
+        self._count_in(engine)
+
+    def lose(self, engine: EngineLoad) -> None:
+        """`engine` is taken for lost (`EngineLost`): it gets no new task and keeps what it holds until it is gone."""
+        self._count_out(engine)
+        engine.lost = True
+        self._count_in(engine)
+
+    def drain(self, engine: EngineLoad, *, abort: bool = False) -> None:
+        """`engine` is sent a DrainEngine (or, with `abort`, an AbortEngine): it retires, and is drained."""
+        self._count_out(engine)
+        engine.retiring = engine.drained = True
+        engine.aborted = engine.aborted or abort
+        self._count_in(engine)
+
+    # ------------------------------------------------------------ questions
+
+    def first_with_free(self) -> EngineLoad | None:
+        """The first engine in join order with free capacity, or None."""
+        heap = self._with_free
+        while heap:
+            engine = self._by_join_number.get(heap[0])
+            if engine is not None and engine.free > 0:
+                return engine
+            self._in_heap.discard(heapq.heappop(heap))  # gone, or full since it was pushed
+        return None
+
+    def idle(self) -> list[EngineLoad]:
+        """The engines not drained and holding nothing, in join order."""
+        return self._in_join_order(self._idle)
+
+    def drain_due(self) -> list[EngineLoad]:
+        """The idle engines that retire, in join order: they are drained now."""
+        return self._in_join_order(self._drain_due) if self._drain_due else []
+
+    def _in_join_order(self, ranks: Iterable[int]) -> list[EngineLoad]:
+        return [self._by_rank[rank] for rank in sorted(ranks, key=self._join_number.__getitem__)]
+
+    # ------------------------------------------------------------ the totals and indexes
+
+    def _count_out(self, engine: EngineLoad) -> None:
+        self.free -= engine.free
+        self.held -= len(engine.assigned)
+        self._idle.discard(engine.rank)
+        self._drain_due.discard(engine.rank)
+
+    def _count_in(self, engine: EngineLoad) -> None:
+        free = engine.free
+        self.free += free
+        self.held += len(engine.assigned)
+        number = self._join_number[engine.rank]
+        if free > 0 and number not in self._in_heap:
+            self._in_heap.add(number)
+            heapq.heappush(self._with_free, number)
+        if not engine.drained and not engine.assigned:
+            self._idle.add(engine.rank)
+            if engine.retiring:
+                self._drain_due.add(engine.rank)
 
 
 def choose_spare(engines: Iterable[EngineLoad], driver_host: str, previous_rank: int) -> EngineLoad | None:

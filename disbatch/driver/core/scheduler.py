@@ -8,6 +8,11 @@ nothing here reads a clock or touches a socket, so tests feed events and compare
 Reading is pulled, not pushed: the shell asks `wants_item()` and feeds one item at a time, so a million-task file
 is never held, and nothing past an unresolved barrier is read.
 
+Cost: an event costs O(log E) in the number E of engines (amortised), never a look at every engine: the engines'
+free capacity, held tasks and which of them are idle are kept as they change (`EnginePool`), the next task goes to
+the first engine with free capacity found on a heap, and only the engines an event changed are drained. Only the
+events that are about every engine (a stop, a monitor command, a context reaching its -C limit) visit them all.
+
 Life of a run:
 
     RUNNING ──(stream ends, nothing pending or running)──▶ DRAINING ──(every engine gone)──▶ Finish
@@ -20,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from disbatch.driver.core.engines import EngineLoad, TaskLimits, choose_spare
+from disbatch.driver.core.engines import EngineLoad, EnginePool, TaskLimits, choose_spare
 from disbatch.driver.core.events import (
     AbortEngine,
     Action,
@@ -63,7 +68,7 @@ class Scheduler:
     def __init__(self, config: SchedulerConfig) -> None:
         self.config = config
         self.state = RunState.RUNNING
-        self.engines: dict[int, EngineLoad] = {}
+        self.engines = EnginePool()  # read it freely; change it through its methods
         self.departed: dict[int, tuple[EngineLoad, str, str]] = {}  # engines gone: (engine, 'left'/'lost', why)
         self.pending: deque[Task] = deque()
         self.counts = Counts()
@@ -106,11 +111,11 @@ class Scheduler:
             return False
         if self.drain is not None and self.drain.holding:
             return False  # draining for the end of the allocation: what is not read yet is left for the next run
-        return len(self.pending) < sum(engine.free for engine in self.engines.values())
+        return len(self.pending) < self.engines.free
 
     @property
     def running(self) -> int:
-        return sum(len(engine.assigned) for engine in self.engines.values())
+        return self.engines.held
 
     @property
     def stream_ended(self) -> bool:
@@ -137,10 +142,10 @@ class Scheduler:
 
     def _on_engine_joined(self, event: EngineJoined, actions: list[Action]) -> None:
         engine = EngineLoad(event.engine_rank, event.hostname, event.slots, event.context)
-        self.engines[event.engine_rank] = engine
+        self.engines.join(engine)
         self._waiting_reported = False
         if self._task_limits.reached(event.context):
-            engine.retiring = True
+            self.engines.retire(engine)
         if self.state is RunState.STOPPING:
             self._abort_engine(engine, 'run is stopping', actions)
 
@@ -176,7 +181,7 @@ class Scheduler:
             else:
                 actions.append(WriteRecord(StatusRecord.per_engine(per_engine, engine.hostname, event.outcome)))
             return
-        task = engine.assigned.pop(event.task_id, None)
+        task = self.engines.release(engine, event.task_id)
         if task is None:
             message = f'engine {engine.rank} reported task {event.task_id}, which it was not running'
             actions.append(LogWarning(message))
@@ -185,10 +190,10 @@ class Scheduler:
         attempt = self._attempts.get(task.task_id, 0) + 1  # the attempt it was sent as (SendTask)
         record = StatusRecord.of_task(task, engine.hostname, event.outcome, kind, attempt)
         self._last_finish = max(self._last_finish, record.finish)
-        engine.observe(record.elapsed)
+        self.engines.observe(engine, record.elapsed)
         if record.interrupted:
             # Only a stopping engine interrupts a task (a signal reached it, or we aborted it): it gets no more.
-            engine.retiring = True
+            self.engines.retire(engine)
             self._interrupted(task, record, actions)
             return
         engine.finished += 1
@@ -205,7 +210,7 @@ class Scheduler:
         self._count_finished(actions, record.failed, f'task {record.task_id} (line {record.line_number}) {how}')
 
     def _on_engine_gone(self, event: EngineGone, actions: list[Action]) -> None:
-        engine = self.engines.pop(event.engine_rank, None)
+        engine = self.engines.leave(event.engine_rank)
         if engine is None:
             return
         # Asked to stop (-C limit, the monitor, the tail): its process may end before its goodbye is read.
@@ -233,7 +238,7 @@ class Scheduler:
 
     def _on_engine_lost(self, event: EngineLost, actions: list[Action]) -> None:
         if (engine := self.engines.get(event.engine_rank)) is not None:
-            engine.lost = True
+            self.engines.lose(engine)
 
     def _on_no_more_engines(self, event: NoMoreEngines, actions: list[Action]) -> None:
         if self.state not in _ACTIVE or self.engines or not self.more_tasks:
@@ -250,7 +255,7 @@ class Scheduler:
     def _on_retire_engines(self, event: RetireEngines, actions: list[Action]) -> None:
         for engine in self.engines.values():
             if engine.matches(event.engine_ranks, event.context):
-                engine.retiring = True
+                self.engines.retire(engine)
 
     def _on_interrupt_engines(self, event: InterruptEngines, actions: list[Action]) -> None:
         for engine in self.engines.values():
@@ -294,7 +299,7 @@ class Scheduler:
 
     def _abort_engine(self, engine: EngineLoad, reason: str, actions: list[Action]) -> None:
         """Stop the engine's tasks now and let it go; what it held comes back interrupted."""
-        engine.retiring = engine.drained = engine.aborted = True
+        self.engines.drain(engine, abort=True)
         actions.append(AbortEngine(engine.rank, reason))
 
     def _count_finished(self, actions: list[Action], failed: bool, failure: str) -> None:
@@ -327,15 +332,17 @@ class Scheduler:
             self.state = RunState.DRAINING
         self._check_walltime_drain(actions)
         tail = self.state is RunState.DRAINING and not self.pending
-        spare = None
-        if tail and self.running:
-            spare = choose_spare(self.engines.values(), self.config.driver_host, self._spare_rank)
+        if tail:  # every idle engine, but the spare while tasks run; at the tail, few are idle and not yet drained
+            idle = self.engines.idle()
+            spare = choose_spare(idle, self.config.driver_host, self._spare_rank) if self.running else None
             if spare is not None:
                 self._spare_rank = spare.rank
-        for engine in self.engines.values():
-            if (engine.retiring or tail) and not engine.drained and not engine.assigned and engine is not spare:
-                engine.retiring = engine.drained = True
-                actions.append(DrainEngine(engine.rank))
+            to_drain = [engine for engine in idle if engine is not spare]
+        else:  # the idle engines that retire
+            to_drain = self.engines.drain_due()
+        for engine in to_drain:
+            self.engines.drain(engine)
+            actions.append(DrainEngine(engine.rank))
         done = self.state is RunState.STOPPING or (self.state is RunState.DRAINING and not self.pending)
         if done and not self.engines:
             self.state = RunState.FINISHED
@@ -348,31 +355,25 @@ class Scheduler:
         self._stop(actions, self.drain.drain_reason(), exit_code=EXIT_WALLTIME, abort=False)
 
     def _assign(self, actions: list[Action]) -> None:
-        if not self.pending:
-            return
-        for engine in self.engines.values():
-            for _ in range(engine.free):
-                if not self.pending:
-                    return
-                if self.drain is not None and not self.drain.may_start(self.pending[0].line_number, self._now):
-                    return
-                task = self.pending.popleft()
-                engine.assigned[task.task_id] = task
-                engine.given += 1
-                actions.append(SendTask(engine.rank, task, self._attempts.get(task.task_id, 0) + 1))
-                if self._task_limits.limited(engine.context) and self._count_for_context(engine.context, actions):
-                    break
+        """Pending tasks go, in order, to the first engine in join order with free capacity, until it is full."""
+        while self.pending and (engine := self.engines.first_with_free()) is not None:
+            if self.drain is not None and not self.drain.may_start(self.pending[0].line_number, self._now):
+                return
+            task = self.pending.popleft()
+            self.engines.hold(engine, task)
+            actions.append(SendTask(engine.rank, task, self._attempts.get(task.task_id, 0) + 1))
+            if self._task_limits.limited(engine.context):
+                self._count_for_context(engine.context, actions)
 
-    def _count_for_context(self, context: str, actions: list[Action]) -> bool:
-        """A task went to an engine of a context with a task limit (-C): at the limit, its engines retire (True)."""
+    def _count_for_context(self, context: str, actions: list[Action]) -> None:
+        """A task went to an engine of a context with a task limit (-C): at the limit, its engines retire."""
         count = self._task_limits.count(context)
         if count is None:
-            return False
+            return
         actions.append(Report(f'context {context} has been given its {count} tasks (-C): its engines stop'))
         for engine in self.engines.values():
             if engine.context == context:
-                engine.retiring = True
-        return True
+                self.engines.retire(engine)
 
     def _resolve_barrier(self, actions: list[Action]) -> None:
         assert self._barrier is not None
@@ -406,12 +407,13 @@ class Scheduler:
         self.pending.clear()
         actions.append(Report(reason))
         for engine in self.engines.values():
-            engine.retiring = True
             if abort:
                 self._abort_engine(engine, reason, actions)
             elif not engine.drained:
-                engine.drained = True
+                self.engines.drain(engine)
                 actions.append(DrainEngine(engine.rank))
+            else:
+                self.engines.retire(engine)
 
 
 _ACTIVE = (RunState.RUNNING, RunState.DRAINING)

@@ -3,6 +3,9 @@
 One thread, one `zmq.Poller` over the engine endpoint, the contexts' engine pidfds, a signal wake-up pipe and, for a
 run a `DisBatcher` started, its owner's pidfd.
 Nothing here decides anything: every decision is `Scheduler.handle`. The loop only translates.
+
+The status lines of a turn are written together at its end (`_write_records`), before the observers hear of those
+tasks, the snapshot counts them or the run ends: a task is never reported done before its line is in the file.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from disbatch.protocol.messages import (
     killing_signal,
 )
 from disbatch.protocol.transport import DriverEndpoint
+from disbatch.results.record import StatusRecord
 from disbatch.results.status_file import StatusFileWriter
 
 log = logging.getLogger('disbatch.driver')
@@ -59,6 +63,8 @@ STOP_GRACE_SECONDS = 1.5
 NO_ENGINE_GRACE_SECONDS = 3.0
 # The longest one poll waits (zmq_poll takes a C int of milliseconds; a far walltime end must not overflow it).
 MAX_POLL_MS = 60_000
+# The most batches of messages one turn of the loop reads (see _receive).
+RECEIVE_PER_TURN = 256
 # How often the Slurm job's end is read again, for a time limit changed with `scontrol update`.
 END_CHECK_SECONDS = 60.0
 
@@ -94,8 +100,10 @@ class DriverLoop:
         self._engines = EnginePeers()
         self._context_peers = ContextPeers(context.label for context in contexts)  # added through dbUtil.sh
         self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
+        self._recorded: list[StatusRecord] = []  # final records of this turn: told to observers once in the file
         self._admission = Admission(settings, self._outbox, report)  # the secret and the protocol version of hellos
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self._next_silence_check = time.monotonic() + SILENCE_SECONDS  # no engine can be silent too long before
         self._next_end_check = time.monotonic() + END_CHECK_SECONDS
         self._exit_code: int | None = None
         self._stop_deadline: float | None = None
@@ -126,13 +134,14 @@ class DriverLoop:
             watched: dict[int, Context] = {}
             self._tick_clock()
             self._feed()
+            self._write_records()
             while self._exit_code is None:
                 self._watch_contexts(poller, watched)  # engines start a window at a time: new launchers to watch
                 ready_now = poller.poll(self._poll_timeout())
                 self._tick_clock()
                 for ready, _ in ready_now:
                     if ready is self.endpoint.socket:
-                        self._receive_all()
+                        self._receive()
                     elif ready == wake_read:
                         self._on_signals(wake_read)
                     elif ready == owner:
@@ -149,6 +158,7 @@ class DriverLoop:
                 self._run_timers()
                 self._check_deadline()
                 self._check_contexts()
+                self._write_records()
                 self._check_status_file()
                 self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
@@ -166,8 +176,15 @@ class DriverLoop:
 
     # ------------------------------------------------------------ inputs
 
-    def _receive_all(self) -> None:
-        while self.endpoint.socket.poll(0, zmq.POLLIN):
+    def _receive(self, everything: bool = False) -> None:
+        """Read what peers sent, at most RECEIVE_PER_TURN batches: under a flood of results the turn still ends soon,
+        so the tasks they freed go out and their lines are written while the rest waits for the next turn. With
+        `everything`, all there is (an engine's launcher has exited: what it said before it went must be read)."""
+        read = 0
+        while everything or read < RECEIVE_PER_TURN:
+            read += 1
+            if not self.endpoint.socket.poll(0, zmq.POLLIN):
+                return
             peer, payloads = self.endpoint.receive()
             if not payloads:
                 log.warning('dropped an empty message from peer %s', peer.hex())
@@ -272,7 +289,7 @@ class DriverLoop:
                     f'{exited.log_tail or "(no output)"}'
                 )
             return
-        self._receive_all()  # what it said before it went: results, its goodbye
+        self._receive(everything=True)  # what it said before it went: results, its goodbye
         if self._engines.by_launch(exited.launch_id) is None:
             return
         signum = killing_signal(exited.exit_code)
@@ -328,7 +345,10 @@ class DriverLoop:
                 engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
             )
         elif isinstance(action, ev.WriteRecord):
-            self._write_record(action)
+            if self._status_lost is None and not action.carried:  # carried: on file since the run began
+                self.status.add(action.record)
+            if action.final:
+                self._recorded.append(action.record)  # observers see each task's result, not every attempt
         elif isinstance(action, ev.DrainEngine):
             self._outbox.put(self._engines[action.engine_rank].peer, Drain())
         elif isinstance(action, ev.AbortEngine):
@@ -343,19 +363,21 @@ class DriverLoop:
         elif isinstance(action, ev.Finish):
             self._exit_code = action.exit_code
 
-    def _write_record(self, action: ev.WriteRecord) -> None:
-        """Put a record in the status file. One that cannot be written (a full disk) stops the run: nothing after it
-        is recorded (a resume runs those tasks again), and the reason is the run's last word."""
+    def _write_records(self) -> None:
+        """The turn's status lines go in the file in one write; then the observers hear of the tasks they record.
+
+        Lines that cannot be written (a full disk) stop the run: nothing after them is recorded (a resume runs those
+        tasks again), and the reason is the run's last word (`_check_status_file`)."""
+        recorded, self._recorded = self._recorded, []
         if self._status_lost is not None:
             return
         try:
-            if not action.carried:  # a resumed run's earlier records went on file when it started
-                self.status.write(action.record)
+            self.status.flush()
         except OutputLostError as error:
             self._status_lost = str(error)
             return
-        if action.final:
-            self.publisher.record(action.record)  # observers see each task's result, not every attempt
+        for record in recorded:
+            self.publisher.record(record)
 
     def _check_status_file(self) -> None:
         if self._status_lost is None or self._status_lost_told:
@@ -378,10 +400,9 @@ class DriverLoop:
                  if (context_deadline := context.deadline()) is not None]  # fmt: skip
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
-        last_heard = self._engines.last_heard()
-        if last_heard is not None:
+        if self._engines:
             waits.append(self._next_heartbeat - time.monotonic())
-            waits.append(last_heard + SILENCE_SECONDS - time.monotonic())
+            waits.append(self._next_silence_check - time.monotonic())
         lost_over = self._engines.next_lost_over()
         if lost_over is not None:
             waits.append(lost_over - time.monotonic())
@@ -417,9 +438,8 @@ class DriverLoop:
                 context.on_timer(now)
                 self._report_late(context, now)
         monotonic = time.monotonic()
-        for engine in self._engines:
-            if monotonic - engine.last_heard > SILENCE_SECONDS:
-                self._take_for_lost(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+        if monotonic >= self._next_silence_check:
+            self._check_silence(monotonic)
         for lost in self._engines.lost_over(monotonic):
             log.info('the tasks of engine %d, lost, have ended by now: they run again', lost.engine.rank)
             self._gone(lost.engine)
@@ -436,6 +456,14 @@ class DriverLoop:
                 f'the engine on {late.host} has not joined {late.seconds:.0f} s after its start: '
                 + (late.log_tail or 'no word from it yet')
             )
+
+    def _check_silence(self, monotonic: float) -> None:
+        """Engines not heard from for SILENCE_SECONDS are given up. One look at every engine, when the one heard
+        from longest ago could be silent that long (a message only moves an engine's time later), not every turn."""
+        silent, earliest = self._engines.heard_before(monotonic - SILENCE_SECONDS)
+        for engine in silent:
+            self._take_for_lost(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
+        self._next_silence_check = (monotonic if earliest is None else earliest) + SILENCE_SECONDS
 
     def _take_for_lost(self, engine: EnginePeer, why: str, end_launcher: bool = True) -> None:
         """Take a joined engine for lost: it is told (an Abort, in case it still listens) and gets no new task; its

@@ -114,9 +114,12 @@ class EnginePeers:
     def every_lost(self) -> list[LostEngine]:
         return list(self._lost.values())
 
-    def last_heard(self) -> float | None:
-        """When the engine heard from longest ago was last heard, or None with no engine."""
-        return min((engine.last_heard for engine in self._by_rank.values()), default=None)
+    def heard_before(self, limit: float) -> tuple[list[EnginePeer], float | None]:
+        """The engines last heard before `limit` (time.monotonic()), and when the one heard from longest ago among
+        the others was last heard (None if there is none)."""
+        silent = [engine for engine in self._by_rank.values() if engine.last_heard < limit]
+        heard = [engine.last_heard for engine in self._by_rank.values() if engine.last_heard >= limit]
+        return silent, min(heard, default=None)
 
     def facts(self, now: float) -> dict[int, EngineFacts]:
         """What the snapshot shows of each engine that only the loop knows, at `now` (time.monotonic())."""

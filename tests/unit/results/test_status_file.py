@@ -1,4 +1,5 @@
-"""The status file on disk: one write per line, header, reading back, bad files, a cut-short last line."""
+"""The status file on disk: one write per line (or per batch held back), header, reading back, bad files, a cut-short
+last line."""
 
 from __future__ import annotations
 
@@ -54,6 +55,41 @@ def test_one_os_write_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     writer.close()
     assert len(calls) == 1 and calls[0].endswith(b'\n') and calls[0].count(b'\n') == 1
+
+
+def test_lines_added_go_in_the_file_on_flush_in_order_with_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / 's.txt'
+    added = [make(task_id=number) for number in range(5)]
+    writer = StatusFileWriter.open(str(path))
+    calls: list[bytes] = []
+    real_write = os.write
+
+    def counting_write(descriptor: int, data: bytes) -> int:
+        calls.append(bytes(data))
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(os, 'write', counting_write)
+    for record in added:
+        writer.add(record)
+    assert read(path) == [] and calls == []  # held back
+    writer.flush()
+    writer.flush()  # nothing more held: no write
+    monkeypatch.undo()
+    assert read(path) == added
+    assert len(calls) == 1 and calls[0].count(b'\n') == len(added)
+    writer.write(make(task_id=9))  # written at once, after them
+    assert [record.task_id for record in read(path)] == [0, 1, 2, 3, 4, 9]
+    writer.close()
+
+
+def test_closing_flushes_the_lines_held_back(tmp_path: Path) -> None:
+    path = tmp_path / 's.txt'
+    with StatusFileWriter.open(str(path), header=True) as writer:
+        writer.add(make(task_id=7))
+    assert [record.task_id for record in read(path)] == [7]
+    assert writer.closed
 
 
 def test_open_truncates_or_appends(tmp_path: Path) -> None:
