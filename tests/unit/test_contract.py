@@ -95,6 +95,6 @@ def test_the_launch_line_reads_back_what_the_context_writes() -> None:
     assert LaunchLine.parse(line.format() + '\n') == line
 
 
-@pytest.mark.parametrize('text', ['', 's3cret', f's3cret {KEY}', f's3cret short node1:5555', f's {KEY} node1:1 more'])
+@pytest.mark.parametrize('text', ['', 's3cret', f's3cret {KEY}', 's3cret short node1:5555', f's {KEY} node1:1 more'])
 def test_a_line_that_is_not_a_launch_line_is_refused(text: str) -> None:
     assert LaunchLine.parse(text) is None

@@ -111,25 +111,55 @@ class Journal:
         """One scheduler step: what happened, then what it led to."""
         if isinstance(event, ev.EngineJoined):
             self._hosts[event.engine_rank] = event.hostname
-            self._write({'event': 'engine_joined', 'engine': event.engine_rank, 'host': event.hostname,
-                         'slots': event.slots, 'context': event.context})  # fmt: skip
+            self._write(
+                {
+                    'event': 'engine_joined',
+                    'engine': event.engine_rank,
+                    'host': event.hostname,
+                    'slots': event.slots,
+                    'context': event.context,
+                }
+            )
         rank = event.engine_rank if isinstance(event, (ev.TaskFinished, ev.EngineGone)) else None
         for action in actions:
             if isinstance(action, ev.SendTask):
                 task = action.task
-                self._write({'event': 'task_started', 'task_id': task.task_id, 'line_number': task.line_number,
-                             'repeat_index': task.repeat_index, 'attempt': action.attempt,
-                             'engine': action.engine_rank, 'host': self._hosts.get(action.engine_rank, ''),
-                             'command': display_text(task.command)})  # fmt: skip
+                self._write(
+                    {
+                        'event': 'task_started',
+                        'task_id': task.task_id,
+                        'line_number': task.line_number,
+                        'repeat_index': task.repeat_index,
+                        'attempt': action.attempt,
+                        'engine': action.engine_rank,
+                        'host': self._hosts.get(action.engine_rank, ''),
+                        'command': display_text(task.command),
+                    }
+                )
             elif isinstance(action, ev.WriteRecord):
                 self._write({'event': 'task_finished', **self._finished(action, rank)})
         if isinstance(event, ev.EngineGone):
-            self._write({'event': 'engine_left', 'engine': event.engine_rank,
-                         'host': self._hosts.get(event.engine_rank, ''), 'lost': event.lost})  # fmt: skip
+            self._write(
+                {
+                    'event': 'engine_left',
+                    'engine': event.engine_rank,
+                    'host': self._hosts.get(event.engine_rank, ''),
+                    'lost': event.lost,
+                }
+            )
 
     def close(self, exit_code: int, counts: Counts) -> None:
-        self._write({'event': 'run_end', 'exit_code': exit_code, 'finished': counts.finished, 'failed': counts.failed,
-                     'skipped': counts.skipped, 'barriers': counts.barriers, 'lost': counts.lost})  # fmt: skip
+        self._write(
+            {
+                'event': 'run_end',
+                'exit_code': exit_code,
+                'finished': counts.finished,
+                'failed': counts.failed,
+                'skipped': counts.skipped,
+                'barriers': counts.barriers,
+                'lost': counts.lost,
+            }
+        )
         stream, self.stream = self.stream, None
         if stream is not None:
             try:
@@ -154,8 +184,12 @@ class Journal:
         if self.stream is None:
             return
         try:
-            self.stream.write(json.dumps({'event': fields.pop('event'), 'time': round(self.clock(), 3), **fields},
-                                         separators=(',', ':')) + '\n')  # fmt: skip
+            self.stream.write(
+                json.dumps(
+                    {'event': fields.pop('event'), 'time': round(self.clock(), 3), **fields}, separators=(',', ':')
+                )
+                + '\n'
+            )
         except (OSError, ValueError) as error:
             self._fail(error)
 

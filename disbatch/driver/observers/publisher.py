@@ -134,9 +134,16 @@ class Publisher:
     def _view(self, scheduler: Scheduler) -> Snapshot:
         now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
         view = snapshot.build(
-            self.run, scheduler, self.facts(), self.started, now, self._recent, self._failures,
-            self.expected_total, self.usage.view(),
-        )  # fmt: skip
+            self.run,
+            scheduler,
+            self.facts(),
+            self.started,
+            now,
+            self._recent,
+            self._failures,
+            self.expected_total,
+            self.usage.view(),
+        )
         self._rate.add(now, view.finished)
         rate = self._rate.rate() if view.finished else None
         eta = eta_seconds(view, rate)

@@ -66,11 +66,22 @@ def build(
         host = hosts.get(engine.hostname)
         engines.append(
             EngineView(
-                rank=rank, context=engine.context, host=engine.hostname, pid=None, last_heard=None, slots=engine.slots,
-                given=engine.given, finished=engine.finished, failed=engine.failed, retiring=True,
-                max_rss=host.max_rss if host else None, cpu=host.cpu if host else None, stage=stage, why=why,
+                rank=rank,
+                context=engine.context,
+                host=engine.hostname,
+                pid=None,
+                last_heard=None,
+                slots=engine.slots,
+                given=engine.given,
+                finished=engine.finished,
+                failed=engine.failed,
+                retiring=True,
+                max_rss=host.max_rss if host else None,
+                cpu=host.cpu if host else None,
+                stage=stage,
+                why=why,
             )
-        )  # fmt: skip
+        )
     engines.sort(key=lambda view: view.rank)
     running = scheduler.running
     # Known once the whole stream has been read, or from the start for a regular file (counted before the run).
@@ -110,5 +121,6 @@ def _walltime(scheduler: Scheduler, now: float) -> WalltimeView | None:
     if drain is None:
         return None
     end = drain.allocation.end
-    return WalltimeView(end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now),
-                        follow_up=drain.follow_up)  # fmt: skip
+    return WalltimeView(
+        end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now), follow_up=drain.follow_up
+    )

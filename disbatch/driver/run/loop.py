@@ -170,8 +170,10 @@ class DriverLoop:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
                     if launch_id not in self._engines.joined | self._reported_late and self._starting_is_news:
-                        self.report(f'the engine on {host} had not joined when the run ended'
-                                    + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
+                        self.report(
+                            f'the engine on {host} had not joined when the run ended'
+                            + (f': {log_tail}' if log_tail else ' (it was still starting)')
+                        )
                 context.terminate()
 
     # ------------------------------------------------------------ inputs
@@ -251,8 +253,12 @@ class DriverLoop:
             return
         label = self._context_peers.join(peer, hello)
         self._outbox.put(peer, self.settings.context_welcome(label))
-        log.info('context %s joined (%s%s)', label, hello.kind,
-                 f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
+        log.info(
+            'context %s joined (%s%s)',
+            label,
+            hello.kind,
+            f', task limit {hello.task_limit}' if hello.task_limit else '',
+        )
         self._dispatch(ev.ContextJoined(label, hello.task_limit))
 
     def _on_task_done(self, engine: EnginePeer, done: TaskDone) -> None:
@@ -396,8 +402,11 @@ class DriverLoop:
 
     def _poll_timeout(self) -> int | None:
         """Milliseconds until the next timer: the stop deadline, or a context's (node retirement)."""
-        waits = [context_deadline - time.time() for context in self.contexts
-                 if (context_deadline := context.deadline()) is not None]  # fmt: skip
+        waits = [
+            context_deadline - time.time()
+            for context in self.contexts
+            if (context_deadline := context.deadline()) is not None
+        ]
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
         if self._engines:

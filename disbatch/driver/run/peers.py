@@ -40,8 +40,10 @@ def leftover_line(engine: EnginePeer, leftover: Leftover, kill_leftovers: bool) 
     """The driver log's line for what a task of `engine` left running."""
     phase = f' ({leftover.phase})' if leftover.phase else ''
     when = '; ended now' if kill_leftovers and leftover.phase != 'START' else '; they are ended when the engine leaves'
-    return (f'task {leftover.task_id}{phase} on engine {engine.rank} ({engine.hostname}) exited leaving '
-            f'{len(leftover.pids)} process(es) running: pid {" ".join(map(str, leftover.pids))}{when}')  # fmt: skip
+    return (
+        f'task {leftover.task_id}{phase} on engine {engine.rank} ({engine.hostname}) exited leaving '
+        f'{len(leftover.pids)} process(es) running: pid {" ".join(map(str, leftover.pids))}{when}'
+    )
 
 
 class EnginePeers:
