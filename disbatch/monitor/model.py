@@ -411,16 +411,6 @@ def scroll_note(top: int, visible: int, count: int) -> str:
 # ---------------------------------------------------------------- commands
 
 
-def retire_engine_command(rank: int) -> str:
-    """The JSON text put under `DisBatch control` to stop one engine."""
-    return json.dumps({'retire engine': rank})
-
-
-def retire_context_command(context: str) -> str:
-    """The JSON text put under `DisBatch control` to stop every engine of a context."""
-    return json.dumps({'retire context': context})
-
-
 def engine_question(row: EngineRow) -> tuple[str, str]:
     """Title and subtitle of the menu that confirms stopping one engine."""
     return (

@@ -4,12 +4,14 @@ and that a reader needs nothing else of the driver to find them."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from disbatch.contract import RunFiles, stem_of
+from disbatch.contract.control import RetireContext, RetireEngine, format_command, parse_command
 from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
 from disbatch.contract.launch_line import LaunchLine
 
@@ -98,3 +100,21 @@ def test_the_launch_line_reads_back_what_the_context_writes() -> None:
 @pytest.mark.parametrize('text', ['', 's3cret', f's3cret {KEY}', 's3cret short node1:5555', f's {KEY} node1:1 more'])
 def test_a_line_that_is_not_a_launch_line_is_refused(text: str) -> None:
     assert LaunchLine.parse(text) is None
+
+
+def test_control_commands_are_the_reference_json_and_read_back() -> None:
+    assert json.loads(format_command(RetireEngine(3))) == {'retire engine': 3}
+    assert json.loads(format_command(RetireContext('J123'))) == {'retire context': 'J123'}
+    for command in (RetireEngine(3), RetireContext('J123')):
+        assert parse_command(format_command(command)) == command
+    assert parse_command(b'{"retire engine": "4"}') == RetireEngine(4)  # as a shell's kvsstcp put may spell it
+
+
+@pytest.mark.parametrize('text', ['', '[]', '{"stop": 1}', '{"retire engine": null}', '{"retire engine": "x"}'])
+def test_what_is_not_a_control_command_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_command(text)
+
+
+def test_no_control_command_is_spelled_outside_the_contract() -> None:
+    assert spelled_outside_the_contract(re.compile(r'\bretire (engine|context)\b')) == []

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
+from disbatch.contract.control import RetireContext, RetireEngine, parse_command
 from disbatch.driver.core.events import RetireEngines
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers import snapshot
@@ -109,17 +110,16 @@ class Publisher:
         events = []
         while (value := self.kvs.get_nowait(CONTROL_KEY.encode())) is not None:
             try:
-                command = json.loads(value[1])
-                if 'retire engine' in command:
-                    events.append(RetireEngines(engine_ranks=(int(command['retire engine']),)))
-                elif 'retire context' in command:
-                    events.append(RetireEngines(context=str(command['retire context'])))
-                else:
-                    raise ValueError(f'unknown command {command!r}')
-            except (ValueError, TypeError, KeyError) as error:
+                command = parse_command(value[1])
+            except ValueError as error:
                 log.warning('ignored a monitor command: %s', error)
                 continue
             log.info('monitor: %s', command)
+            match command:
+                case RetireEngine(rank):
+                    events.append(RetireEngines(engine_ranks=(rank,)))
+                case RetireContext(label):
+                    events.append(RetireEngines(context=label))
         return events
 
     def close(self, scheduler: Scheduler, exit_code: int) -> None:

@@ -276,11 +276,6 @@ def test_scroll_note() -> None:
 # ---------------------------------------------------------------- commands and questions
 
 
-def test_commands_are_the_json_the_driver_reads() -> None:
-    assert json.loads(model.retire_engine_command(3)) == {'retire engine': 3}
-    assert json.loads(model.retire_context_command('J123')) == {'retire context': 'J123'}
-
-
 def test_questions_name_what_stops() -> None:
     rows = [row(0), row(1), row(2, context='SSH1')]
     assert model.engine_question(rows[1])[0] == 'Stop engine 1 (node1, context SSH0)?'
