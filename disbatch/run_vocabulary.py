@@ -1,6 +1,6 @@
 """The words every view of a run uses, in one place: the monitor, the web page, `disbatch report` and the summary.
 
-A run's `Snapshot` (`run_snapshot.py`) says what happened in numbers; this module says it in words, the same words
+A run's `Snapshot` (`contract/snapshot.py`) says what happened in numbers; this module says it in words, the same words
 wherever a person reads them: the run's status (`Running`, `Finishing the last tasks`, ...), the task counts and
 what each means (`Waiting`: tasks not started yet, unread ones included, never the driver's internal queue), an
 engine's state and why (`lost`, `left`, `silent`), the per-engine counts (attempts, not tasks, and said so), a
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.contract.snapshot import EngineView, Snapshot
 
 STATUS_WORDS = {
     'starting': 'Starting',

@@ -1,6 +1,6 @@
 """What the `--mon` monitor shows, computed from the run's snapshot. Pure: no curses, no sockets, no clock.
 
-The snapshot is the JSON the run publishes under `DisBatch status`, read back as a `Snapshot` (`run_snapshot.py`:
+The snapshot is the JSON the run publishes under `DisBatch status`, read back as a `Snapshot` (`contract/snapshot.py`:
 unknown keys ignored, a missing or mistyped one read as its default or as unknown). Time arrives as `staleness`: the
 seconds the screen has held this snapshot, added to the ages it carries (the run republishes only on a change).
 
@@ -17,8 +17,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from disbatch.contract.snapshot import EngineView, Snapshot
 from disbatch.results.usage import format_bytes, short_bytes
-from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.run_vocabulary import (
     context_summaries,
     counts_text,

@@ -15,10 +15,10 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 from disbatch.run_vocabulary import waiting
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)

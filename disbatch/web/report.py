@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from disbatch.contract.snapshot import EngineView, Snapshot
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.results.views import task_view
-from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.web.page_view import page_view
 from disbatch.web.run_history import RunHistory, load
 

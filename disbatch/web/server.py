@@ -35,9 +35,9 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.privacy import write_file
 from disbatch.results.record import StatusRecord
-from disbatch.run_snapshot import Snapshot
 from disbatch.web import page
 from disbatch.web.page_view import page_view
 

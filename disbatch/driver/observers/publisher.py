@@ -20,6 +20,7 @@ from typing import Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
 from disbatch.contract.control import RetireContext, RetireEngine, parse_command
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.core.events import RetireEngines
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers import snapshot
@@ -27,7 +28,6 @@ from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.driver')
 

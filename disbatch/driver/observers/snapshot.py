@@ -2,7 +2,7 @@
 
 The driver builds one (at most a few times a second, never per message) from the scheduler's state and what the
 loop knows of each engine; the publisher puts its JSON under the KVS key `DisBatch status` (the reference's key).
-The type, its JSON and the tolerant reading back are the contract's (`disbatch/run_snapshot.py`).
+The type, its JSON and the tolerant reading back are the contract's (`disbatch/contract/snapshot.py`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import EngineView, Snapshot, UsageView, WalltimeView
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import StatusRecord
 from disbatch.results.views import task_view
-from disbatch.run_snapshot import EngineView, Snapshot, UsageView, WalltimeView
 
 
 @dataclass(frozen=True, slots=True)

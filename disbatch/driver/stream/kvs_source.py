@@ -27,13 +27,13 @@ from disbatch.contract.kvs_keys import (
     TASK_SOURCE_SIGN_IN,
     TASK_SOURCE_TASK_KEY,
 )
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.stream.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
-from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.driver')
 

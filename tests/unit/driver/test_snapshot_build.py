@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from disbatch.contract import STATUS_KEY
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.core.events import (
     Action,
     EngineGone,
@@ -25,7 +26,6 @@ from disbatch.driver.observers.snapshot import EngineFacts, build
 from disbatch.kvsstcp.outside import WatchCallback
 from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage, StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 from disbatch.taskfile.items import NO_REPEAT, Task
 
 STARTED, NOW = 1_700_000_000.123456, 1_700_000_042.987654

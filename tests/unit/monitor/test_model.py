@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.monitor import model
 from disbatch.monitor.model import EngineRow, Selection
-from disbatch.run_snapshot import Snapshot
 
 
 def engine(rank: int, **changes: Any) -> dict[str, Any]:

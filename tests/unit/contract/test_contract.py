@@ -15,7 +15,7 @@ from disbatch.contract.control import RetireContext, RetireEngine, format_comman
 from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
 from disbatch.contract.launch_line import LaunchLine
 
-PACKAGE = Path(__file__).resolve().parents[2] / 'disbatch'
+PACKAGE = Path(__file__).resolve().parents[3] / 'disbatch'
 
 
 def test_every_run_file_is_named_from_the_stem() -> None:

@@ -1,5 +1,5 @@
-"""The typed snapshot (`disbatch/run_snapshot.py`) read back tolerantly: missing keys take defaults, unknown keys are
-ignored, wrongly typed values count as missing, and no reader crashes on what a newer or older driver publishes.
+"""The typed snapshot (`disbatch/contract/snapshot.py`) read back tolerantly: missing keys take defaults, unknown keys
+are ignored, wrongly typed values count as missing, and no reader crashes on what a newer or older driver publishes.
 The exact published JSON is checked against the driver's builder in `tests/unit/driver/test_snapshot_build.py`."""
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disbatch.monitor import model
-from disbatch.notify.message import Batch, body
-from disbatch.results.progress_text import Stats, format_progress, format_summary
-from disbatch.run_snapshot import (
+from disbatch.contract.snapshot import (
     EngineView,
     HostUsageView,
     Snapshot,
@@ -24,8 +21,11 @@ from disbatch.run_snapshot import (
     UsageView,
     WalltimeView,
 )
+from disbatch.monitor import model
+from disbatch.notify.message import Batch, body
+from disbatch.results.progress_text import Stats, format_progress, format_summary
 
-PACKAGE = Path(__file__).resolve().parents[2] / 'disbatch'
+PACKAGE = Path(__file__).resolve().parents[3] / 'disbatch'
 
 ENGINE = {'rank': 0, 'context': 'SSH0', 'host': 'node0', 'pid': 11, 'last_heard': 0.5, 'slots': 2, 'running': 1,
           'free': 1, 'given': 4, 'finished': 3, 'failed': 1, 'retiring': False, 'max_rss': 2000,
@@ -159,7 +159,7 @@ def test_no_reader_crashes_on_what_another_driver_may_publish(data: dict[str, ob
 
 
 @pytest.mark.parametrize(
-    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py', 'run_vocabulary.py']
+    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'contract', 'run_vocabulary.py']
 )
 def test_readers_neither_import_nor_name_the_driver(reader: str) -> None:
     path = PACKAGE / reader
