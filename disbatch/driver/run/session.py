@@ -260,7 +260,7 @@ class Session:
             host=socket.gethostname(),
             pid=os.getpid(),
             cwd=os.getcwd(),
-            argv=sys.argv,
+            argv=tuple(sys.argv),
             results_dir=results_dir or None,
         )
         if journal.failure is not None:  # not even its first line: the run does not start

@@ -4,6 +4,7 @@ and that a reader needs nothing else of the driver to find them."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from disbatch.contract import RunFiles, stem_of
 from disbatch.contract.control import RetireContext, RetireEngine, format_command, parse_command
+from disbatch.contract.events import EVENT_TYPES, SCHEMA_VERSION, EngineLeft, Event, read_event, write_event
 from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
 from disbatch.contract.launch_line import LaunchLine
 
@@ -118,3 +120,41 @@ def test_what_is_not_a_control_command_is_refused(text: str) -> None:
 
 def test_no_control_command_is_spelled_outside_the_contract() -> None:
     assert spelled_outside_the_contract(re.compile(r'\bretire (engine|context)\b')) == []
+
+
+SCHEMA = json.loads((PACKAGE.parent / 'docs' / 'events.schema.json').read_text())
+
+
+@pytest.mark.parametrize('kind', EVENT_TYPES, ids=lambda kind: kind.NAME)
+def test_the_events_schema_describes_each_event_as_written(kind: type[Event]) -> None:
+    described = SCHEMA['$defs'][kind.NAME]
+    written = ['event', *(field.name for field in dataclasses.fields(kind))]
+    always = ['event', *(field.name for field in dataclasses.fields(kind) if not field.metadata)]
+    assert set(described['properties']) == set(written)
+    assert set(described['required']) == set(always)
+    assert described['properties']['event'] == {'const': kind.NAME}
+
+
+def test_the_schema_lists_every_event_and_its_version() -> None:
+    assert {ref['$ref'].rsplit('/', 1)[1] for ref in SCHEMA['oneOf']} == {kind.NAME for kind in EVENT_TYPES}
+    assert SCHEMA['version'] == SCHEMA_VERSION == SCHEMA['$defs']['run_start']['properties']['schema_version']['const']
+
+
+def test_an_event_reads_back_as_written() -> None:
+    event = EngineLeft(time=12.5, engine=3, host='node1', lost=True)
+    line = write_event(event)
+    assert line == '{"event":"engine_left","time":12.5,"engine":3,"host":"node1","lost":true}'
+    assert read_event(line) == event
+    assert read_event('{"event":"engine_left","time":1,"engine":3,"host":"n","lost":false,"later":1}') is not None
+    assert read_event('{"event":"a_later_event","time":1}') is None
+
+
+@pytest.mark.parametrize('line', ['[]', '{"time": 1}', '{"event":"engine_left","time":1,"engine":3}'])
+def test_a_line_that_is_no_event_is_refused(line: str) -> None:
+    with pytest.raises(ValueError):
+        read_event(line)
+
+
+def test_no_event_name_is_spelled_outside_the_contract() -> None:
+    names = '|'.join(kind.NAME for kind in EVENT_TYPES)
+    assert spelled_outside_the_contract(re.compile(rf'^({names})$')) == []
