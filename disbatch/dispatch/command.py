@@ -15,10 +15,10 @@ import argparse
 import os
 import sys
 
-from disbatch.dispatch.model import Machine, Resources, Task
 from disbatch.dispatch.runner import Runner
 from disbatch.dispatch.state import SubmissionState, find_saved
 from disbatch.dispatch.submission import Submission
+from disbatch.dispatch.submission_parts import Machine, Resources, Task
 from disbatch.errors import SubmissionError
 
 EXIT_INTERRUPTED = 130

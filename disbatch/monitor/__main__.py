@@ -15,8 +15,8 @@ import sys
 
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.monitor import model
+from disbatch.monitor.live_run import RunSource, read_address
 from disbatch.monitor.screen import WatchEnd, watch
-from disbatch.monitor.source import RunSource, read_address
 
 PROGRAM = 'disbatch monitor'
 

@@ -19,7 +19,7 @@ from cursesmenu import CursesMenu  # type: ignore[import-untyped]
 from disbatch.contract.control import RetireContext, RetireEngine, format_command
 from disbatch.contract.snapshot import Snapshot
 from disbatch.monitor import model
-from disbatch.monitor.source import RunSource
+from disbatch.monitor.live_run import RunSource
 
 POLL_SECONDS = 0.5
 MESSAGE_SECONDS = 6.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from disbatch.contract.snapshot import Snapshot
 from disbatch.errors import UsageError
 from disbatch.results.record import StatusRecord
-from disbatch.results.report import format_line
+from disbatch.results.status_line import format_line
 
 DEFAULT_HOST = 'localhost'
 DEFAULT_PORT = 25

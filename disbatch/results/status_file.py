@@ -25,7 +25,7 @@ from types import TracebackType
 from disbatch.errors import OutputLostError, StatusFileError
 from disbatch.privacy import create_file, open_append
 from disbatch.results.record import StatusRecord
-from disbatch.results.report import HEADER, format_line, is_header, parse_line
+from disbatch.results.status_line import HEADER, format_line, is_header, parse_line
 
 _BATCH_BYTES = 1 << 20  # write_all: lines per os.write
 

@@ -5,7 +5,7 @@ joining or leaving, a task handed to an engine, a record written. Nothing here d
 driver: a file that cannot be written (a full disk) is reported once, in one line, the journal stops and `failure`
 says why (the run then ends with a non-zero exit code: its promised events file is incomplete). The file is created
 by `disbatch.privacy` (mode 0600, never through a planted link). The events are the contract's
-(`contract/events.py`, following `docs/events.schema.json`); `disbatch report` reads them back.
+(`contract/json_events.py`, following `docs/events.schema.json`); `disbatch report` reads them back.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from disbatch.contract.events import (
+from disbatch.contract.json_events import (
     SCHEMA_VERSION,
     EngineJoined,
     EngineLeft,
@@ -34,8 +34,8 @@ from disbatch.driver.core.run_state import Counts
 from disbatch.privacy import create_file
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
+from disbatch.results.status_line import flags
 
 log = logging.getLogger('disbatch.driver')
 

@@ -23,7 +23,7 @@ from disbatch.contract.control import RetireContext, RetireEngine, parse_command
 from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.core.events import RetireEngines
 from disbatch.driver.core.scheduler import Scheduler
-from disbatch.driver.observers import snapshot
+from disbatch.driver.observers import snapshot_builder
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord
@@ -51,7 +51,7 @@ class Publisher:
         run: str,
         kvs: KVSStore,
         observers: list[RunObserver],
-        facts: Callable[[], dict[int, snapshot.EngineFacts]],
+        facts: Callable[[], dict[int, snapshot_builder.EngineFacts]],
         expected_total: int | None = None,
     ) -> None:
         self.expected_total = expected_total
@@ -133,7 +133,7 @@ class Publisher:
 
     def _view(self, scheduler: Scheduler) -> Snapshot:
         now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
-        view = snapshot.build(
+        view = snapshot_builder.build(
             self.run,
             scheduler,
             self.facts(),

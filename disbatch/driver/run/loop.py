@@ -24,7 +24,7 @@ from disbatch.driver.core.run_state import RunState
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
-from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.observers.snapshot_builder import EngineFacts
 from disbatch.driver.run.admission import Admission
 from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox, leftover_line
 from disbatch.driver.run.settings import DriverSettings

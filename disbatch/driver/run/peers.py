@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.observers.snapshot_builder import EngineFacts
 from disbatch.protocol.messages import ContextHello, Hello, Leftover, Message
 from disbatch.protocol.transport import DriverEndpoint
 

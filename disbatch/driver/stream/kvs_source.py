@@ -32,8 +32,8 @@ from disbatch.driver.stream.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
+from disbatch.results.status_line import flags
 
 log = logging.getLogger('disbatch.driver')
 

@@ -13,7 +13,7 @@ import pytest
 
 from disbatch.contract import RunFiles, stem_of
 from disbatch.contract.control import RetireContext, RetireEngine, format_command, parse_command
-from disbatch.contract.events import EVENT_TYPES, SCHEMA_VERSION, EngineLeft, Event, read_event, write_event
+from disbatch.contract.json_events import EVENT_TYPES, SCHEMA_VERSION, EngineLeft, Event, read_event, write_event
 from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
 from disbatch.contract.launch_line import LaunchLine
 
@@ -30,7 +30,7 @@ def test_every_run_file_is_named_from_the_stem() -> None:
     assert stem_of(files.status) == files.stem
 
 
-@pytest.mark.parametrize('reader', ['monitor', 'web', 'notify', 'contexts'])
+@pytest.mark.parametrize('reader', ['monitor', 'web', 'report', 'notify', 'contexts'])
 def test_readers_of_a_run_never_import_the_driver(reader: str) -> None:
     for path in sorted((PACKAGE / reader).glob('*.py')):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -1,6 +1,6 @@
 """The typed snapshot (`disbatch/contract/snapshot.py`) read back tolerantly: missing keys take defaults, unknown keys
 are ignored, wrongly typed values count as missing, and no reader crashes on what a newer or older driver publishes.
-The exact published JSON is checked against the driver's builder in `tests/unit/driver/test_snapshot_build.py`."""
+The exact published JSON is checked against the driver's builder in `tests/unit/driver/test_snapshot_builder.py`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from disbatch.contract.snapshot import Snapshot
 from disbatch.errors import UsageError
 from disbatch.notify.message import Batch, body, parse_server, subject
 from disbatch.results.record import RecordKind
-from disbatch.results.report import format_line
+from disbatch.results.status_line import format_line
 
 from .support import record
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from disbatch.errors import StatusFileError
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import HEADER, format_line
 from disbatch.results.status_file import StatusFileWriter, read_status_file
+from disbatch.results.status_line import HEADER, format_line
 
 from .strategies import records
-from .test_report import make
+from .test_status_line import make
 
 
 def read(path: Path) -> list[StatusRecord]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from disbatch.contract.events import (
+from disbatch.contract.json_events import (
     EngineJoined,
     Event,
     RunEnd,
@@ -21,7 +21,7 @@ from disbatch.contract.events import (
 )
 from disbatch.contract.run_files import stem_of
 from disbatch.results.record import Outcome, RecordKind, ResourceUsage, StatusRecord
-from disbatch.results.report import is_header, parse_line
+from disbatch.results.status_line import is_header, parse_line
 
 _KINDS = {kind.name.lower(): kind for kind in RecordKind}
 _RUN_KINDS = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED)  # a task's own attempts

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from disbatch.contract.snapshot import EngineView, Snapshot
+from disbatch.report.history import RunHistory, load
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.results.views import task_view
 from disbatch.web.page_view import page_view
-from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED, RecordKind.PER_ENGINE, RecordKind.ZOMBIE)

@@ -22,7 +22,7 @@ from disbatch.driver.core.run_state import SchedulerConfig
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.driver.core.walltime import Allocation
 from disbatch.driver.observers.publisher import Publisher
-from disbatch.driver.observers.snapshot import EngineFacts, build
+from disbatch.driver.observers.snapshot_builder import EngineFacts, build
 from disbatch.kvsstcp.outside import WatchCallback
 from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage, StatusRecord
 from disbatch.results.usage import UsageBoard
