@@ -29,7 +29,6 @@ from disbatch.contexts.slurm import slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_options
 from disbatch.errors import ContextError
 
-BATCH_SYSTEMS = ('slurm', 'sge', 'pbs', 'lsf', 'none')
 PBS_RETIRE = 'pbs_release_nodes -j "$PBS_JOBID" $NODES'
 
 

@@ -124,10 +124,6 @@ class StatusFileWriter:
             descriptor, self._descriptor = self._descriptor, None
             os.close(descriptor)
 
-    @property
-    def closed(self) -> bool:
-        return self._descriptor is None
-
     def __enter__(self) -> StatusFileWriter:
         return self
 
