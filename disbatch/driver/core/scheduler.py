@@ -86,22 +86,6 @@ class Scheduler:
         self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
         self.drain = DrainGate(config.allocation) if config.allocation is not None else None
         self._now = 0.0  # the latest ClockTick: what the walltime decisions go by
-        self._handlers = {
-            EngineJoined: self._on_engine_joined,
-            ContextJoined: self._on_context_joined,
-            ItemRead: self._on_item_read,
-            RecordRead: self._on_record_read,
-            StreamEnded: self._on_stream_ended,
-            TaskFinished: self._on_task_finished,
-            EngineGone: self._on_engine_gone,
-            EngineLost: self._on_engine_lost,
-            NoMoreEngines: self._on_no_more_engines,
-            RetireEngines: self._on_retire_engines,
-            InterruptEngines: self._on_interrupt_engines,
-            StopRequested: self._on_stop_requested,
-            ClockTick: self._on_clock_tick,
-            AllocationEndChanged: self._on_allocation_end_changed,
-        }
 
     # ------------------------------------------------------------ queries
 
@@ -136,7 +120,35 @@ class Scheduler:
         if self.state is RunState.FINISHED:
             return []
         actions: list[Action] = []
-        self._handlers[type(event)](event, actions)  # type: ignore[operator]
+        match event:  # the events of every task first
+            case TaskFinished():
+                self._on_task_finished(event, actions)
+            case ItemRead():
+                self._on_item_read(event, actions)
+            case ClockTick():
+                self._on_clock_tick(event, actions)
+            case EngineJoined():
+                self._on_engine_joined(event, actions)
+            case ContextJoined():
+                self._on_context_joined(event, actions)
+            case RecordRead():
+                self._on_record_read(event, actions)
+            case StreamEnded():
+                self._on_stream_ended(event, actions)
+            case EngineGone():
+                self._on_engine_gone(event, actions)
+            case EngineLost():
+                self._on_engine_lost(event, actions)
+            case NoMoreEngines():
+                self._on_no_more_engines(event, actions)
+            case RetireEngines():
+                self._on_retire_engines(event, actions)
+            case InterruptEngines():
+                self._on_interrupt_engines(event, actions)
+            case StopRequested():
+                self._on_stop_requested(event, actions)
+            case AllocationEndChanged():
+                self._on_allocation_end_changed(event, actions)
         self._advance(actions)
         return actions
 

@@ -110,7 +110,6 @@ class DrainGate:
         self.allocation = allocation
         self.durations = Durations()
         self.holding = False  # a task was held: from now on nothing starts
-        self.follow_up: str | None = None  # the id of the job that continues the run, once submitted
 
     def move_end(self, end: float) -> None:
         """The allocation's time limit was changed (`scontrol update`): decide again from now on."""

@@ -122,8 +122,9 @@ class Publisher:
                     events.append(RetireEngines(context=label))
         return events
 
-    def close(self, scheduler: Scheduler, exit_code: int) -> None:
-        view = self._view(scheduler)
+    def close(self, scheduler: Scheduler, exit_code: int, follow_up: str | None = None) -> None:
+        """The final snapshot; `follow_up`: the job that continues the run (--resubmit), when one was submitted."""
+        view = self._view(scheduler, follow_up)
         self.kvs.replace(STATUS_KEY.encode(), json.dumps(view.to_json()).encode(), b'JSON')
         for observer in self.observers:
             observer.close(view, exit_code)
@@ -131,7 +132,7 @@ class Publisher:
         os.close(self._wake_read)
         os.close(self._wake_write)
 
-    def _view(self, scheduler: Scheduler) -> Snapshot:
+    def _view(self, scheduler: Scheduler, follow_up: str | None = None) -> Snapshot:
         now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
         view = snapshot_builder.build(
             self.run,
@@ -143,6 +144,7 @@ class Publisher:
             self._failures,
             self.expected_total,
             self.usage.view(),
+            follow_up,
         )
         self._rate.add(now, view.finished)
         rate = self._rate.rate() if view.finished else None

@@ -34,10 +34,12 @@ def build(
     failures: Iterable[StatusRecord],
     expected_total: int | None = None,
     usage: UsageView | None = None,
+    follow_up: str | None = None,
 ) -> Snapshot:
     """`usage` is `UsageBoard.view()`: its per-host figures also go on each engine of that host.
 
-    The rate and the ETA are the publisher's (None here)."""
+    `follow_up` is the job that continues the run (--resubmit), once the shell has submitted it. The rate and the
+    ETA are the publisher's (None here)."""
     counts = scheduler.counts
     engines = []
     hosts = usage.hosts if usage else {}
@@ -109,18 +111,18 @@ def build(
         engines=tuple(engines),
         recent=tuple(task_view(record) for record in recent),
         failures=tuple(task_view(record) for record in failures),
-        walltime=_walltime(scheduler, now),
+        walltime=_walltime(scheduler, now, follow_up),
         usage=usage,
         stopped=scheduler.stop_reason,
     )
 
 
-def _walltime(scheduler: Scheduler, now: float) -> WalltimeView | None:
+def _walltime(scheduler: Scheduler, now: float, follow_up: str | None) -> WalltimeView | None:
     """The allocation's end, the time left, the drain state and the follow-up job; None for a run without an end."""
     drain = scheduler.drain
     if drain is None:
         return None
     end = drain.allocation.end
     return WalltimeView(
-        end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now), follow_up=drain.follow_up
+        end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now), follow_up=follow_up
     )

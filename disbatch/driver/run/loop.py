@@ -82,7 +82,7 @@ class DriverLoop:
         observers: list[RunObserver],
         report: Callable[[str], None],
         journal: Journal | None = None,
-        before_close: Callable[[int], int] | None = None,
+        before_close: Callable[[int], tuple[int, str | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal  # --json: sees every event and the actions it led to
@@ -92,7 +92,8 @@ class DriverLoop:
         self.status = status
         self.kvs = kvs
         self.report = report
-        self.before_close = before_close  # at the end, before the summary: may change the exit code (--resubmit)
+        # At the end, before the summary: (the exit code, maybe changed; the follow-up job, --resubmit)
+        self.before_close = before_close
         self.publisher = Publisher(
             settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
         )
@@ -162,9 +163,10 @@ class DriverLoop:
                 self._check_status_file()
                 self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
+            follow_up = None
             if self.before_close is not None:
-                self._exit_code = self.before_close(self._exit_code)
-            self.publisher.close(self.scheduler, self._exit_code)
+                self._exit_code, follow_up = self.before_close(self._exit_code)
+            self.publisher.close(self.scheduler, self._exit_code, follow_up)
             return self._exit_code
         finally:
             for context in self.contexts:

@@ -278,10 +278,11 @@ class Session:
             )
         return allocation
 
-    def _at_the_end(self, scheduler: Scheduler, exit_code: int) -> int:
-        """A run stopped for the end of its allocation: say what is left, and submit the follow-up job (--resubmit)."""
+    def _at_the_end(self, scheduler: Scheduler, exit_code: int) -> tuple[int, str | None]:
+        """A run stopped for the end of its allocation: say what is left, and submit the follow-up job (--resubmit).
+        The exit code, and the follow-up job once submitted."""
         if exit_code != EXIT_WALLTIME or scheduler.drain is None:
-            return exit_code
+            return exit_code, None
         counts = scheduler.counts
         done = counts.finished + counts.skipped  # interrupted tasks are counted apart: they are left
         left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
@@ -296,22 +297,22 @@ class Session:
                 self.config.resubmit - 1,
             )
             try:
-                scheduler.drain.follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
+                follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
             except ContextError as error:
                 _report(str(error))
             else:
                 _report(
-                    f'{left} left: follow-up job {scheduler.drain.follow_up} ({self.files.resubmit}) resumes '
+                    f'{left} left: follow-up job {follow_up} ({self.files.resubmit}) resumes '
                     f'the run after job {job} (--resubmit: {self.config.resubmit - 1} more after it)'
                 )
-                return 0
+                return 0, follow_up
         elif self.config.resubmit > 0:
             _report('--resubmit: not in a Slurm job, so no follow-up job is submitted')
         _report(
             f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
             f'{self._rerun_command(False)}'
         )
-        return exit_code
+        return exit_code, None
 
     def _rerun_command(self, retry_failed: bool) -> str:
         """This run's command line resuming from its own status file, which alone accounts for every task done
