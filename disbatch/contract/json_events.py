@@ -1,8 +1,9 @@
 """The `--json` events: one JSON object a line, `{"event": NAME, "time": ..., ...}`, as `docs/events.schema.json`
-describes them (`SCHEMA_VERSION`; a test holds the schema and these classes together).
+describes them (`SCHEMA_VERSION`; a test holds the schema and these classes together). Each line is an entry of the
+run's journal, one class per event name (`...Entry`: the scheduler's events of the same names are another thing).
 
-The driver's journal writes them and `disbatch report` reads them back, both through `write_event` and
-`read_event`, so nothing else spells an event's name or its keys. Reading is tolerant as `json_fields` is: an
+The driver's journal writes them and `disbatch report` reads them back, both through `write_entry` and
+`read_entry`, so nothing else spells an event's name or its keys. Reading is tolerant as `json_fields` is: an
 unknown key is ignored, an unknown event is skipped.
 """
 
@@ -18,7 +19,7 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
-class RunStart:
+class RunStartEntry:
     """The run begins (the first line): what it is."""
 
     NAME: ClassVar[str] = 'run_start'
@@ -37,7 +38,7 @@ class RunStart:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineJoined:
+class EngineJoinedEntry:
     NAME: ClassVar[str] = 'engine_joined'
     time: float
     engine: int
@@ -47,7 +48,7 @@ class EngineJoined:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineLeft:
+class EngineLeftEntry:
     NAME: ClassVar[str] = 'engine_left'
     time: float
     engine: int
@@ -56,7 +57,7 @@ class EngineLeft:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskStarted:
+class TaskStartedEntry:
     """An attempt of a task handed to an engine."""
 
     NAME: ClassVar[str] = 'task_started'
@@ -71,7 +72,7 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskFinished:
+class TaskFinishedEntry:
     """A record written: every status-file field, its attempt, state and usage (null when not measured)."""
 
     NAME: ClassVar[str] = 'task_finished'
@@ -104,7 +105,7 @@ class TaskFinished:
 
 
 @dataclass(frozen=True, slots=True)
-class RunEnd:
+class RunEndEntry:
     NAME: ClassVar[str] = 'run_end'
     time: float
     exit_code: int
@@ -115,17 +116,24 @@ class RunEnd:
     lost: int
 
 
-Event = RunStart | EngineJoined | EngineLeft | TaskStarted | TaskFinished | RunEnd
-EVENT_TYPES: tuple[type[Event], ...] = (RunStart, EngineJoined, EngineLeft, TaskStarted, TaskFinished, RunEnd)
-_BY_NAME = {kind.NAME: kind for kind in EVENT_TYPES}
+Entry = RunStartEntry | EngineJoinedEntry | EngineLeftEntry | TaskStartedEntry | TaskFinishedEntry | RunEndEntry
+ENTRY_TYPES: tuple[type[Entry], ...] = (
+    RunStartEntry,
+    EngineJoinedEntry,
+    EngineLeftEntry,
+    TaskStartedEntry,
+    TaskFinishedEntry,
+    RunEndEntry,
+)
+_BY_NAME = {kind.NAME: kind for kind in ENTRY_TYPES}
 
 
-def write_event(event: Event) -> str:
-    """The event's line, without its newline."""
-    return json.dumps({'event': event.NAME, **to_json(event)}, separators=(',', ':'))
+def write_entry(entry: Entry) -> str:
+    """The entry's line, without its newline."""
+    return json.dumps({'event': entry.NAME, **to_json(entry)}, separators=(',', ':'))
 
 
-def read_event(line: str) -> Event | None:
+def read_entry(line: str) -> Entry | None:
     """The event on `line`; None for an event this version does not know (a later one may add some); ValueError when
     the line is no event, or lacks a key its event must have."""
     value = json.loads(line)

@@ -11,13 +11,13 @@ import os
 from dataclasses import dataclass, field
 
 from disbatch.contract.json_events import (
-    EngineJoined,
-    Event,
-    RunEnd,
-    RunStart,
-    TaskFinished,
-    TaskStarted,
-    read_event,
+    EngineJoinedEntry,
+    Entry,
+    RunEndEntry,
+    RunStartEntry,
+    TaskFinishedEntry,
+    TaskStartedEntry,
+    read_entry,
 )
 from disbatch.contract.run_files import stem_of
 from disbatch.results.record import Outcome, RecordKind, ResourceUsage, StatusRecord
@@ -101,7 +101,7 @@ def _from_events(path: str, lines: list[str]) -> RunHistory:
         if not line.strip():
             continue
         try:
-            event = read_event(line)
+            event = read_entry(line)
             if event is not None:
                 _take(history, event)
         except ValueError as error:
@@ -109,26 +109,26 @@ def _from_events(path: str, lines: list[str]) -> RunHistory:
     return history
 
 
-def _take(history: RunHistory, event: Event) -> None:
+def _take(history: RunHistory, event: Entry) -> None:
     match event:
-        case RunStart():
+        case RunStartEntry():
             history.run, history.status_file, history.started = event.run, event.status_file, event.time
-        case EngineJoined():
+        case EngineJoinedEntry():
             history.engines[event.engine] = EngineHistory(event.engine, event.host, event.slots, event.context)
-        case TaskStarted() if event.engine in history.engines:
+        case TaskStartedEntry() if event.engine in history.engines:
             history.engines[event.engine].given += 1
-        case TaskFinished():
+        case TaskFinishedEntry():
             record = _record(event)
             engine = history.engines.get(event.engine) if event.engine is not None else None
             if engine is not None and record.kind in _RUN_KINDS:
                 engine.finished += 1
                 engine.failed += record.failed
             history.records.append((record, event.final, event.engine))
-        case RunEnd():
+        case RunEndEntry():
             history.ended, history.exit_code = event.time, event.exit_code
 
 
-def _record(event: TaskFinished) -> StatusRecord:
+def _record(event: TaskFinishedEntry) -> StatusRecord:
     usage = None
     if event.max_rss_bytes is not None:
         usage = ResourceUsage(event.max_rss_bytes, event.user_seconds or 0.0, event.system_seconds or 0.0)

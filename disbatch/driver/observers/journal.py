@@ -20,14 +20,14 @@ from typing import IO, Any
 
 from disbatch.contract.json_events import (
     SCHEMA_VERSION,
-    EngineJoined,
-    EngineLeft,
-    Event,
-    RunEnd,
-    RunStart,
-    TaskFinished,
-    TaskStarted,
-    write_event,
+    EngineJoinedEntry,
+    EngineLeftEntry,
+    Entry,
+    RunEndEntry,
+    RunStartEntry,
+    TaskFinishedEntry,
+    TaskStartedEntry,
+    write_entry,
 )
 from disbatch.driver.core import events as ev
 from disbatch.driver.core.run_state import Counts
@@ -64,10 +64,10 @@ def finished_event(
     engine: int | None,
     stdout_file: str | None = None,
     stderr_file: str | None = None,
-) -> TaskFinished:
+) -> TaskFinishedEntry:
     """A record as an event: every status-file field, plus its attempt, state and resource usage."""
     usage = record.usage
-    return TaskFinished(
+    return TaskFinishedEntry(
         time=time,
         task_id=record.task_id,
         line_number=record.line_number,
@@ -118,22 +118,22 @@ class Journal:
         return journal
 
     def start(self, **facts: Any) -> None:
-        """The first line: the schema version and what the run is (`RunStart`: run id, status file, task file, ...);
-        from now on a line that cannot be written is told (until now, `failure` is the caller's to check)."""
-        self._write(RunStart(time=self._now(), schema_version=SCHEMA_VERSION, **facts))
+        """The first line: the schema version and what the run is (`RunStartEntry`: run id, status file, task file,
+        ...); from now on a line that cannot be written is told (until now, `failure` is the caller's to check)."""
+        self._write(RunStartEntry(time=self._now(), schema_version=SCHEMA_VERSION, **facts))
         self.tell_failure = True
 
     def on_step(self, event: ev.Event, actions: list[ev.Action]) -> None:
         """One scheduler step: what happened, then what it led to."""
         if isinstance(event, ev.EngineJoined):
             self._hosts[event.engine_rank] = event.hostname
-            self._write(EngineJoined(self._now(), event.engine_rank, event.hostname, event.slots, event.context))
+            self._write(EngineJoinedEntry(self._now(), event.engine_rank, event.hostname, event.slots, event.context))
         rank = event.engine_rank if isinstance(event, (ev.TaskFinished, ev.EngineGone)) else None
         for action in actions:
             if isinstance(action, ev.SendTask):
                 task = action.task
                 self._write(
-                    TaskStarted(
+                    TaskStartedEntry(
                         time=self._now(),
                         task_id=task.task_id,
                         line_number=task.line_number,
@@ -148,11 +148,11 @@ class Journal:
                 self._write(self._finished(action, rank))
         if isinstance(event, ev.EngineGone):
             host = self._hosts.get(event.engine_rank, '')
-            self._write(EngineLeft(self._now(), event.engine_rank, host, event.lost))
+            self._write(EngineLeftEntry(self._now(), event.engine_rank, host, event.lost))
 
     def close(self, exit_code: int, counts: Counts) -> None:
         self._write(
-            RunEnd(
+            RunEndEntry(
                 time=self._now(),
                 exit_code=exit_code,
                 finished=counts.finished,
@@ -169,7 +169,7 @@ class Journal:
             except OSError as error:
                 self._fail(error)
 
-    def _finished(self, action: ev.WriteRecord, rank: int | None) -> TaskFinished:
+    def _finished(self, action: ev.WriteRecord, rank: int | None) -> TaskFinishedEntry:
         record = action.record
         if record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK, RecordKind.SKIPPED):
             rank = None  # recorded by the driver, not run by an engine
@@ -184,11 +184,11 @@ class Journal:
     def _now(self) -> float:
         return round(self.clock(), 3)
 
-    def _write(self, event: Event) -> None:
+    def _write(self, entry: Entry) -> None:
         if self.stream is None:
             return
         try:
-            self.stream.write(write_event(event) + '\n')
+            self.stream.write(write_entry(entry) + '\n')
         except (OSError, ValueError) as error:
             self._fail(error)
 

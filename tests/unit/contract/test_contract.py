@@ -13,7 +13,7 @@ import pytest
 
 from disbatch.contract import RunFiles, stem_of
 from disbatch.contract.control import RetireContext, RetireEngine, format_command, parse_command
-from disbatch.contract.json_events import EVENT_TYPES, SCHEMA_VERSION, EngineLeft, Event, read_event, write_event
+from disbatch.contract.json_events import ENTRY_TYPES, SCHEMA_VERSION, EngineLeftEntry, Entry, read_entry, write_entry
 from disbatch.contract.kvs_keys import CONTROL_KEY, STATUS_KEY, TASK_SOURCE_SIGN_IN
 from disbatch.contract.launch_line import LaunchLine
 
@@ -125,8 +125,8 @@ def test_no_control_command_is_spelled_outside_the_contract() -> None:
 SCHEMA = json.loads((PACKAGE.parent / 'docs' / 'events.schema.json').read_text())
 
 
-@pytest.mark.parametrize('kind', EVENT_TYPES, ids=lambda kind: kind.NAME)
-def test_the_events_schema_describes_each_event_as_written(kind: type[Event]) -> None:
+@pytest.mark.parametrize('kind', ENTRY_TYPES, ids=lambda kind: kind.NAME)
+def test_the_events_schema_describes_each_event_as_written(kind: type[Entry]) -> None:
     described = SCHEMA['$defs'][kind.NAME]
     written = ['event', *(field.name for field in dataclasses.fields(kind))]
     always = ['event', *(field.name for field in dataclasses.fields(kind) if not field.metadata)]
@@ -136,25 +136,25 @@ def test_the_events_schema_describes_each_event_as_written(kind: type[Event]) ->
 
 
 def test_the_schema_lists_every_event_and_its_version() -> None:
-    assert {ref['$ref'].rsplit('/', 1)[1] for ref in SCHEMA['oneOf']} == {kind.NAME for kind in EVENT_TYPES}
+    assert {ref['$ref'].rsplit('/', 1)[1] for ref in SCHEMA['oneOf']} == {kind.NAME for kind in ENTRY_TYPES}
     assert SCHEMA['version'] == SCHEMA_VERSION == SCHEMA['$defs']['run_start']['properties']['schema_version']['const']
 
 
 def test_an_event_reads_back_as_written() -> None:
-    event = EngineLeft(time=12.5, engine=3, host='node1', lost=True)
-    line = write_event(event)
+    event = EngineLeftEntry(time=12.5, engine=3, host='node1', lost=True)
+    line = write_entry(event)
     assert line == '{"event":"engine_left","time":12.5,"engine":3,"host":"node1","lost":true}'
-    assert read_event(line) == event
-    assert read_event('{"event":"engine_left","time":1,"engine":3,"host":"n","lost":false,"later":1}') is not None
-    assert read_event('{"event":"a_later_event","time":1}') is None
+    assert read_entry(line) == event
+    assert read_entry('{"event":"engine_left","time":1,"engine":3,"host":"n","lost":false,"later":1}') is not None
+    assert read_entry('{"event":"a_later_event","time":1}') is None
 
 
 @pytest.mark.parametrize('line', ['[]', '{"time": 1}', '{"event":"engine_left","time":1,"engine":3}'])
 def test_a_line_that_is_no_event_is_refused(line: str) -> None:
     with pytest.raises(ValueError):
-        read_event(line)
+        read_entry(line)
 
 
 def test_no_event_name_is_spelled_outside_the_contract() -> None:
-    names = '|'.join(kind.NAME for kind in EVENT_TYPES)
+    names = '|'.join(kind.NAME for kind in ENTRY_TYPES)
     assert spelled_outside_the_contract(re.compile(rf'^({names})$')) == []
