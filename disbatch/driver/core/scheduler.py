@@ -22,6 +22,7 @@ Life of a run:
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass
 
@@ -52,10 +53,43 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
-from disbatch.driver.core.walltime import EXIT_WALLTIME, DrainGate, clock
+from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
 from disbatch.results.record import RecordKind, StatusRecord, task_kind
-from disbatch.taskfile.items import Barrier, Task
+from disbatch.taskfile.items import Barrier, PerEngineTask, Task
+
+# How many times a task lost with its engine is re-issued before it is given up.
+MAX_ATTEMPTS = 3
+
+
+class RunState(enum.Enum):
+    RUNNING = 'running'
+    DRAINING = 'draining'
+    STOPPING = 'stopping'
+    FINISHED = 'finished'
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    driver_host: str
+    driver_pid: int
+    fail_fast: bool = False
+    exit_code_on_failure: bool = False  # -e
+    max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
+    retries: int = 0  # --retries: runs of a failed task after the first
+    wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
+    add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
+    allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
+    per_engine_tasks: tuple[PerEngineTask, ...] = ()  # PERENGINE START and STOP: what an engine reports of them
+
+
+@dataclass(slots=True)
+class Counts:
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    barriers: int = 0
+    lost: int = 0
+    interrupted: int = 0  # tasks whose final record says the run stopped them (not counted in finished)
 
 
 @dataclass(slots=True)

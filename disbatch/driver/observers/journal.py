@@ -30,7 +30,7 @@ from disbatch.contract.json_events import (
     write_entry,
 )
 from disbatch.driver.core import events as ev
-from disbatch.driver.core.run_state import Counts
+from disbatch.driver.core.scheduler import Counts
 from disbatch.privacy import create_file
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord

@@ -20,8 +20,7 @@ import zmq
 
 from disbatch.contexts.base import Context
 from disbatch.driver.core import events as ev
-from disbatch.driver.core.run_state import RunState
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import RunState, Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
 from disbatch.driver.observers.snapshot_builder import EngineFacts

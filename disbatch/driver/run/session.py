@@ -20,8 +20,7 @@ from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
 from disbatch.contract import RunFiles
 from disbatch.driver.core.events import ContextJoined
-from disbatch.driver.core.run_state import SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
 from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, clock
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.progress import ProgressLine, wanted

@@ -18,8 +18,7 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
 from disbatch.driver.core.walltime import Allocation
 from disbatch.driver.observers.publisher import Publisher
 from disbatch.driver.observers.snapshot_builder import EngineFacts, build
