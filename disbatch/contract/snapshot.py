@@ -13,6 +13,7 @@ progress line read one. It is part of the run's contract: it imports no driver c
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -63,13 +64,22 @@ class TaskView(JsonFields):
     stderr: str | None = field(default=None, metadata=OMITTED_WHEN_DEFAULT)  # failed tasks only (else no key)
 
 
+class DrainState(enum.Enum):
+    """Where a run with an allocation end stands: tasks start, or are held while the running ones finish, or the
+    stop time is past."""
+
+    RUNNING = 'running'
+    DRAINING = 'draining'
+    STOPPING = 'stopping'
+
+
 @dataclass(frozen=True, slots=True)
 class WalltimeView(JsonFields):
     """The allocation's end (seconds since the epoch), the seconds left, the drain state, the follow-up job."""
 
     end: float | None = None
     left: float | None = None
-    state: str = ''  # 'running', 'draining', 'stopping'
+    state: DrainState | None = None  # None: not said (a reader of an older or newer driver's snapshot)
     follow_up: str | None = None  # the id of the job that continues the run (--resubmit), once submitted
 
 

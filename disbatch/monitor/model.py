@@ -17,7 +17,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from disbatch.contract.snapshot import EngineView, Snapshot
+from disbatch.contract.snapshot import DrainState, EngineView, Snapshot
 from disbatch.results.usage import format_bytes, short_bytes
 from disbatch.run_vocabulary import (
     context_summaries,
@@ -147,7 +147,7 @@ def header(view: Snapshot, staleness: float = 0.0, width: int = 80) -> list[str]
         people.append(f'Elapsed {clock(view.now - view.started + staleness)}')
     walltime = view.walltime
     if walltime is not None and walltime.left is not None:
-        state = f' ({walltime.state})' if walltime.state in ('draining', 'stopping') else ''
+        state = f' ({walltime.state.value})' if walltime.state in (DrainState.DRAINING, DrainState.STOPPING) else ''
         people.append(f'Walltime left {clock(walltime.left)}{state}')
     people.extend(_usage_items(view))
     lines.extend(wrap(people, width, separator='   '))

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disbatch.contract.snapshot import (
+    DrainState,
     EngineView,
     HostUsageView,
     Snapshot,
@@ -49,7 +50,7 @@ def test_a_full_snapshot_reads_back_field_by_field_and_gives_the_same_json() -> 
     assert view.engines == (EngineView(0, 'SSH0', 'node0', 11, 0.5, 2, 1, 1, 4, 3, 1, False, 2000, 0.25),)
     task = TaskView(1, 2, 'node0', 3, 0.5, 1700000001.5, 2000, 0.25, 'exit 3', 'boom\n')
     assert view.recent == view.failures == (task,)
-    assert view.walltime == WalltimeView(1700000600.0, 558.5, 'running', None)
+    assert view.walltime == WalltimeView(1700000600.0, 558.5, DrainState.RUNNING, None)
     top = UsageTaskView(1, 2, 'node0', 2000, 0.25, 0.5)
     assert view.usage == UsageView(0.2, 0.05, {'node0': HostUsageView(1, 2000, 0.25)}, (top,), (top,))
     assert (view.total, view.rate, view.eta, view.exit_code) == (10, 0.075, 66.7, None)
@@ -117,7 +118,7 @@ def test_wrong_types_inside_the_parts_count_as_missing() -> None:
 def test_numbers_read_back_as_they_were_published() -> None:
     view = Snapshot.from_json({'now': 1700000042, 'started': 1700000000, 'walltime': {'left': 60}})
     assert view.now == 1700000042 and isinstance(view.now, int)  # an integer stays one: the same JSON again
-    assert json.dumps(view.to_json()['walltime']) == '{"end": null, "left": 60, "state": "", "follow_up": null}'
+    assert json.dumps(view.to_json()['walltime']) == '{"end": null, "left": 60, "state": null, "follow_up": null}'
 
 
 def test_readers_show_a_sparse_snapshot() -> None:
