@@ -222,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header('Cache-Control', 'no-store')
         self.send_header('X-Content-Type-Options', 'nosniff')
         self.send_header('Referrer-Policy', 'no-referrer')
-        self.send_header('Content-Security-Policy', page.CONTENT_SECURITY_POLICY)
+        self.send_header('Content-Security-Policy', page.page_files().content_security_policy)
         self.end_headers()
         if send_body:
             self.wfile.write(body)
