@@ -46,7 +46,7 @@ from disbatch.protocol.messages import (
     Hello,
     Leftover,
     Message,
-    Run,
+    TaskAttempt,
     TaskDone,
     killing_signal,
 )
@@ -349,7 +349,8 @@ class DriverLoop:
             task = action.task
             engine = self._engines[action.engine_rank]
             self._outbox.put(
-                engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
+                engine.peer,
+                TaskAttempt(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt),
             )
         elif isinstance(action, ev.WriteRecord):
             if self._status_lost is None and not action.carried:  # carried: on file since the run began
