@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.slurm import slurm_end, slurm_job, submit_follow_up
 from disbatch.contract import RunFiles
 from disbatch.driver.core.events import ContextJoined
 from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
@@ -27,7 +28,7 @@ from disbatch.driver.observers.progress import ProgressLine, wanted
 from disbatch.driver.observers.publisher import RunObserver
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, LOOPBACK
-from disbatch.driver.run.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
+from disbatch.driver.run.allocation import find_allocation, follow_up_script
 from disbatch.driver.run.loop import DriverLoop
 from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
