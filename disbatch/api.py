@@ -34,6 +34,12 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from disbatch.contract.kvs_keys import (
+    TASK_SOURCE_DONE_TASK,
+    TASK_SOURCE_NAME,
+    TASK_SOURCE_RESULT_KEY,
+    TASK_SOURCE_TASK_KEY,
+)
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.client import KVSClient
 from disbatch.taskfile.items import Barrier, Task
@@ -57,10 +63,10 @@ class DisBatcher:
         self._sentinel = f'#DONE {unique}#'
         self._results = f'.{tasksname} results {unique}'
         self._tasks = f'.{tasksname} tasks {unique}'
-        self._kvs.put('task source name', tasksname)
-        self._kvs.put('task source done task', self._sentinel)
-        self._kvs.put('task source result key', self._results)
-        self._kvs.put('task source task key', self._tasks)
+        self._kvs.put(TASK_SOURCE_NAME, tasksname)
+        self._kvs.put(TASK_SOURCE_DONE_TASK, self._sentinel)
+        self._kvs.put(TASK_SOURCE_RESULT_KEY, self._results)
+        self._kvs.put(TASK_SOURCE_TASK_KEY, self._tasks)
         self._parser = TaskFileParser(tasksname)
         self._line_number = 0
         self._submitted: set[int] = set()  # ids of the tasks and barriers submitted

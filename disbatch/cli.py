@@ -9,7 +9,7 @@ Exit codes:
          none is lost: `-r STATUSFILE` runs them (with --resubmit, the follow-up job does, and the code is 0)
     130  SIGINT (Ctrl-C), 143 SIGTERM: running tasks were stopped and recorded
 
-`disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`web/report.py`), unless a file
+`disbatch report STATUS_OR_JSON [-o FILE]` summarises a finished run instead (`report/render.py`), unless a file
 named `report` is in the current directory (then it is the task file, as it always was); `disbatch submit ...`
 runs tasks as batch jobs from anywhere (`dispatch/command.py`), likewise.
 """
@@ -41,8 +41,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message}{self._suggestion(message)}; {self.prog} --help lists the flags\n')
 
     def _suggestion(self, message: str) -> str:
-        known = [option for action in self._actions if action.help != argparse.SUPPRESS
-                 for option in action.option_strings if option.startswith('--')]  # fmt: skip
+        known = [
+            option
+            for action in self._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+            if option.startswith('--')
+        ]
         unknown = message.partition('unrecognized arguments: ')[2].split()
         guesses = []
         for word in unknown:
@@ -302,7 +307,7 @@ def _retry_count(argv: list[str], arguments: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ['report'] and not os.path.isfile('report'):  # a task file named `report` still runs
-        from disbatch.web.report import main as report
+        from disbatch.report.render import main as report
 
         return report(argv[1:])
     if argv[:1] == ['submit'] and not os.path.isfile('submit'):  # likewise: `disbatch submit` (disbatch/dispatch/)

@@ -97,10 +97,6 @@ class RunConfig:
     resubmit: int = 0  # --resubmit: follow-up jobs left in the chain
     launch: LaunchLimits = DEFAULT_LAUNCH  # --launch-concurrency, --connect-timeout: how engines are started
 
-    @property
-    def slurm(self) -> bool:
-        return self.batch_system == 'slurm' and not self.startup_only
-
     @classmethod
     def from_arguments(cls, arguments: argparse.Namespace, environ: Mapping[str, str] | None = None) -> RunConfig:
         environ = os.environ if environ is None else environ

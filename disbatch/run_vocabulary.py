@@ -1,6 +1,6 @@
 """The words every view of a run uses, in one place: the monitor, the web page, `disbatch report` and the summary.
 
-A run's `Snapshot` (`run_snapshot.py`) says what happened in numbers; this module says it in words, the same words
+A run's `Snapshot` (`contract/snapshot.py`) says what happened in numbers; this module says it in words, the same words
 wherever a person reads them: the run's status (`Running`, `Finishing the last tasks`, ...), the task counts and
 what each means (`Waiting`: tasks not started yet, unread ones included, never the driver's internal queue), an
 engine's state and why (`lost`, `left`, `silent`), the per-engine counts (attempts, not tasks, and said so), a
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.contract.snapshot import EngineView, Snapshot
 
 STATUS_WORDS = {
     'starting': 'Starting',
@@ -69,10 +69,16 @@ def task_counts(view: Snapshot) -> tuple[Count, ...]:
     """The task counts, in the order every view shows them; skipped, interrupted and lost only when not 0, running
     and total also when not known (None), the others only when known."""
     values = {
-        'finished': view.finished, 'failed': view.failed, 'barriers': view.barriers, 'running': view.running,
-        'waiting': waiting(view), 'total': view.total, 'skipped': view.skipped, 'interrupted': view.interrupted,
+        'finished': view.finished,
+        'failed': view.failed,
+        'barriers': view.barriers,
+        'running': view.running,
+        'waiting': waiting(view),
+        'total': view.total,
+        'skipped': view.skipped,
+        'interrupted': view.interrupted,
         'lost': view.lost,
-    }  # fmt: skip
+    }
     counts = []
     for key, (label, meaning) in COUNTS.items():
         value = values[key]
@@ -177,11 +183,13 @@ class ContextSummary:
         forms = [
             f'{name}: {engines}{hosts} ({", ".join(states)}), {self.slots} slots, {self.running} running, '
             f'{self.free} free, {self.failed} failed attempts',
-            f'{name}: {engines}' + (f', {self.troubled} lost or silent' if self.troubled else '')
+            f'{name}: {engines}'
+            + (f', {self.troubled} lost or silent' if self.troubled else '')
             + f', {self.running}/{self.slots} slots busy, {self.failed} failed attempts',
-            f'{name}: {self.engines} eng' + (f', {self.troubled} lost/silent' if self.troubled else '')
+            f'{name}: {self.engines} eng'
+            + (f', {self.troubled} lost/silent' if self.troubled else '')
             + f', {self.running}/{self.slots} busy, {self.failed} failed',
-        ]  # fmt: skip
+        ]
         if width is None:
             return forms[0]
         fitting = next((form for form in forms if len(form) <= width), forms[-1])

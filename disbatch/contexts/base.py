@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass
 
 from disbatch.contexts.launch import EngineExited, LateEngine
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.errors import ContextError, UsageError
 
 # A host name as DNS allows it (letters, digits, '-', and '_' as some clusters use; dot-separated labels of at most
@@ -107,8 +108,8 @@ class Context(abc.ABC):
         the driver binds its endpoint, and wait for `admit` to say where it is."""
 
     @abc.abstractmethod
-    def admit(self, driver_address: str, credentials: str) -> None:
-        """Tell the engines where the driver is and how to prove they belong to the run (Credentials.line)."""
+    def admit(self, line: LaunchLine) -> None:
+        """Tell the engines where the driver is and how to prove they belong to the run."""
 
     @abc.abstractmethod
     def new_fds(self) -> list[int]:

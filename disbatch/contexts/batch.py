@@ -19,7 +19,7 @@ import shlex
 import shutil
 from collections.abc import Mapping
 
-from disbatch.contexts import allocation
+from disbatch.contexts import host_files
 from disbatch.contexts.base import is_this_machine
 from disbatch.contexts.launch import LaunchLimits
 from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, Launcher, NodeContext, NodePlan
@@ -29,7 +29,6 @@ from disbatch.contexts.slurm import slurm_context, slurm_job_id
 from disbatch.contexts.ssh import ssh_options
 from disbatch.errors import ContextError
 
-BATCH_SYSTEMS = ('slurm', 'sge', 'pbs', 'lsf', 'none')
 PBS_RETIRE = 'pbs_release_nodes -j "$PBS_JOBID" $NODES'
 
 
@@ -51,17 +50,17 @@ def job_id(kind: str, environ: Mapping[str, str]) -> str:
     return next((environ[name] for name in names.get(kind, ()) if environ.get(name)), '')
 
 
-def read_allocation(kind: str, environ: Mapping[str, str]) -> allocation.HostSlots:
+def read_allocation(kind: str, environ: Mapping[str, str]) -> host_files.HostSlots:
     """The (host, slots) of the job's allocation, from the files and variables its scheduler set."""
     if kind == 'sge':
-        return allocation.parse_pe_hostfile(_read(environ, 'PE_HOSTFILE', 'a Grid Engine job without -pe PE N?'))
+        return host_files.parse_pe_hostfile(_read(environ, 'PE_HOSTFILE', 'a Grid Engine job without -pe PE N?'))
     if kind == 'pbs':
-        return allocation.parse_slot_lines(_read(environ, 'PBS_NODEFILE', 'not inside a PBS job?'), 'PBS_NODEFILE')
+        return host_files.parse_slot_lines(_read(environ, 'PBS_NODEFILE', 'not inside a PBS job?'), 'PBS_NODEFILE')
     if kind == 'lsf':
         if environ.get('LSB_MCPU_HOSTS'):
-            return allocation.parse_lsb_mcpu_hosts(environ['LSB_MCPU_HOSTS'])
+            return host_files.parse_lsb_mcpu_hosts(environ['LSB_MCPU_HOSTS'])
         text = _read(environ, 'LSB_DJOB_HOSTFILE', 'not inside an LSF job?')
-        return allocation.parse_slot_lines(text, 'LSB_DJOB_HOSTFILE')
+        return host_files.parse_slot_lines(text, 'LSB_DJOB_HOSTFILE')
     raise ContextError(f'no allocation reader for batch system {kind!r}')
 
 
@@ -94,7 +93,7 @@ def ssh_or_local_for(limits: LaunchLimits) -> Launcher:
     return launcher
 
 
-def _pbs_cores(environ: Mapping[str, str], hosts: allocation.HostSlots) -> dict[str, int]:
+def _pbs_cores(environ: Mapping[str, str], hosts: host_files.HostSlots) -> dict[str, int]:
     """PBS Pro's NCPUS (Torque's PBS_NUM_PPN): the cores of each chunk, for --fill when it exceeds the slots."""
     text = environ.get('NCPUS') or environ.get('PBS_NUM_PPN') or ''
     return {host: int(text) for host, _ in hosts} if text.isdigit() else {}
@@ -123,7 +122,7 @@ def batch_context(
         )
     hosts = read_allocation(kind, environ)
     cores = _pbs_cores(environ, hosts) if kind == 'pbs' else None
-    plans = allocation.plan_slots(hosts, cpus_per_task, tasks_per_node, fill, cores)
+    plans = host_files.plan_slots(hosts, cpus_per_task, tasks_per_node, fill, cores)
     launcher: Launcher = ssh_or_local_for(limits)
     default_retire = None
     if kind == 'sge':

@@ -31,6 +31,7 @@ from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.slurm import allocation_hosts
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.errors import ContextError, DisbatchError, UsageError
 from disbatch.privacy import LogFile
 from disbatch.protocol import codec
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         'Also: --mon (the monitor), --engine (internal).',
     )
     add_context_arguments(parser, default_hint="the run's")
-    return parser  # fmt: skip
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +91,15 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
     try:
         link.send(
             ContextHello(
-                credentials.secret, PROTOCOL_VERSION, this_software(), arguments.label or '', (kind or 'ssh').upper(),
-                job_id(kind or '', os.environ), arguments.context_task_limit,
+                credentials.secret,
+                PROTOCOL_VERSION,
+                this_software(),
+                arguments.label or '',
+                (kind or 'ssh').upper(),
+                job_id(kind or '', os.environ),
+                arguments.context_task_limit,
             )
-        )  # fmt: skip
+        )
         if not link.socket.poll(int(WELCOME_TIMEOUT_SECONDS * 1000)):
             print(
                 f'disbatch: the driver of {os.path.basename(stem)} does not answer: the run is over?', file=sys.stderr
@@ -112,9 +118,11 @@ def _run(arguments: argparse.Namespace, stem: str, credentials: Credentials, dri
         _log_to(RunFiles(stem).context_log(welcome.label))
         context = _build(arguments, welcome, stem, kind)
         context.launch(os.path.basename(stem), RunFiles(stem).engine_log_pattern)
-        context.admit(driver, credentials.line)
-        print(f'disbatch: context {welcome.label}: engines on '
-              f'{", ".join(f"{p.host}:{p.slots}" for p in context.plans)}', file=sys.stderr)  # fmt: skip
+        context.admit(LaunchLine(credentials.secret, credentials.server_key, driver))
+        print(
+            f'disbatch: context {welcome.label}: engines on {", ".join(f"{p.host}:{p.slots}" for p in context.plans)}',
+            file=sys.stderr,
+        )
         _wait(context)
         link.send(ContextGoodbye(welcome.label))
         return 0
@@ -206,8 +214,10 @@ def _wait(context: NodeContext) -> None:
                 poller.unregister(fd)
                 exited = context.on_ready(fd, time.time())
                 if exited is not None and exited.exit_code != 0:
-                    print(f'disbatch: the engine on {exited.host} exited with {exited.exit_code}: {exited.log_tail}',
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f'disbatch: the engine on {exited.host} exited with {exited.exit_code}: {exited.log_tail}',
+                        file=sys.stderr,
+                    )
         context.on_timer(time.time())
     context.terminate()
 

@@ -26,7 +26,7 @@ def add_context_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     default_hint: str,
     everyday: argparse.ArgumentParser | argparse._ArgumentGroup | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """The context flags on `parser` (a parser or one of its groups of `--help`); `-s`, `-t` and `-c` on
     `everyday` when given (`disbatch --help` shows them first)."""
     add = parser.add_argument

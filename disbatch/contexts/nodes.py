@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from disbatch.contexts.base import Context
 from disbatch.contexts.launch import EngineExited, EngineProcesses, LateEngine, LaunchLimits
 from disbatch.contexts.retire import Retirement
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.privacy import open_append
 
 log = logging.getLogger('disbatch.context')
@@ -58,6 +59,7 @@ def engine_command(
 ) -> list[str]:
     """`python -m disbatch.engine …` for one node (the same interpreter: nodes share the file system). The driver's
     address and the run's credentials come on its stdin."""
+    # A table of one flag and its value a line: the formatter would put each word on a line of its own.
     return [
         sys.executable, '-m', 'disbatch.engine',
         f'--run={run}',  # one word: a job id may begin with '-'
@@ -106,8 +108,8 @@ class NodeContext(Context):
             )
         self._launched = True
 
-    def admit(self, driver_address: str, credentials: str) -> None:
-        self.processes.admit(f'{credentials} {driver_address}')
+    def admit(self, line: LaunchLine) -> None:
+        self.processes.admit(line.format())
 
     def new_fds(self) -> list[int]:
         return self.processes.new_fds()
@@ -139,9 +141,10 @@ class NodeContext(Context):
             log.info('lost engine on %s: ending its Slurm step: %s', host, ' '.join(command))
             with os.fdopen(open_append(self.retirement.log_path), 'ab') as output:
                 self._enders.append(
-                    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                     start_new_session=True)
-                )  # fmt: skip
+                    subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+                    )
+                )
         pid = self.processes.end(launch_id)
         if pid is not None:
             log.info('lost engine on %s: killed its launcher (pid %d)', host, pid)

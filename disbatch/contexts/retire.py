@@ -72,10 +72,14 @@ class Retirement:
         with os.fdopen(open_append(self.log_path), 'ab') as output:
             self._running.append(
                 subprocess.Popen(
-                    ['/bin/bash', '-c', self.command], env=environment, stdin=subprocess.DEVNULL,
-                    stdout=output, stderr=output, start_new_session=True,
+                    ['/bin/bash', '-c', self.command],
+                    env=environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    start_new_session=True,
                 )
-            )  # fmt: skip
+            )
 
     def wait(self, timeout: float) -> None:
         """At the end of a run: give running retire commands `timeout` seconds to finish."""

@@ -3,20 +3,29 @@
 `scontrol update JobId=… NodeList=…`.
 
 The reading of the allocation from the environment is pure (`plan_allocation`), so it is tested without Slurm.
+Also the job this run is in: its end (`SLURM_JOB_END_TIME`, else `squeue`) and the follow-up job's submission
+(`sbatch`, for --resubmit); the driver decides when, this module speaks to Slurm.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shlex
 import socket
+import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from disbatch.contexts.launch import DEFAULT_CONNECT_TIMEOUT_SECONDS, LaunchLimits
 from disbatch.contexts.nodes import NO_RESOURCES, EngineResources, NodeContext, NodePlan
 from disbatch.contexts.retire import Retirement
-from disbatch.errors import ContextError
+from disbatch.errors import ContextError, OutputLostError, RunFileError
+from disbatch.privacy import SCRIPT_MODE, write_file
+
+log = logging.getLogger('disbatch.driver')
 
 # The nodes kept: the driver's and those still working, each once (the driver's node is among ACTIVE while its engine
 # runs, and a list naming a node twice is not the job's node list).
@@ -152,11 +161,18 @@ def srun_launcher_for(
 ) -> Callable[[NodePlan, list[str]], list[str]]:
     def launcher(plan: NodePlan, engine: list[str]) -> list[str]:
         return [
-            'srun', '--nodes=1', '--ntasks=1', f'--cpus-per-task={cpus_by_host[plan.host]}',
-            f'--nodelist={plan.host}', '--exact', '--overlap', '--kill-on-bad-exit=0', '--input=0',
+            'srun',
+            '--nodes=1',
+            '--ntasks=1',
+            f'--cpus-per-task={cpus_by_host[plan.host]}',
+            f'--nodelist={plan.host}',
+            '--exact',
+            '--overlap',
+            '--kill-on-bad-exit=0',
+            '--input=0',
             *(gpu_options or []),
             *engine,
-        ]  # fmt: skip
+        ]
 
     return launcher
 
@@ -217,3 +233,99 @@ def slurm_context(
 
 def _short_hostname() -> str:
     return socket.gethostname().split('.')[0]
+
+
+# ---------------------------------------------------------------- the job this run is in: its end, its follow-up
+
+SQUEUE_SECONDS = 10.0
+# Options of the follow-up job, from the variables Slurm sets in this one.
+_SAME_AS_THIS_JOB = (
+    ('SLURM_JOB_NUM_NODES', '--nodes'),
+    ('SLURM_NTASKS', '--ntasks'),
+    ('SLURM_NTASKS_PER_NODE', '--ntasks-per-node'),
+    ('SLURM_CPUS_PER_TASK', '--cpus-per-task'),
+    ('SLURM_MEM_PER_NODE', '--mem'),
+    ('SLURM_MEM_PER_CPU', '--mem-per-cpu'),
+    ('SLURM_JOB_PARTITION', '--partition'),
+    ('SLURM_JOB_ACCOUNT', '--account'),
+    ('SLURM_JOB_QOS', '--qos'),
+    ('SLURM_JOB_NAME', '--job-name'),
+)
+
+
+def slurm_job(environ: Mapping[str, str]) -> str | None:
+    return environ.get('SLURM_JOB_ID') or environ.get('SLURM_JOBID') or None
+
+
+def job_end(environ: Mapping[str, str]) -> tuple[float, str] | None:
+    """The end of the Slurm job this runs in and where it was read: `SLURM_JOB_END_TIME` (Slurm 23.02 and later),
+    else squeue; None outside a job, or when neither says."""
+    job = slurm_job(environ)
+    if job is None:
+        return None
+    given = environ.get('SLURM_JOB_END_TIME', '')
+    if given.isdigit() and int(given) > 0:
+        return float(given), 'SLURM_JOB_END_TIME'
+    text = _squeue(job, '%e')
+    end = parse_slurm_time(text) if text else None
+    return (end, 'squeue') if end is not None else None
+
+
+def slurm_end() -> float | None:
+    """The end of the Slurm job this runs in, as squeue says now (a time limit may be changed while it runs)."""
+    job = slurm_job(os.environ)
+    text = _squeue(job, '%e') if job is not None else None
+    return parse_slurm_time(text) if text else None
+
+
+def parse_slurm_time(text: str) -> float | None:
+    """Seconds since the epoch of Slurm's `2026-12-02T17:30:00` (local time); None for `N/A`, `Unknown`, ..."""
+    try:
+        return time.mktime(time.strptime(text.strip(), '%Y-%m-%dT%H:%M:%S'))
+    except ValueError:
+        return None
+
+
+def _squeue(job: str, field: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ['squeue', '-h', '-j', job, '-o', field], capture_output=True, text=True, timeout=SQUEUE_SECONDS
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning('squeue -j %s: %s', job, error)
+        return None
+    if done.returncode != 0:
+        log.warning('squeue -j %s: %s', job, done.stderr.strip())
+        return None
+    return done.stdout.strip() or None
+
+
+def sbatch_command(environ: Mapping[str, str], job: str, script: str) -> list[str]:
+    command = ['sbatch', '--parsable', f'--dependency=afterany:{job}']
+    for variable, option in _SAME_AS_THIS_JOB:
+        if environ.get(variable):
+            command.append(f'{option}={environ[variable]}')
+    limit = _squeue(job, '%l')
+    if limit and limit not in ('UNLIMITED', 'NOT_SET', 'INVALID'):
+        command.append(f'--time={limit}')
+    return [*command, script]
+
+
+def submit_follow_up(environ: Mapping[str, str], job: str, script_path: str, script: str) -> str:
+    """Write the script and submit it after this job; the new job's id. ContextError when the script cannot be
+    written (`privacy.create_file`) or sbatch fails."""
+    try:
+        write_file(script_path, script, SCRIPT_MODE)
+    except (RunFileError, OutputLostError) as error:  # planted, or a full disk
+        raise ContextError(f'--resubmit: {error}') from None
+    command = sbatch_command(environ, job, script_path)
+    # The follow-up gets this environment (sbatch's default), less this job's own Slurm variables.
+    clean = {key: value for key, value in environ.items() if not key.startswith('SLURM_') or key == 'SLURM_CONF'}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=clean, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ContextError(f'--resubmit: {shlex.join(command)}: {error}') from None
+    if done.returncode != 0:
+        raise ContextError(f'--resubmit: {shlex.join(command)}: {done.stderr.strip() or done.returncode}')
+    log.info('follow-up job: %s', shlex.join(command))
+    return done.stdout.strip().split(';')[0]

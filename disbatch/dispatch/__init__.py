@@ -8,15 +8,15 @@
                   backward_files=['log.lammps']) for i in range(6)]
     Submission('md/', machine, resources, task_list=tasks).run_submission()
 
-Modules: `model` (Machine, Resources, Task and their JSON), `submission` (Submission, its hash and JSON),
+Modules: `submission_parts` (Machine, Resources, Task and their JSON), `submission` (Submission, its hash and JSON),
 `batch_systems` (PURE: headers and scheduler commands), `job_script` (PURE: the task file and the batch script),
 `tracking` (PURE: status records and scheduler phase → what to do with a job), `remote` (ssh/bash, tar streams),
 `state` (the saved state, results), `runner` (check, stage, submit, follow, fetch), `command` (`disbatch submit`).
 """
 
-from disbatch.dispatch.model import BatchType, ContextType, Machine, RemoteProfile, Resources, Task
 from disbatch.dispatch.state import TaskResult
 from disbatch.dispatch.submission import Submission
+from disbatch.dispatch.submission_parts import BatchType, ContextType, Machine, RemoteProfile, Resources, Task
 from disbatch.errors import SubmissionError, TasksFailedError
 
 __all__ = [

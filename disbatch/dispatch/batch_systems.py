@@ -14,7 +14,7 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from disbatch.dispatch.model import BatchType, Resources
+from disbatch.dispatch.submission_parts import BatchType, Resources
 from disbatch.errors import SubmissionError
 
 

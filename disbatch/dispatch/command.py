@@ -15,10 +15,10 @@ import argparse
 import os
 import sys
 
-from disbatch.dispatch.model import Machine, Resources, Task
 from disbatch.dispatch.runner import Runner
 from disbatch.dispatch.state import SubmissionState, find_saved
 from disbatch.dispatch.submission import Submission
+from disbatch.dispatch.submission_parts import Machine, Resources, Task
 from disbatch.errors import SubmissionError
 
 EXIT_INTERRUPTED = 130
@@ -31,14 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
         'run; stage their files, follow the jobs, resubmit a job that ended with tasks left (-r), fetch results.',
     )
     add = parser.add_argument
-    add('file', nargs='?', metavar='SUBMISSION.json|TASKFILE', help='the submission (dpdispatcher\'s JSON), or '
-        'with --machine a task file (one command per line)')  # fmt: skip
+    add(
+        'file',
+        nargs='?',
+        metavar='SUBMISSION.json|TASKFILE',
+        help="the submission (dpdispatcher's JSON), or with --machine a task file (one command per line)",
+    )
     add(
         '--dry-run', action='store_true', help='Print the job scripts and the files to upload and fetch; touch nothing.'
     )
     add('--exit-on-submit', action='store_true', help='Return once the jobs are submitted.')
-    add('--check-interval', type=float, default=30.0, metavar='SECONDS',
-        help='How often to ask the scheduler about the jobs (default: 30).')  # fmt: skip
+    add(
+        '--check-interval',
+        type=float,
+        default=30.0,
+        metavar='SECONDS',
+        help='How often to ask the scheduler about the jobs (default: 30).',
+    )
     add('--keep', action='store_true', help='Keep the run directory on the machine after success.')
     add('--machine', metavar='M.json', help="A task file's machine (dpdispatcher's machine JSON).")
     add('--resources', metavar='R.json', help="A task file's resources (dpdispatcher's resources JSON).")

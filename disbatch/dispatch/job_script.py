@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from disbatch.contract import RunFiles
 from disbatch.dispatch.batch_systems import BatchSystem, walltime_seconds
-from disbatch.dispatch.model import BatchType, Resources, Task
+from disbatch.dispatch.submission_parts import BatchType, Resources, Task
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from disbatch.dispatch.model import RemoteProfile
+from disbatch.dispatch.submission_parts import RemoteProfile
 from disbatch.errors import SubmissionError
 
 _SSH_FAILED = 255  # ssh's exit code when the connection (not the command) failed

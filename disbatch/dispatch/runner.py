@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from disbatch.contract import RunFiles
 from disbatch.dispatch.batch_systems import BatchSystem, JobPhase, batch_system
 from disbatch.dispatch.job_script import JobFiles, job_script, task_file_text
-from disbatch.dispatch.model import ContextType, Machine, Resources, Task
 from disbatch.dispatch.remote import Remote, Upload
 from disbatch.dispatch.state import JobState, SubmissionState, TaskResult
 from disbatch.dispatch.submission import Submission
+from disbatch.dispatch.submission_parts import ContextType, Machine, Resources, Task
 from disbatch.dispatch.tracking import (
     EXIT_NAME,
     STATUS_NAME,
@@ -48,7 +48,7 @@ from disbatch.dispatch.tracking import (
 )
 from disbatch.errors import SubmissionError, TasksFailedError
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import format_line
+from disbatch.results.status_line import format_line
 
 
 class Runner:

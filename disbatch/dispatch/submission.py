@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from disbatch.dispatch.model import Machine, Resources, Task, check_keys, read_json
 from disbatch.dispatch.state import TaskResult
+from disbatch.dispatch.submission_parts import Machine, Resources, Task, check_keys, read_json
 from disbatch.errors import SubmissionError
 
 _SUBMISSION_KEYS = (

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from disbatch.contract import STATUS_SUFFIX
 from disbatch.dispatch.batch_systems import JobPhase
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import is_header, parse_line
+from disbatch.results.status_line import is_header, parse_line
 
 _ENDED_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED, RecordKind.TIMED_OUT)
 # The signals a job's end sends its processes (as a return code: minus the signal, or 128 + it from a shell).

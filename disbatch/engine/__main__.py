@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.engine.devices import SystemProbe, engine_resources
 from disbatch.engine.engine import EngineLoop, EngineSettings, short_hostname
 from disbatch.engine.shares import limit_reasons, slot_limit
 from disbatch.engine.supervisor import fork_engine
 from disbatch.exiting import exit_now
-from disbatch.protocol.transport import CURVE_KEY_CHARACTERS, Credentials
+from disbatch.protocol.transport import Credentials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         if not line:
             log.error('stdin ended before the driver said where it is: the run stopped before it got going')
             return 1
-        fields = line.split(' ')
-        if len(fields) != 3 or len(fields[1]) != CURVE_KEY_CHARACTERS:
+        launch = LaunchLine.parse(line)
+        if launch is None:
             log.error('the first line of stdin is not "SECRET KEY HOST:PORT"')
             return 1
-        credentials = Credentials(fields[0], fields[1])
-        driver = driver or fields[2]
+        credentials = Credentials(launch.secret, launch.server_key)
+        driver = driver or launch.driver_address
     if not driver:
         parser.error('no driver endpoint: give --driver, or --secret-stdin and a line with it')
     settings = EngineSettings(

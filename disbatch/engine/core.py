@@ -59,7 +59,7 @@ from disbatch.protocol.messages import (
     Heartbeat,
     Leftover,
     Message,
-    Run,
+    TaskAttempt,
     TaskDone,
 )
 from disbatch.results.record import Outcome
@@ -171,7 +171,7 @@ class EngineCore:
 
     def _take(self, messages: Sequence[Message | ValueError], now: float, actions: list[Action]) -> None:
         for message in messages:
-            if isinstance(message, Run):
+            if isinstance(message, TaskAttempt):
                 if self.stage is EngineStage.STARTING or self.stage is EngineStage.RUNNING:
                     self._queue.append(
                         Job(

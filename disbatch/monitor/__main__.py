@@ -15,8 +15,8 @@ import sys
 
 from disbatch.contract import NAMED_IN_MESSAGES, RunFiles
 from disbatch.monitor import model
+from disbatch.monitor.live_run import RunSource, read_address
 from disbatch.monitor.screen import WatchEnd, watch
-from disbatch.monitor.source import RunSource, read_address
 
 PROGRAM = 'disbatch monitor'
 
@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{PROGRAM}: {error}', file=sys.stderr)
         return 2
     except OSError as error:
-        print(f'{PROGRAM}: cannot contact the run {run} at {address} ({error}): it has probably ended.',
-              file=sys.stderr)  # fmt: skip
+        print(
+            f'{PROGRAM}: cannot contact the run {run} at {address} ({error}): it has probably ended.', file=sys.stderr
+        )
         return 1
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         source.close()
@@ -57,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         source.close()
     if result.end is WatchEnd.ENDED and result.view is None and stem and read_address(stem) is not None:
-        print(f'{PROGRAM}: the run {run} closed the connection before showing its state '
-              '(is DISBATCH_KVSSTCP_TOKEN the one of its dbUtil script?)', file=sys.stderr)  # fmt: skip
+        print(
+            f'{PROGRAM}: the run {run} closed the connection before showing its state '
+            '(is DISBATCH_KVSSTCP_TOKEN the one of its dbUtil script?)',
+            file=sys.stderr,
+        )
         return 1
     if result.end is WatchEnd.ENDED:
         print(model.ended_message(result.view, run))

@@ -1,6 +1,6 @@
 """What the `--mon` monitor shows, computed from the run's snapshot. Pure: no curses, no sockets, no clock.
 
-The snapshot is the JSON the run publishes under `DisBatch status`, read back as a `Snapshot` (`run_snapshot.py`:
+The snapshot is the JSON the run publishes under `DisBatch status`, read back as a `Snapshot` (`contract/snapshot.py`:
 unknown keys ignored, a missing or mistyped one read as its default or as unknown). Time arrives as `staleness`: the
 seconds the screen has held this snapshot, added to the ages it carries (the run republishes only on a change).
 
@@ -17,8 +17,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from disbatch.contract.snapshot import DrainState, EngineView, Snapshot
 from disbatch.results.usage import format_bytes, short_bytes
-from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.run_vocabulary import (
     context_summaries,
     counts_text,
@@ -147,7 +147,7 @@ def header(view: Snapshot, staleness: float = 0.0, width: int = 80) -> list[str]
         people.append(f'Elapsed {clock(view.now - view.started + staleness)}')
     walltime = view.walltime
     if walltime is not None and walltime.left is not None:
-        state = f' ({walltime.state})' if walltime.state in ('draining', 'stopping') else ''
+        state = f' ({walltime.state.value})' if walltime.state in (DrainState.DRAINING, DrainState.STOPPING) else ''
         people.append(f'Walltime left {clock(walltime.left)}{state}')
     people.extend(_usage_items(view))
     lines.extend(wrap(people, width, separator='   '))
@@ -187,10 +187,23 @@ def _aged(engine: EngineView, staleness: float) -> EngineView:
 def _row(engine: EngineView) -> EngineRow:
     state, why = engine_state(engine)
     return EngineRow(
-        rank=engine.rank, context=engine.context, host=engine.host, last_heard=engine.last_heard, slots=engine.slots,
-        free=engine.free, running=engine.running, given=engine.given, finished=engine.finished, failed=engine.failed,
-        retiring=engine.retiring, max_rss=engine.max_rss, cpu=engine.cpu, state=state, why=why, gone=is_gone(engine),
-    )  # fmt: skip
+        rank=engine.rank,
+        context=engine.context,
+        host=engine.host,
+        last_heard=engine.last_heard,
+        slots=engine.slots,
+        free=engine.free,
+        running=engine.running,
+        given=engine.given,
+        finished=engine.finished,
+        failed=engine.failed,
+        retiring=engine.retiring,
+        max_rss=engine.max_rss,
+        cpu=engine.cpu,
+        state=state,
+        why=why,
+        gone=is_gone(engine),
+    )
 
 
 def ended_message(view: Snapshot | None, run: str) -> str:
@@ -397,16 +410,6 @@ def scroll_note(top: int, visible: int, count: int) -> str:
 
 
 # ---------------------------------------------------------------- commands
-
-
-def retire_engine_command(rank: int) -> str:
-    """The JSON text put under `DisBatch control` to stop one engine."""
-    return json.dumps({'retire engine': rank})
-
-
-def retire_context_command(context: str) -> str:
-    """The JSON text put under `DisBatch control` to stop every engine of a context."""
-    return json.dumps({'retire context': context})
 
 
 def engine_question(row: EngineRow) -> tuple[str, str]:

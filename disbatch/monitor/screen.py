@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from cursesmenu import CursesMenu  # type: ignore[import-untyped]
 
+from disbatch.contract.control import RetireContext, RetireEngine, format_command
+from disbatch.contract.snapshot import Snapshot
 from disbatch.monitor import model
-from disbatch.monitor.source import RunSource
-from disbatch.run_snapshot import Snapshot
+from disbatch.monitor.live_run import RunSource
 
 POLL_SECONDS = 0.5
 MESSAGE_SECONDS = 6.0
@@ -123,9 +124,9 @@ def _stop(
         _say(state, 'Nothing stopped.')
         return
     if whole_context:
-        command, done = model.retire_context_command(row.context), f'Asked the engines of {row.context} to stop.'
+        command, done = format_command(RetireContext(row.context)), f'Asked the engines of {row.context} to stop.'
     else:
-        command, done = model.retire_engine_command(row.rank), f'Asked engine {row.rank} to stop.'
+        command, done = format_command(RetireEngine(row.rank)), f'Asked engine {row.rank} to stop.'
     _say(state, done if source.put_command(command) else 'Could not reach the run.')
 
 

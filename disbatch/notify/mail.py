@@ -40,9 +40,9 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.notify.message import DEFAULT_HOST, DEFAULT_PORT, Batch, body, subject
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.mail')
 

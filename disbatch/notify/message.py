@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.errors import UsageError
 from disbatch.results.record import StatusRecord
-from disbatch.results.report import format_line
-from disbatch.run_snapshot import Snapshot
+from disbatch.results.status_line import format_line
 
 DEFAULT_HOST = 'localhost'
 DEFAULT_PORT = 25

@@ -5,7 +5,7 @@ plain JSON values (str, int, float, bool, lists of those), or an `Outcome` (`res
 too), so no message can carry code.
 
     engine → driver:   Hello, TaskDone, Leftover, Goodbye, Heartbeat
-    driver → engine:   Welcome, Run, Drain, Abort, Heartbeat
+    driver → engine:   Welcome, TaskAttempt, Drain, Abort, Heartbeat
     context → driver:  ContextHello, ContextGoodbye
     driver → context:  ContextWelcome
 
@@ -76,8 +76,8 @@ class Welcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    """Run one task on the next free slot."""
+class TaskAttempt:
+    """One attempt of a task, to run on the engine's next free slot (wire tag 'run', as before)."""
 
     TAG: ClassVar[str] = 'run'
     task_id: int
@@ -97,7 +97,7 @@ class TaskDone:
     outcome: Outcome
     timed_out: bool  # stopped by the engine after --timeout seconds
     interrupted: bool  # stopped by the engine because the run stopped it (Abort, or a signal to the engine)
-    attempt: int  # the Run's attempt (0 for a per-engine task)
+    attempt: int  # the TaskAttempt's attempt (0 for a per-engine task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +207,7 @@ class ContextGoodbye:
 Message = (
     Hello
     | Welcome
-    | Run
+    | TaskAttempt
     | TaskDone
     | Leftover
     | Drain
@@ -219,6 +219,16 @@ Message = (
     | ContextGoodbye
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = (
-    Hello, Welcome, Run, TaskDone, Leftover, Drain, Abort, Goodbye, Heartbeat,
-    ContextHello, ContextWelcome, ContextGoodbye,
-)  # fmt: skip
+    Hello,
+    Welcome,
+    TaskAttempt,
+    TaskDone,
+    Leftover,
+    Drain,
+    Abort,
+    Goodbye,
+    Heartbeat,
+    ContextHello,
+    ContextWelcome,
+    ContextGoodbye,
+)

@@ -37,18 +37,6 @@ class Credentials:
         public, private = zmq.curve_keypair()
         return cls(secrets.token_urlsafe(32), public.decode('ascii'), private.decode('ascii'))
 
-    @property
-    def line(self) -> str:
-        """The form handed to the run's parts: secret and public key, separated by a space (Z85 has none)."""
-        return f'{self.secret} {self.server_key}'
-
-    @classmethod
-    def from_line(cls, line: str) -> Credentials:
-        secret, _, key = line.strip().partition(' ')
-        return cls(secret, key)
-
-
-CURVE_KEY_CHARACTERS = 40  # a CURVE key in Z85
 
 # Plain ints: pyzmq's enum members make every `&` a slow Python call, and this is asked every turn of a loop.
 _EVENTS = int(zmq.EVENTS)

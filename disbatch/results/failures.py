@@ -159,8 +159,11 @@ def advice_lines(
     `disbatch report` of a status file; then only the note that -e was not given)."""
     lines = [f'  stopped early: {stopped}'] if stopped else []
     if command is not None and (failed or interrupted):
-        what = 'the failed and interrupted tasks' if failed and interrupted else (
-            'the failed tasks' if failed else 'the interrupted tasks')  # fmt: skip
+        what = (
+            'the failed and interrupted tasks'
+            if failed and interrupted
+            else ('the failed tasks' if failed else 'the interrupted tasks')
+        )
         lines.append(f'  to run {what} again: {command}')
     lines.extend(exit_code_lines(failed, exit_code_flag, exit_code, stopped))
     return lines

@@ -15,10 +15,10 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import DrainState, Snapshot
 from disbatch.results.failures import FailedTasks, advice_lines, failure_lines
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 from disbatch.run_vocabulary import waiting
 
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)
@@ -145,7 +145,7 @@ def format_progress(view: Snapshot, rate: float | None, eta: float | None, width
         add(', ', 'stopping', 7)
     walltime = view.walltime
     if walltime is not None and walltime.left is not None:
-        draining = ' (draining)' if walltime.state == 'draining' else ''
+        draining = ' (draining)' if walltime.state is DrainState.DRAINING else ''
         add(' | ', f'{format_duration(walltime.left)} left{draining}', 5)
     if rate is not None:
         add(' | ', format_rate(rate), 4)

@@ -5,7 +5,7 @@
 line, repeat index, command), where it ran, what kind of line it is, and its outcome: the value the scheduler
 records, the status file stores and resume reads back. Its named constructors say which record is which (`lost`,
 `stopped`, `barrier`, `per_engine`, ...); formatting and parsing of the 15-column line live in
-`results/report.py`; nothing else knows the format.
+`results/status_line.py`; nothing else knows the format.
 """
 
 from __future__ import annotations

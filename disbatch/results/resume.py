@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from disbatch.errors import ResumeMismatchError
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import format_line, parse_line
 from disbatch.results.status_file import read_status_file
+from disbatch.results.status_line import format_line, parse_line
 from disbatch.taskfile.items import NO_REPEAT, Task
 
 _DONE_KINDS = (RecordKind.NORMAL, RecordKind.SKIPPED, RecordKind.TIMED_OUT)  # a timed-out task ran: -R re-runs it

@@ -25,7 +25,7 @@ from types import TracebackType
 from disbatch.errors import OutputLostError, StatusFileError
 from disbatch.privacy import create_file, open_append
 from disbatch.results.record import StatusRecord
-from disbatch.results.report import HEADER, format_line, is_header, parse_line
+from disbatch.results.status_line import HEADER, format_line, is_header, parse_line
 
 _BATCH_BYTES = 1 << 20  # write_all: lines per os.write
 
@@ -123,10 +123,6 @@ class StatusFileWriter:
         finally:
             descriptor, self._descriptor = self._descriptor, None
             os.close(descriptor)
-
-    @property
-    def closed(self) -> bool:
-        return self._descriptor is None
 
     def __enter__(self) -> StatusFileWriter:
         return self

@@ -10,8 +10,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import HostUsageView, UsageTaskView, UsageView
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.run_snapshot import HostUsageView, UsageTaskView, UsageView
 
 KEPT = 5  # biggest and slowest tasks shown
 _COUNTED = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.ZOMBIE, RecordKind.INTERRUPTED)

@@ -1,14 +1,14 @@
 """A status record as the run's snapshot shows it: one task of the `recent` and `failures` lists. Pure.
 
-Here rather than in `run_snapshot.py`, so that the snapshot's types stand on nothing of the results and the
+Here rather than in `contract/snapshot.py`, so that the snapshot's types stand on nothing of the results and the
 results' readers (usage, progress text) can use them.
 """
 
 from __future__ import annotations
 
+from disbatch.contract.snapshot import COMMAND_CHARACTERS, TaskView
 from disbatch.results.record import StatusRecord
 from disbatch.results.snippet import snippet_text
-from disbatch.run_snapshot import COMMAND_CHARACTERS, TaskView
 
 
 def task_view(record: StatusRecord) -> TaskView:

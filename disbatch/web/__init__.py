@@ -1,7 +1,7 @@
-"""The `--web` live status page: `server.WebStatus` (the HTTP server, a RunObserver) and `page` (the document)."""
+"""The `--web` live status page: `status_server.WebStatus` (the HTTP server, a RunObserver), `page` (the document)."""
 
 from __future__ import annotations
 
-from disbatch.web.server import WebStatus
+from disbatch.web.status_server import WebStatus
 
 __all__ = ['WebStatus']

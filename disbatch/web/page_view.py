@@ -13,7 +13,8 @@ The JSON is the snapshot's (`Snapshot.to_json()`, its keys unchanged, `engines` 
 
 from __future__ import annotations
 
-from disbatch.run_snapshot import Json, Snapshot
+from disbatch.contract.json_fields import Json
+from disbatch.contract.snapshot import Snapshot
 from disbatch.run_vocabulary import (
     ATTEMPTS_NOTE,
     TASKS_NOTE,

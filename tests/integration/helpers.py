@@ -3,7 +3,7 @@
 * `run_disbatch(procs, cwd, *args, input=...)`: run the CLI to the end (new session, output captured); the result
   also carries the driver's PID (barrier lines show it).
 * `run_files(directory)` / `status_path(directory)`: the files of the one run made in a directory.
-* `read_status(path)`: the status file's records, parsed with `disbatch.results.report.parse_line`.
+* `read_status(path)`: the status file's records, parsed with `disbatch.results.status_line.parse_line`.
 * `sort_records(records)`: a stable order for comparing a whole file (status lines come in completion order).
 * `wait_for(predicate, timeout)`: poll until something is true (used while a spawned driver runs).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import HEADER, parse_line
+from disbatch.results.status_line import HEADER, parse_line
 
 from ..conftest import Processes, disbatch_cmd
 

@@ -19,7 +19,7 @@ import pytest
 
 from disbatch import __version__
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import HEADER
+from disbatch.results.status_line import HEADER
 
 from ..conftest import Processes
 from .helpers import (

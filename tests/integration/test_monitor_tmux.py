@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from disbatch.contract import STATUS_KEY
+from disbatch.contract.snapshot import EngineView, Snapshot
 from disbatch.kvsstcp.client import KVSClient
 from disbatch.kvsstcp.server import KVSServer
-from disbatch.run_snapshot import EngineView, Snapshot
 
 from ..conftest import Processes, disbatch_cmd
 from .helpers import REPO_ROOT, read_status, wait_for, write_task_file

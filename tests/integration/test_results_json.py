@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from disbatch.results.report import flags
+from disbatch.results.status_line import flags
 
 from ..conftest import Processes, disbatch_cmd
 from .helpers import REPO_ROOT, read_status, run_disbatch, status_path, write_task_file

@@ -8,7 +8,7 @@ import pytest
 import zmq
 
 from disbatch.protocol import codec
-from disbatch.protocol.messages import Drain, Goodbye, Heartbeat, Run, TaskDone
+from disbatch.protocol.messages import Drain, Goodbye, Heartbeat, TaskAttempt, TaskDone
 from disbatch.protocol.transport import Credentials, DriverEndpoint, PeerLink
 from disbatch.results.record import Outcome
 
@@ -25,7 +25,7 @@ def ends() -> Iterator[tuple[DriverEndpoint, PeerLink]]:
     credentials = Credentials.create()
     with DriverEndpoint('127.0.0.1', credentials) as endpoint:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        link = PeerLink(context, endpoint.address, Credentials.from_line(credentials.line))
+        link = PeerLink(context, endpoint.address, Credentials(credentials.secret, credentials.server_key))
         try:
             yield endpoint, link
         finally:
@@ -42,7 +42,7 @@ def test_a_batch_is_one_message_both_ways_and_keeps_its_order(ends: tuple[Driver
     assert [codec.decode(payload) for payload in payloads] == [done(1), done(2), Goodbye('finished')]
     assert not endpoint.socket.poll(100)  # nothing more: the three came as one message
 
-    runs = [Run(task_id, task_id + 1, -1, f'echo {task_id}', 1) for task_id in range(20)]
+    runs = [TaskAttempt(task_id, task_id + 1, -1, f'echo {task_id}', 1) for task_id in range(20)]
     assert endpoint.send(peer, *runs, Drain())
     assert link.socket.poll(WAIT_MS)
     assert link.readable()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from disbatch.protocol import codec
-from disbatch.protocol.messages import Drain, Hello, Run, TaskDone, Welcome
+from disbatch.protocol.messages import Drain, Hello, TaskAttempt, TaskDone, Welcome
 from disbatch.protocol.transport import Credentials, DriverEndpoint
 from disbatch.results.record import NO_PID, ResourceUsage, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task
@@ -30,7 +30,7 @@ def _receive(endpoint: DriverEndpoint) -> tuple[bytes, list[object]]:
 
 
 def _task_done(procs: Processes, tmp_path: Path, command: str, attempt: int) -> TaskDone:
-    """Run `command` as one task on a real engine (started as the contexts start it) and return its report."""
+    """TaskAttempt `command` as one task on a real engine (started as the contexts start it) and return its report."""
     credentials = Credentials.create()
     with DriverEndpoint('127.0.0.1', credentials) as endpoint:
         procs.spawn(
@@ -41,7 +41,10 @@ def _task_done(procs: Processes, tmp_path: Path, command: str, attempt: int) -> 
         peer, (hello,) = _receive(endpoint)
         assert isinstance(hello, Hello)
         endpoint.send(
-            peer, Welcome(0, str(tmp_path), {}, [], [], 0.0, False, ''), Run(7, 3, -1, command, attempt), Drain()
+            peer,
+            Welcome(0, str(tmp_path), {}, [], [], 0.0, False, ''),
+            TaskAttempt(7, 3, -1, command, attempt),
+            Drain(),
         )
         while True:
             _, messages = _receive(endpoint)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from disbatch.run_snapshot import Snapshot
+from disbatch.contract.snapshot import Snapshot
 from disbatch.web import WebStatus
 
 from ..conftest import Processes, disbatch_cmd

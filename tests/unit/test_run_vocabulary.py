@@ -3,8 +3,8 @@ the web page, `disbatch report` and the summary; the order of engines for a pers
 
 from __future__ import annotations
 
+from disbatch.contract.snapshot import EngineView, Snapshot
 from disbatch.monitor import model
-from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.run_vocabulary import context_summaries, engine_state, task_counts, waiting, watch_order
 
 

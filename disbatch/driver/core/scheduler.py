@@ -22,6 +22,7 @@ Life of a run:
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass
 
@@ -52,10 +53,43 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
-from disbatch.driver.core.walltime import EXIT_WALLTIME, DrainGate, clock
+from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, DrainGate, clock
 from disbatch.results.record import RecordKind, StatusRecord, task_kind
-from disbatch.taskfile.items import Barrier, Task
+from disbatch.taskfile.items import Barrier, PerEngineTask, Task
+
+# How many times a task lost with its engine is re-issued before it is given up.
+MAX_ATTEMPTS = 3
+
+
+class RunState(enum.Enum):
+    RUNNING = 'running'
+    DRAINING = 'draining'
+    STOPPING = 'stopping'
+    FINISHED = 'finished'
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    driver_host: str
+    driver_pid: int
+    fail_fast: bool = False
+    exit_code_on_failure: bool = False  # -e
+    max_attempts: int = MAX_ATTEMPTS  # runs of a task whose engines keep getting lost
+    retries: int = 0  # --retries: runs of a failed task after the first
+    wait_for_contexts: bool = False  # -S: with no engine left, wait for a context to be added instead of failing
+    add_context_hint: str = ''  # how the user adds a context (the dbUtil script), for the waiting message
+    allocation: Allocation | None = None  # when the run must end (walltime): tasks are held, then stopped, by it
+    per_engine_tasks: tuple[PerEngineTask, ...] = ()  # PERENGINE START and STOP: what an engine reports of them
+
+
+@dataclass(slots=True)
+class Counts:
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    barriers: int = 0
+    lost: int = 0
+    interrupted: int = 0  # tasks whose final record says the run stopped them (not counted in finished)
 
 
 @dataclass(slots=True)
@@ -86,22 +120,6 @@ class Scheduler:
         self._last_left_on_purpose = False  # the last engine to go was retired (-C, the monitor), not lost
         self.drain = DrainGate(config.allocation) if config.allocation is not None else None
         self._now = 0.0  # the latest ClockTick: what the walltime decisions go by
-        self._handlers = {
-            EngineJoined: self._on_engine_joined,
-            ContextJoined: self._on_context_joined,
-            ItemRead: self._on_item_read,
-            RecordRead: self._on_record_read,
-            StreamEnded: self._on_stream_ended,
-            TaskFinished: self._on_task_finished,
-            EngineGone: self._on_engine_gone,
-            EngineLost: self._on_engine_lost,
-            NoMoreEngines: self._on_no_more_engines,
-            RetireEngines: self._on_retire_engines,
-            InterruptEngines: self._on_interrupt_engines,
-            StopRequested: self._on_stop_requested,
-            ClockTick: self._on_clock_tick,
-            AllocationEndChanged: self._on_allocation_end_changed,
-        }
 
     # ------------------------------------------------------------ queries
 
@@ -136,7 +154,35 @@ class Scheduler:
         if self.state is RunState.FINISHED:
             return []
         actions: list[Action] = []
-        self._handlers[type(event)](event, actions)  # type: ignore[operator]
+        match event:  # the events of every task first
+            case TaskFinished():
+                self._on_task_finished(event, actions)
+            case ItemRead():
+                self._on_item_read(event, actions)
+            case ClockTick():
+                self._on_clock_tick(event, actions)
+            case EngineJoined():
+                self._on_engine_joined(event, actions)
+            case ContextJoined():
+                self._on_context_joined(event, actions)
+            case RecordRead():
+                self._on_record_read(event, actions)
+            case StreamEnded():
+                self._on_stream_ended(event, actions)
+            case EngineGone():
+                self._on_engine_gone(event, actions)
+            case EngineLost():
+                self._on_engine_lost(event, actions)
+            case NoMoreEngines():
+                self._on_no_more_engines(event, actions)
+            case RetireEngines():
+                self._on_retire_engines(event, actions)
+            case InterruptEngines():
+                self._on_interrupt_engines(event, actions)
+            case StopRequested():
+                self._on_stop_requested(event, actions)
+            case AllocationEndChanged():
+                self._on_allocation_end_changed(event, actions)
         self._advance(actions)
         return actions
 

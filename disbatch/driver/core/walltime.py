@@ -19,6 +19,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+from disbatch.contract.snapshot import DrainState
+
 # The run's exit code when it stopped for the end of its allocation with tasks left (documented in cli.py).
 EXIT_WALLTIME = 3
 # --resubmit without N: follow-up jobs in a chain at most.
@@ -110,7 +112,6 @@ class DrainGate:
         self.allocation = allocation
         self.durations = Durations()
         self.holding = False  # a task was held: from now on nothing starts
-        self.follow_up: str | None = None  # the id of the job that continues the run, once submitted
 
     def move_end(self, end: float) -> None:
         """The allocation's time limit was changed (`scontrol update`): decide again from now on."""
@@ -148,8 +149,8 @@ class DrainGate:
             f'finish {allocation.end - allocation.last_start:.0f} s before it: the run stops here, and -r resumes it'
         )
 
-    def state(self, now: float) -> str:
-        """`running`, `draining` (tasks held, running ones finishing) or `stopping` (past the stop time)."""
+    def state(self, now: float) -> DrainState:
+        """Running, draining (tasks held, running ones finishing) or stopping (past the stop time)."""
         if self.must_stop(now):
-            return 'stopping'
-        return 'draining' if self.holding else 'running'
+            return DrainState.STOPPING
+        return DrainState.DRAINING if self.holding else DrainState.RUNNING

@@ -4,14 +4,13 @@ The loop hands the journal every scheduler event together with the actions it le
 joining or leaving, a task handed to an engine, a record written. Nothing here decides anything or raises into the
 driver: a file that cannot be written (a full disk) is reported once, in one line, the journal stops and `failure`
 says why (the run then ends with a non-zero exit code: its promised events file is incomplete). The file is created
-by `disbatch.privacy` (mode 0600, never through a planted link). The lines follow the JSON Schema in
-`docs/events.schema.json` (`SCHEMA_VERSION`); `disbatch report` reads them back (`web/run_history.py`).
+by `disbatch.privacy` (mode 0600, never through a planted link). The events are the contract's
+(`contract/json_events.py`, following `docs/events.schema.json`); `disbatch report` reads them back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -19,17 +18,26 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from disbatch.contract.json_events import (
+    SCHEMA_VERSION,
+    EngineJoinedEntry,
+    EngineLeftEntry,
+    Entry,
+    RunEndEntry,
+    RunStartEntry,
+    TaskFinishedEntry,
+    TaskStartedEntry,
+    write_entry,
+)
 from disbatch.driver.core import events as ev
-from disbatch.driver.core.run_state import Counts
+from disbatch.driver.core.scheduler import Counts
 from disbatch.privacy import create_file
 from disbatch.results.outputs import output_paths, per_engine_output_paths
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
+from disbatch.results.status_line import flags
 
 log = logging.getLogger('disbatch.driver')
-
-SCHEMA_VERSION = 1
 
 
 def record_state(record: StatusRecord) -> str:
@@ -49,36 +57,44 @@ def display_text(text: str) -> str:
     return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
 
 
-def record_fields(record: StatusRecord) -> dict[str, Any]:
-    """Every status-file field of a record, plus its attempt, state and resource usage (null when not measured)."""
+def finished_event(
+    time: float,
+    record: StatusRecord,
+    final: bool,
+    engine: int | None,
+    stdout_file: str | None = None,
+    stderr_file: str | None = None,
+) -> TaskFinishedEntry:
+    """A record as an event: every status-file field, plus its attempt, state and resource usage."""
     usage = record.usage
-    fields: dict[str, Any] = {
-        'task_id': record.task_id,
-        'line_number': record.line_number,
-        'repeat_index': record.repeat_index,
-        'kind': record.kind.name.lower(),
-        'state': record_state(record),
-        'flags': flags(record),
-        'host': record.host,
-        'pid': record.pid,
-        'return_code': record.return_code,
-        'elapsed': round(record.elapsed, 3),
-        'start': round(record.start, 3),
-        'finish': round(record.finish, 3),
-        'out_bytes': record.out_bytes,
-        'out_snippet': snippet_text(record.out_snippet),
-        'err_bytes': record.err_bytes,
-        'err_snippet': snippet_text(record.err_snippet),
-        'command': display_text(record.command),
-        'attempt': record.attempt,
-        'max_rss_bytes': usage.max_rss_bytes if usage else None,
-        'user_seconds': round(usage.user_seconds, 3) if usage else None,
-        'system_seconds': round(usage.system_seconds, 3) if usage else None,
-    }
-    devices = getattr(record, 'devices', None)  # the devices (GPUs) a task was given, where the run knows them
-    if devices:
-        fields['devices'] = [str(device) for device in devices]
-    return fields
+    return TaskFinishedEntry(
+        time=time,
+        task_id=record.task_id,
+        line_number=record.line_number,
+        repeat_index=record.repeat_index,
+        kind=record.kind.name.lower(),
+        state=record_state(record),
+        flags=flags(record),
+        host=record.host,
+        pid=record.pid,
+        return_code=record.return_code,
+        elapsed=round(record.elapsed, 3),
+        start=round(record.start, 3),
+        finish=round(record.finish, 3),
+        out_bytes=record.out_bytes,
+        out_snippet=snippet_text(record.out_snippet),
+        err_bytes=record.err_bytes,
+        err_snippet=snippet_text(record.err_snippet),
+        command=display_text(record.command),
+        attempt=record.attempt,
+        max_rss_bytes=usage.max_rss_bytes if usage else None,
+        user_seconds=round(usage.user_seconds, 3) if usage else None,
+        system_seconds=round(usage.system_seconds, 3) if usage else None,
+        final=final,
+        engine=engine,
+        stdout_file=stdout_file,
+        stderr_file=stderr_file,
+    )
 
 
 class Journal:
@@ -102,34 +118,50 @@ class Journal:
         return journal
 
     def start(self, **facts: Any) -> None:
-        """The first line: the schema version and what the run is (run id, status file, task file, ...); from now on
-        a line that cannot be written is told (until now, `failure` is the caller's to check)."""
-        self._write({'event': 'run_start', 'schema_version': SCHEMA_VERSION, **facts})
+        """The first line: the schema version and what the run is (`RunStartEntry`: run id, status file, task file,
+        ...); from now on a line that cannot be written is told (until now, `failure` is the caller's to check)."""
+        self._write(RunStartEntry(time=self._now(), schema_version=SCHEMA_VERSION, **facts))
         self.tell_failure = True
 
     def on_step(self, event: ev.Event, actions: list[ev.Action]) -> None:
         """One scheduler step: what happened, then what it led to."""
         if isinstance(event, ev.EngineJoined):
             self._hosts[event.engine_rank] = event.hostname
-            self._write({'event': 'engine_joined', 'engine': event.engine_rank, 'host': event.hostname,
-                         'slots': event.slots, 'context': event.context})  # fmt: skip
+            self._write(EngineJoinedEntry(self._now(), event.engine_rank, event.hostname, event.slots, event.context))
         rank = event.engine_rank if isinstance(event, (ev.TaskFinished, ev.EngineGone)) else None
         for action in actions:
             if isinstance(action, ev.SendTask):
                 task = action.task
-                self._write({'event': 'task_started', 'task_id': task.task_id, 'line_number': task.line_number,
-                             'repeat_index': task.repeat_index, 'attempt': action.attempt,
-                             'engine': action.engine_rank, 'host': self._hosts.get(action.engine_rank, ''),
-                             'command': display_text(task.command)})  # fmt: skip
+                self._write(
+                    TaskStartedEntry(
+                        time=self._now(),
+                        task_id=task.task_id,
+                        line_number=task.line_number,
+                        repeat_index=task.repeat_index,
+                        attempt=action.attempt,
+                        engine=action.engine_rank,
+                        host=self._hosts.get(action.engine_rank, ''),
+                        command=display_text(task.command),
+                    )
+                )
             elif isinstance(action, ev.WriteRecord):
-                self._write({'event': 'task_finished', **self._finished(action, rank)})
+                self._write(self._finished(action, rank))
         if isinstance(event, ev.EngineGone):
-            self._write({'event': 'engine_left', 'engine': event.engine_rank,
-                         'host': self._hosts.get(event.engine_rank, ''), 'lost': event.lost})  # fmt: skip
+            host = self._hosts.get(event.engine_rank, '')
+            self._write(EngineLeftEntry(self._now(), event.engine_rank, host, event.lost))
 
     def close(self, exit_code: int, counts: Counts) -> None:
-        self._write({'event': 'run_end', 'exit_code': exit_code, 'finished': counts.finished, 'failed': counts.failed,
-                     'skipped': counts.skipped, 'barriers': counts.barriers, 'lost': counts.lost})  # fmt: skip
+        self._write(
+            RunEndEntry(
+                time=self._now(),
+                exit_code=exit_code,
+                finished=counts.finished,
+                failed=counts.failed,
+                skipped=counts.skipped,
+                barriers=counts.barriers,
+                lost=counts.lost,
+            )
+        )
         stream, self.stream = self.stream, None
         if stream is not None:
             try:
@@ -137,25 +169,26 @@ class Journal:
             except OSError as error:
                 self._fail(error)
 
-    def _finished(self, action: ev.WriteRecord, rank: int | None) -> dict[str, Any]:
+    def _finished(self, action: ev.WriteRecord, rank: int | None) -> TaskFinishedEntry:
         record = action.record
         if record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK, RecordKind.SKIPPED):
             rank = None  # recorded by the driver, not run by an engine
-        fields = {**record_fields(record), 'final': action.final, 'engine': rank}
+        out = err = None
         if self.results_dir and record.usage is not None:
             if record.kind is RecordKind.PER_ENGINE:
                 out, err = per_engine_output_paths(self.results_dir, record.line_number, rank or 0)
             else:
                 out, err = output_paths(self.results_dir, record.task_id, record.attempt)
-            fields.update(stdout_file=out, stderr_file=err)
-        return fields
+        return finished_event(self._now(), record, action.final, rank, out, err)
 
-    def _write(self, fields: dict[str, Any]) -> None:
+    def _now(self) -> float:
+        return round(self.clock(), 3)
+
+    def _write(self, entry: Entry) -> None:
         if self.stream is None:
             return
         try:
-            self.stream.write(json.dumps({'event': fields.pop('event'), 'time': round(self.clock(), 3), **fields},
-                                         separators=(',', ':')) + '\n')  # fmt: skip
+            self.stream.write(write_entry(entry) + '\n')
         except (OSError, ValueError) as error:
             self._fail(error)
 

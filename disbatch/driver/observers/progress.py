@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TextIO, cast
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.results.progress_text import RateMeter, Stats, eta_seconds, format_progress, format_summary
 from disbatch.results.record import StatusRecord
-from disbatch.run_snapshot import Snapshot
 
 CLEAR_TO_END = '\x1b[K'
 MIN_REDRAW_SECONDS = 0.2

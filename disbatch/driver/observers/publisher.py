@@ -19,14 +19,15 @@ from dataclasses import replace
 from typing import Protocol
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
+from disbatch.contract.control import RetireContext, RetireEngine, parse_command
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.core.events import RetireEngines
 from disbatch.driver.core.scheduler import Scheduler
-from disbatch.driver.observers import snapshot
+from disbatch.driver.observers import snapshot_builder
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.progress_text import RateMeter, eta_seconds
 from disbatch.results.record import StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 
 log = logging.getLogger('disbatch.driver')
 
@@ -50,7 +51,7 @@ class Publisher:
         run: str,
         kvs: KVSStore,
         observers: list[RunObserver],
-        facts: Callable[[], dict[int, snapshot.EngineFacts]],
+        facts: Callable[[], dict[int, snapshot_builder.EngineFacts]],
         expected_total: int | None = None,
     ) -> None:
         self.expected_total = expected_total
@@ -109,21 +110,21 @@ class Publisher:
         events = []
         while (value := self.kvs.get_nowait(CONTROL_KEY.encode())) is not None:
             try:
-                command = json.loads(value[1])
-                if 'retire engine' in command:
-                    events.append(RetireEngines(engine_ranks=(int(command['retire engine']),)))
-                elif 'retire context' in command:
-                    events.append(RetireEngines(context=str(command['retire context'])))
-                else:
-                    raise ValueError(f'unknown command {command!r}')
-            except (ValueError, TypeError, KeyError) as error:
+                command = parse_command(value[1])
+            except ValueError as error:
                 log.warning('ignored a monitor command: %s', error)
                 continue
             log.info('monitor: %s', command)
+            match command:
+                case RetireEngine(rank):
+                    events.append(RetireEngines(engine_ranks=(rank,)))
+                case RetireContext(label):
+                    events.append(RetireEngines(context=label))
         return events
 
-    def close(self, scheduler: Scheduler, exit_code: int) -> None:
-        view = self._view(scheduler)
+    def close(self, scheduler: Scheduler, exit_code: int, follow_up: str | None = None) -> None:
+        """The final snapshot; `follow_up`: the job that continues the run (--resubmit), when one was submitted."""
+        view = self._view(scheduler, follow_up)
         self.kvs.replace(STATUS_KEY.encode(), json.dumps(view.to_json()).encode(), b'JSON')
         for observer in self.observers:
             observer.close(view, exit_code)
@@ -131,12 +132,20 @@ class Publisher:
         os.close(self._wake_read)
         os.close(self._wake_write)
 
-    def _view(self, scheduler: Scheduler) -> Snapshot:
+    def _view(self, scheduler: Scheduler, follow_up: str | None = None) -> Snapshot:
         now = round(time.time(), 3)  # the snapshot's own `now`: the rate is measured on its clock
-        view = snapshot.build(
-            self.run, scheduler, self.facts(), self.started, now, self._recent, self._failures,
-            self.expected_total, self.usage.view(),
-        )  # fmt: skip
+        view = snapshot_builder.build(
+            self.run,
+            scheduler,
+            self.facts(),
+            self.started,
+            now,
+            self._recent,
+            self._failures,
+            self.expected_total,
+            self.usage.view(),
+            follow_up,
+        )
         self._rate.add(now, view.finished)
         rate = self._rate.rate() if view.finished else None
         eta = eta_seconds(view, rate)

@@ -77,5 +77,7 @@ def version_refusal(who: str, version: int, software: str) -> str | None:
     if version == PROTOCOL_VERSION:
         return None
     theirs = software or 'a disbatch from before protocol versions'
-    return (f'{who} refused: it speaks wire protocol {version} ({theirs}), this run speaks {PROTOCOL_VERSION} '
-            f'({this_software()}); run the same disbatch on every node')  # fmt: skip
+    return (
+        f'{who} refused: it speaks wire protocol {version} ({theirs}), this run speaks {PROTOCOL_VERSION} '
+        f'({this_software()}); run the same disbatch on every node'
+    )

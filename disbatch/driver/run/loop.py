@@ -20,11 +20,10 @@ import zmq
 
 from disbatch.contexts.base import Context
 from disbatch.driver.core import events as ev
-from disbatch.driver.core.run_state import RunState
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import RunState, Scheduler
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.publisher import Publisher, RunObserver
-from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.observers.snapshot_builder import EngineFacts
 from disbatch.driver.run.admission import Admission
 from disbatch.driver.run.peers import ContextPeers, EnginePeer, EnginePeers, Outbox, leftover_line
 from disbatch.driver.run.settings import DriverSettings
@@ -47,7 +46,7 @@ from disbatch.protocol.messages import (
     Hello,
     Leftover,
     Message,
-    Run,
+    TaskAttempt,
     TaskDone,
     killing_signal,
 )
@@ -82,7 +81,7 @@ class DriverLoop:
         observers: list[RunObserver],
         report: Callable[[str], None],
         journal: Journal | None = None,
-        before_close: Callable[[int], int] | None = None,
+        before_close: Callable[[int], tuple[int, str | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal  # --json: sees every event and the actions it led to
@@ -92,7 +91,8 @@ class DriverLoop:
         self.status = status
         self.kvs = kvs
         self.report = report
-        self.before_close = before_close  # at the end, before the summary: may change the exit code (--resubmit)
+        # At the end, before the summary: (the exit code, maybe changed; the follow-up job, --resubmit)
+        self.before_close = before_close
         self.publisher = Publisher(
             settings.task_environment['DISBATCH_JOBID'], kvs, observers, self._facts, settings.expected_total
         )
@@ -162,16 +162,19 @@ class DriverLoop:
                 self._check_status_file()
                 self._outbox.flush(self.endpoint)
                 self.publisher.tick(self.scheduler)
+            follow_up = None
             if self.before_close is not None:
-                self._exit_code = self.before_close(self._exit_code)
-            self.publisher.close(self.scheduler, self._exit_code)
+                self._exit_code, follow_up = self.before_close(self._exit_code)
+            self.publisher.close(self.scheduler, self._exit_code, follow_up)
             return self._exit_code
         finally:
             for context in self.contexts:
                 for launch_id, host, log_tail in context.still_running():
                     if launch_id not in self._engines.joined | self._reported_late and self._starting_is_news:
-                        self.report(f'the engine on {host} had not joined when the run ended'
-                                    + (f': {log_tail}' if log_tail else ' (it was still starting)'))  # fmt: skip
+                        self.report(
+                            f'the engine on {host} had not joined when the run ended'
+                            + (f': {log_tail}' if log_tail else ' (it was still starting)')
+                        )
                 context.terminate()
 
     # ------------------------------------------------------------ inputs
@@ -251,8 +254,12 @@ class DriverLoop:
             return
         label = self._context_peers.join(peer, hello)
         self._outbox.put(peer, self.settings.context_welcome(label))
-        log.info('context %s joined (%s%s)', label, hello.kind,
-                 f', task limit {hello.task_limit}' if hello.task_limit else '')  # fmt: skip
+        log.info(
+            'context %s joined (%s%s)',
+            label,
+            hello.kind,
+            f', task limit {hello.task_limit}' if hello.task_limit else '',
+        )
         self._dispatch(ev.ContextJoined(label, hello.task_limit))
 
     def _on_task_done(self, engine: EnginePeer, done: TaskDone) -> None:
@@ -342,7 +349,8 @@ class DriverLoop:
             task = action.task
             engine = self._engines[action.engine_rank]
             self._outbox.put(
-                engine.peer, Run(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt)
+                engine.peer,
+                TaskAttempt(task.task_id, task.line_number, task.repeat_index, task.command, action.attempt),
             )
         elif isinstance(action, ev.WriteRecord):
             if self._status_lost is None and not action.carried:  # carried: on file since the run began
@@ -396,8 +404,11 @@ class DriverLoop:
 
     def _poll_timeout(self) -> int | None:
         """Milliseconds until the next timer: the stop deadline, or a context's (node retirement)."""
-        waits = [context_deadline - time.time() for context in self.contexts
-                 if (context_deadline := context.deadline()) is not None]  # fmt: skip
+        waits = [
+            context_deadline - time.time()
+            for context in self.contexts
+            if (context_deadline := context.deadline()) is not None
+        ]
         if self._stop_deadline is not None:
             waits.append(self._stop_deadline - time.monotonic())
         if self._engines:

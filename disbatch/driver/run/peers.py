@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from disbatch.driver.observers.snapshot import EngineFacts
+from disbatch.driver.observers.snapshot_builder import EngineFacts
 from disbatch.protocol.messages import ContextHello, Hello, Leftover, Message
 from disbatch.protocol.transport import DriverEndpoint
 
@@ -40,8 +40,10 @@ def leftover_line(engine: EnginePeer, leftover: Leftover, kill_leftovers: bool) 
     """The driver log's line for what a task of `engine` left running."""
     phase = f' ({leftover.phase})' if leftover.phase else ''
     when = '; ended now' if kill_leftovers and leftover.phase != 'START' else '; they are ended when the engine leaves'
-    return (f'task {leftover.task_id}{phase} on engine {engine.rank} ({engine.hostname}) exited leaving '
-            f'{len(leftover.pids)} process(es) running: pid {" ".join(map(str, leftover.pids))}{when}')  # fmt: skip
+    return (
+        f'task {leftover.task_id}{phase} on engine {engine.rank} ({engine.hostname}) exited leaving '
+        f'{len(leftover.pids)} process(es) running: pid {" ".join(map(str, leftover.pids))}{when}'
+    )
 
 
 class EnginePeers:

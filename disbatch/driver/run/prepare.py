@@ -23,6 +23,7 @@ from disbatch.contexts.batch import batch_context, job_id
 from disbatch.contexts.nodes import EngineResources, NodeContext
 from disbatch.contexts.ssh import ssh_context
 from disbatch.contract import RunFiles
+from disbatch.contract.launch_line import LaunchLine
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, advertised, listen_address
 from disbatch.driver.stream.scan import open_task_file, validate
@@ -106,7 +107,7 @@ def _start(
         with _endpoint(bind_host, credentials, config.use_address is not None) as endpoint:
             address = f'{advertised(bind_host)}:{endpoint.address.rpartition(":")[2]}'
             for context in launched:
-                context.admit(address, credentials.line)
+                context.admit(LaunchLine(credentials.secret, credentials.server_key, address))
             from disbatch.driver.run.session import Session
 
             session = Session(config, files, tasks_name, contexts, endpoint, address, credentials, total, _warn)
@@ -160,18 +161,32 @@ def _context(config: RunConfig, files: RunFiles) -> NodeContext:
     if config.batch_system != 'ssh':
         label = config.label or f'J{job_id(config.batch_system, os.environ)}'
         context, warnings = batch_context(
-            config.batch_system, os.environ, label, config.cpus_per_task, config.tasks_per_node, config.fill,
-            config.retire_command, files.context_log(label), resources, config.launch,
-        )  # fmt: skip
+            config.batch_system,
+            os.environ,
+            label,
+            config.cpus_per_task,
+            config.tasks_per_node,
+            config.fill,
+            config.retire_command,
+            files.context_log(label),
+            resources,
+            config.launch,
+        )
         for warning in warnings:
             _warn(warning)
     else:
         retire = None if config.retire_command == '' else config.retire_command
         label = config.label or 'SSH0'
         context = ssh_context(
-            label, list(config.nodes), config.cpus_per_task or 1.0, config.tasks_per_node, retire,
-            files.context_log(label), resources, config.launch,
-        )  # fmt: skip
+            label,
+            list(config.nodes),
+            config.cpus_per_task or 1.0,
+            config.tasks_per_node,
+            retire,
+            files.context_log(label),
+            resources,
+            config.launch,
+        )
     log.info('context %s: %s', context.label, ', '.join(f'{p.host}:{p.slots}' for p in context.plans))
     return context
 

@@ -18,17 +18,17 @@ from collections.abc import Callable, Iterator
 
 from disbatch.config import RunConfig
 from disbatch.contexts.nodes import NodeContext
+from disbatch.contexts.slurm import slurm_end, slurm_job, submit_follow_up
 from disbatch.contract import RunFiles
 from disbatch.driver.core.events import ContextJoined
-from disbatch.driver.core.run_state import SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
 from disbatch.driver.core.walltime import EXIT_WALLTIME, Allocation, clock
 from disbatch.driver.observers.journal import Journal
 from disbatch.driver.observers.progress import ProgressLine, wanted
 from disbatch.driver.observers.publisher import RunObserver
 from disbatch.driver.run import files as run_files
 from disbatch.driver.run.address import ANY, LOOPBACK
-from disbatch.driver.run.allocation import find_allocation, follow_up_script, slurm_end, slurm_job, submit_follow_up
+from disbatch.driver.run.allocation import find_allocation, follow_up_script
 from disbatch.driver.run.loop import DriverLoop
 from disbatch.driver.run.settings import DriverSettings
 from disbatch.driver.stream.feeder import Feeder
@@ -115,14 +115,18 @@ class Session:
         if config.taskcommand is None:
             source = KVSTaskSource(kvs, lost=lost)
             if config.address_fd is None:
-                print(f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f'disbatch: waiting for a task source on the KVS at {kvs_address} (token: see the dbUtil script)',
+                    file=sys.stderr,
+                )
             return source
         host, _, port = kvs_address.rpartition(':')
         producer = subprocess.Popen(
-            ['/bin/bash', '-c', config.taskcommand], stdin=subprocess.DEVNULL,
-            env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token), start_new_session=True,
-        )  # fmt: skip
+            ['/bin/bash', '-c', config.taskcommand],
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, KVSSTCP_HOST=host, KVSSTCP_PORT=port, KVSSTCP_TOKEN=kvs_token),
+            start_new_session=True,
+        )
         log.info('task command (pid %d): %s', producer.pid, config.taskcommand)
         return KVSTaskSource(kvs, producer, lost)
 
@@ -178,10 +182,14 @@ class Session:
                 owner_pid=config.owner_pid,
             )
             progress = ProgressLine(
-                sys.stderr, files.status, wanted(sys.stderr, config.progress, config.quiet), expected_total=self.total,
-                plain_every=config.progress_every, exit_code_flag=config.exit_code_on_failure,
+                sys.stderr,
+                files.status,
+                wanted(sys.stderr, config.progress, config.quiet),
+                expected_total=self.total,
+                plain_every=config.progress_every,
+                exit_code_flag=config.exit_code_on_failure,
                 rerun=self._rerun_command if config.taskfile is not None else None,
-            )  # fmt: skip
+            )
             progress.start(self._start_line())
             observers: list[RunObserver] = [progress]
             if isinstance(feeder.source, KVSTaskSource):
@@ -197,10 +205,18 @@ class Session:
                 )
             journal = self._journal(settings.results_dir)
             loop = DriverLoop(
-                settings, scheduler, feeder, list(self.contexts), self.endpoint, status, kvs, observers, _report,
+                settings,
+                scheduler,
+                feeder,
+                list(self.contexts),
+                self.endpoint,
+                status,
+                kvs,
+                observers,
+                _report,
                 journal,
                 lambda exit_code: self._at_the_end(scheduler, exit_code),
-            )  # fmt: skip
+            )
             run_files.write_dbutil(files, kvs_address, kvs_token, self.address, credentials)
             if config.startup_only:
                 print(
@@ -237,10 +253,17 @@ class Session:
         from disbatch import __version__
 
         journal.start(
-            run=self.files.job_id, disbatch_version=__version__, tasks=self.tasks_name, status_file=self.files.status,
-            expected_total=self.total, host=socket.gethostname(), pid=os.getpid(), cwd=os.getcwd(), argv=sys.argv,
+            run=self.files.job_id,
+            disbatch_version=__version__,
+            tasks=self.tasks_name,
+            status_file=self.files.status,
+            expected_total=self.total,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            cwd=os.getcwd(),
+            argv=tuple(sys.argv),
             results_dir=results_dir or None,
-        )  # fmt: skip
+        )
         if journal.failure is not None:  # not even its first line: the run does not start
             raise OutputPathError(f'{journal.failure}; nothing was started')
         return journal
@@ -248,34 +271,49 @@ class Session:
     def _allocation(self) -> Allocation | None:
         allocation = find_allocation(self.config.walltime, self.config.drain_margin, os.environ, time.time())
         if allocation is not None:
-            log.info('the allocation ends at %s (%s); drain margin %.0f s', clock(allocation.end), allocation.origin,
-                     allocation.margin)  # fmt: skip
+            log.info(
+                'the allocation ends at %s (%s); drain margin %.0f s',
+                clock(allocation.end),
+                allocation.origin,
+                allocation.margin,
+            )
         return allocation
 
-    def _at_the_end(self, scheduler: Scheduler, exit_code: int) -> int:
-        """A run stopped for the end of its allocation: say what is left, and submit the follow-up job (--resubmit)."""
+    def _at_the_end(self, scheduler: Scheduler, exit_code: int) -> tuple[int, str | None]:
+        """A run stopped for the end of its allocation: say what is left, and submit the follow-up job (--resubmit).
+        The exit code, and the follow-up job once submitted."""
         if exit_code != EXIT_WALLTIME or scheduler.drain is None:
-            return exit_code
+            return exit_code, None
         counts = scheduler.counts
         done = counts.finished + counts.skipped  # interrupted tasks are counted apart: they are left
         left = f'{self.total - done} task(s)' if self.total is not None else 'the remaining tasks'
         job = slurm_job(os.environ)
         if self.config.resubmit > 0 and job is not None:
-            script = follow_up_script(sys.argv[1:], self.config.taskfile, self.config.resume_from, os.getcwd(),
-                                      self.files.status, self.config.resubmit - 1)  # fmt: skip
+            script = follow_up_script(
+                sys.argv[1:],
+                self.config.taskfile,
+                self.config.resume_from,
+                os.getcwd(),
+                self.files.status,
+                self.config.resubmit - 1,
+            )
             try:
-                scheduler.drain.follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
+                follow_up = submit_follow_up(os.environ, job, self.files.resubmit, script)
             except ContextError as error:
                 _report(str(error))
             else:
-                _report(f'{left} left: follow-up job {scheduler.drain.follow_up} ({self.files.resubmit}) resumes '
-                        f'the run after job {job} (--resubmit: {self.config.resubmit - 1} more after it)')  # fmt: skip
-                return 0
+                _report(
+                    f'{left} left: follow-up job {follow_up} ({self.files.resubmit}) resumes '
+                    f'the run after job {job} (--resubmit: {self.config.resubmit - 1} more after it)'
+                )
+                return 0, follow_up
         elif self.config.resubmit > 0:
             _report('--resubmit: not in a Slurm job, so no follow-up job is submitted')
-        _report(f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
-                f'{self._rerun_command(False)}')  # fmt: skip
-        return exit_code
+        _report(
+            f'{left} left for the end of the allocation (exit code {EXIT_WALLTIME}): resume with '
+            f'{self._rerun_command(False)}'
+        )
+        return exit_code, None
 
     def _rerun_command(self, retry_failed: bool) -> str:
         """This run's command line resuming from its own status file, which alone accounts for every task done
@@ -303,8 +341,10 @@ def _web_page(bind_host: str, files: RunFiles) -> RunObserver:
     except OSError as error:
         raise ContextError(f'--web: cannot serve the status page: {error.strerror or error}') from None
     address = url.rsplit('/', 2)[0]
-    print(f'disbatch: live status page on {address}; open the URL in {files.url} (it holds the access token)',
-          file=sys.stderr)  # fmt: skip
+    print(
+        f'disbatch: live status page on {address}; open the URL in {files.url} (it holds the access token)',
+        file=sys.stderr,
+    )
     return web
 
 

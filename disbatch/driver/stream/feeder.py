@@ -75,8 +75,10 @@ class Feeder:
         if item is None or item is NOT_YET:
             return item
         if isinstance(item, PerEngineTask):
-            self._warn(f'{self._parser.source}:{item.line_number}: a PERENGINE task that arrives after the engines '
-                       'started is ignored')  # fmt: skip
+            self._warn(
+                f'{self._parser.source}:{item.line_number}: a PERENGINE task that arrives after the engines '
+                'started is ignored'
+            )
             return self.next_event(now)
         if isinstance(item, Task) and self._resume is not None:
             record = self._resume.decide(item, self._retry_failed, self._force_resume)

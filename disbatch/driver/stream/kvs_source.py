@@ -20,17 +20,23 @@ import threading
 import time
 from collections.abc import Callable
 
+from disbatch.contract.kvs_keys import (
+    TASK_SOURCE_DONE_TASK,
+    TASK_SOURCE_NAME,
+    TASK_SOURCE_RESULT_KEY,
+    TASK_SOURCE_SIGN_IN,
+    TASK_SOURCE_TASK_KEY,
+)
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.stream.source import NOT_YET, NotYet
 from disbatch.errors import DisbatchError
 from disbatch.kvsstcp.outside import KVSStore
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags
 from disbatch.results.snippet import snippet_text
-from disbatch.run_snapshot import Snapshot
+from disbatch.results.status_line import flags
 
 log = logging.getLogger('disbatch.driver')
 
-SIGN_IN_KEYS = ('task source name', 'task source done task', 'task source result key', 'task source task key')
 # After the producer exits, what it put may still be on its way (through the server's socket, and for an outside
 # server through the driver's drain connections): the stream ends, or a missing sign-in is an error, only this late.
 SETTLE_SECONDS = 0.25
@@ -66,7 +72,7 @@ class KVSTaskSource:
         self._producer_fd = os.pidfd_open(producer.pid) if producer is not None else -1
         self._settled_at: float | None = None  # time.monotonic() from which the exited producer's puts are all in
         self._settle_timer: threading.Timer | None = None
-        for key in SIGN_IN_KEYS:
+        for key in TASK_SOURCE_SIGN_IN:
             kvs.watch(key.encode(), self._wake)
 
     @property
@@ -118,7 +124,7 @@ class KVSTaskSource:
     def close(self) -> None:
         if self._settle_timer is not None:
             self._settle_timer.cancel()
-        for key in SIGN_IN_KEYS:
+        for key in TASK_SOURCE_SIGN_IN:
             self.kvs.unwatch(key.encode(), self._wake)
         if self._task_key:
             self.kvs.unwatch(self._task_key, self._wake)
@@ -143,23 +149,23 @@ class KVSTaskSource:
                 continue
 
     def _try_sign_in(self) -> bool:
-        for key in SIGN_IN_KEYS:
+        for key in TASK_SOURCE_SIGN_IN:
             if key not in self._sign_in:
                 found = self.kvs.get_nowait(key.encode())
                 if found is not None:
                     self._sign_in[key] = found
-        if len(self._sign_in) < len(SIGN_IN_KEYS):
+        if len(self._sign_in) < len(TASK_SOURCE_SIGN_IN):
             return False
-        pickled = [key for key in SIGN_IN_KEYS if self._sign_in[key][0] == PICKLED]
+        pickled = [key for key in TASK_SOURCE_SIGN_IN if self._sign_in[key][0] == PICKLED]
         if pickled:
             self._ended = True
             raise DisbatchError(_pickled(', '.join(repr(key) for key in pickled)))
-        self.name = self._sign_in['task source name'][1].decode('utf-8', 'replace')
-        self._sentinel = self._sign_in['task source done task'][1]
-        self.result_key = self._sign_in['task source result key'][1].decode('utf-8', 'replace')
-        self._task_key = self._sign_in['task source task key'][1]
+        self.name = self._sign_in[TASK_SOURCE_NAME][1].decode('utf-8', 'replace')
+        self._sentinel = self._sign_in[TASK_SOURCE_DONE_TASK][1]
+        self.result_key = self._sign_in[TASK_SOURCE_RESULT_KEY][1].decode('utf-8', 'replace')
+        self._task_key = self._sign_in[TASK_SOURCE_TASK_KEY][1]
         self.kvs.watch(self._task_key, self._wake)
-        for key in SIGN_IN_KEYS:  # signed in: a later sign-in (another run's, on a shared server) is not ours
+        for key in TASK_SOURCE_SIGN_IN:  # signed in: a later sign-in (another run's, on a shared server) is not ours
             self.kvs.unwatch(key.encode(), self._wake)
         return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from disbatch.dispatch.batch_systems import JobPhase, batch_system, walltime_seconds
-from disbatch.dispatch.model import BatchType, Resources
+from disbatch.dispatch.submission_parts import BatchType, Resources
 from disbatch.errors import SubmissionError
 
 RESOURCES = Resources(number_node=2, cpu_per_node=4, gpu_per_node=1, queue_name='q', walltime='1:30:00')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from disbatch.dispatch.batch_systems import batch_system
 from disbatch.dispatch.job_script import JobFiles, cores_per_task, disbatch_arguments, job_script, task_file_text
-from disbatch.dispatch.model import BatchType, Resources, Task
+from disbatch.dispatch.submission_parts import BatchType, Resources, Task
 
 
 def test_task_lines_cd_then_command_with_its_redirections() -> None:

@@ -13,7 +13,7 @@ from disbatch.dispatch.tracking import (
     verdict,
 )
 from disbatch.results.record import Outcome, RecordKind, StatusRecord
-from disbatch.results.report import HEADER, format_line
+from disbatch.results.status_line import HEADER, format_line
 
 
 def record(

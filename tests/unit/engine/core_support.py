@@ -5,7 +5,7 @@ from __future__ import annotations
 from disbatch.engine.core import EngineCore
 from disbatch.engine.core_events import Action, Job, Joined, Leaving, Received, TaskExited, Tick, TurnEnded
 from disbatch.engine.shares import Resource
-from disbatch.protocol.messages import Message, PerEngineSpec, Run, TaskDone, Welcome
+from disbatch.protocol.messages import Message, PerEngineSpec, TaskAttempt, TaskDone, Welcome
 from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage
 
 
@@ -15,8 +15,8 @@ def welcome(
     return Welcome(0, '/tmp', {}, list(start), list(stop), timeout, False, '')
 
 
-def run(task_id: int, attempt: int = 1) -> Run:
-    return Run(task_id, task_id + 1, -1, f'echo {task_id}', attempt)
+def run(task_id: int, attempt: int = 1) -> TaskAttempt:
+    return TaskAttempt(task_id, task_id + 1, -1, f'echo {task_id}', attempt)
 
 
 def job(task_id: int, attempt: int = 1) -> Job:

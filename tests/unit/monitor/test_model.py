@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.monitor import model
 from disbatch.monitor.model import EngineRow, Selection
-from disbatch.run_snapshot import Snapshot
 
 
 def engine(rank: int, **changes: Any) -> dict[str, Any]:
@@ -274,11 +274,6 @@ def test_scroll_note() -> None:
 
 
 # ---------------------------------------------------------------- commands and questions
-
-
-def test_commands_are_the_json_the_driver_reads() -> None:
-    assert json.loads(model.retire_engine_command(3)) == {'retire engine': 3}
-    assert json.loads(model.retire_context_command('J123')) == {'retire context': 'J123'}
 
 
 def test_questions_name_what_stops() -> None:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.notify.mail import MailNotifier, default_sender
 from disbatch.results.record import RecordKind
-from disbatch.results.report import format_line
-from disbatch.run_snapshot import Snapshot
+from disbatch.results.status_line import format_line
 
 from .support import Collector, free_port, mail_server, record
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.errors import UsageError
 from disbatch.notify.message import Batch, body, parse_server, subject
 from disbatch.results.record import RecordKind
-from disbatch.results.report import format_line
-from disbatch.run_snapshot import Snapshot
+from disbatch.results.status_line import format_line
 
 from .support import record
 

@@ -24,7 +24,7 @@ from disbatch.protocol.messages import (
     Hello,
     Leftover,
     Message,
-    Run,
+    TaskAttempt,
     TaskDone,
     Welcome,
 )
@@ -55,7 +55,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(
         Welcome, integers, texts, environments, st.just([]), st.just([]), numbers, st.booleans(), texts, st.booleans()
     ),
-    st.builds(Run, integers, integers, integers, texts, integers),
+    st.builds(TaskAttempt, integers, integers, integers, texts, integers),
     st.builds(TaskDone, integers, texts, outcomes, st.booleans(), st.booleans(), integers),
     st.builds(Leftover, integers, texts, st.lists(integers, max_size=4)),
     st.just(Drain()),
@@ -85,7 +85,7 @@ def test_every_message_round_trips(message: Message) -> None:
 
 
 def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
-    assert encode(Run(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
+    assert encode(TaskAttempt(3, 4, -1, 'echo \udcff', 2)) == b'["run",3,4,-1,"echo \\udcff",2]'
     assert encode(Drain()) == b'["drain"]'
     outcome = Outcome(100, -15, 1.5, 2.5, 1.0, 0, EMPTY_SNIPPET, 0, EMPTY_SNIPPET, ResourceUsage(4096, 0.25, 0.5))
     done = TaskDone(1, '', outcome, True, False, 2)
@@ -103,8 +103,8 @@ def test_a_frame_is_a_json_array_of_the_tag_then_the_fields_in_order() -> None:
 
 def test_a_lone_surrogate_survives_the_round_trip() -> None:
     command = b'echo \xff\xfe'.decode('utf-8', 'surrogateescape')
-    decoded = decode(encode(Run(0, 1, -1, command, 1)))
-    assert isinstance(decoded, Run)
+    decoded = decode(encode(TaskAttempt(0, 1, -1, command, 1)))
+    assert isinstance(decoded, TaskAttempt)
     assert decoded.command.encode('utf-8', 'surrogateescape') == b'echo \xff\xfe'
 
 
@@ -203,7 +203,7 @@ def test_a_malformed_frame_raises_codec_error(frame: bytes) -> None:
 
 
 def test_well_formed_frames_decode() -> None:
-    assert decode(b'["run",1,2,-1,"echo",3]') == Run(1, 2, -1, 'echo', 3)
+    assert decode(b'["run",1,2,-1,"echo",3]') == TaskAttempt(1, 2, -1, 'echo', 3)
     assert decode(b'["done",1,"",[100,0,1.5,2.5,1.0,0,"",0,"",[8192,0.5,0.25]],false,false,1]') == TaskDone(
         1, '', Outcome(100, 0, 1.5, 2.5, 1.0, 0, '', 0, '', ResourceUsage(8192, 0.5, 0.25)), False, False, 1
     )
@@ -234,11 +234,11 @@ def test_a_decoded_outcome_is_an_outcome_and_its_usage_a_resource_usage() -> Non
 
 def test_an_oversized_frame_raises_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(codec, 'MAX_FRAME_BYTES', 64)
-    frame = encode(Run(0, 1, -1, 'x' * 45, 1))
+    frame = encode(TaskAttempt(0, 1, -1, 'x' * 45, 1))
     assert len(frame) == 64
-    assert decode(frame) == Run(0, 1, -1, 'x' * 45, 1)
+    assert decode(frame) == TaskAttempt(0, 1, -1, 'x' * 45, 1)
     with pytest.raises(CodecError, match='over the limit'):
-        decode(encode(Run(0, 1, -1, 'x' * 46, 1)))
+        decode(encode(TaskAttempt(0, 1, -1, 'x' * 46, 1)))
 
 
 def test_the_frame_limit_is_64_mib() -> None:

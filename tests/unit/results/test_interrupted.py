@@ -6,12 +6,12 @@ from __future__ import annotations
 from hypothesis import given
 
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags, format_line, parse_line
 from disbatch.results.resume import ResumeIndex
+from disbatch.results.status_line import flags, format_line, parse_line
 from disbatch.taskfile.items import Task
 
 from .strategies import records
-from .test_report import make
+from .test_status_line import make
 
 TASK = Task(task_id=3, line_number=5, repeat_index=-1, command='sleep 100')
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.observers.progress import CLEAR_TO_END, PLAIN_INTERVAL_SECONDS, ProgressLine, wanted
 from disbatch.results.progress_text import (
     RateMeter,
@@ -24,7 +25,6 @@ from disbatch.results.progress_text import (
     wrap_items,
 )
 from disbatch.results.record import LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
-from disbatch.run_snapshot import Snapshot
 from disbatch.taskfile.items import NO_REPEAT
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,7 +12,7 @@ from disbatch.results.record import (
     StatusRecord,
     task_kind,
 )
-from disbatch.results.report import format_line, parse_line
+from disbatch.results.status_line import format_line, parse_line
 from disbatch.taskfile.items import NO_REPEAT, Barrier, PerEngineTask, Phase, Task
 
 TASK = Task(4, 7, 2, 'sleep 9')

@@ -8,12 +8,12 @@ import pytest
 
 from disbatch.errors import ResumeMismatchError, StatusFileError
 from disbatch.results.record import LOST_RETURN_CODE, RecordKind, StatusRecord
-from disbatch.results.report import format_line
 from disbatch.results.resume import ResumeIndex
 from disbatch.results.status_file import StatusFileWriter
+from disbatch.results.status_line import format_line
 from disbatch.taskfile.items import Task
 
-from .test_report import make
+from .test_status_line import make
 
 TASK = Task(task_id=3, line_number=5, repeat_index=-1, command='echo a')
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from disbatch.errors import StatusFileError
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import HEADER, format_line
 from disbatch.results.status_file import StatusFileWriter, read_status_file
+from disbatch.results.status_line import HEADER, format_line
 
 from .strategies import records
-from .test_report import make
+from .test_status_line import make
 
 
 def read(path: Path) -> list[StatusRecord]:
@@ -35,7 +35,6 @@ def test_write_then_read(tmp_path: Path) -> None:
         for record in written:
             writer.write(record)
         assert read(path) == written  # on disk before close: nothing buffered
-    assert writer.closed
     lines = path.read_bytes().decode().split('\n')
     assert lines[0] == HEADER
     assert lines[1:] == [format_line(record) for record in written] + ['']
@@ -89,7 +88,6 @@ def test_closing_flushes_the_lines_held_back(tmp_path: Path) -> None:
     with StatusFileWriter.open(str(path), header=True) as writer:
         writer.add(make(task_id=7))
     assert [record.task_id for record in read(path)] == [7]
-    assert writer.closed
 
 
 def test_open_truncates_or_appends(tmp_path: Path) -> None:

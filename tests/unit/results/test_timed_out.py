@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from disbatch.results.record import RecordKind, StatusRecord
-from disbatch.results.report import flags, format_line, parse_line
 from disbatch.results.resume import ResumeIndex
+from disbatch.results.status_line import flags, format_line, parse_line
 from disbatch.taskfile.items import Task
 
 from .strategies import records
-from .test_report import make
+from .test_status_line import make
 
 TASK = Task(task_id=3, line_number=5, repeat_index=-1, command='sleep 100')
 START, FINISH = '1795502033.848', '1795502034.861'

@@ -27,8 +27,7 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import RunState, SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import RunState, Scheduler, SchedulerConfig
 from disbatch.results.record import EMPTY_SNIPPET, LOST_RETURN_CODE, NO_PID, Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Barrier, Task
 

@@ -16,7 +16,7 @@ from disbatch.driver.core.events import (
     SendTask,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts
+from disbatch.driver.core.scheduler import Counts
 
 from .scheduling import (
     TASKS,

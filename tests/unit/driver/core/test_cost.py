@@ -24,8 +24,7 @@ from disbatch.driver.core.events import (
     SendTask,
     StreamEnded,
 )
-from disbatch.driver.core.run_state import Counts, RunState
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Counts, RunState, Scheduler
 
 from .scheduling import finished, make_scheduler, reported, task
 

@@ -22,7 +22,7 @@ from disbatch.driver.core.events import (
     SendTask,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState
+from disbatch.driver.core.scheduler import Counts, RunState
 
 from .scheduling import (
     TASKS,

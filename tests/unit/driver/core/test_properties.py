@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disbatch.driver.core.events import Action, Finish, PutBarrierKey, SendTask, WriteRecord
-from disbatch.driver.core.run_state import Counts
+from disbatch.driver.core.scheduler import Counts
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.taskfile.items import Barrier, Task
 

@@ -19,7 +19,7 @@ from disbatch.driver.core.events import (
     StopRequested,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState
+from disbatch.driver.core.scheduler import Counts, RunState
 from disbatch.results.record import RecordKind
 
 from .scheduling import (

@@ -21,7 +21,7 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState
+from disbatch.driver.core.scheduler import Counts, RunState
 from disbatch.results.record import Outcome, RecordKind, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, PerEngineTask, Phase
 

@@ -22,8 +22,7 @@ from disbatch.driver.core.events import (
     StreamEnded,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
 from disbatch.driver.core.walltime import EXIT_WALLTIME, STOP_LEAD_SECONDS, Allocation
 from disbatch.results.record import Outcome, StatusRecord
 from disbatch.taskfile.items import NO_REPEAT, Task

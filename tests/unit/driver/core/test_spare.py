@@ -17,8 +17,7 @@ from disbatch.driver.core.events import (
     SendTask,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import Counts, RunState, SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Counts, RunState, Scheduler, SchedulerConfig
 
 from .scheduling import (
     TASKS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from disbatch.config import parse_duration
+from disbatch.contract.snapshot import DrainState
 from disbatch.driver.core.walltime import (
     DEFAULT_MARGIN_SECONDS,
     STOP_LEAD_SECONDS,
@@ -124,15 +125,15 @@ def test_once_a_task_is_held_nothing_starts_any_more() -> None:
     assert not gate.may_start(1, now=700.0)  # 1000 > 940
     assert not gate.may_start(2, now=700.0)  # would fit, but tasks keep their order
     assert gate.holding
-    assert gate.state(now=700.0) == 'draining'
+    assert gate.state(now=700.0) is DrainState.DRAINING
 
 
 def test_the_gate_says_when_the_run_must_stop() -> None:
     gate = DrainGate(ALLOCATION)
-    assert gate.state(now=0.0) == 'running'
+    assert gate.state(now=0.0) is DrainState.RUNNING
     assert not gate.must_stop(995.0)
     assert gate.must_stop(996.0)
-    assert gate.state(now=996.0) == 'stopping'
+    assert gate.state(now=996.0) is DrainState.STOPPING
 
 
 def test_the_messages_name_the_end_and_what_happens() -> None:

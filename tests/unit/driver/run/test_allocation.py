@@ -9,9 +9,10 @@ import time
 import pytest
 
 from disbatch.cli import parse_arguments
+from disbatch.contexts import slurm
+from disbatch.contexts.slurm import parse_slurm_time, sbatch_command
 from disbatch.driver.core.walltime import DEFAULT_MARGIN_SECONDS
-from disbatch.driver.run import allocation
-from disbatch.driver.run.allocation import find_allocation, follow_up_script, parse_slurm_time, sbatch_command
+from disbatch.driver.run.allocation import find_allocation, follow_up_script
 
 
 def test_walltime_counts_from_the_start_of_the_run_anywhere() -> None:
@@ -42,7 +43,7 @@ def test_else_squeue_says_when_the_job_ends(monkeypatch: pytest.MonkeyPatch) -> 
         asked.append((job, field))
         return '2026-12-02T17:30:00'
 
-    monkeypatch.setattr(allocation, '_squeue', squeue)
+    monkeypatch.setattr(slurm, '_squeue', squeue)
     an_hour_before = time.mktime((2026, 12, 2, 16, 30, 0, 0, 0, -1))
     found = find_allocation(None, None, {'SLURM_JOBID': '42'}, started=an_hour_before)
     assert asked == [('42', '%e')]
@@ -58,7 +59,7 @@ def test_a_slurm_job_without_a_time_limit_has_no_end() -> None:
 
 
 def test_a_job_squeue_knows_no_end_of_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(allocation, '_squeue', lambda job, field: None)
+    monkeypatch.setattr(slurm, '_squeue', lambda job, field: None)
     assert find_allocation(None, None, {'SLURM_JOB_ID': '42'}, started=0.0) is None
 
 
@@ -92,7 +93,7 @@ def test_a_follow_up_of_a_follow_up_keeps_every_status_file_and_the_task_file_la
 
 
 def test_the_follow_up_asks_for_what_this_job_has(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(allocation, '_squeue', lambda job, field: '2:00' if field == '%l' else None)
+    monkeypatch.setattr(slurm, '_squeue', lambda job, field: '2:00' if field == '%l' else None)
     environ = {'SLURM_JOB_NUM_NODES': '2', 'SLURM_NTASKS': '8', 'SLURM_JOB_PARTITION': 'debug', 'HOME': '/root'}
     assert sbatch_command(environ, '12', 'next.sh') == [
         'sbatch', '--parsable', '--dependency=afterany:12', '--nodes=2', '--ntasks=8', '--partition=debug',

@@ -7,6 +7,8 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from disbatch.report.history import RunHistory, load
+from disbatch.report.render import html_report, lanes, snapshot, summary
 from disbatch.results.record import (
     EMPTY_SNIPPET,
     LOST_RETURN_CODE,
@@ -16,11 +18,9 @@ from disbatch.results.record import (
     ResourceUsage,
     StatusRecord,
 )
-from disbatch.results.report import format_line
+from disbatch.results.status_line import format_line
 from disbatch.results.views import task_view
 from disbatch.taskfile.items import NO_REPEAT
-from disbatch.web.report import html_report, lanes, snapshot, summary
-from disbatch.web.run_history import RunHistory, load
 
 
 def record(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from disbatch.contexts import allocation, batch
+from disbatch.contexts import batch, host_files
 from disbatch.contexts.launch import LaunchLimits
 from disbatch.contexts.nodes import NodePlan
 from disbatch.errors import ContextError
@@ -21,61 +21,61 @@ TORQUE_NODEFILE = 'n1\nn1\nn1\nn2\nn2\nn2\n'
 
 
 def test_pe_hostfile() -> None:
-    assert allocation.parse_pe_hostfile(PE_HOSTFILE) == [('node1.cluster', 2), ('node2.cluster', 4)]
+    assert host_files.parse_pe_hostfile(PE_HOSTFILE) == [('node1.cluster', 2), ('node2.cluster', 4)]
 
 
 def test_pe_hostfile_two_queues_on_one_host_are_summed() -> None:
     text = 'n1 2 all.q@n1 UNDEFINED\nn1 1 long.q@n1 UNDEFINED\nn2 1 all.q@n2 UNDEFINED\n'
-    assert allocation.parse_pe_hostfile(text) == [('n1', 3), ('n2', 1)]
+    assert host_files.parse_pe_hostfile(text) == [('n1', 3), ('n2', 1)]
 
 
 @pytest.mark.parametrize('text', ['', 'n1\n', 'n1 x all.q@n1 UNDEFINED\n', 'n1 0 all.q@n1 UNDEFINED\n'])
 def test_bad_pe_hostfile(text: str) -> None:
     with pytest.raises(ContextError, match='PE_HOSTFILE'):
-        allocation.parse_pe_hostfile(text)
+        host_files.parse_pe_hostfile(text)
 
 
 def test_pbs_nodefile_one_line_per_slot() -> None:
-    assert allocation.parse_slot_lines(PBS_NODEFILE, 'PBS_NODEFILE') == [('cn01', 2), ('cn02', 2)]
-    assert allocation.parse_slot_lines(TORQUE_NODEFILE, 'PBS_NODEFILE') == [('n1', 3), ('n2', 3)]
+    assert host_files.parse_slot_lines(PBS_NODEFILE, 'PBS_NODEFILE') == [('cn01', 2), ('cn02', 2)]
+    assert host_files.parse_slot_lines(TORQUE_NODEFILE, 'PBS_NODEFILE') == [('n1', 3), ('n2', 3)]
 
 
 def test_empty_nodefile() -> None:
     with pytest.raises(ContextError, match='LSB_DJOB_HOSTFILE lists no host'):
-        allocation.parse_slot_lines('\n', 'LSB_DJOB_HOSTFILE')
+        host_files.parse_slot_lines('\n', 'LSB_DJOB_HOSTFILE')
 
 
 def test_lsb_mcpu_hosts() -> None:
     # bsub -n 6 -R "span[ptile=2]": LSB_MCPU_HOSTS="hostA 2 hostB 2 hostC 2"
-    assert allocation.parse_lsb_mcpu_hosts('hostA 2 hostB 2 hostC 2') == [('hostA', 2), ('hostB', 2), ('hostC', 2)]
+    assert host_files.parse_lsb_mcpu_hosts('hostA 2 hostB 2 hostC 2') == [('hostA', 2), ('hostB', 2), ('hostC', 2)]
 
 
 @pytest.mark.parametrize('text', ['', 'hostA', 'hostA 2 hostB', 'hostA two', 'hostA 0'])
 def test_bad_lsb_mcpu_hosts(text: str) -> None:
     with pytest.raises(ContextError, match='LSB_MCPU_HOSTS'):
-        allocation.parse_lsb_mcpu_hosts(text)
+        host_files.parse_lsb_mcpu_hosts(text)
 
 
 def test_plan_slots_default_one_core_per_task() -> None:
-    assert allocation.plan_slots([('a', 4), ('b', 2)], None, None, False) == [NodePlan('a', 4, 1), NodePlan('b', 2, 1)]
+    assert host_files.plan_slots([('a', 4), ('b', 2)], None, None, False) == [NodePlan('a', 4, 1), NodePlan('b', 2, 1)]
 
 
 def test_plan_slots_with_c_and_t() -> None:
-    assert allocation.plan_slots([('a', 4), ('b', 3)], 2.0, None, False) == [NodePlan('a', 2, 2), NodePlan('b', 1, 2)]
-    assert allocation.plan_slots([('a', 4)], None, 1, False) == [NodePlan('a', 1, 4)]
-    assert allocation.plan_slots([('a', 2)], 0.5, None, True) == [NodePlan('a', 4, 1)]
+    assert host_files.plan_slots([('a', 4), ('b', 3)], 2.0, None, False) == [NodePlan('a', 2, 2), NodePlan('b', 1, 2)]
+    assert host_files.plan_slots([('a', 4)], None, 1, False) == [NodePlan('a', 1, 4)]
+    assert host_files.plan_slots([('a', 2)], 0.5, None, True) == [NodePlan('a', 4, 1)]
 
 
 def test_plan_slots_fill_uses_the_cores_the_scheduler_reports() -> None:
     hosts = [('a', 2), ('b', 2)]
     cores = {'a': 8, 'b': 8}
-    assert allocation.plan_slots(hosts, None, None, False, cores) == [NodePlan('a', 2, 4), NodePlan('b', 2, 4)]
-    assert allocation.plan_slots(hosts, None, None, True, cores) == [NodePlan('a', 8, 1), NodePlan('b', 8, 1)]
+    assert host_files.plan_slots(hosts, None, None, False, cores) == [NodePlan('a', 2, 4), NodePlan('b', 2, 4)]
+    assert host_files.plan_slots(hosts, None, None, True, cores) == [NodePlan('a', 8, 1), NodePlan('b', 8, 1)]
 
 
 def test_plan_slots_too_few_cores() -> None:
     with pytest.raises(ContextError, match='node a: 1 core'):
-        allocation.plan_slots([('a', 1)], 2.0, None, False)
+        host_files.plan_slots([('a', 1)], 2.0, None, False)
 
 
 def test_detection_order() -> None:

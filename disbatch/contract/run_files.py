@@ -1,19 +1,13 @@
-"""The run's contract with everything outside the driver: the names of its files and its KVS keys.
+"""The run's files: their names, all made from the run's stem.
 
-The driver writes these; the context process, the monitor, the web page, `disbatch report` and the reference's
-tools read them. Nothing else spells a run-file name or a KVS key, so a reader never imports the driver for them.
-What the driver publishes under `STATUS_KEY` is a `run_snapshot.Snapshot` (typed, with its JSON in and out).
+The driver writes these; the context process, the monitor, the web page, `disbatch report`, `disbatch submit` and
+the reference's tools read them. Nothing else spells a run-file name, so a reader never imports the driver for one.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-# The KVS key of the run's snapshot, `Snapshot.to_json()` as JSON (the reference's key).
-STATUS_KEY = 'DisBatch status'
-# The monitor puts JSON commands here: {"retire engine": rank} / {"retire context": label}.
-CONTROL_KEY = 'DisBatch control'
 
 STATUS_SUFFIX = '_status.txt'
 CONTEXT_LOG_SUFFIX = '.context.log'

@@ -35,9 +35,9 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from disbatch.contract.snapshot import Snapshot
 from disbatch.privacy import write_file
 from disbatch.results.record import StatusRecord
-from disbatch.run_snapshot import Snapshot
 from disbatch.web import page
 from disbatch.web.page_view import page_view
 
@@ -222,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header('Cache-Control', 'no-store')
         self.send_header('X-Content-Type-Options', 'nosniff')
         self.send_header('Referrer-Policy', 'no-referrer')
-        self.send_header('Content-Security-Policy', page.CONTENT_SECURITY_POLICY)
+        self.send_header('Content-Security-Policy', page.page_files().content_security_policy)
         self.end_headers()
         if send_body:
             self.wfile.write(body)

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY, RunFiles
+from disbatch.contract.snapshot import Snapshot
 from disbatch.kvsstcp.client import KVSClient
 from disbatch.monitor import model
-from disbatch.run_snapshot import Snapshot
 
 REQUEST_TIMEOUT_SECONDS = 0.3
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from disbatch.run_snapshot import EngineView, Snapshot
+from disbatch.contract.snapshot import EngineView, Snapshot
 from disbatch.web import WebStatus
 from disbatch.web.page import render
 from disbatch.web.page_view import ENGINES_SHOWN, page_view

@@ -2,7 +2,7 @@
 
 The driver builds one (at most a few times a second, never per message) from the scheduler's state and what the
 loop knows of each engine; the publisher puts its JSON under the KVS key `DisBatch status` (the reference's key).
-The type, its JSON and the tolerant reading back are the contract's (`disbatch/run_snapshot.py`).
+The type, its JSON and the tolerant reading back are the contract's (`disbatch/contract/snapshot.py`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from disbatch.contract.snapshot import EngineView, Snapshot, UsageView, WalltimeView
 from disbatch.driver.core.scheduler import Scheduler
 from disbatch.results.record import StatusRecord
 from disbatch.results.views import task_view
-from disbatch.run_snapshot import EngineView, Snapshot, UsageView, WalltimeView
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,12 @@ def build(
     failures: Iterable[StatusRecord],
     expected_total: int | None = None,
     usage: UsageView | None = None,
+    follow_up: str | None = None,
 ) -> Snapshot:
     """`usage` is `UsageBoard.view()`: its per-host figures also go on each engine of that host.
 
-    The rate and the ETA are the publisher's (None here)."""
+    `follow_up` is the job that continues the run (--resubmit), once the shell has submitted it. The rate and the
+    ETA are the publisher's (None here)."""
     counts = scheduler.counts
     engines = []
     hosts = usage.hosts if usage else {}
@@ -66,11 +68,22 @@ def build(
         host = hosts.get(engine.hostname)
         engines.append(
             EngineView(
-                rank=rank, context=engine.context, host=engine.hostname, pid=None, last_heard=None, slots=engine.slots,
-                given=engine.given, finished=engine.finished, failed=engine.failed, retiring=True,
-                max_rss=host.max_rss if host else None, cpu=host.cpu if host else None, stage=stage, why=why,
+                rank=rank,
+                context=engine.context,
+                host=engine.hostname,
+                pid=None,
+                last_heard=None,
+                slots=engine.slots,
+                given=engine.given,
+                finished=engine.finished,
+                failed=engine.failed,
+                retiring=True,
+                max_rss=host.max_rss if host else None,
+                cpu=host.cpu if host else None,
+                stage=stage,
+                why=why,
             )
-        )  # fmt: skip
+        )
     engines.sort(key=lambda view: view.rank)
     running = scheduler.running
     # Known once the whole stream has been read, or from the start for a regular file (counted before the run).
@@ -98,17 +111,18 @@ def build(
         engines=tuple(engines),
         recent=tuple(task_view(record) for record in recent),
         failures=tuple(task_view(record) for record in failures),
-        walltime=_walltime(scheduler, now),
+        walltime=_walltime(scheduler, now, follow_up),
         usage=usage,
         stopped=scheduler.stop_reason,
     )
 
 
-def _walltime(scheduler: Scheduler, now: float) -> WalltimeView | None:
+def _walltime(scheduler: Scheduler, now: float, follow_up: str | None) -> WalltimeView | None:
     """The allocation's end, the time left, the drain state and the follow-up job; None for a run without an end."""
     drain = scheduler.drain
     if drain is None:
         return None
     end = drain.allocation.end
-    return WalltimeView(end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now),
-                        follow_up=drain.follow_up)  # fmt: skip
+    return WalltimeView(
+        end=round(end, 3), left=round(max(0.0, end - now), 1), state=drain.state(now), follow_up=follow_up
+    )

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from disbatch.contract import CONTROL_KEY, STATUS_KEY
+from disbatch.contract.snapshot import Snapshot
 from disbatch.kvsstcp.server import KVSServer
-from disbatch.monitor.source import REQUEST_TIMEOUT_SECONDS, Poll, RunSource, read_address
-from disbatch.run_snapshot import Snapshot
+from disbatch.monitor.live_run import REQUEST_TIMEOUT_SECONDS, Poll, RunSource, read_address
 
 
 def address(server: KVSServer) -> str:

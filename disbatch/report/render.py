@@ -14,13 +14,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from disbatch.contract.snapshot import EngineView, Snapshot
+from disbatch.report.history import RunHistory, load
 from disbatch.results.progress_text import Stats, format_summary
 from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.usage import UsageBoard
 from disbatch.results.views import task_view
-from disbatch.run_snapshot import EngineView, Snapshot
 from disbatch.web.page_view import page_view
-from disbatch.web.run_history import RunHistory, load
 
 WIDTH, LABEL, MAX_HEIGHT, MAX_BARS = 1100, 90, 560, 20_000
 _RAN = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED, RecordKind.PER_ENGINE, RecordKind.ZOMBIE)
@@ -56,8 +56,10 @@ def timeline_svg(history: RunHistory) -> str:
     lane_height = max(2.0, min(16.0, MAX_HEIGHT / max(1, len(packed))))
     height = lane_height * len(packed) + 24
     scale = (WIDTH - LABEL - 10) / span
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" height="{height:.0f}" '
-             f'viewBox="0 0 {WIDTH} {height:.0f}" font-size="11" font-family="system-ui, sans-serif">']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" height="{height:.0f}" '
+        f'viewBox="0 0 {WIDTH} {height:.0f}" font-size="11" font-family="system-ui, sans-serif">'
+    ]
     drawn, previous_host = 0, None
     for index, (host, lane) in enumerate(packed):
         y = index * lane_height
@@ -73,16 +75,21 @@ def timeline_svg(history: RunHistory) -> str:
             drawn += 1
             x = LABEL + (record.start - t0) * scale
             w = max(1.0, record.elapsed * scale)
-            title = (f'task {record.task_id} (line {record.line_number}, attempt {record.attempt}): return code '
-                     f'{record.return_code}, {record.elapsed:.3f} s: {record.command[:200]}')  # fmt: skip
+            title = (
+                f'task {record.task_id} (line {record.line_number}, attempt {record.attempt}): return code '
+                f'{record.return_code}, {record.elapsed:.3f} s: {record.command[:200]}'
+            )
             bar = f'x="{x:.1f}" y="{y + 0.5:.1f}" width="{w:.1f}" height="{max(1.0, lane_height - 1):.1f}"'
-            parts.append(f'<rect {bar} fill="{_colour(record)}" stroke="#fff" stroke-width="0.5">'
-                         f'<title>{html.escape(title)}</title></rect>')  # fmt: skip
+            parts.append(
+                f'<rect {bar} fill="{_colour(record)}" stroke="#fff" stroke-width="0.5">'
+                f'<title>{html.escape(title)}</title></rect>'
+            )
     axis = len(packed) * lane_height + 14
     for step in range(6):
         x = LABEL + step * (WIDTH - LABEL - 10) / 5
-        parts.append(f'<text x="{x:.1f}" y="{axis:.1f}" fill="currentColor" text-anchor="middle">'
-                     f'{step * span / 5:.1f}s</text>')  # fmt: skip
+        parts.append(
+            f'<text x="{x:.1f}" y="{axis:.1f}" fill="currentColor" text-anchor="middle">{step * span / 5:.1f}s</text>'
+        )
     parts.append('</svg>')
     return ''.join(parts)
 
@@ -90,8 +97,9 @@ def timeline_svg(history: RunHistory) -> str:
 def snapshot(history: RunHistory) -> Snapshot:
     """The final snapshot of the run, as the live page reads it."""
     finals = history.final_records
-    tasks = [record for record in finals if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT,
-                                                            RecordKind.INTERRUPTED)]  # fmt: skip
+    tasks = [
+        record for record in finals if record.kind in (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED)
+    ]
     failed = [record for record in tasks if record.failed]
     board = UsageBoard()  # what the live page's usage tables showed, rebuilt from the records
     for record in tasks:
@@ -100,24 +108,49 @@ def snapshot(history: RunHistory) -> Snapshot:
     engines = []
     for e in sorted(history.engines.values(), key=lambda e: e.rank):
         host = usage.hosts.get(e.host)
-        engines.append(EngineView(
-            rank=e.rank, context=e.context, host=e.host, pid=None, last_heard=None, slots=e.slots, running=0,
-            free=e.slots, given=e.given, finished=e.finished, failed=e.failed, retiring=False,
-            max_rss=host.max_rss if host else None, cpu=host.cpu if host else None,
-        ))  # fmt: skip
+        engines.append(
+            EngineView(
+                rank=e.rank,
+                context=e.context,
+                host=e.host,
+                pid=None,
+                last_heard=None,
+                slots=e.slots,
+                running=0,
+                free=e.slots,
+                given=e.given,
+                finished=e.finished,
+                failed=e.failed,
+                retiring=False,
+                max_rss=host.max_rss if host else None,
+                cpu=host.cpu if host else None,
+            )
+        )
     slots = sum(e.slots for e in history.engines.values()) or len(lanes(finals))
     started, now = history.started or history.first_start, history.last_finish
     skipped = sum(record.kind is RecordKind.SKIPPED for record in finals)
     return Snapshot(
-        run=history.run, status='finished', more=False, started=round(started, 3), now=round(now, 3),
-        finished=len(tasks), failed=len(failed), skipped=skipped,
+        run=history.run,
+        status='finished',
+        more=False,
+        started=round(started, 3),
+        now=round(now, 3),
+        finished=len(tasks),
+        failed=len(failed),
+        skipped=skipped,
         barriers=sum(record.kind in (RecordKind.BARRIER, RecordKind.BARRIER_CHECK) for record in finals),
-        lost=sum(1 for record, _, _ in history.records if record.unreported), running=0, pending=0,
-        total=len(tasks) + skipped, slots=slots, engines=tuple(engines),
+        lost=sum(1 for record, _, _ in history.records if record.unreported),
+        running=0,
+        pending=0,
+        total=len(tasks) + skipped,
+        slots=slots,
+        engines=tuple(engines),
         recent=tuple(task_view(record) for record in tasks[-20:]),
-        failures=tuple(task_view(record) for record in failed), usage=usage,
-        rate=round(len(tasks) / (now - started), 3) if now > started else None, exit_code=history.exit_code,
-    )  # fmt: skip
+        failures=tuple(task_view(record) for record in failed),
+        usage=usage,
+        rate=round(len(tasks) / (now - started), 3) if now > started else None,
+        exit_code=history.exit_code,
+    )
 
 
 def summary(history: RunHistory) -> str:
@@ -134,10 +167,12 @@ def html_report(history: RunHistory) -> str:
     from disbatch.web.page import render
 
     view = snapshot(history)
-    section = ('<h2>Timeline</h2><div class="table-box timeline">'
-               f'{timeline_svg(history)}</div><div id="legend">' + ' '.join(
-                   f'<span style="color:{colour}">&#9632; {name}</span>' for name, colour in COLOURS.items())
-               + '</div>')  # fmt: skip
+    section = (
+        '<h2>Timeline</h2><div class="table-box timeline">'
+        f'{timeline_svg(history)}</div><div id="legend">'
+        + ' '.join(f'<span style="color:{colour}">&#9632; {name}</span>' for name, colour in COLOURS.items())
+        + '</div>'
+    )
     page = render(json.dumps(page_view(view, every_engine=True)).encode(), extra=section).decode()
     source = html.escape(history.source)
     return page.replace(FOOTER_LIVE, f'Report of the finished run, made by <code>disbatch report</code> from {source}.')

@@ -7,14 +7,21 @@ one. The events file also knows the engines, the run's times and its exit code.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
-from disbatch.contract import stem_of
+from disbatch.contract.json_events import (
+    EngineJoinedEntry,
+    Entry,
+    RunEndEntry,
+    RunStartEntry,
+    TaskFinishedEntry,
+    TaskStartedEntry,
+    read_entry,
+)
+from disbatch.contract.run_files import stem_of
 from disbatch.results.record import Outcome, RecordKind, ResourceUsage, StatusRecord
-from disbatch.results.report import is_header, parse_line
+from disbatch.results.status_line import is_header, parse_line
 
 _KINDS = {kind.name.lower(): kind for kind in RecordKind}
 _RUN_KINDS = (RecordKind.NORMAL, RecordKind.TIMED_OUT, RecordKind.INTERRUPTED)  # a task's own attempts
@@ -94,53 +101,59 @@ def _from_events(path: str, lines: list[str]) -> RunHistory:
         if not line.strip():
             continue
         try:
-            _take(history, json.loads(line))
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f'{path}:{number}: not a disbatch event: {error!r}') from None
+            event = read_entry(line)
+            if event is not None:
+                _take(history, event)
+        except ValueError as error:
+            raise ValueError(f'{path}:{number}: not a disbatch event: {error}') from None
     return history
 
 
-def _take(history: RunHistory, event: dict[str, Any]) -> None:
-    kind = event['event']
-    if kind == 'run_start':
-        history.run, history.status_file, history.started = event['run'], event['status_file'], event['time']
-    elif kind == 'engine_joined':
-        rank = int(event['engine'])
-        history.engines[rank] = EngineHistory(rank, event['host'], int(event['slots']), event['context'])
-    elif kind == 'task_started' and event['engine'] in history.engines:
-        history.engines[event['engine']].given += 1
-    elif kind == 'task_finished':
-        record = _record(event)
-        engine = history.engines.get(event['engine']) if event['engine'] is not None else None
-        if engine is not None and record.kind in _RUN_KINDS:
-            engine.finished += 1
-            engine.failed += record.failed
-        history.records.append((record, bool(event['final']), event['engine']))
-    elif kind == 'run_end':
-        history.ended, history.exit_code = event['time'], int(event['exit_code'])
+def _take(history: RunHistory, event: Entry) -> None:
+    match event:
+        case RunStartEntry():
+            history.run, history.status_file, history.started = event.run, event.status_file, event.time
+        case EngineJoinedEntry():
+            history.engines[event.engine] = EngineHistory(event.engine, event.host, event.slots, event.context)
+        case TaskStartedEntry() if event.engine in history.engines:
+            history.engines[event.engine].given += 1
+        case TaskFinishedEntry():
+            record = _record(event)
+            engine = history.engines.get(event.engine) if event.engine is not None else None
+            if engine is not None and record.kind in _RUN_KINDS:
+                engine.finished += 1
+                engine.failed += record.failed
+            history.records.append((record, event.final, event.engine))
+        case RunEndEntry():
+            history.ended, history.exit_code = event.time, event.exit_code
 
 
-def _record(event: dict[str, Any]) -> StatusRecord:
+def _record(event: TaskFinishedEntry) -> StatusRecord:
     usage = None
-    if event.get('user_seconds') is not None:  # a peak memory of None: unknown (--fork-tasks)
-        peak = event.get('max_rss_bytes')
-        usage = ResourceUsage(
-            None if peak is None else int(peak), float(event['user_seconds']), float(event['system_seconds'])
-        )
+    if event.user_seconds is not None:  # a peak memory of None: unknown (--fork-tasks)
+        usage = ResourceUsage(event.max_rss_bytes, event.user_seconds, event.system_seconds or 0.0)
     outcome = Outcome(
-        pid=int(event['pid']),
-        return_code=int(event['return_code']),
-        elapsed=float(event['elapsed']),
-        start=float(event['start']),
-        finish=float(event['finish']),
-        out_bytes=int(event['out_bytes']),
-        out_snippet=repr(str(event['out_snippet'])),
-        err_bytes=int(event['err_bytes']),
-        err_snippet=repr(str(event['err_snippet'])),
+        pid=event.pid,
+        return_code=event.return_code,
+        elapsed=event.elapsed,
+        start=event.start,
+        finish=event.finish,
+        out_bytes=event.out_bytes,
+        out_snippet=repr(event.out_snippet),
+        err_bytes=event.err_bytes,
+        err_snippet=repr(event.err_snippet),
         usage=usage,
     )
+    kind = _KINDS.get(event.kind)
+    if kind is None:
+        raise ValueError(f'task {event.task_id}: no record kind {event.kind!r}')
     return StatusRecord(
-        kind=_KINDS[event['kind']], task_id=int(event['task_id']), line_number=int(event['line_number']),
-        repeat_index=int(event['repeat_index']), command=str(event['command']), host=str(event['host']),
-        outcome=outcome, attempt=int(event['attempt']),
-    )  # fmt: skip
+        kind=kind,
+        task_id=event.task_id,
+        line_number=event.line_number,
+        repeat_index=event.repeat_index,
+        command=event.command,
+        host=event.host,
+        outcome=outcome,
+        attempt=event.attempt,
+    )

@@ -1,6 +1,6 @@
-"""The typed snapshot (`disbatch/run_snapshot.py`) read back tolerantly: missing keys take defaults, unknown keys are
-ignored, wrongly typed values count as missing, and no reader crashes on what a newer or older driver publishes.
-The exact published JSON is checked against the driver's builder in `tests/unit/driver/test_snapshot_build.py`."""
+"""The typed snapshot (`disbatch/contract/snapshot.py`) read back tolerantly: missing keys take defaults, unknown keys
+are ignored, wrongly typed values count as missing, and no reader crashes on what a newer or older driver publishes.
+The exact published JSON is checked against the driver's builder in `tests/unit/driver/test_snapshot_builder.py`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disbatch.monitor import model
-from disbatch.notify.message import Batch, body
-from disbatch.results.progress_text import Stats, format_progress, format_summary
-from disbatch.run_snapshot import (
+from disbatch.contract.snapshot import (
+    DrainState,
     EngineView,
     HostUsageView,
     Snapshot,
@@ -24,8 +22,11 @@ from disbatch.run_snapshot import (
     UsageView,
     WalltimeView,
 )
+from disbatch.monitor import model
+from disbatch.notify.message import Batch, body
+from disbatch.results.progress_text import Stats, format_progress, format_summary
 
-PACKAGE = Path(__file__).resolve().parents[2] / 'disbatch'
+PACKAGE = Path(__file__).resolve().parents[3] / 'disbatch'
 
 ENGINE = {'rank': 0, 'context': 'SSH0', 'host': 'node0', 'pid': 11, 'last_heard': 0.5, 'slots': 2, 'running': 1,
           'free': 1, 'given': 4, 'finished': 3, 'failed': 1, 'retiring': False, 'max_rss': 2000,
@@ -49,7 +50,7 @@ def test_a_full_snapshot_reads_back_field_by_field_and_gives_the_same_json() -> 
     assert view.engines == (EngineView(0, 'SSH0', 'node0', 11, 0.5, 2, 1, 1, 4, 3, 1, False, 2000, 0.25),)
     task = TaskView(1, 2, 'node0', 3, 0.5, 1700000001.5, 2000, 0.25, 'exit 3', 'boom\n')
     assert view.recent == view.failures == (task,)
-    assert view.walltime == WalltimeView(1700000600.0, 558.5, 'running', None)
+    assert view.walltime == WalltimeView(1700000600.0, 558.5, DrainState.RUNNING, None)
     top = UsageTaskView(1, 2, 'node0', 2000, 0.25, 0.5)
     assert view.usage == UsageView(0.2, 0.05, {'node0': HostUsageView(1, 2000, 0.25)}, (top,), (top,))
     assert (view.total, view.rate, view.eta, view.exit_code) == (10, 0.075, 66.7, None)
@@ -117,7 +118,7 @@ def test_wrong_types_inside_the_parts_count_as_missing() -> None:
 def test_numbers_read_back_as_they_were_published() -> None:
     view = Snapshot.from_json({'now': 1700000042, 'started': 1700000000, 'walltime': {'left': 60}})
     assert view.now == 1700000042 and isinstance(view.now, int)  # an integer stays one: the same JSON again
-    assert json.dumps(view.to_json()['walltime']) == '{"end": null, "left": 60, "state": "", "follow_up": null}'
+    assert json.dumps(view.to_json()['walltime']) == '{"end": null, "left": 60, "state": null, "follow_up": null}'
 
 
 def test_readers_show_a_sparse_snapshot() -> None:
@@ -159,7 +160,7 @@ def test_no_reader_crashes_on_what_another_driver_may_publish(data: dict[str, ob
 
 
 @pytest.mark.parametrize(
-    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'run_snapshot.py', 'run_vocabulary.py']
+    'reader', ['monitor', 'web', 'notify', 'results/progress_text.py', 'contract', 'run_vocabulary.py']
 )
 def test_readers_neither_import_nor_name_the_driver(reader: str) -> None:
     path = PACKAGE / reader

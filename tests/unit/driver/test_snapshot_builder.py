@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from disbatch.contract import STATUS_KEY
+from disbatch.contract.snapshot import Snapshot
 from disbatch.driver.core.events import (
     Action,
     EngineGone,
@@ -17,15 +18,13 @@ from disbatch.driver.core.events import (
     TaskFinished,
     WriteRecord,
 )
-from disbatch.driver.core.run_state import SchedulerConfig
-from disbatch.driver.core.scheduler import Scheduler
+from disbatch.driver.core.scheduler import Scheduler, SchedulerConfig
 from disbatch.driver.core.walltime import Allocation
 from disbatch.driver.observers.publisher import Publisher
-from disbatch.driver.observers.snapshot import EngineFacts, build
+from disbatch.driver.observers.snapshot_builder import EngineFacts, build
 from disbatch.kvsstcp.outside import WatchCallback
 from disbatch.results.record import EMPTY_SNIPPET, Outcome, ResourceUsage, StatusRecord
 from disbatch.results.usage import UsageBoard
-from disbatch.run_snapshot import Snapshot
 from disbatch.taskfile.items import NO_REPEAT, Task
 
 STARTED, NOW = 1_700_000_000.123456, 1_700_000_042.987654

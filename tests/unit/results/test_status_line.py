@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 
 from disbatch.results.record import LOST_RETURN_CODE, Outcome, RecordKind, StatusRecord
-from disbatch.results.report import HEADER, flags, format_line, is_header, parse_line
+from disbatch.results.status_line import HEADER, flags, format_line, is_header, parse_line
 
 from .strategies import records
 
