@@ -115,21 +115,28 @@ class EngineCore:
         self._held: list[tuple[float, Job, Outcome]] = []  # deaths by a stop signal, until their hold ends
         self._outbox_deadline = 0.0
         self._goodbye = 'finished'
-        self._handlers = {
-            Joined: self._on_joined,
-            Received: self._on_received,
-            TaskExited: self._on_task_exited,
-            SpawnFailed: self._on_spawn_failed,
-            Signalled: self._on_signalled,
-            DriverGone: self._on_driver_gone,
-            Tick: self._on_tick,
-            TurnEnded: self._on_turn_ended,
-            Leaving: self._on_leaving,
-        }
 
     def handle(self, event: Event) -> list[Action]:
         actions: list[Action] = []
-        self._handlers[type(event)](event, actions)  # type: ignore[operator]
+        match event:
+            case Joined():
+                self._on_joined(event, actions)
+            case Received():
+                self._on_received(event, actions)
+            case TaskExited():
+                self._on_task_exited(event, actions)
+            case SpawnFailed():
+                self._on_spawn_failed(event, actions)
+            case Signalled():
+                self._on_signalled(event, actions)
+            case DriverGone():
+                self._on_driver_gone(event, actions)
+            case Tick():
+                self._on_tick(event, actions)
+            case TurnEnded():
+                self._on_turn_ended(event, actions)
+            case Leaving():
+                self._on_leaving(event, actions)
         return actions
 
     def next_deadline(self) -> float:
@@ -175,10 +182,13 @@ class EngineCore:
                 if self.stage is EngineStage.STARTING or self.stage is EngineStage.RUNNING:
                     self._queue.append(
                         Job(
-                            message.task_id, message.line_number, message.repeat_index, message.command,
+                            message.task_id,
+                            message.line_number,
+                            message.repeat_index,
+                            message.command,
                             attempt=message.attempt,
                         )
-                    )  # fmt: skip
+                    )
             elif isinstance(message, Drain):
                 self._draining = True
             elif isinstance(message, Abort):

@@ -164,9 +164,18 @@ class EngineLoop:
     def _join(self) -> Joined | None:
         s = self.settings
         self._link.send(
-            Hello(s.credentials.secret, PROTOCOL_VERSION, this_software(), s.hostname, os.getpid(), s.slots,
-                  s.cores_per_task, s.context, s.launch_id)
-        )  # fmt: skip
+            Hello(
+                s.credentials.secret,
+                PROTOCOL_VERSION,
+                this_software(),
+                s.hostname,
+                os.getpid(),
+                s.slots,
+                s.cores_per_task,
+                s.context,
+                s.launch_id,
+            )
+        )
         waiting = zmq.Poller()
         waiting.register(self._link.socket, zmq.POLLIN)
         if self._stdin_watched:

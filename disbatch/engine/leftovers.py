@@ -47,8 +47,13 @@ class Leftovers:
             return []  # the usual case: nothing left in its process group (other groups are found at the end)
         pids = sessions.group_members(session) if group else sessions.leftovers([session]).get(session, [])
         if pids:
-            log.warning('task %d%s left %d process(es) running: pid %s', task_id, f' ({phase})' if phase else '',
-                        len(pids), ' '.join(map(str, pids)))  # fmt: skip
+            log.warning(
+                'task %d%s left %d process(es) running: pid %s',
+                task_id,
+                f' ({phase})' if phase else '',
+                len(pids),
+                ' '.join(map(str, pids)),
+            )
             if self.kill_at_task_end and phase != 'START':
                 sessions.send(pids, signal.SIGTERM)
                 self._doomed.append((now + self.grace, session, group))
