@@ -28,13 +28,13 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 from disbatch.contract import RunFiles
 from disbatch.dispatch.batch_systems import BatchSystem, JobPhase, batch_system
 from disbatch.dispatch.job_script import JobFiles, job_script, task_file_text
 from disbatch.dispatch.remote import Remote, Upload
 from disbatch.dispatch.state import JobState, SubmissionState, TaskResult
-from disbatch.dispatch.submission import Submission
 from disbatch.dispatch.submission_parts import ContextType, Machine, Resources, Task
 from disbatch.dispatch.tracking import (
     EXIT_NAME,
@@ -51,8 +51,30 @@ from disbatch.results.record import RecordKind, StatusRecord
 from disbatch.results.status_line import format_line
 
 
+class SubmissionPlan(Protocol):
+    """What a runner reads of a submission (`disbatch.dispatch.Submission` is one). Named here, not imported: a
+    Submission runs itself through a Runner (`run_submission`), and the runner stands below it."""
+
+    task_list: list[Task]
+    forward_common_files: list[str]
+    backward_common_files: list[str]
+
+    @property
+    def parts(self) -> tuple[Machine, Resources]: ...
+
+    @property
+    def local_directory(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
+
+    def jobs(self) -> list[list[int]]: ...
+
+    def serialize(self) -> dict[str, Any]: ...
+
+
 class Runner:
-    def __init__(self, submission: Submission, submission_hash: str | None = None) -> None:
+    def __init__(self, submission: SubmissionPlan, submission_hash: str | None = None) -> None:
         """`submission_hash`: a saved submission's (rebuilt elsewhere, its own hash may differ: a relative
         local_root names another directory)."""
         self.submission = submission
