@@ -56,6 +56,8 @@ class StatusFileWriter:
         killed meanwhile leaves no status file that looks complete and is not (`carried` then tells how many).
         RunFileError if the file cannot be made safely (`disbatch.privacy`), OutputLostError if it cannot be written.
         """
+        if append and carried is not None:
+            raise ValueError('carried records go into a new status file, not one appended to')
         building = path if carried is None else f'{path}.carrying'
         descriptor = open_append(path) if append else create_file(building)
         writer = cls(building, descriptor)
@@ -146,6 +148,7 @@ class StatusFileWriter:
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._descriptor, self._size)  # no half line
+                os.lseek(self._descriptor, self._size, os.SEEK_SET)  # and the next write right after the last line
             raise OutputLostError(
                 f'status file {self.path}: cannot write {what}: {error.strerror or error}; the run stops, and a '
                 f'resume (-r {self.path}) runs again every task it does not record'

@@ -101,6 +101,7 @@ class DriverLoop:
         self._context_peers = ContextPeers(context.label for context in contexts)  # added through dbUtil.sh
         self._outbox = Outbox()  # what goes to each peer at the end of this turn, as one batch
         self._recorded: list[StatusRecord] = []  # final records of this turn: told to observers once in the file
+        self._barrier_keys: list[ev.PutBarrierKey] = []  # this turn's barrier keys: put once their lines are in it
         self._admission = Admission(settings, self._outbox, report)  # the secret and the protocol version of hellos
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self._next_silence_check = time.monotonic() + SILENCE_SECONDS  # no engine can be silent too long before
@@ -363,7 +364,7 @@ class DriverLoop:
             self._begin_stop()
             self._outbox.put(self._engines[action.engine_rank].peer, Abort(action.reason))
         elif isinstance(action, ev.PutBarrierKey):
-            self.kvs.put(action.key.encode(), str(action.task_id).encode())
+            self._barrier_keys.append(action)  # a barrier is done for the world once its line is in the file
         elif isinstance(action, ev.Report):
             self.report(action.message)
         elif isinstance(action, ev.LogWarning):
@@ -372,11 +373,13 @@ class DriverLoop:
             self._exit_code = action.exit_code
 
     def _write_records(self) -> None:
-        """The turn's status lines go in the file in one write; then the observers hear of the tasks they record.
+        """The turn's status lines go in the file in one write; then the observers hear of the tasks they record,
+        and the barrier keys of the barriers they record are put.
 
         Lines that cannot be written (a full disk) stop the run: nothing after them is recorded (a resume runs those
         tasks again), and the reason is the run's last word (`_check_status_file`)."""
         recorded, self._recorded = self._recorded, []
+        barrier_keys, self._barrier_keys = self._barrier_keys, []
         if self._status_lost is not None:
             return
         try:
@@ -386,6 +389,8 @@ class DriverLoop:
             return
         for record in recorded:
             self.publisher.record(record)
+        for barrier in barrier_keys:
+            self.kvs.put(barrier.key.encode(), str(barrier.task_id).encode())
 
     def _check_status_file(self) -> None:
         if self._status_lost is None or self._status_lost_told:
@@ -472,6 +477,9 @@ class DriverLoop:
         """Engines not heard from for SILENCE_SECONDS are given up. One look at every engine, when the one heard
         from longest ago could be silent that long (a message only moves an engine's time later), not every turn."""
         silent, earliest = self._engines.heard_before(monotonic - SILENCE_SECONDS)
+        if silent and self.endpoint.socket.poll(0, zmq.POLLIN):  # what waits unread may be from them (a flood)
+            self._receive(everything=True)
+            silent, earliest = self._engines.heard_before(monotonic - SILENCE_SECONDS)
         for engine in silent:
             self._take_for_lost(engine, f'has not been heard from for {monotonic - engine.last_heard:.0f} s')
         self._next_silence_check = (monotonic if earliest is None else earliest) + SILENCE_SECONDS

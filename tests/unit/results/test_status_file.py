@@ -183,3 +183,9 @@ def test_a_run_stopped_while_carrying_leaves_no_status_file_that_looks_complete(
     with pytest.raises(KeyboardInterrupt):
         StatusFileWriter.open(str(tmp_path / 'x_status.txt'), carried=cut_short())
     assert os.listdir(tmp_path) == []
+
+
+def test_carried_records_never_go_into_a_file_appended_to(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        StatusFileWriter.open(str(tmp_path / 'x_status.txt'), append=True, carried=iter(()))
+    assert os.listdir(tmp_path) == []
