@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Processes
-from .helpers import counts, disbatch_job_script, no_traceback
+from .helpers import disbatch_job_script, no_traceback
 
 pytestmark = pytest.mark.cluster
 
@@ -24,9 +24,16 @@ SECONDS = 20  # 4 slots, a 2-minute limit, a 12 s margin: 5 rounds of 4 tasks fi
 RUNNING = ('PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING')
 
 
-def runs(directory: Path, what: str) -> dict[int, int]:
-    """Task number -> how many times it `started` or `ended` (marker files)."""
-    return {int(name.split('_')[1]): count for name, count in counts(directory, f'{what}_*').items()}
+def runs(directory: Path, what: str, job: str | None = None) -> dict[int, int]:
+    """Task number -> how many times it `started` or `ended` (marker files: a line with the Slurm job id each), in
+    `job` only when given (the follow-up may already be running its first tasks when the first job is read)."""
+    found = {}
+    for path in sorted(directory.glob(f'{what}_*')):
+        lines = path.read_text().split()
+        count = len(lines) if job is None else lines.count(job)
+        if count:
+            found[int(path.name.split('_')[1])] = count
+    return found
 
 
 def job_fields(procs: Processes, cwd: Path, job: str) -> dict[str, str]:
@@ -46,7 +53,9 @@ def wait_until_over(procs: Processes, cwd: Path, job: str, seconds: float) -> di
 
 @pytest.mark.timeout(660)
 def test_a_short_job_drains_and_its_follow_up_finishes_every_task_once(procs: Processes, tmp_path: Path) -> None:
-    lines = [f'echo >> started_{n}; sleep {SECONDS}; echo >> ended_{n}' for n in range(TASKS)]
+    lines = [
+        f'echo $SLURM_JOB_ID >> started_{n}; sleep {SECONDS}; echo $SLURM_JOB_ID >> ended_{n}' for n in range(TASKS)
+    ]
     (tmp_path / 'Tasks').write_text('\n'.join(lines) + '\n')
     job_script = disbatch_job_script(tmp_path, '--resubmit', '3', 'Tasks')
     submit = ['sbatch', '--parsable', '-t', '0:01:30', '-N', '1', '-n', '4', '-D', str(tmp_path), str(job_script)]
@@ -61,8 +70,8 @@ def test_a_short_job_drains_and_its_follow_up_finishes_every_task_once(procs: Pr
         found = re.search(r'follow-up job (\d+)', output)
         assert found, output
         jobs.append(found[1])
-        assert 0 < len(runs(tmp_path, 'ended')) < TASKS, output  # the first job could not do them all ...
-        assert runs(tmp_path, 'started') == runs(tmp_path, 'ended'), output  # ... and cut none short
+        assert 0 < len(runs(tmp_path, 'ended', jobs[0])) < TASKS, output  # the first job could not do them all ...
+        assert runs(tmp_path, 'started', jobs[0]) == runs(tmp_path, 'ended', jobs[0]), output  # ... cut none short
         second = wait_until_over(procs, tmp_path, jobs[1], 400)  # it may queue behind other jobs
         follow_output = (tmp_path / f'slurm-{jobs[1]}.out').read_text(errors='replace')
         assert second['JobState'] == 'COMPLETED' and second['ExitCode'] == '0:0', f'{second}\n{follow_output}'
