@@ -157,11 +157,7 @@ class Slurm(BatchSystem):
         return f'sbatch --parsable {shlex.quote(script)}'
 
     def job_id(self, output: str) -> str:
-        lines = output.strip().splitlines()
-        job_id = lines[-1].split(';')[0].strip() if lines else ''
-        if not job_id.isdigit():
-            raise ValueError(f'no job id in {output!r}')
-        return job_id
+        return _number_before(output, ';')  # --parsable: `ID` or `ID;CLUSTER`
 
     def query_command(self, job_ids: Sequence[str]) -> str:
         return 'squeue --noheader --format="%i %T" --user="$(id -un)"'
@@ -207,11 +203,7 @@ class GridEngine(BatchSystem):
         return f'qsub -terse {shlex.quote(script)}'
 
     def job_id(self, output: str) -> str:
-        lines = output.strip().splitlines()
-        job_id = lines[-1].split('.')[0].strip() if lines else ''
-        if not job_id.isdigit():
-            raise ValueError(f'no job id in {output!r}')
-        return job_id
+        return _number_before(output, '.')  # -terse: `ID`, or `ID.TASKS` for an array job
 
     def query_command(self, job_ids: Sequence[str]) -> str:
         return 'qstat'
@@ -341,3 +333,12 @@ def batch_system(batch_type: BatchType) -> BatchSystem:
         BatchType.LSF: Lsf,
     }
     return systems[batch_type]()
+
+
+def _number_before(output: str, separator: str) -> str:
+    """The job id a submit command printed on its last line, before `separator`; ValueError if it is no number."""
+    lines = output.strip().splitlines()
+    job_id = lines[-1].split(separator)[0].strip() if lines else ''
+    if not job_id.isdigit():
+        raise ValueError(f'no job id in {output!r}')
+    return job_id
